@@ -1,0 +1,45 @@
+"""One exception family: every error a user can cause, with a message that says what to do."""
+
+
+class EtmError(Exception):
+    """Base class of every error etm reports to a user as one line."""
+
+
+class ConfigError(EtmError):
+    """The workflow configuration is invalid (unknown key, wrong type, inconsistent values)."""
+
+
+class ChipError(EtmError):
+    """A chip file is unusable; the message starts with its path.
+
+    Parameters
+    ----------
+    path : str
+        The chip's path, as the configuration spells its prefix.
+    problem : str
+        What is wrong with it and what to do next.
+    """
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        super().__init__(f"chip {path}: {problem}")
+
+
+class ChipNameError(ChipError):
+    """A chip folder's name or position is not on the model's chip grid."""
+
+
+class ChipReadError(ChipError):
+    """A chip cannot be opened or read in full (truncated or corrupt upload)."""
+
+
+class ChipGridError(ChipError):
+    """A chip's CRS, pixel size or pixel lattice differs from its neighbours'."""
+
+
+class MissingChipsError(EtmError):
+    """Expected chips are absent, and the configuration says that is an error."""
+
+
+class PublishError(EtmError):
+    """A written COG failed validation and was not published."""

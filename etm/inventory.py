@@ -1,0 +1,251 @@
+"""Chip inventory from one listing per prefix, and the verifier built on it.
+
+Chip files sit at ``<tile prefix>/chip<N>N<E>E/<YYYY>/<product>_<YYYYMM>.tif``. Only
+monthly files of the configured products count: ``etasw5_200803.tif`` is not an
+``etasw`` chip, and daily files (``etasw_2008061.tif``, 7 digits) never match.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from etm.config import Settings, TileSpec
+from etm.errors import ChipNameError, MissingChipsError
+from etm.grid import CHIP_NAME, Chip, chip_order, lattice_holes, off_lattice
+from etm.listing import Listing, StoredObject, join
+
+log = logging.getLogger(__name__)
+
+CHIP_FILE = re.compile(
+    r"^(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif$"
+)
+
+#: (chip, product, year, month): one chip file's identity within a tile.
+ChipKey = tuple[Chip, str, int, int]
+
+
+@dataclass(frozen=True)
+class ChipMonth:
+    """One expected chip file of a tile."""
+
+    tile: str
+    chip: Chip
+    product: str
+    year: int
+    month: int
+
+
+def chip_path(prefix: str, chip: Chip, product: str, year: int, month: int) -> str:
+    """Where the model writes one chip file under a tile prefix."""
+    return join(prefix, chip.name, f"{year}", f"{product}_{year}{month:02d}.tif")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A chip-month found under more than one prefix: the newest object is kept."""
+
+    tile: str
+    key: ChipKey
+    kept: StoredObject
+    others: tuple[StoredObject, ...]
+
+
+@dataclass
+class TileInventory:
+    """The monthly chip files found under a tile's prefixes, one per chip-month."""
+
+    files: dict[ChipKey, StoredObject] = field(default_factory=dict)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    chip_folders: dict[Chip, str] = field(default_factory=dict)
+    bad_folders: list[str] = field(default_factory=list)
+
+
+def scan_tile(
+    spec: TileSpec,
+    listing: Listing,
+    products: Iterable[str],
+    years: Iterable[int],
+    months: Iterable[int],
+    subfolders: Iterable[str] = ("",),
+) -> TileInventory:
+    """Inventory a tile's chip files from listings of its prefixes.
+
+    Parameters
+    ----------
+    spec : TileSpec
+        The tile; every one of its prefixes is listed.
+    listing : Listing
+        The storage's listing layer.
+    products, years, months : iterable
+        Which chip files count.
+    subfolders : iterable of str
+        Folders under each prefix to list (default: the whole prefix, once).
+
+    Returns
+    -------
+    TileInventory
+        Where a chip-month exists under several prefixes, the newest object wins (on equal
+        times, the prefix listed last in the config) and a :class:`Duplicate` is recorded.
+    """
+    wanted = (set(products), set(years), set(months))
+    candidates: dict[ChipKey, list[StoredObject]] = {}
+    inventory = TileInventory()
+    for prefix in spec.prefixes:
+        for sub in subfolders:
+            for obj in listing.walk(join(prefix, sub) if sub else prefix):
+                match = CHIP_FILE.match(obj.path[len(prefix) + 1 :])
+                if not match:
+                    continue
+                folder = join(prefix, match["chip"])
+                try:
+                    chip = Chip.parse(match["chip"])
+                except ValueError:
+                    if folder not in inventory.bad_folders:
+                        inventory.bad_folders.append(folder)
+                    continue
+                inventory.chip_folders.setdefault(chip, folder)
+                key = (chip, match["product"], int(match["year"]), int(match["month"]))
+                if key[1] in wanted[0] and key[2] in wanted[1] and key[3] in wanted[2]:
+                    candidates.setdefault(key, []).append(obj)
+    for key, objects in candidates.items():
+        # max() keeps the last of equal times, i.e. the later prefix in config order.
+        newest = max(reversed(objects), key=lambda obj: obj.mtime)
+        inventory.files[key] = newest
+        if len(objects) > 1:
+            others = tuple(obj for obj in objects if obj is not newest)
+            inventory.duplicates.append(Duplicate(spec.name, key, newest, others))
+    return inventory
+
+
+@dataclass
+class Verification:
+    """Expected chips against found chips, for every configured tile, product and month."""
+
+    settings: Settings
+    expected: dict[str, tuple[Chip, ...]]
+    inventories: dict[str, TileInventory]
+    missing: list[ChipMonth]
+    holes: dict[str, list[Chip]]
+    unexpected: dict[str, list[Chip]]
+
+    @property
+    def incomplete(self) -> set[tuple[str, str, int, int]]:
+        """(tile, product, year, month) with at least one missing chip."""
+        return {(m.tile, m.product, m.year, m.month) for m in self.missing}
+
+    def expected_path(self, missing: ChipMonth) -> str:
+        """Where a missing chip was expected (under the tile's first prefix)."""
+        prefix = self.settings.tiles[missing.tile].prefixes[0]
+        return chip_path(prefix, missing.chip, missing.product, missing.year, missing.month)
+
+    def chip_paths(self, tile: str, product: str, year: int, month: int) -> list[str]:
+        """The chip files of one tile-month, in reading order; see :func:`month_paths`."""
+        return month_paths(tile, self.expected[tile], self.inventories[tile], product, year, month)
+
+
+def month_paths(
+    tile: str, chips: Iterable[Chip], inventory: TileInventory, product: str, year: int, month: int
+) -> list[str]:
+    """The chip files of one tile-month, in the order of ``chips``.
+
+    Raises
+    ------
+    MissingChipsError
+        If a chip of that month is missing.
+    """
+    try:
+        return [inventory.files[(chip, product, year, month)].path for chip in chips]
+    except KeyError as error:
+        raise MissingChipsError(
+            f"{tile} {error.args[0][0]} {product} {year}-{month:02d}: chip missing; "
+            "run the verifier (snakemake -n) for the full list"
+        ) from None
+
+
+def _expected_chips(spec: TileSpec, inventory: TileInventory, size: int):
+    """Expected chips, holes in a discovered lattice, and found chips outside the config."""
+    found = list(inventory.chip_folders)
+    strays = off_lattice(found + list(spec.chips or ()), size)
+    if strays:
+        folder = inventory.chip_folders.get(strays[0], strays[0].name)
+        raise ChipNameError(
+            folder,
+            f"is off the {size / 10:g}-degree chip lattice of tile {spec.name}"
+            + (f" (and {len(strays) - 1} more)" if len(strays) > 1 else "")
+            + "; move or delete it, or fix chip_size_deg",
+        )
+    if spec.chips is None:
+        return tuple(sorted(found, key=chip_order)), lattice_holes(found, size), []
+    outside = sorted(set(found) - set(spec.chips), key=chip_order)
+    return tuple(sorted(spec.chips, key=chip_order)), [], outside
+
+
+def verify(settings: Settings, listing: Listing) -> Verification:
+    """List every tile prefix once and find every missing chip file.
+
+    Parameters
+    ----------
+    settings : Settings
+    listing : Listing
+
+    Returns
+    -------
+    Verification
+
+    Raises
+    ------
+    ChipNameError
+        If a chip folder is not a chip name, or a chip is off the tile's chip lattice.
+    MissingChipsError
+        If a tile without configured chips has no chips at all.
+    """
+    expected, inventories, holes, unexpected, missing = {}, {}, {}, {}, []
+    for name, spec in settings.tiles.items():
+        inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
+        if inventory.bad_folders:
+            raise ChipNameError(
+                inventory.bad_folders[0],
+                "is not a chip folder name like 'chip47.4N-106.8E'; rename or remove it",
+            )
+        chips, holes[name], unexpected[name] = _expected_chips(spec, inventory, settings.chip_size)
+        if not chips:
+            raise MissingChipsError(
+                f"tile {name}: no chips under {', '.join(spec.prefixes)}; "
+                "check unmosaicked_inputs, or list the tile's chips under 'tiles'"
+            )
+        expected[name], inventories[name] = chips, inventory
+        missing.extend(
+            ChipMonth(name, chip, product, year, month)
+            for product in settings.products
+            for year in settings.years
+            for month in settings.months
+            for chip in chips
+            if (chip, product, year, month) not in inventory.files
+        )
+    return Verification(settings, expected, inventories, missing, holes, unexpected)
+
+
+def month_chip_paths(
+    settings: Settings, listing: Listing, tile: str, product: str, year: int, month: int
+) -> list[str]:
+    """The chip files of one tile-month, from listings of that year's chip folders only.
+
+    Used inside job processes, which must not list the whole archive again.
+
+    Raises
+    ------
+    MissingChipsError
+        If a chip of that month is missing.
+    """
+    spec = settings.tiles[tile]
+    chips = spec.chips
+    if chips is None:
+        names = {name for prefix in spec.prefixes for name in listing.folders(prefix)}
+        chips = tuple(Chip.parse(name) for name in names if CHIP_NAME.match(name))
+    chips = sorted(chips, key=chip_order)
+    subfolders = [join(chip.name, f"{year}") for chip in chips]
+    inventory = scan_tile(spec, listing, [product], [year], [month], subfolders)
+    return month_paths(tile, chips, inventory, product, year, month)

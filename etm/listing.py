@@ -1,0 +1,97 @@
+"""The listing layer: the only code that knows how prefixes are stored.
+
+A prefix is written the same way whatever the storage: a local directory path, or
+``bucket/prefix`` when Snakemake's default storage provider is S3. Everything above
+this module works on :class:`StoredObject` records, one listing per prefix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored file: its path as the config spells it, its size and modification time."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+def join(prefix: str, *parts: str) -> str:
+    """Join a prefix and relative parts with '/', whatever the storage.
+
+    Parameters
+    ----------
+    prefix : str
+        A prefix, with or without a trailing slash.
+    *parts : str
+        Relative path parts.
+
+    Returns
+    -------
+    str
+    """
+    return "/".join([prefix.rstrip("/"), *parts])
+
+
+class Listing(Protocol):
+    """What the inventory needs from a storage: recursive listings of prefixes."""
+
+    def walk(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under ``prefix``, at any depth."""
+        ...
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the folders directly under ``prefix``."""
+        ...
+
+
+class LocalListing:
+    """Listings of local directories with ``os.scandir`` (one call per directory)."""
+
+    def walk(self, prefix: str) -> Iterator[StoredObject]:
+        """Every file under a directory, at any depth; nothing if it does not exist.
+
+        Parameters
+        ----------
+        prefix : str
+            A directory path, absolute or relative to the working directory.
+
+        Yields
+        ------
+        StoredObject
+            With ``path`` spelled as ``prefix`` joined with the relative path.
+        """
+        try:
+            entries = list(os.scandir(prefix or "."))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            path = join(prefix, entry.name)
+            if entry.is_dir(follow_symlinks=True):
+                yield from self.walk(path)
+            elif entry.is_file(follow_symlinks=True):
+                stat = entry.stat(follow_symlinks=True)
+                yield StoredObject(path, stat.st_size, stat.st_mtime)
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the subdirectories of a directory; empty if it does not exist.
+
+        Parameters
+        ----------
+        prefix : str
+            A directory path.
+
+        Returns
+        -------
+        list of str
+        """
+        try:
+            return [e.name for e in os.scandir(prefix or ".") if e.is_dir(follow_symlinks=True)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []

@@ -1,0 +1,147 @@
+"""Shared fixtures: a copy of a small generated sample per test, and the real snakemake CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+import yaml
+
+from etm.sample import tile_prefix, write_sample
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
+#: The workspace sample: both tiles, two products, July of two years (12 jobs a run).
+YEARS, MONTHS = (2020, 2021), (7,)
+
+
+@pytest.fixture(autouse=True)
+def gdal_quiet(monkeypatch):
+    """Tests read rasters without GDAL's sidecar files or directory scans."""
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    monkeypatch.setenv("GDAL_PAM_ENABLED", "NO")
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under a folder, by relative path."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+class Workspace:
+    """A working directory with its own copy of the sample chips and a config."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.chips_root = root / "sample" / "ws-out"
+        self.output = root / "out"
+        self.config = {
+            "products": ["etasw", "netet"],
+            "start_year": YEARS[0],
+            "end_year": YEARS[-1],
+            "months": list(MONTHS),
+            "unmosaicked_inputs": [self.prefix(TILE5), self.prefix(TILE6)],
+            "enduser_cog_output": "out/",
+            "max_concurrent_containers": 60,
+            "tiles": {TILE5: {"bounds": [-116.8, 37.4, -106.8, 47.4]}},
+        }
+
+    def prefix(self, tile: str, run: str = "Run08_18_2021") -> str:
+        """A tile prefix as the config writes it, relative to the workspace, with a slash."""
+        return os.path.relpath(tile_prefix(str(self.root / "sample"), tile, run), self.root) + "/"
+
+    def chip(self, tile: str, chip: str, product: str, year: int, month: int, **kw) -> Path:
+        """Path of one chip file."""
+        return (
+            self.root
+            / self.prefix(tile, **kw)
+            / chip
+            / f"{year}"
+            / f"{product}_{year}{month:02d}.tif"
+        )
+
+    def tile_cog(self, tile: str, product: str, year: int, month: int) -> Path:
+        return (
+            self.output / "tiles" / tile / product / f"{year}" / f"{product}_{year}{month:02d}.tif"
+        )
+
+    def region_cog(self, product: str, year: int, month: int) -> Path:
+        return self.output / "mosaic" / product / f"{year}" / f"{product}_{year}{month:02d}.tif"
+
+    def published(self) -> set[str]:
+        """Every file under the output prefix, hidden ones included, by relative path."""
+        if not self.output.exists():
+            return set()
+        return {str(p.relative_to(self.output)) for p in self.output.rglob("*") if p.is_file()}
+
+    def expected_cogs(self, incomplete: set[tuple] = frozenset()) -> set[str]:
+        """Relative paths of the COGs a run publishes, leaving out incomplete tile-months."""
+        cogs = set()
+        for product in self.config["products"]:
+            for year in range(self.config["start_year"], self.config["end_year"] + 1):
+                for month in self.config["months"]:
+                    tiles = [
+                        t for t in (TILE5, TILE6) if (t, product, year, month) not in incomplete
+                    ]
+                    cogs |= {
+                        str(self.tile_cog(t, product, year, month).relative_to(self.output))
+                        for t in tiles
+                    }
+                    if len(tiles) == 2:
+                        cogs.add(
+                            str(self.region_cog(product, year, month).relative_to(self.output))
+                        )
+        return cogs
+
+    def snakemake(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the real snakemake CLI here; every chip must be byte-identical afterwards."""
+        (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
+        before = checksums(self.chips_root)
+        result = subprocess.run(
+            [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args,
+             "--configfile", "test.yaml"],
+            cwd=self.root, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        assert checksums(self.chips_root) == before, "a snakemake command modified a chip"
+        return result
+
+
+def generate(root: Path, **kwargs) -> Path:
+    write_sample(str(root / "sample"), **kwargs)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pristine(tmp_path_factory) -> Path:
+    """The workspace sample, generated once per test session."""
+    return generate(tmp_path_factory.mktemp("pristine"), years=YEARS, months=MONTHS)
+
+
+@pytest.fixture
+def workspace(tmp_path, pristine) -> Workspace:
+    """A fresh copy of the workspace sample."""
+    shutil.copytree(pristine / "sample", tmp_path / "sample")
+    return Workspace(tmp_path)
+
+
+def rewrite_chip(path: Path, **changes) -> None:
+    """Rewrite a chip in place (as a re-upload would), changing its values or georeferencing.
+
+    ``scale`` multiplies the values; ``crs`` and ``transform`` replace the georeferencing.
+    """
+    with rasterio.open(path) as src:
+        profile, values = src.profile, src.read(1)
+    values = values * changes.pop("scale", 1.0)
+    profile.update(changes)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)

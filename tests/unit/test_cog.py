@@ -1,0 +1,75 @@
+"""COG writing: validity, overviews, statistics, precision, and publishing only when valid."""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+from test_mosaic import write
+
+from etm.cog import build_cog, partial_path
+from etm.errors import ChipReadError
+from etm.grid import Chip
+from etm.sample import chip_grid, field
+
+COG = dict(
+    compress="DEFLATE", level=6, predictor="FLOATING_POINT", blocksize=128,
+    overview_resampling="AVERAGE", gdal_cache_mb=64,
+)  # fmt: skip
+
+
+def quadrants(tmp_path, size=128):
+    """Four rasters of size x size forming a 2size x 2size square, with NaN holes."""
+    rng = np.random.default_rng(7)
+    paths = []
+    for row in (0, 1):
+        for col in (0, 1):
+            values = 50 + 100 * rng.random((size, size))
+            values[rng.random((size, size)) < 0.2] = np.nan
+            paths.append(write(tmp_path / f"q{row}{col}.tif", values, col * size, row * size))
+    return paths
+
+
+def test_cog_is_valid_with_nan_nodata_statistics_and_average_overviews(tmp_path):
+    destination = str(tmp_path / "out" / "m.tif")
+    os.makedirs(os.path.dirname(destination))
+    build_cog(quadrants(tmp_path), destination, dtype="float32", **COG)
+    assert cog_validate(destination, quiet=True) == (True, [], [])
+    assert os.listdir(tmp_path / "out") == ["m.tif"]  # no partial, no .aux.xml sidecar
+    with rasterio.open(destination) as cog:
+        assert cog.dtypes == ("float32",) and np.isnan(cog.nodata)
+        assert cog.overviews(1) == [2]
+        full = cog.read(1)
+        overview = cog.read(1, out_shape=(cog.height // 2, cog.width // 2))
+        assert float(cog.tags(1)["STATISTICS_MAXIMUM"]) == pytest.approx(np.nanmax(full))
+        assert float(cog.tags(1)["STATISTICS_VALID_PERCENT"]) < 90  # NaN is nodata, not data
+    blocks = full.reshape(128, 2, 128, 2)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
+        expected = np.nanmean(blocks, axis=(1, 3))
+    np.testing.assert_allclose(overview, expected, rtol=1e-6)
+
+
+def test_float64_output_is_exact(tmp_path):
+    sources = quadrants(tmp_path, size=32)
+    destination = str(tmp_path / "m.tif")
+    build_cog(sources, destination, dtype="float64", **COG)
+    with rasterio.open(sources[0]) as chip, rasterio.open(destination) as cog:
+        np.testing.assert_array_equal(cog.read(1)[:32, :32], chip.read(1))
+
+
+def test_float32_error_on_model_values_is_below_the_readme_bound():
+    grid = chip_grid(Chip(474, -1068), 0.0208)
+    values = np.concatenate([field(p, 2020, 7, grid.lons, grid.lats) for p in ("etasw", "etc")])
+    error = np.nanmax(np.abs(values.astype(np.float32).astype(np.float64) - values))
+    assert np.nanmax(values) < 512 and error <= 2.0**-16  # half the float32 spacing below 512
+
+
+def test_failed_mosaic_publishes_nothing(tmp_path):
+    sources = quadrants(tmp_path, size=32)
+    data = open(sources[-1], "rb").read()
+    open(sources[-1], "wb").write(data[: len(data) // 2])
+    destination = tmp_path / "out.tif"
+    with pytest.raises(ChipReadError):
+        build_cog(sources, str(destination), dtype="float32", **COG)
+    assert not destination.exists() and not os.path.exists(partial_path(str(destination)))

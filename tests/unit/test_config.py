@@ -1,0 +1,101 @@
+"""Config validation, defaults and normalisation."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from etm.config import load_settings
+from etm.errors import ConfigError
+from etm.grid import Chip
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+
+
+def team_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_the_teams_config_loads_with_documented_defaults():
+    settings = load_settings(team_config(), SCHEMA)
+    assert settings.products == ("etasw", "netet")
+    assert settings.years == (2020, 2021)
+    assert settings.months == tuple(range(1, 13))
+    assert list(settings.tiles) == ["r50.0_tile5", "r50.0_tile6"]
+    assert settings.tiles["r50.0_tile6"].prefixes == (
+        "ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6",
+    )
+    assert settings.tiles["r50.0_tile6"].chips is None
+    assert settings.output == "ws-enduser/USA/TBD"
+    assert settings.missing_chips == "error"
+    assert settings.max_concurrent_containers == 60
+    assert settings.cog == {
+        "dtype": "float32",
+        "compress": "DEFLATE",
+        "level": 6,
+        "predictor": "FLOATING_POINT",
+        "blocksize": 512,
+        "overview_resampling": "AVERAGE",
+    }
+
+
+def test_every_schema_key_has_a_description_and_optional_keys_a_default():
+    def check(schema, where):
+        for key, sub in schema.get("properties", {}).items():
+            assert "description" in sub, f"{where}.{key}"
+            if key not in schema.get("required", []):
+                assert "default" in sub or where.endswith("tiles"), f"{where}.{key}"
+            check(sub, f"{where}.{key}")
+
+    check(SCHEMA, "config")
+
+
+def test_split_run_prefixes_of_one_tile_are_one_tile():
+    config = team_config()
+    config["unmosaicked_inputs"].append("ws-out/USA/Run08_19_2021/run_r50.0_tile6/r50.0_tile6")
+    settings = load_settings(config, SCHEMA)
+    assert len(settings.tiles) == 2
+    assert len(settings.tiles["r50.0_tile6"].prefixes) == 2
+
+
+def test_tiles_by_bounds_or_by_chip_list():
+    config = team_config()
+    config["tiles"] = {
+        "r50.0_tile5": {"bounds": [-116.8, 37.4, -106.8, 47.4]},
+        "r50.0_tile6": {"chips": ["chip47.4N-106.8E", "chip47.4N-104.8E"]},
+    }
+    settings = load_settings(config, SCHEMA)
+    assert len(settings.tiles["r50.0_tile5"].chips) == 25
+    assert settings.tiles["r50.0_tile6"].chips == (Chip(474, -1068), Chip(474, -1048))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"end_yaer": 2021}, "config: unknown key 'end_yaer'; did you mean 'end_year'?"),
+        ({"end_year": 2019}, "config key 'end_year': 2019 is before start_year 2020"),
+        ({"products": ["etasw*"]}, "config key 'products.0': 'etasw*' is not one of"),
+        ({"tiles": {"r50.0_tile6": {"chips": ["47.4N"]}}}, "config key 'tiles.r50.0_tile6.chips'"),
+        (
+            {"tiles": {"r50.0_tile6": {"bounds": [1, 2, 3]}}},
+            "config key 'tiles.r50.0_tile6.bounds'",
+        ),
+        ({"cog": {"blocksise": 512}}, "config: unknown key 'cog.blocksise'; did you mean"),
+        ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no tile"),
+    ],
+)
+def test_errors_are_one_line_naming_the_key(change, message):
+    config = team_config()
+    config.update(change)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SCHEMA)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_required_key_is_named():
+    config = team_config()
+    del config["enduser_cog_output"]
+    with pytest.raises(ConfigError, match="'enduser_cog_output' is a required property"):
+        load_settings(config, SCHEMA)

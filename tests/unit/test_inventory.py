@@ -1,0 +1,109 @@
+"""The inventory and the verifier, on empty stand-in files in temporary folders."""
+
+import os
+
+import pytest
+
+from etm.config import Settings, TileSpec
+from etm.errors import ChipNameError, MissingChipsError
+from etm.grid import Chip, chips_in_bounds
+from etm.inventory import month_chip_paths, scan_tile, verify
+from etm.listing import LocalListing
+
+LISTING = LocalListing()
+
+
+def touch(path, mtime=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4)) -> Settings:
+    return Settings(
+        products=products, years=years, months=months, tiles=tiles, output="out",
+        missing_chips="error", chip_size=20, reports_dir="reports", cog={},
+        gdal_cache_mb=64, max_concurrent_containers=1,
+    )  # fmt: skip
+
+
+def test_only_monthly_files_of_the_exact_product_count(tmp_path):
+    prefix = str(tmp_path / "run" / "r50.0_tile6")
+    chip = f"{prefix}/chip47.4N-106.8E/2008"
+    for name in ("etasw_200803.tif", "etasw5_200803.tif", "etasw_2008061.tif",
+                 "etasw_200803.tif.aux.xml", "netet_200803.tif", "etasw_200903.tif"):  # fmt: skip
+        touch(f"{chip}/{name}")
+    spec = TileSpec("r50.0_tile6", (prefix,), None)
+    inventory = scan_tile(spec, LISTING, ["etasw"], [2008, 2009], [3])
+    assert {k: v.path for k, v in inventory.files.items()} == {
+        (Chip(474, -1068), "etasw", 2008, 3): f"{chip}/etasw_200803.tif"
+    }
+
+
+def test_newest_object_wins_across_run_prefixes_and_is_reported(tmp_path):
+    first = str(tmp_path / "Run08_18_2021" / "r50.0_tile6")
+    second = str(tmp_path / "Run08_19_2021" / "r50.0_tile6")
+    touch(f"{first}/chip47.4N-106.8E/2008/etasw_200803.tif", mtime=2000)
+    touch(f"{second}/chip47.4N-106.8E/2008/etasw_200803.tif", mtime=1000)
+    touch(f"{first}/chip47.4N-104.8E/2008/etasw_200803.tif", mtime=1000)
+    touch(f"{second}/chip47.4N-104.8E/2008/etasw_200803.tif", mtime=1000)
+    touch(f"{second}/chip45.4N-106.8E/2008/etasw_200803.tif", mtime=1000)
+    inventory = scan_tile(TileSpec("t", (first, second), None), LISTING, ["etasw"], [2008], [3])
+    used = {k[0].name: v.path for k, v in inventory.files.items()}
+    assert used == {
+        "chip47.4N-106.8E": f"{first}/chip47.4N-106.8E/2008/etasw_200803.tif",
+        # equal times: the prefix listed last wins
+        "chip47.4N-104.8E": f"{second}/chip47.4N-104.8E/2008/etasw_200803.tif",
+        "chip45.4N-106.8E": f"{second}/chip45.4N-106.8E/2008/etasw_200803.tif",
+    }
+    assert sorted(d.key[0].name for d in inventory.duplicates) == [
+        "chip47.4N-104.8E", "chip47.4N-106.8E"
+    ]  # fmt: skip
+
+
+def test_verify_lists_every_missing_chip_month(tmp_path):
+    prefix = str(tmp_path / "r50.0_tile6")
+    chips = chips_in_bounds([-106.8, 43.4, -102.8, 47.4], 20)  # 2 x 2 chips
+    for chip in chips:
+        for month in (3, 4):
+            if (chip.name, month) != ("chip45.4N-104.8E", 4):
+                touch(f"{prefix}/{chip.name}/2008/etasw_2008{month:02d}.tif")
+    tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), tuple(chips) + (Chip(474, -1028),))}
+    verification = verify(settings(tiles), LISTING)
+    missing = {(m.chip.name, m.month) for m in verification.missing}
+    assert missing == {("chip45.4N-104.8E", 4), ("chip47.4N-102.8E", 3), ("chip47.4N-102.8E", 4)}
+    assert verification.incomplete == {
+        ("r50.0_tile6", "etasw", 2008, 3),
+        ("r50.0_tile6", "etasw", 2008, 4),
+    }
+    assert verification.expected_path(verification.missing[0]).startswith(prefix + "/chip")
+
+
+def test_complete_month_paths_in_reading_order_and_the_same_from_a_narrow_listing(tmp_path):
+    prefix = str(tmp_path / "r50.0_tile6")
+    chips = chips_in_bounds([-106.8, 43.4, -102.8, 47.4], 20)
+    for chip in reversed(chips):
+        touch(f"{prefix}/{chip.name}/2008/etasw_200803.tif")
+    tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
+    verification = verify(settings(tiles, months=(3,)), LISTING)
+    paths = verification.chip_paths("r50.0_tile6", "etasw", 2008, 3)
+    assert paths == [f"{prefix}/{c.name}/2008/etasw_200803.tif" for c in chips]
+    assert month_chip_paths(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 3) == paths
+    with pytest.raises(MissingChipsError, match="r50.0_tile6 chip47.4N-106.8E etasw 2008-04"):
+        month_chip_paths(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 4)
+
+
+def test_folder_that_is_not_a_chip_name_is_named(tmp_path):
+    prefix = str(tmp_path / "r50.0_tile6")
+    touch(f"{prefix}/chip47.4N-106.8E/2008/etasw_200803.tif")
+    touch(f"{prefix}/chip47.4N-106.8/2008/etasw_200803.tif")
+    tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
+    with pytest.raises(ChipNameError, match=r"chip .*/chip47.4N-106.8: is not a chip folder name"):
+        verify(settings(tiles), LISTING)
+
+
+def test_a_tile_with_no_chips_at_all_is_an_error_naming_its_prefix(tmp_path):
+    tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (str(tmp_path / "nowhere"),), None)}
+    with pytest.raises(MissingChipsError, match="tile r50.0_tile6: no chips under .*nowhere"):
+        verify(settings(tiles), LISTING)

@@ -1,0 +1,37 @@
+"""Jobs in their own processes, as on AWS Batch, and the container cap."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import pairwise
+
+from rio_cogeo.cogeo import cog_validate
+
+
+def test_remote_style_jobs_find_their_chips_without_the_verifier(workspace):
+    # Each job is a separate `snakemake --mode remote` process that parses the Snakefile
+    # again; only the main process lists the archive and prints the verifier's summary.
+    result = workspace.snakemake(
+        "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "bash",
+        "--jobs", "4", "--seconds-between-status-checks", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("chip files expected") == 1
+    assert workspace.published() == workspace.expected_cogs()
+    for path in workspace.published():
+        assert cog_validate(str(workspace.output / path), quiet=True)[0], path
+
+
+def log_span(path) -> tuple[datetime, datetime]:
+    stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in open(path)]
+    return stamps[0], stamps[-1]
+
+
+def test_max_concurrent_containers_caps_jobs_in_flight(workspace):
+    workspace.config["max_concurrent_containers"] = 1
+    result = workspace.snakemake()  # two cores, but one container at a time
+    assert result.returncode == 0, result.stderr
+    spans = sorted(log_span(p) for p in (workspace.root / "logs").rglob("*.log"))
+    assert len(spans) == len(workspace.expected_cogs())
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))

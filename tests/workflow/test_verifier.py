@@ -1,0 +1,137 @@
+"""The verifier through the real snakemake CLI: missing chips, skip, split runs, duplicates."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+
+import numpy as np
+import rasterio
+from conftest import MONTHS, TILE5, TILE6, rewrite_chip
+
+JULY = MONTHS[0]
+# Three removals in different tiles, products and years; one is a whole year folder.
+REMOVED_FILE_5 = (TILE5, "chip45.4N-114.8E", "etasw", 2020)
+REMOVED_FILE_6 = (TILE6, "chip41.4N-100.8E", "netet", 2021)
+REMOVED_YEAR_5 = (TILE5, "chip43.4N-112.8E", 2021)
+
+
+def remove_three_chips(workspace):
+    os.remove(workspace.chip(*REMOVED_FILE_5, JULY))
+    os.remove(workspace.chip(*REMOVED_FILE_6, JULY))
+    shutil.rmtree(workspace.chip(REMOVED_YEAR_5[0], REMOVED_YEAR_5[1], "etasw", 2021, JULY).parent)
+
+
+def test_dry_run_lists_every_missing_chip_and_refuses_to_start(workspace):
+    remove_three_chips(workspace)
+    result = workspace.snakemake("-n")
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    for expected in (
+        f"etm: {TILE5} chip45.4N-114.8E etasw 2020: 07",
+        f"etm: {TILE5} chip43.4N-112.8E etasw 2021: 07",
+        f"etm: {TILE5} chip43.4N-112.8E netet 2021: 07",
+        f"etm: {TILE6} chip41.4N-100.8E netet 2021: 07",
+    ):
+        assert expected in lines, result.stderr
+    assert "4 chip files missing; no job was started" in result.stderr
+    with open(workspace.root / "reports" / "missing_chips.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {(r["tile"], r["chip"], r["product"], r["year"], r["month"]) for r in rows} == {
+        (TILE5, "chip45.4N-114.8E", "etasw", "2020", "7"),
+        (TILE5, "chip43.4N-112.8E", "etasw", "2021", "7"),
+        (TILE5, "chip43.4N-112.8E", "netet", "2021", "7"),
+        (TILE6, "chip41.4N-100.8E", "netet", "2021", "7"),
+    }
+    assert all(not os.path.exists(workspace.root / r["expected_path"]) for r in rows)
+    assert workspace.chip(*REMOVED_FILE_5, JULY) == workspace.root / rows[0]["expected_path"]
+    # A real run refuses too, and publishes nothing.
+    assert workspace.snakemake().returncode != 0
+    assert workspace.published() == set()
+
+
+def test_skip_builds_every_complete_month_and_nothing_else(workspace):
+    remove_three_chips(workspace)
+    workspace.config["missing_chips"] = "skip"
+    result = workspace.snakemake()
+    assert result.returncode == 0, result.stderr
+    assert "4 chip files missing; their months were left out" in result.stderr
+    incomplete = {
+        (TILE5, "etasw", 2020, JULY),
+        (TILE5, "etasw", 2021, JULY),
+        (TILE5, "netet", 2021, JULY),
+        (TILE6, "netet", 2021, JULY),
+    }
+    assert workspace.published() == workspace.expected_cogs(incomplete)
+    assert workspace.published() == {
+        f"tiles/{TILE5}/netet/2020/netet_202007.tif",
+        f"tiles/{TILE6}/etasw/2020/etasw_202007.tif",
+        f"tiles/{TILE6}/netet/2020/netet_202007.tif",
+        f"tiles/{TILE6}/etasw/2021/etasw_202107.tif",
+        "mosaic/netet/2020/netet_202007.tif",
+    }
+
+
+def test_discovered_tile_warns_about_a_hole_in_its_chip_lattice(workspace):
+    shutil.rmtree(workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY).parent.parent)
+    result = workspace.snakemake("-n")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: tile {TILE6} has no chip at chip43.4N-102.8E" in result.stderr
+
+
+def chip_values(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.transform
+
+
+def cog_window(cog, transform, shape):
+    with rasterio.open(cog) as src:
+        col = (transform.c - src.transform.c) / src.transform.a
+        row = (src.transform.f - transform.f) / src.transform.a
+        window = rasterio.windows.Window(round(col), round(row), shape[1], shape[0])
+        return src.read(1, window=window)
+
+
+def test_split_runs_and_duplicates_newest_wins(workspace):
+    later = "Run08_19_2021"
+    # Row 41.4N of tile6 was written by containers that stamped the next day.
+    for chip in ("chip41.4N-106.8E", "chip41.4N-104.8E", "chip41.4N-102.8E"):
+        source = workspace.root / workspace.prefix(TILE6) / chip
+        shutil.move(source, workspace.root / workspace.prefix(TILE6, run=later) / chip)
+    # A newer re-upload under the later prefix wins over the original...
+    newer = workspace.chip(TILE6, "chip45.4N-104.8E", "etasw", 2020, JULY, run=later)
+    os.makedirs(newer.parent)
+    shutil.copy(workspace.chip(TILE6, "chip45.4N-104.8E", "etasw", 2020, JULY), newer)
+    rewrite_chip(newer, scale=2.0)
+    # ...and an older copy under the later prefix loses to the original.
+    older = workspace.chip(TILE6, "chip39.4N-98.8E", "netet", 2021, JULY, run=later)
+    os.makedirs(older.parent)
+    shutil.copy(workspace.chip(TILE6, "chip39.4N-98.8E", "netet", 2021, JULY), older)
+    rewrite_chip(older, scale=3.0)
+    os.utime(older, (1e9, 1e9))
+    workspace.config["unmosaicked_inputs"].append(workspace.prefix(TILE6, run=later))
+
+    result = workspace.snakemake()
+    assert result.returncode == 0, result.stderr
+    assert workspace.published() == workspace.expected_cogs()
+    assert "2 chip files exist under more than one run prefix; the newest was used" in result.stderr
+    with open(workspace.root / "reports" / "duplicate_chips.csv") as stream:
+        used = {row["used_path"] for row in csv.DictReader(stream)}
+    assert used == {
+        str(newer.relative_to(workspace.root)),
+        workspace.prefix(TILE6) + "chip39.4N-98.8E/2021/netet_202107.tif",
+    }
+    # Inside the chip the winner's values; on its overlap with the north and west neighbours
+    # (earlier in reading order), the neighbours' values, which equal the original's.
+    for chip_path, product, year in ((newer, "etasw", 2020), (older, "netet", 2021)):
+        values, transform = chip_values(chip_path)
+        window = cog_window(workspace.tile_cog(TILE6, product, year, JULY), transform, values.shape)
+        original = values / (2.0 if chip_path == newer else 3.0)
+        winner = values if chip_path == newer else original
+        np.testing.assert_allclose(window[1:, 1:], winner[1:, 1:], rtol=1e-6)
+        np.testing.assert_allclose(window[0, :], original[0, :], rtol=1e-6)
+    moved = workspace.chip(TILE6, "chip41.4N-104.8E", "netet", 2021, JULY, run=later)
+    values, transform = chip_values(moved)
+    window = cog_window(workspace.tile_cog(TILE6, "netet", 2021, JULY), transform, values.shape)
+    np.testing.assert_allclose(window, values, rtol=1e-6)
