@@ -6,10 +6,11 @@ BIN := .venv/bin
 
 .PHONY: demo test
 
+# editable_mode=compat: a plain path entry, so that Snakemake finds the etm-s3 storage plugin
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv .venv
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps --editable .
+	$(BIN)/pip install --quiet --no-deps --config-settings editable_mode=compat --editable .
 	touch $@
 
 sample/.written: .venv/installed etm/sample.py

@@ -91,6 +91,8 @@ def build_cog(
     gdal_cache_mb: int,
     threads: int = 1,
     tmpdir: str | None = None,
+    names: Sequence[str] | None = None,
+    destination_name: str | None = None,
 ) -> None:
     """Mosaic rasters into a validated COG, published atomically at ``destination``.
 
@@ -108,6 +110,10 @@ def build_cog(
         Threads for compression and overviews.
     tmpdir : str, optional
         Where the uncompressed intermediate mosaic is written.
+    names : sequence of str, optional
+        What logs and errors call each source (its S3 path when ``sources`` are local copies).
+    destination_name : str, optional
+        What the log calls the destination (its S3 path when Snakemake uploads it).
 
     Raises
     ------
@@ -116,8 +122,8 @@ def build_cog(
     PublishError
         If the written COG is not valid; nothing is published.
     """
-    for path in sources:
-        log.info("read %s", path)
+    for name in names or sources:
+        log.info("read %s", name)
     partial = partial_path(destination)
     options = creation_options(
         compress=compress,
@@ -133,11 +139,16 @@ def build_cog(
             tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch,
         ):
             mosaic = os.path.join(scratch, "mosaic.tif")
-            layout = write_mosaic(sources, mosaic, dtype=dtype, blocksize=blocksize)
+            layout = write_mosaic(sources, mosaic, dtype=dtype, blocksize=blocksize, names=names)
             rasterio.shutil.copy(mosaic, partial, driver="COG", **options)
         validate(partial)
         os.replace(partial, destination)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
-    log.info("published %s (%d x %d pixels)", destination, layout.width, layout.height)
+    log.info(
+        "wrote valid COG %s (%d x %d pixels)",
+        destination_name or destination,
+        layout.width,
+        layout.height,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import posixpath
 from dataclasses import dataclass
 
 import jsonschema
@@ -118,6 +119,28 @@ def tile_name(prefix: str) -> str:
     return name
 
 
+def _folder(path: str) -> str:
+    return posixpath.normpath(path) + "/"
+
+
+def check_output_prefix(output: str, inputs: list[str]) -> None:
+    """Refuse an output prefix inside an input prefix, or containing one.
+
+    Raises
+    ------
+    ConfigError
+        Naming the input prefix it overlaps.
+    """
+    for prefix in inputs:
+        if _folder(output).startswith(_folder(prefix)) or _folder(prefix).startswith(
+            _folder(output)
+        ):
+            raise ConfigError(
+                f"config key 'enduser_cog_output': {output} overlaps the input prefix "
+                f"{prefix}; the workflow never writes where chips are, choose another prefix"
+            )
+
+
 def _expected_chips(name: str, layout: dict, chip_size: int) -> tuple[Chip, ...]:
     if "bounds" in layout:
         return tuple(chips_in_bounds(layout["bounds"], chip_size))
@@ -155,6 +178,7 @@ def load_settings(config: dict, schema: dict) -> Settings:
             f"config key 'end_year': {config['end_year']} is before start_year "
             f"{config['start_year']}"
         )
+    check_output_prefix(config["enduser_cog_output"], config["unmosaicked_inputs"])
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     prefixes: dict[str, list[str]] = {}
     for prefix in config["unmosaicked_inputs"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -93,22 +94,25 @@ def scan_tile(
     wanted = (set(products), set(years), set(months))
     candidates: dict[ChipKey, list[StoredObject]] = {}
     inventory = TileInventory()
+    chips: dict[str, Chip | None] = {}  # one Chip per folder name: a million keys share few
     for prefix in spec.prefixes:
         for sub in subfolders:
             for obj in listing.walk(join(prefix, sub) if sub else prefix):
                 match = CHIP_FILE.match(obj.path[len(prefix) + 1 :])
                 if not match:
                     continue
-                folder = join(prefix, match["chip"])
-                try:
-                    chip = Chip.parse(match["chip"])
-                except ValueError:
+                name = match["chip"]
+                if name not in chips:
+                    chips[name] = Chip.parse(name) if CHIP_NAME.match(name) else None
+                chip, folder = chips[name], join(prefix, name)
+                if chip is None:
                     if folder not in inventory.bad_folders:
                         inventory.bad_folders.append(folder)
                     continue
                 inventory.chip_folders.setdefault(chip, folder)
-                key = (chip, match["product"], int(match["year"]), int(match["month"]))
-                if key[1] in wanted[0] and key[2] in wanted[1] and key[3] in wanted[2]:
+                product = sys.intern(match["product"])
+                key = (chip, product, int(match["year"]), int(match["month"]))
+                if product in wanted[0] and key[2] in wanted[1] and key[3] in wanted[2]:
                     candidates.setdefault(key, []).append(obj)
     for key, objects in candidates.items():
         # max() keeps the last of equal times, i.e. the later prefix in config order.

@@ -157,13 +157,13 @@ def plan_layout(footprints: Sequence[Footprint]) -> Layout:
     return Layout(ref.crs, transform, width, height, placements)
 
 
-def _open(path: str, stack: ExitStack):
+def _open(path: str, name: str, stack: ExitStack):
     try:
         dataset = stack.enter_context(rasterio.open(path))
     except RasterioIOError as error:
-        raise ChipReadError(path, f"cannot be opened ({_gdal_reason(error)})") from None
+        raise ChipReadError(name, f"cannot be opened ({_gdal_reason(error)})") from None
     if dataset.count != 1:
-        raise ChipGridError(path, f"has {dataset.count} bands; chips have one")
+        raise ChipGridError(name, f"has {dataset.count} bands; chips have one")
     return dataset
 
 
@@ -200,6 +200,7 @@ def write_mosaic(
     *,
     dtype: str,
     blocksize: int,
+    names: Sequence[str] | None = None,
     band_budget_bytes: int = 64 << 20,
 ) -> Layout:
     """Mosaic rasters on one lattice into a tiled, uncompressed GeoTIFF, band by band.
@@ -208,6 +209,8 @@ def write_mosaic(
     ----------
     sources : sequence of str
         Single-band rasters; in overlaps the first valid value in this order wins.
+    names : sequence of str, optional
+        What errors call each source (e.g. its S3 path when ``sources`` are local copies).
     destination : str
         The GeoTIFF to write (NaN nodata, tiled ``blocksize``).
     dtype : str
@@ -228,12 +231,13 @@ def write_mosaic(
     ChipGridError
         If a source is not on the others' pixel lattice.
     """
+    names = names or sources
     with ExitStack() as stack:
-        datasets = [_open(path, stack) for path in sources]
+        datasets = [_open(path, name, stack) for path, name in zip(sources, names, strict=True)]
         layout = plan_layout(
             [
-                Footprint(path, d.crs, d.transform, d.width, d.height)
-                for path, d in zip(sources, datasets, strict=True)
+                Footprint(name, d.crs, d.transform, d.width, d.height)
+                for name, d in zip(names, datasets, strict=True)
             ]
         )
         profile = dict(

@@ -1,20 +1,21 @@
 rule mosaic_tile:
     input:
-        chips=tile_chips,
+        chips=inputs_of(tile_sources),
     output:
-        cog=TILE_COG,
+        cog=stored(TILE_COG),
     log:
         "logs/mosaic_tile/{tile}/{product}_{year}{month}.log",
-    retries: 1
     conda:
         "../envs/etm.yaml"
     threads: 1
     resources:
         containers=1,
+        cpus=lambda wildcards, threads: threads,
         mem_mb=SETTINGS.gdal_cache_mb + 512,
     params:
         cog=SETTINGS.cog,
         gdal_cache_mb=SETTINGS.gdal_cache_mb,
+        names=names_of(tile_sources),
     message:
         "Mosaic tile {wildcards.tile}, {wildcards.product} {wildcards.year}-{wildcards.month}"
     script:
@@ -23,21 +24,22 @@ rule mosaic_tile:
 
 rule mosaic_region:
     input:
-        tiles=expand(TILE_COG, tile=SETTINGS.tiles, allow_missing=True),
+        tiles=inputs_of(region_sources),
     output:
-        cog=REGION_COG,
+        cog=stored(REGION_COG),
     log:
         "logs/mosaic_region/{product}_{year}{month}.log",
-    retries: 1
     conda:
         "../envs/etm.yaml"
     threads: 1
     resources:
         containers=1,
+        cpus=lambda wildcards, threads: threads,
         mem_mb=SETTINGS.gdal_cache_mb + 512,
     params:
         cog=SETTINGS.cog,
         gdal_cache_mb=SETTINGS.gdal_cache_mb,
+        names=names_of(region_sources),
     message:
         "Mosaic the region, {wildcards.product} {wildcards.year}-{wildcards.month}"
     script:

@@ -12,5 +12,7 @@ if __name__ == "__main__":
         gdal_cache_mb=snakemake.params.gdal_cache_mb,
         threads=snakemake.threads,
         tmpdir=snakemake.resources.tmpdir,
+        names=snakemake.params.names["sources"],
+        destination_name=snakemake.params.names["destination"],
         **snakemake.params.cog,
     )

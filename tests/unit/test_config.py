@@ -83,6 +83,15 @@ def test_tiles_by_bounds_or_by_chip_list():
         ),
         ({"cog": {"blocksise": 512}}, "config: unknown key 'cog.blocksise'; did you mean"),
         ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no tile"),
+        (
+            {"enduser_cog_output": "ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/cogs"},
+            "config key 'enduser_cog_output': ws-out/USA/Run08_18_2021/run_r50.0_tile5/"
+            "r50.0_tile5/cogs overlaps the input prefix",
+        ),
+        (
+            {"enduser_cog_output": "ws-out/USA"},
+            "config key 'enduser_cog_output': ws-out/USA overlaps",
+        ),
     ],
 )
 def test_errors_are_one_line_naming_the_key(change, message):

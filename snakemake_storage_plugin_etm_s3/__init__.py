@@ -1,0 +1,128 @@
+"""Snakemake storage plugin ``etm-s3``: the S3 plugin, answered from etm's listings.
+
+A thin subclass of snakemake-storage-plugin-s3:
+
+- Existence, size and modification time of every object under a prefix that etm listed
+  (tile prefixes, the output prefix) come from that one paginated listing, so building
+  the DAG sends no request per chip (``inventory``).
+- No setting takes credentials: boto3 uses the AWS credential chain or an IAM role, and
+  AWS_ENDPOINT_URL for the endpoint, so nothing secret is forwarded to jobs.
+- Chips (objects under a listed input prefix) are read-only for the whole run: their
+  existence, size and time come from the listing, and each is fetched with one GET.
+- Nothing is ever written or deleted under a protected (input) prefix, no bucket is
+  created, and removing an output never deletes its bucket.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Optional
+
+import boto3
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
+from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
+from snakemake_storage_plugin_s3 import StorageObject as S3StorageObject
+from snakemake_storage_plugin_s3 import StorageProvider as S3StorageProvider
+
+from etm import s3
+
+
+@dataclass
+class StorageProviderSettings(StorageProviderSettingsBase):
+    # Optional[], not "str | None": Snakemake's settings parser recognises typing.Union only.
+    region: Optional[str] = field(  # noqa: UP045
+        default=None,
+        metadata={"help": "AWS region (default: the AWS configuration's region)"},
+    )
+
+
+class StorageProvider(S3StorageProvider):
+    def __post_init__(self):
+        # Endpoint (AWS_ENDPOINT_URL) and credentials come from boto3's own chain.
+        self.s3c = boto3.resource(
+            "s3",
+            region_name=self.settings.region,
+            config=boto3.session.Config(retries=s3.RETRIES),
+        )
+
+
+class StorageObject(S3StorageObject):
+    def _path(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+    def get_inventory_parent(self) -> str | None:
+        """The listed prefix holding this object: its existence is known from that listing."""
+        prefix = s3.listed_prefix(self._path())
+        return self.cache_key(prefix) if prefix else None
+
+    async def inventory(self, cache: IOCacheStorageInterface):
+        """Fill Snakemake's cache from every listing etm made in this process (no request).
+
+        Snakemake asks for an inventory only from the files it starts the DAG from, so the
+        first call loads every listing: chips and existing outputs alike. Snakemake clears
+        the cache when jobs start running, so these answers are never used after a job.
+        """
+        for prefix, objects in s3.SNAPSHOTS.items():
+            parent = self.cache_key(prefix)
+            if parent in cache.exists_in_storage.has_inventory:
+                continue
+            for obj in objects.values():
+                key = self.cache_key(obj.path)
+                cache.exists_in_storage[key] = True
+                cache.mtime[key] = Mtime(storage=obj.mtime)
+                cache.size[key] = obj.size
+            cache.exists_in_storage.has_inventory.add(parent)
+
+    # Chips: answered from the listing of their (read-only) input prefix.
+    def exists(self) -> bool:
+        listed, chip = s3.listed_input(self._path())
+        return chip is not None if listed else super().exists()
+
+    def mtime(self) -> float:
+        listed, chip = s3.listed_input(self._path())
+        return chip.mtime if listed and chip else super().mtime()
+
+    def size(self) -> int:
+        listed, chip = s3.listed_input(self._path())
+        return chip.size if listed and chip else super().size()
+
+    def is_dir(self) -> bool:
+        listed, _chip = s3.listed_input(self._path())
+        return False if listed else super().is_dir()
+
+    def retrieve_object(self):
+        listed, chip = s3.listed_input(self._path())
+        if not (listed and chip):
+            return super().retrieve_object()
+        # One GET, without the HEAD that boto3's managed download sends first.
+        body = self.s3obj().get()["Body"]
+        with open(self.local_path(), "wb") as local:
+            shutil.copyfileobj(body, local, 1 << 20)
+
+    def _refuse_if_protected(self, action: str) -> None:
+        prefix = s3.protected_prefix(self._path())
+        if prefix:
+            raise WorkflowError(
+                f"etm refuses to {action} s3://{self._path()}: it is under the input prefix "
+                f"{prefix}, which the workflow never modifies"
+            )
+
+    def store_object(self):
+        # Unlike the S3 plugin, never creates a bucket (nor asks for one with HeadBucket,
+        # which a prefix-scoped IAM policy refuses): a missing bucket fails the upload.
+        self._refuse_if_protected("write")
+        if self.local_path().is_dir():
+            for item in self.local_path().rglob("*"):
+                if item.is_file():
+                    self.s3obj(subkey=item.relative_to(self.local_path())).upload_file(item)
+        else:
+            self.s3obj().upload_file(self.local_path())
+
+    def remove(self):
+        # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
+        self._refuse_if_protected("delete")
+        if self.is_dir():
+            for item in self.get_subkeys():
+                item.delete()
+        else:
+            self.s3obj().delete()
