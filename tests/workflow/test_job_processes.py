@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
+import pytest
 from rio_cogeo.cogeo import cog_validate
 
 
@@ -35,3 +36,24 @@ def test_max_concurrent_containers_caps_jobs_in_flight(workspace):
     spans = sorted(log_span(p) for p in (workspace.root / "logs").rglob("*.log"))
     assert len(spans) == len(workspace.expected_cogs())
     assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
+
+
+@pytest.mark.parametrize("cores, containers, expected", [(2, 60, 2), (8, 1, 1)])
+def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers, expected):
+    # Jobs submitted to the background, as a queue runs them; --jobs alone would allow 10.
+    submitted = workspace.root / "submitted.log"
+    submit = workspace.root / "submit.sh"
+    submit.write_text(
+        f'( echo "$(date +%s.%N) 1" >> {submitted}; bash "$1"; '
+        f'echo "$(date +%s.%N) -1" >> {submitted} ) > /dev/null 2>&1 &\n'
+    )
+    workspace.config["max_concurrent_containers"] = containers
+    result = workspace.snakemake(
+        "--executor", "cluster-generic", "--cluster-generic-submit-cmd", f"bash {submit}",
+        "--jobs", "10", "--cores", str(cores), "--seconds-between-status-checks", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = sorted((float(t), int(step)) for t, step in map(str.split, submitted.open()))
+    in_flight = list(accumulate(step for _, step in events))
+    assert len(events) == 2 * len(workspace.expected_cogs())
+    assert max(in_flight) == expected
