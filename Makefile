@@ -3,8 +3,9 @@
 #   make test   installs everything into .venv, then runs the format checks, lint and tests
 PYTHON ?= python3
 BIN := .venv/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test
+.PHONY: demo test system-packages
 
 # editable_mode=compat: a plain path entry, so that Snakemake finds the etm-s3 storage plugin
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -19,9 +20,15 @@ sample/.written: .venv/installed etm/sample.py
 
 demo: sample/.written
 	$(BIN)/snakemake --configfile config/sample.yaml --cores all
-	@echo "COGs: sample/ws-enduser/USA/demo/  verifier report: reports/verifier.txt"
+	@echo "COGs, STAC catalog, quicklooks: sample/ws-enduser/USA/demo/  reports, heatmaps: reports/"
 
-test: .venv/installed
+# gdal-bin: the GDAL command line the benchmark compares with; chromium: the report test.
+system-packages:
+	@command -v gdalbuildvrt > /dev/null && command -v chromium > /dev/null || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq gdal-bin chromium > /dev/null; }
+
+test: .venv/installed system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules

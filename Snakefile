@@ -1,4 +1,4 @@
-"""etm: verify the ET model's chips, then mosaic them into monthly Cloud-Optimized GeoTIFFs.
+"""etm: verify the ET model's chips, then publish monthly (and yearly) COGs with a STAC catalog.
 
 `snakemake -n` is the verifier: it lists every tile prefix once and reports every
 missing chip before any job runs (see config/schema.yaml, key missing_chips).
@@ -12,13 +12,19 @@ min_version("9.27")
 configfile: "config/config.yaml"
 
 
-# Settings validated against config/schema.yaml; the verifier; input functions.
+# Settings validated against config/schema.yaml; the verifier; what to publish.
 include: "rules/common.smk"
-# One COG per tile, product and month; one per product and month for the whole region.
+# Per tile and period (month, or year with annual: true), then per region period:
+# a COG, its STAC Item, and for the region a quicklook PNG.
 include: "rules/mosaic.smk"
+# Completeness heatmaps; the STAC catalog of every published Item.
+include: "rules/reports.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets,
+        [stored(published(name, "tif")) for name, _ in PUBLICATIONS],
+        rules.stac_catalog.output,
+        # Local files even with a default storage provider, as the rule declares them.
+        [local(str(heatmap)) for heatmap in rules.completeness.output],

@@ -32,7 +32,7 @@ def tile_names(count: int) -> list[str]:
 
 def generate(root: Path, tiles: int, years: range) -> int:
     """Empty chip files at the model's paths; returns how many (skips if already there)."""
-    done = root / f".done-{tiles}-{years.start}-{years.stop}"
+    done = root / ".done"
     chips = tiles * 25 * len(PRODUCTS) * len(years) * 12
     if done.exists():
         return chips
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=15)
     parser.add_argument("--years", type=int, default=20)
     args = parser.parse_args()
-    root = REPO / "benchmarks" / "cache" / "layout-1m"
+    root = REPO / "benchmarks" / "cache" / f"layout-{args.tiles}-tiles-{args.years}-years"
     years = range(2001, 2001 + args.years)
     start = time.perf_counter()
     chips = generate(root, args.tiles, years)

@@ -33,7 +33,7 @@ from etm.sample import MODEL_PIXEL, chip_grid, field, tile_chips, write_chip  # 
 
 COG = dict(
     dtype="float32", compress="DEFLATE", level=6, predictor="FLOATING_POINT", blocksize=512,
-    overview_resampling="AVERAGE", gdal_cache_mb=256,
+    gdal_cache_mb=256,
 )  # fmt: skip
 
 

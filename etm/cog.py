@@ -1,5 +1,10 @@
 """Cloud-Optimized GeoTIFFs: creation options, writing, validation and atomic publishing.
 
+The mosaic and its overview levels are written uncompressed (:func:`etm.mosaic.write_levels`)
+and tied together by a small VRT that declares the levels as the band's overviews; GDAL's
+COG driver then only compresses and lays them out (it neither reads the full resolution
+again to compute overviews, nor holds anything but its block cache in memory).
+
 A COG is written under a hidden temporary name beside its destination, validated with
 rio-cogeo, and only then renamed to its final name, so an interrupted or failed job
 never leaves a partial file at an output's name.
@@ -11,45 +16,45 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from xml.sax.saxutils import escape
 
 import rasterio
 import rasterio.shutil
 from rio_cogeo.cogeo import cog_validate
 
 from etm.errors import PublishError
-from etm.mosaic import write_mosaic
+from etm.mosaic import Mosaic, write_levels
 
 log = logging.getLogger(__name__)
 
+#: GDAL block cache while sources are read, in MB: each band reads every source's blocks
+#: once, so more only holds memory (the COG step uses the configured gdal_cache_mb).
+READ_CACHE_MB = 64
+
 
 def creation_options(
-    *,
-    compress: str,
-    level: int,
-    predictor: str,
-    blocksize: int,
-    overview_resampling: str,
-    threads: int = 1,
+    *, compress: str, level: int, predictor: str, blocksize: int, threads: int = 1
 ) -> dict:
     """GDAL COG driver creation options for the published COGs.
 
     Parameters
     ----------
-    compress, level, predictor, blocksize, overview_resampling
+    compress, level, predictor, blocksize
         As in the config's ``cog`` section.
     threads : int
-        Threads for compression and overviews.
+        Threads for compression.
 
     Returns
     -------
     dict
-        Band statistics are always embedded; BigTIFF is used only when needed.
+        The source's overviews are used as they are; band statistics are embedded;
+        BigTIFF is used only when needed.
     """
     options = dict(
         COMPRESS=compress,
         PREDICTOR=predictor,
         BLOCKSIZE=blocksize,
-        OVERVIEW_RESAMPLING=overview_resampling,
+        OVERVIEWS="FORCE_USE_EXISTING",
         STATISTICS="YES",
         NUM_THREADS=threads,
         BIGTIFF="IF_SAFER",
@@ -57,6 +62,40 @@ def creation_options(
     if compress in ("DEFLATE", "ZSTD"):
         options["LEVEL"] = level
     return options
+
+
+def vrt_with_overviews(mosaic: Mosaic, dtype: str) -> str:
+    """A VRT of a mosaic's full resolution whose band declares the other levels as overviews.
+
+    Parameters
+    ----------
+    mosaic : Mosaic
+        Level files in the same folder as the VRT will be.
+    dtype : str
+        The levels' pixel type.
+
+    Returns
+    -------
+    str
+        The VRT document.
+    """
+    layout = mosaic.layout
+    full, *overviews = (escape(os.path.basename(path)) for path in mosaic.levels)
+    overview_elements = "".join(
+        f'<Overview><SourceFilename relativeToVRT="1">{name}</SourceFilename>'
+        "<SourceBand>1</SourceBand></Overview>"
+        for name in overviews
+    )
+    geotransform = ", ".join(repr(value) for value in layout.transform.to_gdal())
+    return (
+        f'<VRTDataset rasterXSize="{layout.width}" rasterYSize="{layout.height}">'
+        f"<SRS>{escape(layout.crs.to_wkt())}</SRS><GeoTransform>{geotransform}</GeoTransform>"
+        f'<VRTRasterBand dataType="{dtype.capitalize()}" band="1">'
+        "<NoDataValue>nan</NoDataValue>"
+        f'<SimpleSource><SourceFilename relativeToVRT="1">{full}</SourceFilename>'
+        "<SourceBand>1</SourceBand></SimpleSource>"
+        f"{overview_elements}</VRTRasterBand></VRTDataset>"
+    )
 
 
 def validate(path: str) -> None:
@@ -87,14 +126,14 @@ def build_cog(
     level: int,
     predictor: str,
     blocksize: int,
-    overview_resampling: str,
     gdal_cache_mb: int,
     threads: int = 1,
     tmpdir: str | None = None,
     names: Sequence[str] | None = None,
     destination_name: str | None = None,
+    combine: str = "first",
 ) -> None:
-    """Mosaic rasters into a validated COG, published atomically at ``destination``.
+    """Mosaic or aggregate rasters into a validated COG, published atomically.
 
     Parameters
     ----------
@@ -102,18 +141,20 @@ def build_cog(
         Rasters on one pixel lattice (chips, or tile COGs), first valid value wins.
     destination : str
         Final path of the COG.
-    dtype, compress, level, predictor, blocksize, overview_resampling
+    dtype, compress, level, predictor, blocksize
         As in the config's ``cog`` section.
     gdal_cache_mb : int
-        GDAL block cache.
+        GDAL block cache of the COG step (reading sources uses at most READ_CACHE_MB).
     threads : int
-        Threads for compression and overviews.
+        Threads for compression.
     tmpdir : str, optional
-        Where the uncompressed intermediate mosaic is written.
+        Where the uncompressed levels are written (about 1.4 x the output's pixels).
     names : sequence of str, optional
         What logs and errors call each source (its S3 path when ``sources`` are local copies).
     destination_name : str, optional
         What the log calls the destination (its S3 path when Snakemake uploads it).
+    combine : {"first", "sum", "mean"}
+        How sources are combined per pixel (see :func:`etm.mosaic.write_levels`).
 
     Raises
     ------
@@ -126,29 +167,29 @@ def build_cog(
         log.info("read %s", name)
     partial = partial_path(destination)
     options = creation_options(
-        compress=compress,
-        level=level,
-        predictor=predictor,
-        blocksize=blocksize,
-        overview_resampling=overview_resampling,
-        threads=threads,
+        compress=compress, level=level, predictor=predictor, blocksize=blocksize, threads=threads
     )
     try:
-        with (
-            rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb),
-            tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch,
-        ):
-            mosaic = os.path.join(scratch, "mosaic.tif")
-            layout = write_mosaic(sources, mosaic, dtype=dtype, blocksize=blocksize, names=names)
-            rasterio.shutil.copy(mosaic, partial, driver="COG", **options)
+        with tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch:
+            with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
+                mosaic = write_levels(
+                    sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
+                    combine=combine,
+                )  # fmt: skip
+            vrt = os.path.join(scratch, "mosaic.vrt")
+            with open(vrt, "w") as stream:
+                stream.write(vrt_with_overviews(mosaic, dtype))
+            with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+                rasterio.shutil.copy(vrt, partial, driver="COG", **options)
         validate(partial)
         os.replace(partial, destination)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
     log.info(
-        "wrote valid COG %s (%d x %d pixels)",
+        "wrote valid COG %s (%d x %d pixels, %d overviews)",
         destination_name or destination,
-        layout.width,
-        layout.height,
+        mosaic.layout.width,
+        mosaic.layout.height,
+        len(mosaic.levels) - 1,
     )

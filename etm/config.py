@@ -44,7 +44,11 @@ class Settings:
     reports_dir: str
     cog: dict
     gdal_cache_mb: int
+    mosaic_threads: int
     max_concurrent_containers: int
+    annual: bool
+    annual_aggregation: dict[str, str]
+    license: str
 
 
 def _with_defaults(validator_class):
@@ -179,6 +183,11 @@ def load_settings(config: dict, schema: dict) -> Settings:
             f"{config['start_year']}"
         )
     check_output_prefix(config["enduser_cog_output"], config["unmosaicked_inputs"])
+    if config["annual"] and len(set(config["months"])) < 12:
+        raise ConfigError(
+            "config key 'annual': a year is made from all 12 months; remove 'months' "
+            "or set annual: false"
+        )
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     prefixes: dict[str, list[str]] = {}
     for prefix in config["unmosaicked_inputs"]:
@@ -210,5 +219,12 @@ def load_settings(config: dict, schema: dict) -> Settings:
         reports_dir=config["reports_dir"].rstrip("/"),
         cog=dict(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
+        mosaic_threads=config["mosaic_threads"],
         max_concurrent_containers=config["max_concurrent_containers"],
+        annual=config["annual"],
+        annual_aggregation={
+            **schema["properties"]["annual_aggregation"]["default"],
+            **config["annual_aggregation"],
+        },
+        license=config["license"],
     )

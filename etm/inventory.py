@@ -7,8 +7,8 @@ monthly files of the configured products count: ``etasw5_200803.tif`` is not an
 
 from __future__ import annotations
 
-import logging
 import re
+import statistics
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,8 +17,6 @@ from etm.config import Settings, TileSpec
 from etm.errors import ChipNameError, MissingChipsError
 from etm.grid import CHIP_NAME, Chip, chip_order, lattice_holes, off_lattice
 from etm.listing import Listing, StoredObject, join
-
-log = logging.getLogger(__name__)
 
 CHIP_FILE = re.compile(
     r"^(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif$"
@@ -134,11 +132,17 @@ class Verification:
     missing: list[ChipMonth]
     holes: dict[str, list[Chip]]
     unexpected: dict[str, list[Chip]]
+    truncated: list[ChipMonth]
 
     @property
     def incomplete(self) -> set[tuple[str, str, int, int]]:
         """(tile, product, year, month) with at least one missing chip."""
         return {(m.tile, m.product, m.year, m.month) for m in self.missing}
+
+    def found(self, chip_month: ChipMonth) -> StoredObject:
+        """The file found for a chip-month (the newest, where several were)."""
+        m = chip_month
+        return self.inventories[m.tile].files[(m.chip, m.product, m.year, m.month)]
 
     def expected_path(self, missing: ChipMonth) -> str:
         """Where a missing chip was expected (under the tile's first prefix)."""
@@ -167,6 +171,28 @@ def month_paths(
             f"{tile} {error.args[0][0]} {product} {year}-{month:02d}: chip missing; "
             "run the verifier (snakemake -n) for the full list"
         ) from None
+
+
+def undersized(files: dict[ChipKey, StoredObject]) -> list[ChipKey]:
+    """Chip files smaller than most files of their chip: truncated uploads.
+
+    Chips are uncompressed, so every file of a chip has the same size; one clearly smaller
+    (under 90% of the chip's median) was cut short.
+
+    Parameters
+    ----------
+    files : dict
+        A tile's chip files by (chip, product, year, month).
+
+    Returns
+    -------
+    list of ChipKey
+    """
+    sizes: dict[Chip, list[int]] = {}
+    for (chip, *_rest), obj in files.items():
+        sizes.setdefault(chip, []).append(obj.size)
+    typical = {chip: statistics.median(values) for chip, values in sizes.items()}
+    return [key for key, obj in files.items() if obj.size < 0.9 * typical[key[0]]]
 
 
 def _expected_chips(spec: TileSpec, inventory: TileInventory, size: int):
@@ -206,7 +232,7 @@ def verify(settings: Settings, listing: Listing) -> Verification:
     MissingChipsError
         If a tile without configured chips has no chips at all.
     """
-    expected, inventories, holes, unexpected, missing = {}, {}, {}, {}, []
+    expected, inventories, holes, unexpected, missing, truncated = {}, {}, {}, {}, [], []
     for name, spec in settings.tiles.items():
         inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
         if inventory.bad_folders:
@@ -229,7 +255,8 @@ def verify(settings: Settings, listing: Listing) -> Verification:
             for chip in chips
             if (chip, product, year, month) not in inventory.files
         )
-    return Verification(settings, expected, inventories, missing, holes, unexpected)
+        truncated.extend(ChipMonth(name, *key) for key in undersized(inventory.files))
+    return Verification(settings, expected, inventories, missing, holes, unexpected, truncated)
 
 
 def month_chip_paths(

@@ -8,13 +8,15 @@ so memory depends on the mosaic's width, never on its area.
 Overlaps: the first valid (non-NaN) value wins, in the order the sources are given
 (the workflow gives chips in reading order, north-west first). Where the model is
 deterministic, overlapping pixels are equal and the order does not matter.
+Annual aggregates use the same streaming path, adding up or averaging the monthly mosaics.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -26,8 +28,6 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from etm.errors import ChipGridError, ChipReadError
-
-log = logging.getLogger(__name__)
 
 #: Largest distance from a whole pixel offset accepted as "on the lattice", in pixels.
 LATTICE_TOLERANCE_PX = 0.01
@@ -172,8 +172,8 @@ def _gdal_reason(error: Exception) -> str:
     return " ".join(str(cause).split())
 
 
-def band_rows(width: int, itemsize: int, blocksize: int, budget_bytes: int) -> int:
-    """Rows per band: a whole number of tile rows, as many as the memory budget allows.
+def band_rows(width: int, itemsize: int, unit: int, budget_bytes: int) -> int:
+    """Rows per band: a whole number of ``unit`` rows, as many as the memory budget allows.
 
     Parameters
     ----------
@@ -181,48 +181,124 @@ def band_rows(width: int, itemsize: int, blocksize: int, budget_bytes: int) -> i
         Mosaic width in pixels.
     itemsize : int
         Bytes per pixel of the output type.
-    blocksize : int
-        Internal tile edge of the output.
+    unit : int
+        Granularity in rows (whole tile rows of every level).
     budget_bytes : int
         Memory for one band.
 
     Returns
     -------
     int
-        At least one tile row.
+        At least ``unit``.
     """
-    return blocksize * max(1, budget_bytes // (blocksize * width * itemsize))
+    return unit * max(1, budget_bytes // (unit * width * itemsize))
 
 
-def write_mosaic(
+def overview_sizes(width: int, height: int, blocksize: int) -> list[tuple[int, int]]:
+    """Sizes of the overview levels (factors 2, 4, 8, ...), rounding odd sizes up.
+
+    Levels are added, as GDAL's COG driver does, until the larger side fits in one tile.
+
+    Parameters
+    ----------
+    width, height : int
+        Full-resolution size.
+    blocksize : int
+        Internal tile edge.
+
+    Returns
+    -------
+    list of (width, height)
+    """
+    sizes = []
+    while max(width, height) > blocksize:
+        width, height = (width + 1) // 2, (height + 1) // 2
+        sizes.append((width, height))
+    return sizes
+
+
+def halve(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add up 2 x 2 blocks of valid-pixel sums and counts (an odd edge counts alone).
+
+    Parameters
+    ----------
+    sums : numpy.ndarray
+        Sum of the valid pixels each cell covers (0 where none).
+    counts : numpy.ndarray
+        How many valid pixels each cell covers.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The next level's sums and counts; ``sums / counts`` is the true area mean.
+    """
+    rows, cols = sums.shape
+    if rows % 2 or cols % 2:
+        pad = ((0, rows % 2), (0, cols % 2))
+        sums, counts = np.pad(sums, pad), np.pad(counts, pad)
+    # Sums in float64: exactly rounded means, which also compress about 10% better than
+    # means of float32 sums (rounding noise in the low bits defeats the predictor).
+    first = sums[0::2, 0::2].astype(np.float64, copy=False)
+    return (
+        first + sums[1::2, 0::2] + sums[0::2, 1::2] + sums[1::2, 1::2],
+        counts[0::2, 0::2] + counts[1::2, 0::2] + counts[0::2, 1::2] + counts[1::2, 1::2],
+    )
+
+
+def area_means(sums: np.ndarray, counts: np.ndarray, dtype: str) -> np.ndarray:
+    """Mean of the valid pixels each cell covers; NaN where it covers none."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts).astype(dtype)
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """A mosaic written as one uncompressed GeoTIFF per level: full resolution first."""
+
+    layout: Layout
+    levels: tuple[str, ...]
+
+
+def write_levels(
     sources: Sequence[str],
-    destination: str,
+    folder: str,
     *,
     dtype: str,
     blocksize: int,
     names: Sequence[str] | None = None,
-    band_budget_bytes: int = 64 << 20,
-) -> Layout:
-    """Mosaic rasters on one lattice into a tiled, uncompressed GeoTIFF, band by band.
+    combine: str = "first",
+    band_budget_bytes: int = 32 << 20,
+) -> Mosaic:
+    """Mosaic or aggregate rasters on one lattice, band by band, with every overview level.
+
+    Each band of whole tile rows is filled from the sources, written, and reduced into
+    the overview levels, so memory depends on the mosaic's width, never on its area.
+    Overview pixels are the true mean of the valid full-resolution pixels they cover
+    (AVERAGE that ignores NaN, computed exactly from sums and counts, not level by level).
 
     Parameters
     ----------
     sources : sequence of str
-        Single-band rasters; in overlaps the first valid value in this order wins.
-    names : sequence of str, optional
-        What errors call each source (e.g. its S3 path when ``sources`` are local copies).
-    destination : str
-        The GeoTIFF to write (NaN nodata, tiled ``blocksize``).
+        Single-band rasters on one pixel lattice.
+    folder : str
+        Where ``level0.tif`` (full resolution), ``level1.tif`` (2x), ... are written:
+        tiled ``blocksize``, uncompressed, NaN nodata.
     dtype : str
         Output pixel type, e.g. ``float32``.
     blocksize : int
         Internal tile edge; bands are whole tile rows.
+    names : sequence of str, optional
+        What errors call each source (e.g. its S3 path when ``sources`` are local copies).
+    combine : {"first", "sum", "mean"}
+        Per pixel: the first valid value in the sources' order (a mosaic), or the sum or
+        mean of the sources that cover it (annual aggregates of monthly mosaics; a sum is
+        NaN where any of them is NaN, a mean only where all are).
     band_budget_bytes : int
         Memory for one band of output.
 
     Returns
     -------
-    Layout
+    Mosaic
 
     Raises
     ------
@@ -240,45 +316,114 @@ def write_mosaic(
                 for name, d in zip(names, datasets, strict=True)
             ]
         )
-        profile = dict(
-            driver="GTiff",
-            width=layout.width,
-            height=layout.height,
-            count=1,
-            dtype=dtype,
-            crs=layout.crs,
-            transform=layout.transform,
-            nodata=float("nan"),
-            tiled=True,
-            blockxsize=blocksize,
-            blockysize=blocksize,
-            BIGTIFF="IF_SAFER",
-        )
-        rows = band_rows(layout.width, np.dtype(dtype).itemsize, blocksize, band_budget_bytes)
-        with rasterio.open(destination, "w", **profile) as out:
-            for top in range(0, layout.height, rows):
-                height = min(rows, layout.height - top)
-                band = np.full((height, layout.width), np.nan, dtype=dtype)
-                for dataset, place in zip(datasets, layout.placements, strict=True):
-                    _paste(dataset, place, band, top)
-                out.write(band, 1, window=Window(0, top, layout.width, height))
-    return layout
+        sizes = [
+            (layout.width, layout.height),
+            *overview_sizes(layout.width, layout.height, blocksize),
+        ]
+        # Bands of whole tile rows, which also halve into whole rows of every level.
+        unit = max(blocksize, 2 ** (len(sizes) - 1))
+        rows = band_rows(layout.width, np.dtype(dtype).itemsize, unit, band_budget_bytes)
+        paths = tuple(os.path.join(folder, f"level{level}.tif") for level in range(len(sizes)))
+        outputs = [
+            stack.enter_context(
+                rasterio.open(
+                    path,
+                    "w",
+                    driver="GTiff",
+                    width=width,
+                    height=height,
+                    count=1,
+                    dtype=dtype,
+                    crs=layout.crs,
+                    transform=layout.transform @ Affine.scale(2**level),
+                    nodata=float("nan"),
+                    tiled=True,
+                    blockxsize=blocksize,
+                    blockysize=blocksize,
+                    BIGTIFF="IF_SAFER",
+                )
+            )  # fmt: skip
+            for level, (path, (width, height)) in enumerate(zip(paths, sizes, strict=True))
+        ]
+
+        def assemble(top: int) -> np.ndarray:
+            height = min(rows, layout.height - top)
+            if combine == "first":
+                return _first_valid(datasets, layout, top, height, dtype)
+            return _aggregate(datasets, layout, top, height, dtype, combine)
+
+        # A reader thread fills the next band while this one is written and reduced
+        # (each dataset is used by one thread only).
+        reader = stack.enter_context(ThreadPoolExecutor(1))
+        tops = range(0, layout.height, rows)
+        upcoming = reader.submit(assemble, tops[0])
+        for index, top in enumerate(tops):
+            band = upcoming.result()
+            if index + 1 < len(tops):
+                upcoming = reader.submit(assemble, tops[index + 1])
+            outputs[0].write(band, 1, window=Window(0, top, layout.width, band.shape[0]))
+            counts = (~np.isnan(band)).view(np.uint8)
+            sums = np.nan_to_num(band, copy=False)  # written already: reuse its memory
+            for level, output in enumerate(outputs[1:], start=1):
+                sums, counts = halve(sums, counts)
+                if level == 1:  # from here on, counts of many pixels
+                    counts = counts.astype(np.uint32)
+                means = area_means(sums, counts, dtype)
+                output.write(means, 1, window=Window(0, top >> level, *means.shape[::-1]))
+    return Mosaic(layout, paths)
 
 
-def _paste(dataset, place: Placement, band: np.ndarray, top: int) -> None:
-    """Copy a source's rows that fall in the band where the band has no value yet."""
+def _rows_in_band(dataset, place: Placement, top: int, height: int, dtype: str):
+    """A source's rows that fall in the band, and where they go; None if none do."""
     first = max(top, place.row)
-    last = min(top + band.shape[0], place.row + place.height)
+    last = min(top + height, place.row + place.height)
     if first >= last:
-        return
+        return None
     window = Window(0, first - place.row, place.width, last - first)
     try:
-        data = dataset.read(1, window=window, out_dtype=band.dtype)
+        data = dataset.read(1, window=window, out_dtype=dtype)
     except RasterioIOError as error:
         raise ChipReadError(
             place.path,
             f"cannot be read in full, truncated or corrupt ({_gdal_reason(error)}); "
             "re-upload it, then rerun",
         ) from None
-    view = band[first - top : last - top, place.col : place.col + place.width]
-    np.copyto(view, data, where=np.isnan(view))
+    return data, (slice(first - top, last - top), slice(place.col, place.col + place.width))
+
+
+def _first_valid(datasets, layout: Layout, top: int, height: int, dtype: str) -> np.ndarray:
+    """A band where each pixel is the first valid value of the sources, in their order."""
+    band = np.full((height, layout.width), np.nan, dtype=dtype)
+    for dataset, place in zip(datasets, layout.placements, strict=True):
+        rows = _rows_in_band(dataset, place, top, height, dtype)
+        if rows:
+            data, where = rows
+            np.copyto(band[where], data, where=np.isnan(band[where]))
+    return band
+
+
+def _aggregate(
+    datasets, layout: Layout, top: int, height: int, dtype: str, combine: str
+) -> np.ndarray:
+    """A band where each pixel is the sum or mean of the sources that cover it (float64).
+
+    A sum is NaN where any covering source is NaN (a month without data has no total);
+    a mean is NaN only where every covering source is NaN.
+    """
+    totals = np.zeros((height, layout.width))
+    valid = np.zeros((height, layout.width), dtype=np.uint16)
+    covering = np.zeros((height, layout.width), dtype=np.uint16)
+    for dataset, place in zip(datasets, layout.placements, strict=True):
+        rows = _rows_in_band(dataset, place, top, height, "float64")
+        if rows:
+            data, where = rows
+            present = ~np.isnan(data)
+            totals[where] += np.where(present, data, 0.0)
+            valid[where] += present
+            covering[where] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if combine == "sum":
+            band = np.where((valid == covering) & (covering > 0), totals, np.nan)
+        else:
+            band = totals / valid
+    return band.astype(dtype)

@@ -1,18 +1,29 @@
-"""The verifier's reports: a compact grouped summary for the terminal, full lists as CSV."""
+"""The verifier's reports: a grouped summary for the terminal, CSV lists, completeness heatmaps."""
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
 
 from etm.grid import chip_order
 from etm.inventory import ChipMonth, Verification
 
 MISSING_CSV = "missing_chips.csv"
+TRUNCATED_CSV = "truncated_chips.csv"
 DUPLICATES_CSV = "duplicate_chips.csv"
 SUMMARY_TXT = "verifier.txt"
+SNAPSHOT_JSON = "verification.json"
+HEATMAPS = "heatmaps"
+PRESENT, MISSING, TRUNCATED = 0, 1, 2
+
+log = logging.getLogger(__name__)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -105,6 +116,15 @@ def summary_lines(verification: Verification) -> list[str]:
                 f"warning: tile {tile} has chips outside its configured chips, ignored: "
                 f"{', '.join(c.name for c in strays)}"
             )
+    if verification.truncated:
+        lines.append(
+            f"warning: {_plural(len(verification.truncated), 'chip file')} smaller than the "
+            "other files of their chip (truncated uploads; their months will fail, re-upload "
+            f"them; list: {os.path.join(settings.reports_dir, TRUNCATED_CSV)}):"
+        )
+        lines.extend(
+            f"truncated {line}" for line in missing_lines(verification.truncated, settings.months)
+        )
     lines.extend(missing_lines(verification.missing, settings.months))
     return lines
 
@@ -113,10 +133,106 @@ def _iso(mtime: float) -> str:
     return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
 
 
-def write_reports(verification: Verification) -> str:
-    """Write the missing and duplicate chip CSVs and the summary into the reports folder.
+def statuses(verification: Verification, tile: str) -> dict[str, list[list[int]]]:
+    """Per product, one row per chip (reading order) of PRESENT, MISSING or TRUNCATED per month."""
+    settings = verification.settings
+    periods = [(y, m) for y in settings.years for m in settings.months]
+    missing = {(m.chip, m.product, m.year, m.month) for m in verification.missing if m.tile == tile}
+    truncated = {
+        (t.chip, t.product, t.year, t.month) for t in verification.truncated if t.tile == tile
+    }
 
-    Every run rewrites all three, so no stale list survives a fixed problem.
+    def status(key) -> int:
+        return MISSING if key in missing else TRUNCATED if key in truncated else PRESENT
+
+    return {
+        product: [
+            [status((chip, product, year, month)) for year, month in periods]
+            for chip in verification.expected[tile]
+        ]
+        for product in settings.products
+    }
+
+
+def snapshot(verification: Verification) -> dict:
+    """Everything the reports show, as plain data (written as reports/verification.json)."""
+    settings = verification.settings
+
+    def row(m: ChipMonth, path: str) -> list:
+        return [m.tile, m.chip.name, m.product, m.year, m.month, path]
+
+    return {
+        "summary": summary_lines(verification),
+        "periods": [f"{y}-{m:02d}" for y in settings.years for m in settings.months],
+        "tiles": {
+            tile: {"chips": [chip.name for chip in chips], "statuses": statuses(verification, tile)}
+            for tile, chips in verification.expected.items()
+        },
+        "missing": [row(m, verification.expected_path(m)) for m in verification.missing],
+        "truncated": [
+            [*row(t, verification.found(t).path), verification.found(t).size]
+            for t in verification.truncated
+        ],
+        "duplicates": [
+            [d.tile, d.key[0].name, d.key[1], d.key[2], d.key[3], d.kept.path, _iso(d.kept.mtime),
+             ";".join(o.path for o in d.others)]
+            for inventory in verification.inventories.values()
+            for d in inventory.duplicates
+        ],
+    }  # fmt: skip
+
+
+def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_tables(data: dict, folder: str) -> None:
+    """Write the CSV lists and the summary of a verification snapshot into ``folder``."""
+    location = ["tile", "chip", "product", "year", "month"]
+    _write_csv(os.path.join(folder, MISSING_CSV), [*location, "expected_path"], data["missing"])
+    _write_csv(os.path.join(folder, TRUNCATED_CSV), [*location, "path", "size"], data["truncated"])
+    _write_csv(
+        os.path.join(folder, DUPLICATES_CSV),
+        [*location, "used_path", "used_mtime", "other_paths"],
+        data["duplicates"],
+    )
+    with open(os.path.join(folder, SUMMARY_TXT), "w") as stream:
+        stream.writelines(f"{line}\n" for line in data["summary"])
+
+
+def heatmap_path(folder: str, tile: str) -> str:
+    """Where a tile's completeness heatmap is written."""
+    return os.path.join(folder, HEATMAPS, f"{tile}.png")
+
+
+def render(snapshot_path: str, folder: str) -> None:
+    """Write every report file from a verification snapshot: CSVs, summary, heatmaps.
+
+    Parameters
+    ----------
+    snapshot_path : str
+        reports/verification.json, as :func:`write_reports` writes it.
+    folder : str
+        The reports folder.
+    """
+    with open(snapshot_path) as stream:
+        data = json.load(stream)
+    write_tables(data, folder)
+    os.makedirs(os.path.join(folder, HEATMAPS), exist_ok=True)
+    for tile, layout in data["tiles"].items():
+        path = heatmap_path(folder, tile)
+        heatmap(path, tile, layout["chips"], data["periods"], layout["statuses"])
+        log.info("drew %s", path)
+
+
+def write_reports(verification: Verification) -> str:
+    """Write the verification snapshot, the CSV lists and the summary.
+
+    The snapshot is rewritten only when it changes, so that the heatmaps drawn from it
+    (rule ``completeness``, :func:`render`) are redrawn only then.
 
     Parameters
     ----------
@@ -127,28 +243,60 @@ def write_reports(verification: Verification) -> str:
     str
         The path of the missing chips CSV.
     """
-    folder = verification.settings.reports_dir
-    os.makedirs(folder, exist_ok=True)
-    missing_csv = os.path.join(folder, MISSING_CSV)
-    with open(missing_csv, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["tile", "chip", "product", "year", "month", "expected_path"])
-        for m in verification.missing:
-            writer.writerow(
-                [m.tile, m.chip, m.product, m.year, m.month, verification.expected_path(m)]
-            )
-    with open(os.path.join(folder, DUPLICATES_CSV), "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(
-            ["tile", "chip", "product", "year", "month", "used_path", "used_mtime", "other_paths"]
-        )
-        for inventory in verification.inventories.values():
-            for d in inventory.duplicates:
-                chip, product, year, month = d.key
-                others = ";".join(o.path for o in d.others)
-                writer.writerow(
-                    [d.tile, chip, product, year, month, d.kept.path, _iso(d.kept.mtime), others]
-                )
-    with open(os.path.join(folder, SUMMARY_TXT), "w") as stream:
-        stream.writelines(f"{line}\n" for line in summary_lines(verification))
-    return missing_csv
+    folder = Path(verification.settings.reports_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = snapshot(verification)
+    text = json.dumps(data)
+    path = folder / SNAPSHOT_JSON
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    write_tables(data, str(folder))
+    return str(folder / MISSING_CSV)
+
+
+# The completeness heatmap: one cell of CELL x CELL pixels per chip and month, one panel
+# per product, at fixed pixel positions (see heatmap_cell).
+CELL = 8
+LEFT, TOP, PANEL_GAP, LEGEND, LEGEND_STEP = 130, 18, 26, 34, 90
+COLOURS = {PRESENT: "#4575b4", MISSING: "#d73027", TRUNCATED: "#fdae61"}
+LABELS = {PRESENT: "present", MISSING: "missing", TRUNCATED: "truncated"}
+
+
+def heatmap_cell(panel: int, row: int, column: int, chips: int) -> tuple[int, int]:
+    """Pixel (x, y) from the top-left of a heatmap of the centre of one chip-month cell."""
+    top = LEGEND + panel * (TOP + chips * CELL + PANEL_GAP) + TOP
+    return LEFT + column * CELL + CELL // 2, top + row * CELL + CELL // 2
+
+
+def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: dict) -> None:
+    """Draw a tile's completeness: chips down, months across, one panel per product."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    width = LEFT + max(len(periods) * CELL, len(COLOURS) * LEGEND_STEP) + 20
+    height = LEGEND + len(panels) * (TOP + len(chips) * CELL + PANEL_GAP)
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    palette = np.array([to_rgb(COLOURS[status]) for status in sorted(COLOURS)])
+    figure.text(4 / width, 1 - 14 / height, f"{tile}: chip files by month", fontsize=9)
+    for index, status in enumerate(sorted(COLOURS)):
+        x = LEFT + index * LEGEND_STEP
+        figure.figimage(np.tile(palette[status], (10, 10, 1)), xo=x, yo=height - 30)
+        figure.text((x + 14) / width, 1 - 29 / height, LABELS[status], fontsize=7)
+    for panel, (product, rows) in enumerate(panels.items()):
+        top = LEGEND + panel * (TOP + len(chips) * CELL + PANEL_GAP) + TOP
+        cells = palette[np.asarray(rows, dtype=int)].repeat(CELL, axis=0).repeat(CELL, axis=1)
+        figure.figimage(cells, xo=LEFT, yo=height - top - cells.shape[0], origin="upper")
+        figure.text(LEFT / width, 1 - (top - 4) / height, product, fontsize=8, weight="bold")
+        for row, chip in enumerate(chips):
+            y = 1 - (top + row * CELL + CELL - 1) / height
+            figure.text(4 / width, y, chip, fontsize=5, family="monospace")
+        for column, period in enumerate(periods):
+            if column == 0 or period.endswith("-01"):
+                x = (LEFT + column * CELL) / width
+                y = 1 - (top + len(chips) * CELL + 10) / height
+                figure.text(x, y, period[:4], fontsize=6)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -92,6 +92,9 @@ def field(product: str, year: int, month: int, lons: np.ndarray, lats: np.ndarra
         product, (30.0 + 5 * len(product)) * season * spatial
     )
     outside = (lat > 46.6 + 0.5 * np.sin(lon * 1.3)) & (lon < -113.5)
+    outside |= lon < -123.4 + 1.5 * np.sin(lat / 2.0)  # Pacific
+    outside |= lat < 28.5 + 2.0 * np.cos(lon / 3.0)  # Gulf of Mexico
+    outside |= (lon > -80.5 + 3.0 * np.sin(lat / 2.5)) & (lat < 41.0)  # Atlantic
     for lake_lon, lake_lat, radius in LAKES:
         outside |= (lon - lake_lon) ** 2 + (lat - lake_lat) ** 2 < radius**2
     return np.where(outside, np.nan, values)

@@ -9,7 +9,15 @@ from etm.config import load_settings
 from etm.errors import EtmError
 from etm.inventory import month_chip_paths, verify
 from etm.listing import LocalListing
-from etm.report import summary_lines, write_reports
+from etm.report import (
+    MISSING_CSV,
+    SNAPSHOT_JSON,
+    heatmap_path,
+    render,
+    summary_lines,
+    write_reports,
+)
+from etm.stac import collection_href
 from etm import s3
 
 
@@ -42,17 +50,24 @@ def stored(path):
     return getattr(storage, PROVIDER)(named(path)) if PROVIDER else path
 
 
-TILE_COG = f"{SETTINGS.output}/tiles/{{tile}}/{{product}}/{{year}}/{{product}}_{{year}}{{month}}.tif"
-REGION_COG = (
-    f"{SETTINGS.output}/mosaic/{{product}}/{{year}}/{{product}}_{{year}}{{month}}.tif"
-)
+# Published files, relative to enduser_cog_output: COG (.tif) and STAC Item (.json) of a
+# period, YYYYMM (a month) or YYYY (a year); the region's quicklook (.png).
+TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
+REGION = "mosaic/{product}/{year}/{product}_{period}"
+REPORTS = SETTINGS.reports_dir
+VERIFICATION_JSON = f"{REPORTS}/{SNAPSHOT_JSON}"
+
+
+def published(name, suffix):
+    """A published file's config path."""
+    return f"{SETTINGS.output}/{name}.{suffix}"
 
 
 wildcard_constraints:
     tile="|".join(re.escape(tile) for tile in SETTINGS.tiles),
     product="|".join(SETTINGS.products),
     year=r"\d{4}",
-    month=r"\d{2}",
+    period=r"\d{4}(\d{2})?",
 
 
 def verify_chips():
@@ -76,6 +91,8 @@ def verify_chips():
             file=sys.stderr,
         )
         if SETTINGS.missing_chips == "error":
+            # No job runs, so the heatmaps are drawn here for the operator.
+            render(VERIFICATION_JSON, REPORTS)
             sys.exit(1)
     return verification
 
@@ -115,18 +132,36 @@ def chip_paths(tile, product, year, month):
     )
 
 
+def months_of(period):
+    """The monthly periods a period is made of."""
+    return [period] if len(period) == 6 else [f"{period}{m:02d}" for m in range(1, 13)]
+
+
+def aggregation(wildcards):
+    """How the period's pixels aggregate months: None for a month, else sum or mean."""
+    if len(wildcards.period) == 6:
+        return None
+    return SETTINGS.annual_aggregation[wildcards.product]
+
+
 def tile_sources(wildcards):
-    """(chip paths, tile COG path) of one tile-month."""
-    when = dict(product=wildcards.product, year=wildcards.year, month=wildcards.month)
-    destination = TILE_COG.format(tile=wildcards.tile, **when)
-    return chip_paths(wildcards.tile, **when), destination
+    """(sources, tile COG) of a tile-period: a month's chips, or a year's 12 monthly COGs."""
+    product, year, period = wildcards.product, wildcards.year, wildcards.period
+    at = dict(tile=wildcards.tile, product=product, year=year)
+    if len(period) == 6:
+        sources = chip_paths(wildcards.tile, product, year, period[4:])
+    else:
+        sources = [
+            published(TILE.format(**at, period=m), "tif") for m in months_of(period)
+        ]
+    return sources, published(TILE.format(**at, period=period), "tif")
 
 
 def region_sources(wildcards):
-    """(tile COG paths, region COG path) of one region month."""
-    when = dict(product=wildcards.product, year=wildcards.year, month=wildcards.month)
-    tiles = [TILE_COG.format(tile=tile, **when) for tile in SETTINGS.tiles]
-    return tiles, REGION_COG.format(**when)
+    """(tile COGs, region COG) of a region period."""
+    at = dict(product=wildcards.product, year=wildcards.year, period=wildcards.period)
+    tiles = [published(TILE.format(tile=tile, **at), "tif") for tile in SETTINGS.tiles]
+    return tiles, published(REGION.format(**at), "tif")
 
 
 def inputs_of(sources):
@@ -144,20 +179,35 @@ def names_of(sources):
     return names
 
 
-def all_targets(wildcards):
-    """Every tile and region COG whose chips are complete."""
+def publications():
+    """(path relative to the output prefix, product) of every tile and region period.
+
+    A tile's month is published when its chips are complete, its year when all 12 months
+    are; the region's period when every tile's is.
+    """
     incomplete = VERIFICATION.incomplete
-    targets = []
+    found = []
     for product in SETTINGS.products:
         for year in SETTINGS.years:
-            for month in SETTINGS.months:
-                when = dict(product=product, year=year, month=f"{month:02d}")
+            periods = [f"{year}{month:02d}" for month in SETTINGS.months]
+            periods += [f"{year}"] * SETTINGS.annual
+            for period in periods:
+                at = dict(product=product, year=year, period=period)
                 tiles = [
-                    t
-                    for t in SETTINGS.tiles
-                    if (t, product, year, month) not in incomplete
+                    tile
+                    for tile in SETTINGS.tiles
+                    if not any(
+                        (tile, product, year, int(m[4:])) in incomplete
+                        for m in months_of(period)
+                    )
                 ]
-                targets += [TILE_COG.format(tile=tile, **when) for tile in tiles]
+                found += [(TILE.format(tile=tile, **at), product) for tile in tiles]
                 if len(tiles) == len(SETTINGS.tiles):
-                    targets.append(REGION_COG.format(**when))
-    return [stored(target) for target in targets]
+                    found.append((REGION.format(**at), product))
+    return found
+
+
+# Job processes have no verification; they never run the (local) catalog and report rules.
+PUBLICATIONS = publications() if workflow.is_main_process else []
+# Products with at least one published period have a STAC Collection.
+CATALOGUED = list(dict.fromkeys(product for _, product in PUBLICATIONS))

@@ -1,14 +1,18 @@
-"""Mosaic one month's chips (rule mosaic_tile) or tile COGs (rule mosaic_region) into a COG."""
+"""Publish one tile or region period (rules mosaic_tile, mosaic_region): COG, Item, quicklook."""
 
-from etm.cog import build_cog
 from etm.joblog import run_job
+from etm.publish import publish
 
 if __name__ == "__main__":
     run_job(
         snakemake.log[0],
-        build_cog,
-        sources=list(snakemake.input),
-        destination=snakemake.output.cog,
+        publish,
+        sources=list(snakemake.input.sources),
+        cog=snakemake.output.cog,
+        item=snakemake.output.item,
+        thumbnail=snakemake.output.get("thumbnail"),
+        combine=snakemake.params.combine,
+        **snakemake.params.stac,
         gdal_cache_mb=snakemake.params.gdal_cache_mb,
         threads=snakemake.threads,
         tmpdir=snakemake.resources.tmpdir,

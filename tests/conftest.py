@@ -79,10 +79,17 @@ class Workspace:
         return self.output / "mosaic" / product / f"{year}" / f"{product}_{year}{month:02d}.tif"
 
     def published(self) -> set[str]:
-        """Every file under the output prefix, hidden ones included, by relative path."""
+        """Every COG under the output prefix, hidden partial ones included, by relative path.
+
+        STAC JSON and quicklook PNGs are left out (tests/workflow/test_publishing.py).
+        """
         if not self.output.exists():
             return set()
-        return {str(p.relative_to(self.output)) for p in self.output.rglob("*") if p.is_file()}
+        return {
+            str(p.relative_to(self.output))
+            for p in self.output.rglob("*")
+            if p.is_file() and p.suffix not in (".json", ".png")
+        }
 
     def expected_cogs(self, incomplete: set[tuple] = frozenset()) -> set[str]:
         """Relative paths of the COGs a run publishes, leaving out incomplete tile-months."""
@@ -125,6 +132,22 @@ def generate(root: Path, **kwargs) -> Path:
 def pristine(tmp_path_factory) -> Path:
     """The workspace sample, generated once per test session."""
     return generate(tmp_path_factory.mktemp("pristine"), years=YEARS, months=MONTHS)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The full sample (2 tiles x 25 chips, 2 products, 12 months) run as `make demo` does."""
+    root = generate(tmp_path_factory.mktemp("demo"))
+    shutil.copy(REPO / "config" / "sample.yaml", root / "sample.yaml")
+    before = checksums(root / "sample" / "ws-out")
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+         "--configfile", "sample.yaml"],
+        cwd=root, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert checksums(root / "sample" / "ws-out") == before
+    return root
 
 
 @pytest.fixture

@@ -13,10 +13,7 @@ from etm.errors import ChipReadError
 from etm.grid import Chip
 from etm.sample import chip_grid, field
 
-COG = dict(
-    compress="DEFLATE", level=6, predictor="FLOATING_POINT", blocksize=128,
-    overview_resampling="AVERAGE", gdal_cache_mb=64,
-)  # fmt: skip
+COG = dict(compress="DEFLATE", level=6, predictor="FLOATING_POINT", blocksize=128, gdal_cache_mb=64)
 
 
 def quadrants(tmp_path, size=128):

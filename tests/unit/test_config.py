@@ -32,12 +32,25 @@ def test_the_teams_config_loads_with_documented_defaults():
     assert settings.max_concurrent_containers == 60
     assert settings.cog == {
         "dtype": "float32",
-        "compress": "DEFLATE",
-        "level": 6,
+        "compress": "ZSTD",
+        "level": 18,
         "predictor": "FLOATING_POINT",
         "blocksize": 512,
-        "overview_resampling": "AVERAGE",
     }
+    assert settings.annual is False
+    assert settings.license == "other"
+    assert settings.annual_aggregation["etasw"] == "sum"
+    assert settings.annual_aggregation["snwpk"] == "mean"
+
+
+def test_annual_aggregation_overrides_keep_the_other_defaults():
+    config = team_config()
+    config.update(annual=True, annual_aggregation={"netet": "mean"})
+    settings = load_settings(config, SCHEMA)
+    assert settings.annual is True
+    assert settings.annual_aggregation["netet"] == "mean"
+    assert settings.annual_aggregation["etasw"] == "sum"
+    assert settings.annual_aggregation["swi"] == "mean"
 
 
 def test_every_schema_key_has_a_description_and_optional_keys_a_default():
@@ -82,6 +95,12 @@ def test_tiles_by_bounds_or_by_chip_list():
             "config key 'tiles.r50.0_tile6.bounds'",
         ),
         ({"cog": {"blocksise": 512}}, "config: unknown key 'cog.blocksise'; did you mean"),
+        (
+            {"annual": True, "months": [6, 7, 8]},
+            "config key 'annual': a year is made from all 12 months",
+        ),
+        ({"annual_aggregation": {"etasw": "median"}}, "config key 'annual_aggregation.etasw'"),
+        ({"annual_aggregation": {"et": "sum"}}, "config: unknown key 'annual_aggregation.et'"),
         ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no tile"),
         (
             {"enduser_cog_output": "ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/cogs"},

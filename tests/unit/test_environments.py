@@ -6,6 +6,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+#: conda-forge names of PyPI packages (matplotlib-base: matplotlib without a GUI toolkit).
+PYPI_NAMES = {"matplotlib-base": "matplotlib"}
 
 
 def pip_pins(lines) -> dict[str, str]:
@@ -23,6 +25,7 @@ def test_conda_environment_pins_every_runtime_requirement_at_the_same_version():
     conda = dict(
         d.split("=", 1) for d in environment["dependencies"] if isinstance(d, str) and "=" in d
     )
+    conda = {PYPI_NAMES.get(name, name): version for name, version in conda.items()}
     assert conda.pop("python") == "3.11"
     (pip,) = [d["pip"] for d in environment["dependencies"] if isinstance(d, dict)]
     assert pip[-1] == "--no-deps ../.."  # the etm package itself

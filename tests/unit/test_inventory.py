@@ -7,8 +7,8 @@ import pytest
 from etm.config import Settings, TileSpec
 from etm.errors import ChipNameError, MissingChipsError
 from etm.grid import Chip, chips_in_bounds
-from etm.inventory import month_chip_paths, scan_tile, verify
-from etm.listing import LocalListing
+from etm.inventory import month_chip_paths, scan_tile, undersized, verify
+from etm.listing import LocalListing, StoredObject
 
 LISTING = LocalListing()
 
@@ -24,7 +24,8 @@ def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4)) -> Settin
     return Settings(
         products=products, years=years, months=months, tiles=tiles, output="out",
         missing_chips="error", chip_size=20, reports_dir="reports", cog={},
-        gdal_cache_mb=64, max_concurrent_containers=1,
+        gdal_cache_mb=64, mosaic_threads=1, max_concurrent_containers=1, annual=False,
+        annual_aggregation={}, license="other",
     )  # fmt: skip
 
 
@@ -107,3 +108,14 @@ def test_a_tile_with_no_chips_at_all_is_an_error_naming_its_prefix(tmp_path):
     tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (str(tmp_path / "nowhere"),), None)}
     with pytest.raises(MissingChipsError, match="tile r50.0_tile6: no chips under .*nowhere"):
         verify(settings(tiles), LISTING)
+
+
+def test_a_chip_file_clearly_smaller_than_its_siblings_is_a_truncated_upload():
+    west, east = Chip(474, -1068), Chip(474, -1048)
+    files = {
+        (chip, "etasw", 2008, month): StoredObject(f"{chip.name}/{month}", size, 0.0)
+        for chip, sizes in ((west, [7400, 7400, 7400, 5000]), (east, [900, 900, 880, 900]))
+        for month, size in zip(range(1, 5), sizes, strict=True)
+    }
+    # Chips differ in size from one another; only the cut-short file of one chip counts.
+    assert undersized(files) == [(west, "etasw", 2008, 4)]

@@ -1,5 +1,7 @@
 """Mosaic layout on the pixel lattice, and streaming mosaics of tiny rasters."""
 
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -7,7 +9,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from etm.errors import ChipGridError, ChipReadError
-from etm.mosaic import Footprint, band_rows, plan_layout, write_mosaic
+from etm.mosaic import Footprint, band_rows, halve, overview_sizes, plan_layout, write_levels
 
 WGS84 = CRS.from_epsg(4326)
 RES = 0.0020810045
@@ -63,9 +65,9 @@ def test_rotated_grid_is_refused():
         plan_layout([rotated])
 
 
-def test_band_rows_are_whole_tile_rows_within_budget():
-    assert band_rows(width=10_000, itemsize=4, blocksize=512, budget_bytes=64 << 20) == 3 * 512
-    assert band_rows(width=100_000, itemsize=4, blocksize=512, budget_bytes=1) == 512
+def test_band_rows_are_whole_units_within_budget():
+    assert band_rows(width=10_000, itemsize=4, unit=512, budget_bytes=64 << 20) == 3 * 512
+    assert band_rows(width=100_000, itemsize=4, unit=512, budget_bytes=1) == 512
 
 
 def write(path, values, col, row, crs="EPSG:4326", blockysize=1):
@@ -85,16 +87,76 @@ def test_first_valid_value_wins_and_bands_stitch_exactly(tmp_path):
     west[:, -1] = np.nan  # west has no value on the shared column: east's value is used
     west[5, -2] = np.nan
     sources = [write(tmp_path / "w.tif", west, 0, 0), write(tmp_path / "e.tif", east, 28, 3)]
-    out = str(tmp_path / "m.tif")
-    layout = write_mosaic(sources, out, dtype="float64", blocksize=16, band_budget_bytes=1)
+    mosaic = write_levels(
+        sources, str(tmp_path), dtype="float64", blocksize=16, band_budget_bytes=1
+    )
     expected = np.full((43, 58), np.nan)
     expected[3:43, 28:58] = east
     overlap = expected[0:40, 0:30]
     np.copyto(overlap, west, where=~np.isnan(west))
-    with rasterio.open(out) as result:
-        assert (result.width, result.height) == (layout.width, layout.height) == (58, 43)
+    with rasterio.open(mosaic.levels[0]) as result:
+        assert (
+            (result.width, result.height) == (mosaic.layout.width, mosaic.layout.height) == (58, 43)
+        )
         assert result.block_shapes == [(16, 16)] and np.isnan(result.nodata)
         np.testing.assert_array_equal(result.read(1), expected)
+
+
+@pytest.mark.parametrize("combine", ["sum", "mean"])
+def test_aggregates_follow_the_nan_rule_of_sums_and_means(tmp_path, combine):
+    rng = np.random.default_rng(2)
+    months = rng.random((12, 20, 24)) * 50
+    months[3, 0, :] = np.nan  # one month without data on row 0
+    months[:, 1, :] = np.nan  # no month with data on row 1
+    sources = [write(tmp_path / f"m{m}.tif", months[m], 0, 0) for m in range(12)]
+    mosaic = write_levels(
+        sources, str(tmp_path), dtype="float32", blocksize=16, combine=combine,
+        band_budget_bytes=1,
+    )  # fmt: skip
+    with rasterio.open(mosaic.levels[0]) as result:
+        values = result.read(1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of an all-NaN row
+        expected = months.sum(axis=0) if combine == "sum" else np.nanmean(months, axis=0)
+    np.testing.assert_allclose(values, expected.astype("float32"), rtol=1e-6)
+    assert np.isnan(values[1]).all()
+    assert np.isnan(values[0]).all() == (combine == "sum")
+
+
+def test_overview_sizes_halve_rounding_up_until_one_tile_holds_the_larger_side():
+    assert overview_sizes(9612, 9612, 512) == [
+        (4806, 4806),
+        (2403, 2403),
+        (1202, 1202),
+        (601, 601),
+        (301, 301),
+    ]
+    assert overview_sizes(1025, 100, 512) == [(513, 50), (257, 25)]
+    assert overview_sizes(512, 512, 512) == []
+
+
+def test_halve_sums_blocks_and_an_odd_edge_alone():
+    sums, counts = halve(np.arange(15.0).reshape(3, 5), np.ones((3, 5), dtype=np.uint8))
+    np.testing.assert_array_equal(sums, [[12, 20, 13], [21, 25, 14]])
+    np.testing.assert_array_equal(counts, [[4, 4, 2], [2, 2, 1]])
+
+
+def test_overviews_are_true_area_means_of_the_valid_full_resolution_pixels(tmp_path):
+    rng = np.random.default_rng(3)
+    values = rng.random((64, 64)) * 100
+    values[rng.random((64, 64)) < 0.4] = np.nan
+    values[:8, :8] = np.nan  # a whole overview pixel without data
+    mosaic = write_levels(
+        [write(tmp_path / "c.tif", values, 0, 0)], str(tmp_path), dtype="float64", blocksize=16,
+    )  # fmt: skip
+    assert len(mosaic.levels) == 3  # 64 -> 32 -> 16: bands of 16 rows hold whole rows of both
+    with rasterio.open(mosaic.levels[2]) as level2:
+        assert level2.transform == mosaic.layout.transform @ Affine.scale(4)
+        overview = level2.read(1)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
+        expected = np.nanmean(values.reshape(16, 4, 16, 4), axis=(1, 3))
+    np.testing.assert_allclose(overview, expected, rtol=1e-12)  # not a mean of means
+    assert np.isnan(overview[:2, :2]).all()
 
 
 def test_truncated_source_is_named(tmp_path):
@@ -103,11 +165,11 @@ def test_truncated_source_is_named(tmp_path):
     data = open(bad, "rb").read()
     open(bad, "wb").write(data[: len(data) // 2])
     with pytest.raises(ChipReadError, match=f"^chip {bad}: cannot be read in full"):
-        write_mosaic([good, bad], str(tmp_path / "m.tif"), dtype="float32", blocksize=16)
+        write_levels([good, bad], str(tmp_path), dtype="float32", blocksize=16)
 
 
 def test_unopenable_source_is_named(tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"II*\x00garbage")
     with pytest.raises(ChipReadError, match=f"^chip {bad}: cannot be opened"):
-        write_mosaic([str(bad)], str(tmp_path / "m.tif"), dtype="float32", blocksize=16)
+        write_levels([str(bad)], str(tmp_path), dtype="float32", blocksize=16)

@@ -33,7 +33,7 @@ def test_max_concurrent_containers_caps_jobs_in_flight(workspace):
     workspace.config["max_concurrent_containers"] = 1
     result = workspace.snakemake()  # two cores, but one container at a time
     assert result.returncode == 0, result.stderr
-    spans = sorted(log_span(p) for p in (workspace.root / "logs").rglob("*.log"))
+    spans = sorted(log_span(p) for p in (workspace.root / "logs").glob("mosaic_*/**/*.log"))
     assert len(spans) == len(workspace.expected_cogs())
     assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
 
@@ -48,6 +48,7 @@ def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers
         f'echo "$(date +%s.%N) -1" >> {submitted} ) > /dev/null 2>&1 &\n'
     )
     workspace.config["max_concurrent_containers"] = containers
+    workspace.config["mosaic_threads"] = 1  # each job counts one core against --cores
     result = workspace.snakemake(
         "--executor", "cluster-generic", "--cluster-generic-submit-cmd", f"bash {submit}",
         "--jobs", "10", "--cores", str(cores), "--seconds-between-status-checks", "1",

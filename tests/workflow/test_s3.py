@@ -55,8 +55,10 @@ class S3Workspace:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", ())}
 
-    def published(self) -> set[str]:
-        return {key[len(OUTPUT) + 1 :] for key in self.objects("ws-enduser", OUTPUT + "/")}
+    def published(self, suffixes: tuple[str, ...] = (".tif",)) -> set[str]:
+        """Keys under the output prefix (relative) with these suffixes: COGs by default."""
+        keys = self.objects("ws-enduser", OUTPUT + "/")
+        return {key[len(OUTPUT) + 1 :] for key in keys if key.endswith(suffixes)}
 
     def expected_cogs(self, incomplete=frozenset()) -> set[str]:
         cogs = set()
@@ -129,6 +131,13 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     for cog in s3ws.published():
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
+    # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog.
+    stac = {"catalog.json", "etasw/collection.json", "netet/collection.json"}
+    items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
+    assert s3ws.published((".json",)) == items | stac
+    assert s3ws.published((".png",)) == {
+        cog.removesuffix(".tif") + ".png" for cog in s3ws.expected_cogs() if "mosaic/" in cog
+    }
     key = s3ws.chip_key(TILE6, "chip43.4N-102.8E", "netet", 2021, JULY)
     chip = s3ws.download("ws-out", key)
     with rasterio.open(chip) as src:
@@ -149,14 +158,18 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     rewrite_chip(Path(chip), scale=1.01)
     s3ws.s3.upload_file(chip, "ws-out", key)  # the model re-uploads one chip
     dry, _ = s3ws.snakemake("-n")
-    assert job_counts(dry.stdout) == {"mosaic_tile": 1, "mosaic_region": 1, "all": 1, "total": 3}
+    assert job_counts(dry.stdout) == {
+        "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "all": 1, "total": 4,
+    }  # fmt: skip
     rerun, _ = s3ws.snakemake()
     assert rerun.returncode == 0, rerun.stderr
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
+    # The month's COGs, Items and quicklook; the catalog is rewritten, its content the same.
     assert {k for k in after if after[k] != before[k]} == {
-        f"{OUTPUT}/tiles/{TILE6}/netet/2021/netet_202107.tif",
-        f"{OUTPUT}/mosaic/netet/2021/netet_202107.tif",
-    }
+        f"{OUTPUT}/{name}.{suffix}"
+        for name in (f"tiles/{TILE6}/netet/2021/netet_202107", "mosaic/netet/2021/netet_202107")
+        for suffix in ("tif", "json")
+    } | {f"{OUTPUT}/mosaic/netet/2021/netet_202107.png"}
 
 
 def test_failed_run_and_output_deletion_never_touch_the_input_bucket(s3ws):
@@ -217,7 +230,8 @@ def test_etm_s3_refuses_to_write_or_delete_under_an_input_prefix(s3ws, tmp_path,
 def test_aws_profile_resolves_offline(s3ws):
     result, requests = s3ws.snakemake("-n", profile="aws")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 13
+    # 8 tile and 4 region months, the STAC catalog, the heatmaps, all.
+    assert job_counts(result.stdout)["total"] == 15
     assert requests == {"LIST": 3}
 
 
@@ -228,13 +242,15 @@ def test_remote_jobs_on_s3_and_no_credentials_in_any_log(s3ws):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert s3ws.published() == s3ws.expected_cogs()
-    logs = [
-        s3ws.s3.get_object(Bucket="ws-work", Key=k)["Body"].read().decode()
+    logs = {
+        k: s3ws.s3.get_object(Bucket="ws-work", Key=k)["Body"].read().decode()
         for k in s3ws.objects("ws-work")
-    ]
-    assert len(logs) == len(s3ws.expected_cogs())
-    for text in logs:  # every job log names its chips and its COG as the user knows them
+    }
+    mosaics = [text for key, text in logs.items() if "/logs/mosaic_" in key]
+    assert len(mosaics) == len(s3ws.expected_cogs())
+    for text in mosaics:  # every mosaic log names its sources and its COG as the user knows them
         assert "read s3://ws-" in text and "wrote valid COG s3://ws-enduser/USA/TBD/" in text
+    logs = list(logs.values())
     local = [
         p.read_text(errors="replace") for p in (s3ws.root / ".snakemake" / "log").glob("*.log")
     ]

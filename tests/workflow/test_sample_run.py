@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
-from conftest import REPO, SNAKEMAKE, checksums, generate
 from rio_cogeo.cogeo import cog_validate
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The full sample (2 tiles x 25 chips, 2 products, 12 months) run as `make demo` does."""
-    root = generate(tmp_path_factory.mktemp("demo"))
-    shutil.copy(REPO / "config" / "sample.yaml", root / "sample.yaml")
-    before = checksums(root / "sample" / "ws-out")
-    result = subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-         "--configfile", "sample.yaml"],
-        cwd=root, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert checksums(root / "sample" / "ws-out") == before
-    return root
+OUTPUT_CATALOG = Path("catalog.json")
+COLLECTIONS = (Path("etasw/collection.json"), Path("netet/collection.json"))
 
 
 def test_every_cog_is_published_valid_and_nothing_else(demo):
     published = sorted(p.relative_to(demo / OUTPUT) for p in (demo / OUTPUT).rglob("*"))
     files = [p for p in published if (demo / OUTPUT / p).is_file()]
-    assert len(files) == 2 * 12 * 2 + 2 * 12
-    for path in files:
-        assert path.suffix == ".tif" and not path.name.startswith("."), path
+    assert not [p for p in files if p.name.startswith(".")]
+    cogs = [p for p in files if p.suffix == ".tif"]
+    # Per product: 12 months and the year (annual: true), for 2 tiles and the region.
+    assert len(cogs) == 2 * (12 + 1) * 3
+    # Beside each COG its STAC Item, beside each region COG its quicklook; then the
+    # catalog and one collection per product.
+    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *COLLECTIONS} == {
+        p for p in files if p.suffix == ".json"
+    }
+    assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
+        p for p in files if p.suffix == ".png"
+    }
+    for path in cogs:
         valid, errors, warnings = cog_validate(str(demo / OUTPUT / path), quiet=True)
         assert valid and not warnings, (path, errors, warnings)
         with rasterio.open(demo / OUTPUT / path) as cog:
@@ -45,7 +37,7 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
             assert cog.block_shapes == [(512, 512)]
             assert cog.crs.to_epsg() == 4326
             structure = cog.tags(ns="IMAGE_STRUCTURE")
-            assert structure["COMPRESSION"] == "DEFLATE" and structure["PREDICTOR"] == "3"
+            assert structure["COMPRESSION"] == "ZSTD" and structure["PREDICTOR"] == "3"
             assert {"STATISTICS_MINIMUM", "STATISTICS_MAXIMUM", "STATISTICS_MEAN"} <= set(
                 cog.tags(1)
             )

@@ -1,0 +1,54 @@
+# What operators and end users see beside the COGs. Both rules run where Snakemake runs:
+# they read the main process's verification, or every published Item.
+
+
+rule completeness:
+    input:
+        local(VERIFICATION_JSON),
+    output:
+        heatmaps=[
+            report(
+                local(heatmap_path(REPORTS, tile)),
+                category="Completeness",
+                labels={"tile": tile, "shows": "chip files by month"},
+            )
+            for tile in SETTINGS.tiles
+        ],
+        missing=report(
+            local(f"{REPORTS}/{MISSING_CSV}"),
+            category="Completeness",
+            labels={"tile": "all", "shows": "missing chip files"},
+        ),
+    log:
+        "logs/completeness.log",
+    localrule: True
+    conda:
+        "../envs/etm.yaml"
+    message:
+        "Draw the completeness heatmaps"
+    script:
+        "../scripts/completeness.py"
+
+
+rule stac_catalog:
+    input:
+        stac_items=[stored(published(name, "json")) for name, _ in PUBLICATIONS],
+    output:
+        catalog=stored(f"{SETTINGS.output}/catalog.json"),
+        collections=[
+            stored(f"{SETTINGS.output}/{collection_href(product)}")
+            for product in CATALOGUED
+        ],
+    log:
+        "logs/stac_catalog.log",
+    localrule: True
+    conda:
+        "../envs/etm.yaml"
+    params:
+        hrefs=[f"{name}.json" for name, _ in PUBLICATIONS],
+        products=CATALOGUED,
+        license=SETTINGS.license,
+    message:
+        f"Write the STAC catalog of {len(PUBLICATIONS)} items"
+    script:
+        "../scripts/catalog.py"

@@ -1,0 +1,33 @@
+"""Smoke runs of the benchmarks (the full ones are too slow for CI; see the README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_mosaic_benchmark_runs_the_three_methods_and_their_outputs_are_pixel_equal():
+    output = run("mosaic_speed.py", "--smoke")
+    table = output.split("median of 1\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert [line.split()[0] for line in table] == ["etm", "gdal", "merge"]
+    assert all(line.split()[5] == "yes" for line in table)  # pixel-equal
+    assert "fastest lossless within 3% of the smallest: " in output
+    assert "pixel-equal: yes" in output.split("goals:", 1)[1]
+
+
+def test_dry_run_benchmark_reports_time_and_memory():
+    output = run("dry_run_1m.py", "--tiles", "1", "--years", "1")
+    assert "layout: 3,600 chips" in output
+    # 12 products x 12 months x (1 tile + the region), the catalog, the heatmaps, all.
+    assert "snakemake -n --quiet rules: 291 jobs" in output
