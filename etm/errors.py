@@ -41,5 +41,9 @@ class MissingChipsError(EtmError):
     """Expected chips are absent, and the configuration says that is an error."""
 
 
+class StorageError(EtmError):
+    """The storage (S3) failed to answer, after the clients' retries."""
+
+
 class PublishError(EtmError):
     """A written COG failed validation and was not published."""

@@ -12,21 +12,41 @@ credential chain (environment, shared files, IAM role); nothing here accepts key
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
-from etm.errors import ConfigError
+from etm.errors import ConfigError, StorageError
 from etm.listing import StoredObject
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
 #: Prefixes nothing may write to, tag or delete (the chips' prefixes).
 PROTECTED: set[str] = set()
-#: botocore retries for every S3 client etm creates ("standard" mode retries throttling
-#: and 5xx answers with exponential backoff).
-RETRIES = {"max_attempts": 10, "mode": "standard"}
+#: Attempts per S3 request when AWS_MAX_ATTEMPTS is not set.
+MAX_ATTEMPTS = 10
+
+
+def client_config() -> Config:
+    """Retries and timeouts of every S3 client etm and its storage plugin create.
+
+    botocore's "standard" mode retries throttling (503 SlowDown), 5xx answers, reset
+    connections and timeouts with exponential backoff (base 1 s, at most 20 s a wait),
+    10 attempts a request. The standard variables AWS_MAX_ATTEMPTS and AWS_RETRY_MODE
+    override both. A response that has not started after 60 s is retried.
+    """
+    return Config(
+        retries={
+            "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
+            "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
+        },
+        connect_timeout=10,
+        read_timeout=60,
+    )
 
 
 def split(path: str) -> tuple[str, str]:
@@ -45,7 +65,7 @@ def split(path: str) -> tuple[str, str]:
 
 def client():
     """An S3 client honouring AWS_ENDPOINT_URL and the credential chain, with retries."""
-    return boto3.client("s3", config=Config(retries=RETRIES))
+    return boto3.client("s3", config=client_config())
 
 
 def as_folder(prefix: str) -> str:
@@ -76,11 +96,15 @@ class S3Listing:
         """
         bucket, key = split(as_folder(prefix))
         objects = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            for item in page.get("Contents", ()):
-                path = f"{bucket}/{item['Key']}"
-                objects[path] = StoredObject(path, item["Size"], item["LastModified"].timestamp())
-                yield objects[path]
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        with listing_errors(prefix):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    path = f"{bucket}/{item['Key']}"
+                    objects[path] = StoredObject(
+                        path, item["Size"], item["LastModified"].timestamp()
+                    )
+                    yield objects[path]
         SNAPSHOTS[prefix.rstrip("/")] = objects
 
     def snapshot(self, prefix: str) -> int:
@@ -103,11 +127,24 @@ class S3Listing:
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=key, Delimiter="/"
         )
-        return [
-            common["Prefix"][len(key) :].rstrip("/")
-            for page in pages
-            for common in page.get("CommonPrefixes", ())
-        ]
+        with listing_errors(prefix):
+            return [
+                common["Prefix"][len(key) :].rstrip("/")
+                for page in pages
+                for common in page.get("CommonPrefixes", ())
+            ]
+
+
+@contextlib.contextmanager
+def listing_errors(prefix: str):
+    """Turn a failed S3 listing (after botocore's retries) into one line naming the prefix."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as error:
+        raise StorageError(
+            f"cannot list s3://{prefix.rstrip('/')}/: {error}; check the network, "
+            "AWS_ENDPOINT_URL and the credentials, then run again"
+        ) from None
 
 
 def listed_prefix(path: str) -> str | None:

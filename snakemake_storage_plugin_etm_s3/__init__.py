@@ -42,7 +42,7 @@ class StorageProvider(S3StorageProvider):
         self.s3c = boto3.resource(
             "s3",
             region_name=self.settings.region,
-            config=boto3.session.Config(retries=s3.RETRIES),
+            config=s3.client_config(),
         )
 
 

@@ -168,3 +168,14 @@ def rewrite_chip(path: Path, **changes) -> None:
     profile.update(changes)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(values, 1)
+
+
+@pytest.fixture
+def s3ws(tmp_path, pristine):
+    """The workspace sample's chips on a fresh loopback S3 server (tests/s3workspace.py)."""
+    from s3server import S3Server
+    from s3workspace import S3Workspace  # it imports this module's constants
+
+    server = S3Server()
+    yield S3Workspace(tmp_path, server, pristine / "sample")
+    server.stop()

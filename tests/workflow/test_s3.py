@@ -2,104 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import yaml
-from conftest import MONTHS, REPO, SNAKEMAKE, TILE5, TILE6, YEARS, rewrite_chip
+from conftest import TILE5, TILE6, rewrite_chip
 from rio_cogeo.cogeo import cog_validate
-from s3server import FAKE_CREDENTIALS, S3Server
-
-JULY = MONTHS[0]
-OUTPUT = "USA/TBD"
-BUCKETS = ("ws-out", "ws-enduser", "ws-work")
-
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    table = dry_run_output.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
-
-
-class S3Workspace:
-    """The workspace sample's chips in bucket ws-out, outputs to ws-enduser, logs to ws-work."""
-
-    def __init__(self, root: Path, server: S3Server, sample: Path):
-        self.root, self.server, self.s3 = root, server, server.client()
-        for bucket in BUCKETS:
-            self.s3.create_bucket(Bucket=bucket)
-        server.upload_tree(sample / "ws-out", "ws-out")
-        self.config = {
-            "products": ["etasw", "netet"],
-            "start_year": YEARS[0],
-            "end_year": YEARS[-1],
-            "months": list(MONTHS),
-            "unmosaicked_inputs": [self.prefix(TILE5), self.prefix(TILE6)],
-            "enduser_cog_output": f"ws-enduser/{OUTPUT}/",
-            "tiles": {TILE5: {"bounds": [-116.8, 37.4, -106.8, 47.4]}},
-        }
-
-    @staticmethod
-    def prefix(tile: str) -> str:
-        return f"ws-out/USA/Run08_18_2021/run_{tile}/{tile}/"
-
-    def chip_key(self, tile, chip, product, year, month) -> str:
-        return f"{self.prefix(tile)[len('ws-out/') :]}{chip}/{year}/{product}_{year}{month:02d}.tif"
-
-    def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
-        """{key: ETag} of every object under a prefix."""
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", ())}
-
-    def published(self, suffixes: tuple[str, ...] = (".tif",)) -> set[str]:
-        """Keys under the output prefix (relative) with these suffixes: COGs by default."""
-        keys = self.objects("ws-enduser", OUTPUT + "/")
-        return {key[len(OUTPUT) + 1 :] for key in keys if key.endswith(suffixes)}
-
-    def expected_cogs(self, incomplete=frozenset()) -> set[str]:
-        cogs = set()
-        for product in ("etasw", "netet"):
-            for year in YEARS:
-                tiles = [t for t in (TILE5, TILE6) if (t, product, year, JULY) not in incomplete]
-                cogs |= {f"tiles/{t}/{product}/{year}/{product}_{year}07.tif" for t in tiles}
-                if len(tiles) == 2:
-                    cogs.add(f"mosaic/{product}/{year}/{product}_{year}07.tif")
-        return cogs
-
-    def download(self, bucket: str, key: str) -> str:
-        path = os.path.join(tempfile.mkdtemp(dir=self.root), os.path.basename(key))
-        self.s3.download_file(bucket, key, path)
-        return path
-
-    def snakemake(self, *args: str, profile: str = "ec2") -> tuple:
-        """Run snakemake with a profile; the input bucket must be identical afterwards.
-
-        Returns the completed process and the server's request counts during the run.
-        """
-        (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
-        before = self.objects("ws-out")
-        self.server.reset_count()
-        result = __import__("subprocess").run(
-            [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"),
-             "--profile", str(REPO / "profiles" / profile), "--cores", "2", *args,
-             "--configfile", "test.yaml"],
-            cwd=self.root, capture_output=True, text=True, timeout=600,
-            env={**os.environ, **self.server.environment},
-        )  # fmt: skip
-        counts = self.server.count()
-        assert self.objects("ws-out") == before, "a snakemake command touched the input bucket"
-        return result, counts
-
-
-@pytest.fixture
-def s3ws(tmp_path, pristine):
-    server = S3Server()
-    yield S3Workspace(tmp_path, server, pristine / "sample")
-    server.stop()
+from s3server import FAKE_CREDENTIALS
+from s3workspace import BUCKETS, JULY, OUTPUT, job_counts
 
 
 def test_dry_run_lists_missing_chips_from_two_listings(s3ws):

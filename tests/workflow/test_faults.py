@@ -1,0 +1,111 @@
+"""Unattended runs on a faulty S3: retries, failures that publish nothing, kill -9, disk full.
+
+The workflow's clients reach the loopback S3 server through tests/faultproxy.py; the
+tests check the buckets directly.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import TILE5, Workspace
+from faultproxy import FAULTS, FaultProxy
+from rio_cogeo.cogeo import cog_validate
+from s3server import FAKE_CREDENTIALS
+from s3workspace import OUTPUT
+
+
+@pytest.fixture
+def reference(tmp_path_factory, pristine):
+    """The workspace sample's COGs built from local files, without any fault."""
+    root = tmp_path_factory.mktemp("reference")
+    shutil.copytree(pristine / "sample", root / "sample")
+    workspace = Workspace(root)
+    assert workspace.snakemake().returncode == 0
+    return workspace
+
+
+def proxied(s3ws, **faults) -> FaultProxy:
+    proxy = FaultProxy(s3ws.server.endpoint, **faults)
+    s3ws.endpoint = proxy.endpoint
+    return proxy
+
+
+def logs_of(s3ws) -> list[str]:
+    """Every job log (on S3) and Snakemake's own logs (local)."""
+    remote = [
+        s3ws.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
+        for key in s3ws.objects("ws-work")
+    ]
+    local = (s3ws.root / ".snakemake" / "log").glob("*.log")
+    return remote + [path.read_text(errors="replace") for path in local]
+
+
+def test_every_fifth_request_failing_still_publishes_exactly_the_correct_cogs(s3ws, reference):
+    proxy = proxied(s3ws, every=5)
+    try:
+        result, _ = s3ws.snakemake()
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, result.stderr
+    assert {fault for fault, *_ in proxy.faults} == set(FAULTS)
+    assert proxy.overflow == 0
+    assert s3ws.published() == s3ws.expected_cogs()
+    for cog in s3ws.published():
+        path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
+        assert cog_validate(path, quiet=True)[0], cog
+        with rasterio.open(path) as got, rasterio.open(reference.output / cog) as want:
+            assert got.transform == want.transform
+            np.testing.assert_array_equal(got.read(1), want.read(1))
+    for text in logs_of(s3ws) + [result.stdout, result.stderr]:
+        for secret in (
+            FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        ):
+            assert secret not in text
+
+
+def test_every_request_failing_stops_with_one_line_and_publishes_nothing(s3ws):
+    s3ws.environment["AWS_MAX_ATTEMPTS"] = "3"  # the standard variable; keeps the test short
+    proxy = proxied(s3ws, every=1, faults=("slowdown", "internal", "reset"))
+    try:
+        result, requests = s3ws.snakemake()
+    finally:
+        proxy.stop()
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert lines == [
+        f"etm error: cannot list s3://{s3ws.prefix(TILE5).rstrip('/')}/: "
+        + lines[0].split(": ", 2)[2]
+    ], result.stderr
+    assert "check the network, AWS_ENDPOINT_URL and the credentials" in lines[0]
+    # Nothing got through; every attempt was the first listing (a reset connection may be
+    # retried once more by the HTTP layer beneath botocore).
+    assert proxy.forwarded == 0 and 3 <= len(proxy.faults) <= 6, proxy.faults
+    assert {path.split("&")[1] for _, _, path in proxy.faults} == {
+        "prefix=USA%2FRun08_18_2021%2Frun_r50.0_tile5%2Fr50.0_tile5%2F"
+    }
+    assert s3ws.published(("",)) == set()
+
+
+def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_nothing(s3ws):
+    s3ws.environment["AWS_MAX_ATTEMPTS"] = "2"
+    # Dry-run first, to count the requests Snakemake needs to start: the listings.
+    proxy = proxied(s3ws)
+    try:
+        s3ws.snakemake("-n")
+        start = proxy.forwarded
+    finally:
+        proxy.stop()
+    proxy = proxied(s3ws, every=1, after=start, faults=("slowdown", "internal", "reset"))
+    try:
+        result, _ = s3ws.snakemake("--retries", "0")
+    finally:
+        proxy.stop()
+    assert result.returncode != 0
+    assert proxy.forwarded == start
+    assert "Failed to retrieve storage object from s3://ws-out/" in result.stderr, result.stderr
+    assert s3ws.published(("",)) == set()
