@@ -4,8 +4,9 @@ Every ``every``-th request (counting from the first) gets a fault instead of its
 cycling through 503 SlowDown, 500 InternalError, a reset connection and a slow (but
 correct) response. ``hold`` stalls the first request that matches a test until the test
 releases it, so that a test can kill the workflow while a download or an upload is in
-flight. The proxy is bounded: it answers at most ``max_requests`` requests, and holds or
-delays none for longer than ``max_hold_s`` seconds.
+flight; ``release(drop=True)`` then drops it unanswered, as the killed client's
+connection would be. The proxy is bounded: it answers at most ``max_requests`` requests
+normally, and holds or delays none for longer than ``max_hold_s`` seconds.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class FaultProxy:
         self.every, self.cycle, self.after, self.slow_s = every, faults, after, slow_s
         self.max_requests, self.max_hold_s = max_requests, max_hold_s
         self.faults: list[tuple[str, str, str]] = []  # (fault, method, path)
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         self.forwarded = 0
         self.overflow = 0
         self._count = 0
@@ -70,6 +72,7 @@ class FaultProxy:
         self._hold: Callable[[str, str], bool] | None = None
         self.held = threading.Event()
         self._released = threading.Event()
+        self._drop = False
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,8 +102,10 @@ class FaultProxy:
         self._released.clear()
         self._hold = matches
 
-    def release(self) -> None:
+    def release(self, drop: bool = False) -> None:
+        """Let the held request go on, or with ``drop`` close its connection unanswered."""
         self._hold = None
+        self._drop = drop
         self._released.set()
 
     def _next_fault(self) -> str | None:
@@ -120,11 +125,15 @@ class FaultProxy:
             raise NotImplementedError("chunked request bodies are not relayed")
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         method, path = handler.command, handler.path
+        self.seen.append((method, path))
         matches = self._hold
         if matches is not None and matches(method, path):
             self._hold = None
             self.held.set()
             self._released.wait(self.max_hold_s)
+            if self._drop:
+                handler.close_connection = True
+                return
         fault = self._next_fault()
         if fault:
             self.faults.append((fault, method, path))
@@ -169,8 +178,11 @@ class FaultProxy:
         length = response.getheader("Content-Length") if method == "HEAD" else len(answer)
         handler.send_header("Content-Length", str(length or 0))
         handler.end_headers()
-        if method != "HEAD":
-            handler.wfile.write(answer)
+        try:
+            if method != "HEAD":
+                handler.wfile.write(answer)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client is gone (killed)
         upstream.close()
         with self._lock:
             self.forwarded += 1

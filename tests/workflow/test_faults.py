@@ -6,7 +6,11 @@ tests check the buckets directly.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -109,3 +113,71 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
     assert proxy.forwarded == start
     assert "Failed to retrieve storage object from s3://ws-out/" in result.stderr, result.stderr
     assert s3ws.published(("",)) == set()
+
+
+def is_chip_get(method: str, path: str) -> bool:
+    return method == "GET" and path.startswith("/ws-out/") and "list-type" not in path
+
+
+def is_cog_put(method: str, path: str) -> bool:
+    return method == "PUT" and path.startswith("/ws-enduser/") and path.endswith(".tif")
+
+
+def cog_puts(requests) -> int:
+    return sum(is_cog_put(method, path) for method, path in requests)
+
+
+def partial_cogs(root) -> list:
+    """COGs being written: hidden partial files in Snakemake's local copy of the storage."""
+    return list((root / ".snakemake" / "storage").rglob(".*.partial"))
+
+
+@pytest.mark.parametrize("point", ["download", "cog_write", "upload"])
+def test_kill_9_then_rerun_incomplete_finishes_only_the_interrupted_months(s3ws, point):
+    proxy = proxied(s3ws)
+    if point == "download":  # a chip download, once a first month is published
+        proxy.hold(lambda m, p: is_chip_get(m, p) and cog_puts(proxy.seen) >= 1)
+    elif point == "upload":  # the third COG upload
+        proxy.hold(lambda m, p: is_cog_put(m, p) and cog_puts(proxy.seen) >= 3)
+    chips = s3ws.objects("ws-out")
+    command, environment = s3ws.command()
+    run = subprocess.Popen(
+        command, cwd=s3ws.root, env=environment, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and run.poll() is None:
+            if proxy.held.is_set() or (
+                point == "cog_write" and cog_puts(proxy.seen) >= 1 and partial_cogs(s3ws.root)
+            ):
+                break
+            time.sleep(0.01)
+        assert run.poll() is None, "the run ended before the kill point"
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    finally:
+        proxy.release(drop=True)
+        proxy.stop()
+    s3ws.endpoint = s3ws.server.endpoint
+    assert s3ws.objects("ws-out") == chips
+
+    survivors = s3ws.published()
+    assert 1 <= len(survivors) < len(s3ws.expected_cogs())
+    assert not [key for key in s3ws.objects("ws-enduser") if "partial" in key]
+    for cog in survivors:
+        assert cog_validate(s3ws.download("ws-enduser", f"{OUTPUT}/{cog}"), quiet=True)[0], cog
+
+    assert s3ws.snakemake("--unlock")[0].returncode == 0
+    resumed, _ = s3ws.snakemake()  # profiles/ec2 sets rerun-incomplete
+    assert resumed.returncode == 0, resumed.stderr
+    assert s3ws.published() == s3ws.expected_cogs()
+    for cog in s3ws.published():
+        assert cog_validate(s3ws.download("ws-enduser", f"{OUTPUT}/{cog}"), quiet=True)[0], cog
+    # Two cores: at most two months were in flight. Only they may be published again.
+    redone = {
+        path.split("/", 2)[2][len(OUTPUT) + 1 :]
+        for method, path, _query in s3ws.server.requests
+        if method == "PUT" and path.endswith(".tif")
+    }
+    assert len(redone & survivors) <= 2, redone & survivors
