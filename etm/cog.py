@@ -15,15 +15,17 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 import rasterio
 import rasterio.shutil
+from rasterio.errors import RasterioError
 from rio_cogeo.cogeo import cog_validate
 
-from etm.errors import PublishError
+from etm.errors import ChipError, PublishError
 from etm.mosaic import Mosaic, write_levels
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ READ_CACHE_MB = 64
 #: freed 1 MB blocks in its heap: a 375-chip region from its tile COGs peaked at 424 MB
 #: that way, 314 MB with the threshold fixed (benchmarks/mosaic_speed.py, region line).
 MMAP_THRESHOLD_BYTES = 128 << 10
+#: Least free space under which a failed write is reported as a full disk (more if the
+#: sources are larger: a COG needs at most about their size).
+FULL_DISK_BYTES = 1 << 20
 
 
 def release_freed_blocks() -> None:
@@ -121,9 +126,33 @@ def validate(path: str) -> None:
     PublishError
         With rio-cogeo's reasons.
     """
-    valid, errors, _warnings = cog_validate(path, quiet=True)
+    try:
+        valid, errors, _warnings = cog_validate(path, quiet=True)
+    except RasterioError as error:
+        valid, errors = False, [f"unreadable: {error}"]
     if not valid:
         raise PublishError(f"{path} is not a valid COG ({'; '.join(errors)}); not published")
+
+
+def check_free_space(name: str, needed: int, *folders: str) -> None:
+    """After a failed write, say so if a folder's disk has less than ``needed`` bytes free.
+
+    GDAL reports a full disk only as a write or seek error, and removes what it wrote.
+
+    Raises
+    ------
+    PublishError
+        Naming the COG and the folder short of space.
+    """
+    for folder in folders:
+        free = shutil.disk_usage(folder).free
+        if free < max(needed, FULL_DISK_BYTES):
+            raise PublishError(
+                f"cannot write the COG {name}: the disk of {folder} ran out of space "
+                f"({free / 2**20:.1f} MiB free after the failed write, sources "
+                f"{needed / 2**20:.1f} MiB); free space there, then run again. "
+                "Nothing was published"
+            )
 
 
 def partial_path(destination: str) -> str:
@@ -187,17 +216,26 @@ def build_cog(
     )
     try:
         with tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch:
-            with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
-                mosaic = write_levels(
-                    sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
-                    combine=combine,
-                )  # fmt: skip
-            vrt = os.path.join(scratch, "mosaic.vrt")
-            with open(vrt, "w") as stream:
-                stream.write(vrt_with_overviews(mosaic, dtype))
-            with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
-                rasterio.shutil.copy(vrt, partial, driver="COG", **options)
-        validate(partial)
+            try:
+                with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
+                    mosaic = write_levels(
+                        sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
+                        combine=combine,
+                    )  # fmt: skip
+                vrt = os.path.join(scratch, "mosaic.vrt")
+                with open(vrt, "w") as stream:
+                    stream.write(vrt_with_overviews(mosaic, dtype))
+                with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+                    rasterio.shutil.copy(vrt, partial, driver="COG", **options)
+                validate(partial)
+            except ChipError:
+                raise
+            except Exception:
+                # A full disk shows as a write or seek error, or as a truncated COG.
+                needed = sum(os.path.getsize(source) for source in sources)
+                folders = (os.path.dirname(partial) or ".", os.path.dirname(scratch))
+                check_free_space(destination_name or destination, needed, *folders)
+                raise
         os.replace(partial, destination)
     finally:
         if os.path.exists(partial):

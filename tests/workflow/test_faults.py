@@ -7,6 +7,7 @@ tests check the buckets directly.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -181,3 +182,43 @@ def test_kill_9_then_rerun_incomplete_finishes_only_the_interrupted_months(s3ws,
         if method == "PUT" and path.endswith(".tif")
     }
     assert len(redone & survivors) <= 2, redone & survivors
+
+
+@pytest.fixture
+def small_disk(workspace):
+    """A 100 KiB tmpfs in the workspace: too small for one tile COG of the sample."""
+    disk = workspace.root / "disk"
+    disk.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(disk)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_disk_full_while_writing_a_cog_fails_with_one_line_and_publishes_nothing(
+    workspace, small_disk
+):
+    workspace.output = small_disk / "etm"
+    workspace.config["enduser_cog_output"] = "disk/etm/"
+    full = workspace.snakemake()
+    assert full.returncode != 0
+    lines = [line for line in full.stderr.splitlines() if line.startswith("etm error:")]
+    assert lines, full.stderr
+    assert re.fullmatch(
+        r"etm error: cannot write the COG disk/etm/tiles/\S+\.tif: the disk of disk/etm/tiles/"
+        r"\S+ ran out of space \(0\.\d MiB free after the failed write, sources \d+\.\d MiB\); "
+        r"free space there, then run again\. Nothing was published",
+        lines[0],
+    ), lines[0]
+    assert workspace.published() == set()  # not even a hidden partial COG
+
+    subprocess.run(["umount", str(small_disk)], check=True)  # space again
+    again = workspace.snakemake()
+    assert again.returncode == 0, again.stderr
+    assert workspace.published() == workspace.expected_cogs()
+    for cog in workspace.published():
+        assert cog_validate(str(workspace.output / cog), quiet=True)[0], cog
