@@ -28,3 +28,12 @@ rule all:
         rules.stac_catalog.output,
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],
+
+
+# How the run ended, to the config's notify targets (SNS topic, webhook).
+onsuccess:
+    announce(log, succeeded=True)
+
+
+onerror:
+    announce(log, succeeded=False)

@@ -49,6 +49,7 @@ class Settings:
     annual: bool
     annual_aggregation: dict[str, str]
     license: str
+    notify: dict[str, str]
 
 
 def _with_defaults(validator_class):
@@ -227,4 +228,5 @@ def load_settings(config: dict, schema: dict) -> Settings:
             **config["annual_aggregation"],
         },
         license=config["license"],
+        notify=dict(config["notify"]),
     )

@@ -8,6 +8,7 @@ import yaml
 from etm.config import load_settings
 from etm.errors import EtmError
 from etm.inventory import month_chip_paths, verify
+from etm.notify import error_message, failed_jobs, send, success_message
 from etm.listing import LocalListing
 from etm.report import (
     MISSING_CSV,
@@ -211,3 +212,34 @@ def publications():
 PUBLICATIONS = publications() if workflow.is_main_process else []
 # Products with at least one published period have a STAC Collection.
 CATALOGUED = list(dict.fromkeys(product for _, product in PUBLICATIONS))
+
+
+def announce(snakemake_logs, succeeded):
+    """onsuccess/onerror: send how the run ended to the config's notify targets.
+
+    ``snakemake_logs`` are the run's log files, as Snakemake passes them to its handlers.
+
+    Never raises: a notifier's failure is a warning, the run's exit status stays its own.
+    """
+    if not SETTINGS.notify:
+        return
+    try:
+        missing, output = len(VERIFICATION.missing), named(SETTINGS.output)
+        if succeeded:
+            skipped = sorted(
+                f"{tile} {product} {year}-{month:02d}"
+                for tile, product, year, month in VERIFICATION.incomplete
+            )
+            message = success_message(output, len(PUBLICATIONS), skipped, missing)
+        else:
+            text = "".join(Path(path).read_text() for path in snakemake_logs)
+            message = error_message(output, failed_jobs(text), missing, snakemake_logs)
+        problems = send(
+            message,
+            SETTINGS.notify.get("sns_topic_arn"),
+            SETTINGS.notify.get("webhook_url"),
+        )
+    except Exception as error:
+        problems = [f"{type(error).__name__}: {error}"]
+    for problem in problems:
+        print(f"etm warning: notification failed: {problem}", file=sys.stderr)

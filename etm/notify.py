@@ -1,0 +1,182 @@
+"""Announce how a run ended: one message to an SNS topic and/or a webhook.
+
+Snakemake's ``onsuccess``/``onerror`` handlers call :func:`announce`. The failed jobs are
+read from Snakemake's own log of the run; which tile, product and period a job built is
+read from its log path (``logs/<rule>/...``, see rules/mosaic.smk). Sending never raises:
+a notifier that fails is reported as a warning and never changes the run's exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import boto3
+
+from etm.s3 import client_config
+
+#: Seconds to wait for a webhook to answer.
+WEBHOOK_TIMEOUT_S = 10
+#: SNS subjects are at most 100 characters.
+SUBJECT_LENGTH = 100
+
+ERROR_BLOCK = re.compile(r"^Error in rule (?P<rule>\w+):\n(?P<body>(?:[ \t]+.*\n?)*)", re.MULTILINE)
+LOG_LINE = re.compile(r"^\s+log: (?P<logs>.*?)(?: \(check log file\(s\) for error details\))?$")
+#: What a job built, from its log path.
+JOB_LOG = re.compile(
+    r"logs/mosaic_(?:tile/(?P<tile>[^/]+)|region)/\d{4}/(?P<product>[a-z0-9]+)_(?P<period>\d{4,6})"
+    r"\.log$"
+)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A job that failed (after its retries): its rule and log files."""
+
+    rule: str
+    logs: tuple[str, ...]
+
+    def describe(self) -> str:
+        """The rule, and the tile (or region), product and period of a mosaic job."""
+        built = next(filter(None, (JOB_LOG.search(path) for path in self.logs)), None)
+        if built is None:
+            return self.rule
+        period = built["period"]
+        when = f"{period[:4]}-{period[4:]}" if len(period) == 6 else period
+        return f"{self.rule} {built['tile'] or 'region'} {built['product']} {when}"
+
+
+def failed_jobs(snakemake_log: str) -> list[FailedJob]:
+    """Every failed job in Snakemake's log of a run, once each (retries repeat them).
+
+    Parameters
+    ----------
+    snakemake_log : str
+        The text of ``.snakemake/log/<time>.snakemake.log``.
+
+    Returns
+    -------
+    list of FailedJob
+    """
+    jobs: dict[FailedJob, None] = {}
+    for block in ERROR_BLOCK.finditer(snakemake_log):
+        logs: tuple[str, ...] = ()
+        for line in block["body"].splitlines():
+            match = LOG_LINE.match(line)
+            if match:
+                logs = tuple(path.strip() for path in match["logs"].split(","))
+        jobs[FailedJob(block["rule"], logs)] = None
+    return list(jobs)
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    summary: dict
+
+
+def error_message(
+    output: str, jobs: Sequence[FailedJob], missing: int, logs: Sequence[str]
+) -> Message:
+    """The message of a failed run.
+
+    Parameters
+    ----------
+    output : str
+        The output prefix, naming the run.
+    jobs : sequence of FailedJob
+    missing : int
+        Chip files missing at the start of the run.
+    logs : sequence of str
+        Snakemake's log files of the run.
+    """
+    lines = [f"etm run for {output} failed: {len(jobs)} failed jobs, {missing} chip files missing."]
+    lines += [f"failed: {job.describe()} (log: {', '.join(job.logs) or 'none'})" for job in jobs]
+    lines.append(f"Snakemake log: {', '.join(logs)}")
+    return Message(
+        subject=f"etm failed: {len(jobs)} jobs, {output}"[:SUBJECT_LENGTH],
+        text="\n".join(lines),
+        summary={
+            "status": "error",
+            "output": output,
+            "failed_jobs": [{"job": job.describe(), "logs": list(job.logs)} for job in jobs],
+            "missing_chips": missing,
+            "snakemake_logs": list(logs),
+        },
+    )
+
+
+def success_message(output: str, published: int, skipped: Sequence[str], missing: int) -> Message:
+    """The message of a run that finished.
+
+    Parameters
+    ----------
+    output : str
+        The output prefix.
+    published : int
+        COGs published (now or by earlier runs) under the prefix.
+    skipped : sequence of str
+        Tile-months left out for missing chips (``missing_chips: skip``), e.g.
+        ``r50.0_tile6 etasw 2020-07``.
+    missing : int
+        Chip files missing.
+    """
+    text = (
+        f"etm run for {output} finished: {published} COGs published and up to date, "
+        f"{len(skipped)} tile-months skipped, {missing} chip files missing."
+    )
+    if skipped:
+        text += "\nskipped: " + "; ".join(skipped)
+    return Message(
+        subject=f"etm finished: {published} COGs, {output}"[:SUBJECT_LENGTH],
+        text=text,
+        summary={
+            "status": "success",
+            "output": output,
+            "published_cogs": published,
+            "skipped_months": list(skipped),
+            "missing_chips": missing,
+        },
+    )
+
+
+def send(message: Message, sns_topic_arn: str | None, webhook_url: str | None) -> list[str]:
+    """Send a message to the SNS topic and the webhook that are configured.
+
+    The webhook receives JSON: ``text`` (as Slack and Teams incoming webhooks expect),
+    ``subject`` and the message's summary fields.
+
+    Returns
+    -------
+    list of str
+        One line per notifier that failed; the webhook is named by its host only, since
+        its path often holds a token.
+    """
+    problems = []
+    if sns_topic_arn:
+        try:
+            region = sns_topic_arn.split(":")[3]
+            sns = boto3.client("sns", region_name=region, config=client_config())
+            sns.publish(TopicArn=sns_topic_arn, Subject=message.subject, Message=message.text)
+        except Exception as error:  # a notifier never fails the run
+            problems.append(f"SNS topic {sns_topic_arn}: {error}")
+    if webhook_url:
+        body = json.dumps({"text": message.text, "subject": message.subject, **message.summary})
+        request = urllib.request.Request(
+            webhook_url,
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
+                pass
+        except Exception as error:  # a notifier never fails the run
+            reason = getattr(error, "reason", None) or error
+            problems.append(f"webhook {urlsplit(webhook_url).netloc}: {reason}")
+    return problems

@@ -1,0 +1,48 @@
+from etm.notify import FailedJob, error_message, failed_jobs
+
+SNAKEMAKE_LOG = """\
+[Wed Nov 25 06:24:22 2026]
+Error in rule mosaic_tile:
+    message: None
+    jobid: 1
+    input: a.tif, b.tif
+    output: out/tiles/r50.0_tile6/etasw/2020/etasw_202007.tif
+    log: logs/mosaic_tile/r50.0_tile6/2020/etasw_202007.log (check log file(s) for error details)
+Trying to restart job 1.
+Error in rule mosaic_tile:
+    jobid: 1
+    log: logs/mosaic_tile/r50.0_tile6/2020/etasw_202007.log (check log file(s) for error details)
+Error in rule mosaic_region:
+    jobid: 7
+    log: logs/mosaic_region/2021/netet_2021.log (check log file(s) for error details)
+Error in rule stac_catalog:
+    jobid: 9
+Shutting down, this might take some time.
+"""
+
+
+def test_failed_jobs_are_read_once_each_from_snakemakes_log():
+    jobs = failed_jobs(SNAKEMAKE_LOG)
+    assert jobs == [
+        FailedJob("mosaic_tile", ("logs/mosaic_tile/r50.0_tile6/2020/etasw_202007.log",)),
+        FailedJob("mosaic_region", ("logs/mosaic_region/2021/netet_2021.log",)),
+        FailedJob("stac_catalog", ()),
+    ]
+    assert [job.describe() for job in jobs] == [
+        "mosaic_tile r50.0_tile6 etasw 2020-07",
+        "mosaic_region region netet 2021",
+        "stac_catalog",
+    ]
+
+
+def test_error_message_lists_each_failed_job_with_its_log():
+    message = error_message("s3://ws-enduser/USA/TBD", failed_jobs(SNAKEMAKE_LOG), 3, ["x.log"])
+    assert message.text.splitlines() == [
+        "etm run for s3://ws-enduser/USA/TBD failed: 3 failed jobs, 3 chip files missing.",
+        "failed: mosaic_tile r50.0_tile6 etasw 2020-07 "
+        "(log: logs/mosaic_tile/r50.0_tile6/2020/etasw_202007.log)",
+        "failed: mosaic_region region netet 2021 (log: logs/mosaic_region/2021/netet_2021.log)",
+        "failed: stac_catalog (log: none)",
+        "Snakemake log: x.log",
+    ]
+    assert len(message.subject) <= 100
