@@ -14,6 +14,8 @@ configfile: "config/config.yaml"
 
 # Settings validated against config/schema.yaml; the verifier; what to publish.
 include: "rules/common.smk"
+# missing_chips: rerun: the model is rerun for missing chips before their months.
+include: "rules/reruns.smk"
 # Per tile and period (month, or year with annual: true), then per region period:
 # a COG, its STAC Item, and for the region a quicklook PNG.
 include: "rules/mosaic.smk"

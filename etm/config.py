@@ -50,6 +50,7 @@ class Settings:
     annual_aggregation: dict[str, str]
     license: str
     notify: dict[str, str]
+    chip_rerun_command: str | None
 
 
 def _with_defaults(validator_class):
@@ -146,6 +147,33 @@ def check_output_prefix(output: str, inputs: list[str]) -> None:
             )
 
 
+#: What a chip_rerun_command may refer to.
+RERUN_PLACEHOLDERS = ("tile", "chip", "year", "prefix")
+
+
+def check_rerun_command(config: dict) -> None:
+    """missing_chips: rerun needs a chip_rerun_command using only the known placeholders.
+
+    Raises
+    ------
+    ConfigError
+    """
+    command = config["chip_rerun_command"]
+    if config["missing_chips"] == "rerun" and not command:
+        raise ConfigError(
+            "config key 'chip_rerun_command': missing_chips: rerun needs the command that "
+            "reruns the model for one chip and year"
+        )
+    if command:
+        try:
+            command.format(**dict.fromkeys(RERUN_PLACEHOLDERS, ""))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(
+                f"config key 'chip_rerun_command': unknown or malformed placeholder {error}; "
+                f"use {', '.join('{' + name + '}' for name in RERUN_PLACEHOLDERS)}"
+            ) from None
+
+
 def _expected_chips(name: str, layout: dict, chip_size: int) -> tuple[Chip, ...]:
     if "bounds" in layout:
         return tuple(chips_in_bounds(layout["bounds"], chip_size))
@@ -189,6 +217,7 @@ def load_settings(config: dict, schema: dict) -> Settings:
             "config key 'annual': a year is made from all 12 months; remove 'months' "
             "or set annual: false"
         )
+    check_rerun_command(config)
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     prefixes: dict[str, list[str]] = {}
     for prefix in config["unmosaicked_inputs"]:
@@ -228,5 +257,6 @@ def load_settings(config: dict, schema: dict) -> Settings:
             **config["annual_aggregation"],
         },
         license=config["license"],
-        notify=dict(config["notify"]),
+        notify={target: value for target, value in config["notify"].items() if value},
+        chip_rerun_command=config["chip_rerun_command"],
     )

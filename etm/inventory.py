@@ -277,6 +277,17 @@ def month_chip_paths(
         names = {name for prefix in spec.prefixes for name in listing.folders(prefix)}
         chips = tuple(Chip.parse(name) for name in names if CHIP_NAME.match(name))
     chips = sorted(chips, key=chip_order)
-    subfolders = [join(chip.name, f"{year}") for chip in chips]
-    inventory = scan_tile(spec, listing, [product], [year], [month], subfolders)
+    inventory = month_inventory(settings, listing, tile, chips, product, year)
     return month_paths(tile, chips, inventory, product, year, month)
+
+
+def month_inventory(
+    settings: Settings, listing: Listing, tile: str, chips: Iterable[Chip], product: str, year: int
+) -> TileInventory:
+    """The chip files of a tile's product and year, from listings of its chips' year folders.
+
+    Each listing is recorded (on S3, for the storage plugin), so what is found here is
+    what Snakemake sees: after a rerun of the model, too.
+    """
+    subfolders = [join(chip.name, f"{year}") for chip in chips]
+    return scan_tile(settings.tiles[tile], listing, [product], [year], settings.months, subfolders)

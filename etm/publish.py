@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from etm import quicklook, stac
 from etm.cog import build_cog
+from etm.errors import ChipError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def publish(
     aggregation: str | None,
     combine: str,
     thumbnail: str | None = None,
+    missing: Sequence[str] = (),
     **cog_options,
 ) -> None:
     """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
@@ -42,9 +44,23 @@ def publish(
         How sources are combined (see :func:`etm.mosaic.write_levels`).
     thumbnail : str, optional
         Local path of a quicklook PNG to draw beside the COG.
+    missing : sequence of str
+        Chips of the period still missing after the model was rerun for them.
     **cog_options
         Passed to :func:`etm.cog.build_cog`.
+
+    Raises
+    ------
+    ChipError
+        If a chip is still missing after the model's rerun; nothing is published.
     """
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ChipError(
+            missing[0],
+            f"still missing after the model was rerun for it{more}; see the rerun job's log "
+            "under logs/rerun_chip/, then run again to rerun it",
+        )
     build_cog(sources, cog, combine=combine, **cog_options)
     if thumbnail:
         quicklook.render(cog, thumbnail, product=product, period=period, aggregation=aggregation)

@@ -7,7 +7,7 @@ import yaml
 
 from etm.config import load_settings
 from etm.errors import EtmError
-from etm.inventory import month_chip_paths, verify
+from etm.inventory import chip_path, month_chip_paths, month_inventory, verify
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.listing import LocalListing
 from etm.report import (
@@ -18,6 +18,7 @@ from etm.report import (
     summary_lines,
     write_reports,
 )
+from etm.rerun import rerun_command
 from etm.stac import collection_href
 from etm import s3
 
@@ -69,6 +70,7 @@ wildcard_constraints:
     product="|".join(SETTINGS.products),
     year=r"\d{4}",
     period=r"\d{4}(\d{2})?",
+    chip=r"chip-?\d+\.\dN-?\d+\.\dE",
 
 
 def verify_chips():
@@ -80,12 +82,13 @@ def verify_chips():
         file=sys.stderr,
     )
     if verification.missing:
-        action = (
-            "no job was started; rerun the model for them, or set missing_chips: skip "
-            "to build the complete months only"
-            if SETTINGS.missing_chips == "error"
-            else "their months were left out (missing_chips: skip)"
-        )
+        action = {
+            "error": "no job was started; rerun the model for them, or set missing_chips: "
+            "skip to build the complete months only",
+            "skip": "their months were left out (missing_chips: skip)",
+            "rerun": "the model is rerun for their chips and years before their months "
+            "(missing_chips: rerun)",
+        }[SETTINGS.missing_chips]
         print(
             f"etm: {len(verification.missing)} chip files missing; {action}. "
             f"Full list: {missing_csv}",
@@ -123,13 +126,42 @@ if workflow.is_main_process:
     cap_jobs_in_flight()
 
 
+# The chips to rerun the model for, by (tile, year) (missing_chips: rerun); the tile-months
+# left out for missing chips (missing_chips: skip).
+RERUNS, SKIPPED = {}, set()
+if workflow.is_main_process and SETTINGS.missing_chips == "rerun":
+    for chip_month in VERIFICATION.missing:
+        at = (chip_month.tile, chip_month.year)
+        RERUNS.setdefault(at, {})[chip_month.chip.name] = None
+elif workflow.is_main_process and SETTINGS.missing_chips == "skip":
+    SKIPPED = VERIFICATION.incomplete
+
+
 @functools.cache
-def chip_paths(tile, product, year, month):
-    """The chips of one tile-month: from the verifier's listing, or in a job, a narrow one."""
-    if workflow.is_main_process:
-        return VERIFICATION.chip_paths(tile, product, int(year), int(month))
-    return or_exit(
-        month_chip_paths, SETTINGS, LISTING, tile, product, int(year), int(month)
+def month_chips(tile, product, year, month):
+    """(chip paths, chips still missing) of one tile-month.
+
+    From the verifier's listing; for a month that waits for reruns of the model, from a
+    new listing of its chips once they ran; in a job process, from a narrow listing.
+    """
+    at = (tile, product, int(year), int(month))
+    if not workflow.is_main_process:
+        return or_exit(month_chip_paths, SETTINGS, LISTING, *at), []
+    if at not in VERIFICATION.incomplete:
+        return VERIFICATION.chip_paths(*at), []
+    # Until the tile-year's reruns ran, this raises, and the mosaic waits for them.
+    checkpoints.chips_rerun.get(tile=tile, year=year)
+    chips = VERIFICATION.expected[tile]
+    inventory = or_exit(month_inventory, SETTINGS, LISTING, tile, chips, product, at[2])
+    found = {chip: inventory.files.get((chip, product, at[2], at[3])) for chip in chips}
+    first_prefix = SETTINGS.tiles[tile].prefixes[0]
+    return (
+        [obj.path for obj in found.values() if obj],
+        [
+            chip_path(first_prefix, chip, *at[1:])
+            for chip, obj in found.items()
+            if not obj
+        ],
     )
 
 
@@ -150,7 +182,7 @@ def tile_sources(wildcards):
     product, year, period = wildcards.product, wildcards.year, wildcards.period
     at = dict(tile=wildcards.tile, product=product, year=year)
     if len(period) == 6:
-        sources = chip_paths(wildcards.tile, product, year, period[4:])
+        sources, _missing = month_chips(wildcards.tile, product, year, period[4:])
     else:
         sources = [
             published(TILE.format(**at, period=m), "tif") for m in months_of(period)
@@ -170,6 +202,14 @@ def inputs_of(sources):
     return lambda wildcards: [stored(path) for path in sources(wildcards)[0]]
 
 
+def still_missing(wildcards):
+    """Params function: chips of a tile-month still missing after the model's reruns."""
+    if len(wildcards.period) != 6:
+        return []
+    at = (wildcards.tile, wildcards.product, wildcards.year, wildcards.period[4:])
+    return [named(path) for path in month_chips(*at)[1]]
+
+
 def names_of(sources):
     """Params function: what logs and errors call a rule's sources and destination."""
 
@@ -183,10 +223,10 @@ def names_of(sources):
 def publications():
     """(path relative to the output prefix, product) of every tile and region period.
 
-    A tile's month is published when its chips are complete, its year when all 12 months
-    are; the region's period when every tile's is.
+    A tile's month is published when its chips are complete (or, with missing_chips:
+    rerun, once the model was rerun for them), its year when all 12 months are; the
+    region's period when every tile's is.
     """
-    incomplete = VERIFICATION.incomplete
     found = []
     for product in SETTINGS.products:
         for year in SETTINGS.years:
@@ -198,7 +238,7 @@ def publications():
                     tile
                     for tile in SETTINGS.tiles
                     if not any(
-                        (tile, product, year, int(m[4:])) in incomplete
+                        (tile, product, year, int(m[4:])) in SKIPPED
                         for m in months_of(period)
                     )
                 ]
@@ -228,7 +268,7 @@ def announce(snakemake_logs, succeeded):
         if succeeded:
             skipped = sorted(
                 f"{tile} {product} {year}-{month:02d}"
-                for tile, product, year, month in VERIFICATION.incomplete
+                for tile, product, year, month in SKIPPED
             )
             message = success_message(output, len(PUBLICATIONS), skipped, missing)
         else:

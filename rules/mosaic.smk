@@ -21,6 +21,7 @@ rule mosaic_tile:
         cog=SETTINGS.cog,
         gdal_cache_mb=SETTINGS.gdal_cache_mb,
         names=names_of(tile_sources),
+        missing=still_missing,
         combine=lambda wildcards: aggregation(wildcards) or "first",
         stac=lambda wildcards: dict(
             item_href=f"{TILE.format(**wildcards)}.json",

@@ -11,6 +11,7 @@ if __name__ == "__main__":
         cog=snakemake.output.cog,
         item=snakemake.output.item,
         thumbnail=snakemake.output.get("thumbnail"),
+        missing=snakemake.params.get("missing", []),
         combine=snakemake.params.combine,
         **snakemake.params.stac,
         gdal_cache_mb=snakemake.params.gdal_cache_mb,

@@ -127,3 +127,35 @@ def test_missing_required_key_is_named():
     del config["enduser_cog_output"]
     with pytest.raises(ConfigError, match="'enduser_cog_output' is a required property"):
         load_settings(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"missing_chips": "rerun"},
+            "config key 'chip_rerun_command': missing_chips: rerun needs the command",
+        ),
+        (
+            {"missing_chips": "rerun", "chip_rerun_command": "model --chip {chip} --day {day}"},
+            "config key 'chip_rerun_command': unknown or malformed placeholder 'day'",
+        ),
+        (
+            {"notify": {"sns_topic_arn": "etm-runs"}},
+            "config key 'notify.sns_topic_arn': 'etm-runs' does not match",
+        ),
+    ],
+)
+def test_rerun_and_notify_settings_are_checked(change, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        load_settings({**team_config(), **change}, SCHEMA)
+
+
+def test_rerun_command_placeholders_are_filled_shell_quoted():
+    from etm.rerun import rerun_command
+
+    command = rerun_command(
+        "run-model --chip {chip} --year {year} --out {prefix}/",
+        tile="r50.0_tile6", chip="chip47.4N-106.8E", year="2008", prefix="s3://ws-out/a b",
+    )  # fmt: skip
+    assert command == "run-model --chip chip47.4N-106.8E --year 2008 --out 's3://ws-out/a b'/"

@@ -25,7 +25,7 @@ def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4)) -> Settin
         products=products, years=years, months=months, tiles=tiles, output="out",
         missing_chips="error", chip_size=20, reports_dir="reports", cog={},
         gdal_cache_mb=64, mosaic_threads=1, max_concurrent_containers=1, annual=False,
-        annual_aggregation={}, license="other",
+        annual_aggregation={}, license="other", notify={}, chip_rerun_command=None,
     )  # fmt: skip
 
 
