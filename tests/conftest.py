@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
+import rasterio.windows
 import yaml
 
 from etm.sample import tile_prefix, write_sample
@@ -164,6 +166,15 @@ def workspace(tmp_path, pristine) -> Workspace:
     """A fresh copy of the workspace sample."""
     shutil.copytree(pristine / "sample", tmp_path / "sample")
     return Workspace(tmp_path)
+
+
+def assert_chip_in_cog(chip, cog) -> None:
+    """A chip's pixels are in a COG, at the chip's place (to float32 precision)."""
+    with rasterio.open(chip) as src, rasterio.open(cog) as out:
+        col = round((src.transform.c - out.transform.c) / out.transform.a)
+        row = round((out.transform.f - src.transform.f) / out.transform.a)
+        window = rasterio.windows.Window(col, row, src.width, src.height)
+        np.testing.assert_allclose(out.read(1, window=window), src.read(1), rtol=1e-6)
 
 
 def rewrite_chip(path: Path, **changes) -> None:
