@@ -137,7 +137,8 @@ def validate(path: str) -> None:
 def check_free_space(name: str, needed: int, *folders: str) -> None:
     """After a failed write, say so if a folder's disk has less than ``needed`` bytes free.
 
-    GDAL reports a full disk only as a write or seek error, and removes what it wrote.
+    GDAL reports a full disk only as a write or seek error (often removing what it wrote),
+    or not at all, leaving a truncated file that fails validation.
 
     Raises
     ------
