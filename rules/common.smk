@@ -7,7 +7,7 @@ import yaml
 
 from etm.config import load_settings
 from etm.errors import EtmError
-from etm.inventory import chip_path, month_chip_paths, month_inventory, verify
+from etm.inventory import ChipMonth, month_chip_paths, month_inventory, verify
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.listing import LocalListing
 from etm.report import (
@@ -153,12 +153,11 @@ def month_chips(tile, product, year, month):
     checkpoints.chips_rerun.get(tile=tile, year=year)
     chips = VERIFICATION.expected[tile]
     inventory = or_exit(month_inventory, SETTINGS, LISTING, tile, chips, product, at[2])
-    found = {chip: inventory.files.get((chip, product, at[2], at[3])) for chip in chips}
-    first_prefix = SETTINGS.tiles[tile].prefixes[0]
+    found = {chip: inventory.files.get((chip, *at[1:])) for chip in chips}
     return (
         [obj.path for obj in found.values() if obj],
         [
-            chip_path(first_prefix, chip, *at[1:])
+            VERIFICATION.expected_path(ChipMonth(tile, chip, *at[1:]))
             for chip, obj in found.items()
             if not obj
         ],

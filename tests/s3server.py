@@ -24,6 +24,16 @@ FAKE_CREDENTIALS = {
 }
 
 
+def assert_no_credentials(*texts: str) -> None:
+    """None of the texts holds the fake access key or secret key."""
+    for text in texts:
+        for secret in (
+            FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        ):
+            assert secret not in text
+
+
 class QuietHandler(MotoRequestHandler):
     """No access log on stderr: tests count requests instead."""
 

@@ -74,6 +74,18 @@ class S3Workspace:
                     cogs.add(f"mosaic/{product}/{year}/{product}_{year}07.tif")
         return cogs
 
+    def job_logs(self) -> dict[str, str]:
+        """Every job log the workflow stored under its work prefix (bucket ws-work), by key."""
+        return {
+            key: self.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
+            for key in self.objects("ws-work")
+        }
+
+    def logs(self) -> list[str]:
+        """Every job log (on S3) and Snakemake's own logs of its runs here (local)."""
+        local = (self.root / ".snakemake" / "log").glob("*.log")
+        return [*self.job_logs().values(), *(p.read_text(errors="replace") for p in local)]
+
     def download(self, bucket: str, key: str) -> str:
         path = os.path.join(tempfile.mkdtemp(dir=self.root), os.path.basename(key))
         self.s3.download_file(bucket, key, path)

@@ -19,7 +19,7 @@ import rasterio
 from conftest import TILE5, Workspace
 from faultproxy import FAULTS, FaultProxy
 from rio_cogeo.cogeo import cog_validate
-from s3server import FAKE_CREDENTIALS
+from s3server import assert_no_credentials
 from s3workspace import OUTPUT
 
 
@@ -39,16 +39,6 @@ def proxied(s3ws, **faults) -> FaultProxy:
     return proxy
 
 
-def logs_of(s3ws) -> list[str]:
-    """Every job log (on S3) and Snakemake's own logs (local)."""
-    remote = [
-        s3ws.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
-        for key in s3ws.objects("ws-work")
-    ]
-    local = (s3ws.root / ".snakemake" / "log").glob("*.log")
-    return remote + [path.read_text(errors="replace") for path in local]
-
-
 def test_every_fifth_request_failing_still_publishes_exactly_the_correct_cogs(s3ws, reference):
     proxy = proxied(s3ws, every=5)
     try:
@@ -65,12 +55,7 @@ def test_every_fifth_request_failing_still_publishes_exactly_the_correct_cogs(s3
         with rasterio.open(path) as got, rasterio.open(reference.output / cog) as want:
             assert got.transform == want.transform
             np.testing.assert_array_equal(got.read(1), want.read(1))
-    for text in logs_of(s3ws) + [result.stdout, result.stderr]:
-        for secret in (
-            FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        ):
-            assert secret not in text
+    assert_no_credentials(*s3ws.logs(), result.stdout, result.stderr)
 
 
 def test_every_request_failing_stops_with_one_line_and_publishes_nothing(s3ws):

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import MONTHS, TILE5, TILE6
-from s3server import FAKE_CREDENTIALS, S3Server
+from s3server import S3Server, assert_no_credentials
 
 JULY = MONTHS[0]
 
@@ -68,9 +68,9 @@ def notified(workspace, monkeypatch):
 
 
 def no_secrets(*texts: str) -> None:
-    for text in texts:
-        for secret in (FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "SECRET-TOKEN"):
-            assert secret not in text
+    """No AWS credential, nor the webhook URL's token."""
+    assert_no_credentials(*texts)
+    assert not [text for text in texts if "SECRET-TOKEN" in text]
 
 
 def test_failed_run_announces_each_failed_job_with_its_log_and_the_missing_chips(notified):
