@@ -27,22 +27,27 @@ from etm.listing import StoredObject
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
 #: Prefixes nothing may write to, tag or delete (the chips' prefixes).
 PROTECTED: set[str] = set()
-#: Attempts per S3 request when AWS_MAX_ATTEMPTS is not set.
+#: Attempts per S3 request, the first one included, when AWS_MAX_ATTEMPTS is not set.
 MAX_ATTEMPTS = 10
 
 
 def client_config() -> Config:
     """Retries and timeouts of every S3 client etm and its storage plugin create.
 
-    botocore's "standard" mode retries throttling (503 SlowDown), 5xx answers, reset
-    connections and timeouts with exponential backoff (base 1 s, at most 20 s a wait),
-    10 attempts a request. The standard variables AWS_MAX_ATTEMPTS and AWS_RETRY_MODE
-    override both. A response that has not started after 60 s is retried.
+    botocore's "legacy" retry mode retries each request on its own: 503 SlowDown, 500,
+    502, 504, throttling codes, 429, reset connections and timeouts, waiting up to
+    2^(n-1) s (random) before the n-th retry, 10 attempts in all. Not "standard" mode:
+    its retry quota stops all retries of a client once spent, and only 2xx answers refill
+    it, while Snakemake checks missing outputs and logs with HEAD requests that answer
+    404; with every 3rd request throttled, the 71st such HEAD was no longer retried
+    (loopback S3), which failed a whole run. AWS_MAX_ATTEMPTS (total attempts) and
+    AWS_RETRY_MODE override the defaults. A response that has not started after 60 s is
+    retried.
     """
     return Config(
         retries={
-            "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-            "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
+            "mode": os.environ.get("AWS_RETRY_MODE", "legacy"),
+            "total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS)),
         },
         connect_timeout=10,
         read_timeout=60,

@@ -156,7 +156,8 @@ class FaultProxy:
             handler.send_header("Content-Type", "application/xml")
             handler.send_header("Content-Length", str(len(answer)))
             handler.end_headers()
-            handler.wfile.write(answer)
+            if method != "HEAD":  # as S3 does: a HEAD answer never has a body
+                handler.wfile.write(answer)
             return
         if fault == "slow":
             time.sleep(min(self.slow_s, self.max_hold_s))
