@@ -9,7 +9,11 @@ from snakemake.utils import min_version
 min_version("9.27")
 
 
-configfile: "config/config.yaml"
+# The team's settings, unless --configfile names others: never merged with them, so that
+# a config of one's own never publishes to the team's prefixes by omission.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # Settings validated against config/schema.yaml; the verifier; what to publish.
@@ -32,10 +36,15 @@ rule all:
         [local(str(heatmap)) for heatmap in rules.completeness.output],
 
 
-# How the run ended, to the config's notify targets (SNS topic, webhook).
+# One run at a time writes an output prefix: its lock is taken when jobs start.
+onstart:
+    say(filter(None, [or_exit(MAIN.start)]))
+
+
+# Findings of the chip checks into the reports; how the run ended, to the notify targets.
 onsuccess:
-    announce(log, succeeded=True)
+    say(MAIN.end(True, log))
 
 
 onerror:
-    announce(log, succeeded=False)
+    say(MAIN.end(False, log))

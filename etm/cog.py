@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from xml.sax.saxutils import escape
 
 import rasterio
@@ -25,6 +26,7 @@ import rasterio.shutil
 from rasterio.errors import RasterioError
 from rio_cogeo.cogeo import cog_validate
 
+from etm.checks import ChipExpectation
 from etm.errors import ChipError, PublishError
 from etm.mosaic import Mosaic, write_levels
 
@@ -157,9 +159,9 @@ def check_free_space(name: str, needed: int, *folders: str) -> None:
 
 
 def partial_path(destination: str) -> str:
-    """The hidden name a COG is written under before it is published."""
+    """The hidden name a COG is written under before it is published, unique to this call."""
     folder, name = os.path.split(destination)
-    return os.path.join(folder, f".{name}.partial")
+    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.partial")
 
 
 def build_cog(
@@ -177,6 +179,8 @@ def build_cog(
     names: Sequence[str] | None = None,
     destination_name: str | None = None,
     combine: str = "first",
+    chips: Sequence[ChipExpectation] | None = None,
+    accept: Callable[[Mosaic], None] | None = None,
 ) -> None:
     """Mosaic or aggregate rasters into a validated COG, published atomically.
 
@@ -200,11 +204,17 @@ def build_cog(
         What the log calls the destination (its S3 path when Snakemake uploads it).
     combine : {"first", "sum", "mean"}
         How sources are combined per pixel (see :func:`etm.mosaic.write_levels`).
+    chips : sequence of ChipExpectation, optional
+        For chip sources, the chip each one must be (see :func:`etm.mosaic.write_levels`).
+    accept : callable, optional
+        Called with the mosaic once its levels are written, before it is compressed; an
+        error it raises stops the COG (e.g. a suspect chip).
 
     Raises
     ------
-    ChipReadError, ChipGridError
-        If a source is unreadable or off the lattice; nothing is published.
+    ChipReadError, ChipGridError, ChipContentError
+        If a source is unreadable, off the lattice, or not the chip it should be; nothing
+        is published.
     PublishError
         If the written COG is not valid; nothing is published.
     """
@@ -221,8 +231,10 @@ def build_cog(
                 with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
                     mosaic = write_levels(
                         sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
-                        combine=combine,
+                        combine=combine, chips=chips,
                     )  # fmt: skip
+                if accept:
+                    accept(mosaic)
                 vrt = os.path.join(scratch, "mosaic.vrt")
                 with open(vrt, "w") as stream:
                     stream.write(vrt_with_overviews(mosaic, dtype))

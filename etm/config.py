@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import posixpath
 from dataclasses import dataclass
 
 import jsonschema
+import yaml
 from jsonschema import Draft202012Validator
 
 from etm.errors import ConfigError
 from etm.grid import Chip, chips_in_bounds, to_tenths
+
+#: Most tile-periods (tiles x products x years x periods) one run plans: a dry run of the
+#: team's 56,160 took 3.6 GB; twice that still fits a 24 GB machine.
+MAX_TILE_PERIODS = 120_000
+#: The old orchestrator's keys: accepted, with what replaces each.
+OBSOLETE_KEYS = {
+    "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
+    "min_memory_available": "each job declares its memory (mem_mb); --resources mem_mb=N "
+    "caps the total",
+    "sleep_time": "Snakemake waits for jobs itself (--seconds-between-status-checks on AWS "
+    "Batch)",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,23 @@ class TileSpec:
     name: str
     prefixes: tuple[str, ...]
     chips: tuple[Chip, ...] | None
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The model's tile squares: edge and one upper-left corner, in tenths of a degree."""
+
+    size: int
+    north: int
+    west: int
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """When a chip is suspect: valid range per product (mm), and the NaN-share jump."""
+
+    ranges: dict[str, tuple[float, float]]
+    nan_share_jump: float
 
 
 @dataclass(frozen=True)
@@ -51,10 +82,26 @@ class Settings:
     license: str
     notify: dict[str, str]
     chip_rerun_command: str | None
+    tile_grid: TileGrid
+    unproduced: frozenset[Chip]
+    suspect_chips: str
+    plausibility: Plausibility
+    #: One line per accepted key that no longer does anything.
+    notes: tuple[str, ...] = ()
+
+
+def _strict_number(checker, instance) -> bool:
+    return isinstance(instance, int | float) and not isinstance(instance, bool)
+
+
+def _strict_integer(checker, instance) -> bool:
+    # JSON Schema counts 2020.0 as an integer; Python code downstream would not.
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
 def _with_defaults(validator_class):
-    """A validator class that also fills each missing property from its schema default."""
+    """A validator class that fills each missing property from its schema default, and whose
+    integers are Python ints (``2020.0`` is refused)."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -64,7 +111,34 @@ def _with_defaults(validator_class):
                     instance.setdefault(key, copy.deepcopy(subschema["default"]))
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    checker = validator_class.TYPE_CHECKER.redefine_many(
+        {"integer": _strict_integer, "number": _strict_number}
+    )
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults}, type_checker=checker
+    )
+
+
+def read_config_file(path: str) -> dict:
+    """A YAML config file's mapping.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, if it is not YAML or not a mapping of keys.
+    """
+    try:
+        with open(path) as stream:
+            config = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"config file {path}: cannot be read as YAML ({reason})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"config file {path}: is a {type(config).__name__}, not a mapping of keys like "
+            "'products: [etasw]'"
+        )
+    return config
 
 
 def describe_violation(error: jsonschema.ValidationError) -> str:
@@ -79,6 +153,11 @@ def describe_violation(error: jsonschema.ValidationError) -> str:
     str
     """
     where = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        key = error.message.split("'")[1]
+        full = f"{where}.{key}" if where else key
+        described = error.schema["properties"][key].get("description", "").split(".")[0]
+        return f"config: missing key '{full}' ({described}); add it to your config file"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
@@ -125,26 +204,85 @@ def tile_name(prefix: str) -> str:
     return name
 
 
-def _folder(path: str) -> str:
-    return posixpath.normpath(path) + "/"
+def resolved(path: str, local: bool) -> str:
+    """A prefix as a folder to compare with others: symlinks and ``..`` resolved, absolute
+    (local), or normalised ``bucket/prefix`` (S3); always with one trailing slash."""
+    if local:
+        return os.path.realpath(path) + "/"
+    return posixpath.normpath(path.lstrip("/")) + "/"
 
 
-def check_output_prefix(output: str, inputs: list[str]) -> None:
-    """Refuse an output prefix inside an input prefix, or containing one.
+def check_prefixes(config: dict, local: bool) -> None:
+    """Refuse braces in a prefix, a prefix listed twice, and writing where chips are.
+
+    Paths are compared resolved: an absolute output path inside a relative input prefix,
+    or a symbolic link to it, is inside it.
 
     Raises
     ------
     ConfigError
-        Naming the input prefix it overlaps.
+        Naming the key and the prefixes.
     """
-    for prefix in inputs:
-        if _folder(output).startswith(_folder(prefix)) or _folder(prefix).startswith(
-            _folder(output)
-        ):
+    inputs = config["unmosaicked_inputs"]
+    written = {"enduser_cog_output": config["enduser_cog_output"]}
+    if local:  # reports are always local files: only local chips can be under them
+        written["reports_dir"] = config["reports_dir"] or default_reports_dir(
+            config["enduser_cog_output"]
+        )
+    for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
+        if "{" in path or "}" in path:
             raise ConfigError(
-                f"config key 'enduser_cog_output': {output} overlaps the input prefix "
-                f"{prefix}; the workflow never writes where chips are, choose another prefix"
+                f"config key '{key}': {path} has a brace; Snakemake would read it as a "
+                "wildcard: rename the folder"
             )
+    seen: dict[str, str] = {}
+    for prefix in inputs:
+        folder = resolved(prefix, local)
+        if folder in seen:
+            raise ConfigError(
+                f"config key 'unmosaicked_inputs': {prefix} is listed twice "
+                f"(also as {seen[folder]}); list each prefix once"
+            )
+        seen[folder] = prefix
+    for key, path in written.items():
+        mine = resolved(path, local)
+        for folder, prefix in seen.items():
+            if mine.startswith(folder) or folder.startswith(mine):
+                raise ConfigError(
+                    f"config key '{key}': {path} overlaps the input prefix {prefix}; the "
+                    "workflow never writes where chips are, choose another folder"
+                )
+
+
+def default_reports_dir(output: str) -> str:
+    """The reports folder of an output prefix: ``reports/<prefix with / as _>``."""
+    return "reports/" + "_".join(part for part in output.split("/") if part not in ("", "."))
+
+
+def obsolete_notes(config: dict) -> tuple[str, ...]:
+    """One line per key of the old orchestrator in the config: accepted, without effect."""
+    return tuple(
+        f"config key '{key}' is from the old orchestrator and has no effect: {instead}"
+        for key, instead in OBSOLETE_KEYS.items()
+        if config.get(key) is not None
+    )
+
+
+def check_plan_size(tiles: int, products: int, years: int, periods: int) -> None:
+    """Refuse a plan too large to hold in memory, before it is built.
+
+    Raises
+    ------
+    ConfigError
+    """
+    total = tiles * products * years * periods
+    if total > MAX_TILE_PERIODS:
+        raise ConfigError(
+            f"config: {total:,} tile-periods ({tiles} tiles x {products} products x {years} "
+            f"years x {periods} periods) are more than one run can plan "
+            f"({MAX_TILE_PERIODS:,}); check start_year and end_year, or split the run by "
+            "years or products"
+        )
 
 
 #: What a chip_rerun_command may refer to.
@@ -174,9 +312,12 @@ def check_rerun_command(config: dict) -> None:
             ) from None
 
 
-def _expected_chips(name: str, layout: dict, chip_size: int) -> tuple[Chip, ...]:
+def _expected_chips(
+    name: str, layout: dict, chip_size: int, unproduced: frozenset[Chip]
+) -> tuple[Chip, ...]:
     if "bounds" in layout:
-        return tuple(chips_in_bounds(layout["bounds"], chip_size))
+        chips = chips_in_bounds(layout["bounds"], chip_size)
+        return tuple(chip for chip in chips if chip not in unproduced)
     chips = []
     for chip_name in layout["chips"]:
         try:
@@ -186,7 +327,39 @@ def _expected_chips(name: str, layout: dict, chip_size: int) -> tuple[Chip, ...]
     return tuple(chips)
 
 
-def load_settings(config: dict, schema: dict) -> Settings:
+def _chips(key: str, names: list[str]) -> frozenset[Chip]:
+    try:
+        return frozenset(Chip.parse(name) for name in names)
+    except ValueError as error:
+        raise ConfigError(f"config key '{key}': {error}") from None
+
+
+def _tile_grid(config: dict, chip_size: int) -> TileGrid:
+    west, north = (to_tenths(v, "config key 'tile_grid.origin'") for v in config["origin"])
+    size = to_tenths(config["size_deg"], "config key 'tile_grid.size_deg'")
+    if size % chip_size:
+        raise ConfigError(
+            f"config key 'tile_grid.size_deg': {config['size_deg']} is not a whole number of "
+            f"{chip_size / 10:g}-degree chips"
+        )
+    return TileGrid(size, north, west)
+
+
+def _plausibility(config: dict, schema: dict) -> Plausibility:
+    defaults = schema["properties"]["plausibility"]["properties"]["ranges"]["default"]
+    ranges = {**defaults, **config["ranges"]}
+    for product, (low, high) in ranges.items():
+        if low > high:
+            raise ConfigError(
+                f"config key 'plausibility.ranges.{product}': [{low}, {high}] is empty"
+            )
+    return Plausibility(
+        {product: (float(low), float(high)) for product, (low, high) in ranges.items()},
+        float(config["nan_share_jump"]),
+    )
+
+
+def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings:
     """Validate a config and normalise it into :class:`Settings`.
 
     Parameters
@@ -195,6 +368,8 @@ def load_settings(config: dict, schema: dict) -> Settings:
         The config as Snakemake loaded it (defaults are filled in place).
     schema : dict
         The JSON schema.
+    local : bool
+        Whether prefixes are local folders (else ``bucket/prefix`` on S3).
 
     Returns
     -------
@@ -211,7 +386,7 @@ def load_settings(config: dict, schema: dict) -> Settings:
             f"config key 'end_year': {config['end_year']} is before start_year "
             f"{config['start_year']}"
         )
-    check_output_prefix(config["enduser_cog_output"], config["unmosaicked_inputs"])
+    check_prefixes(config, local)
     if config["annual"] and len(set(config["months"])) < 12:
         raise ConfigError(
             "config key 'annual': a year is made from all 12 months; remove 'months' "
@@ -219,9 +394,13 @@ def load_settings(config: dict, schema: dict) -> Settings:
         )
     check_rerun_command(config)
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
+    unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
     for prefix in config["unmosaicked_inputs"]:
         prefixes.setdefault(tile_name(prefix), []).append(prefix.rstrip("/"))
+    years = config["end_year"] - config["start_year"] + 1
+    months = len(set(config["months"]))
+    check_plan_size(len(prefixes), len(set(config["products"])), years, months + config["annual"])
     for name in config["tiles"]:
         if name not in prefixes:
             raise ConfigError(
@@ -232,21 +411,22 @@ def load_settings(config: dict, schema: dict) -> Settings:
         name: TileSpec(
             name,
             tuple(paths),
-            _expected_chips(name, config["tiles"][name], chip_size)
+            _expected_chips(name, config["tiles"][name], chip_size, unproduced)
             if name in config["tiles"]
             else None,
         )
         for name, paths in prefixes.items()
     }
+    output = config["enduser_cog_output"].rstrip("/")
     return Settings(
         products=tuple(dict.fromkeys(config["products"])),
         years=tuple(range(config["start_year"], config["end_year"] + 1)),
         months=tuple(sorted(set(config["months"]))),
         tiles=tiles,
-        output=config["enduser_cog_output"].rstrip("/"),
+        output=output,
         missing_chips=config["missing_chips"],
         chip_size=chip_size,
-        reports_dir=config["reports_dir"].rstrip("/"),
+        reports_dir=(config["reports_dir"] or default_reports_dir(output)).rstrip("/"),
         cog=dict(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],
@@ -259,4 +439,9 @@ def load_settings(config: dict, schema: dict) -> Settings:
         license=config["license"],
         notify={target: value for target, value in config["notify"].items() if value},
         chip_rerun_command=config["chip_rerun_command"],
+        tile_grid=_tile_grid(config["tile_grid"], chip_size),
+        unproduced=unproduced,
+        suspect_chips=config["suspect_chips"],
+        plausibility=_plausibility(config["plausibility"], schema),
+        notes=obsolete_notes(config),
     )

@@ -21,7 +21,7 @@ class ChipError(EtmError):
     """
 
     def __init__(self, path: str, problem: str):
-        self.path = path
+        self.path, self.problem = path, problem
         super().__init__(f"chip {path}: {problem}")
 
 
@@ -31,6 +31,18 @@ class ChipNameError(ChipError):
 
 class ChipReadError(ChipError):
     """A chip cannot be opened or read in full (truncated or corrupt upload)."""
+
+
+class ChipContentError(ChipError):
+    """A chip's header or values are not those of the chip its name says."""
+
+
+class SuspectChipError(ChipError):
+    """A chip's values are implausible, and suspect chips block their month."""
+
+
+class EmptyMosaicError(EtmError):
+    """Every chip of a tile-month is all NaN: there is nothing to publish."""
 
 
 class ChipGridError(ChipError):

@@ -64,7 +64,7 @@ class Chip:
 
     @classmethod
     def parse(cls, name: str) -> Chip:
-        """Parse a chip folder name.
+        """Parse a chip folder name, exactly as the model spells it.
 
         Parameters
         ----------
@@ -78,12 +78,24 @@ class Chip:
         Raises
         ------
         ValueError
-            If the name does not follow the model's pattern.
+            If the name does not follow the model's pattern, or spells a corner another
+            way than the model does (``chip043.4N-102.8E``, ``chip-0.0N...``): such a folder
+            is not the chip of that corner, whatever it holds.
         """
         match = CHIP_NAME.match(name)
         if not match:
             raise ValueError(f"{name!r} is not a chip name like 'chip47.4N-106.8E'")
-        return cls(round(float(match["north"]) * 10), round(float(match["west"]) * 10))
+        chip = cls(round(float(match["north"]) * 10), round(float(match["west"]) * 10))
+        if chip.name != name:
+            raise ValueError(
+                f"{name!r} is not how the model names the chip of its corner, {chip.name!r}"
+            )
+        return chip
+
+
+def chip_name(path: str) -> str:
+    """The chip folder a chip file is in (``.../chip47.4N-106.8E/2020/etasw_202007.tif``)."""
+    return path.replace("\\", "/").rstrip("/").split("/")[-3]
 
 
 def chip_order(chip: Chip) -> tuple[int, int]:
@@ -163,25 +175,35 @@ def off_lattice(chips: list[Chip], size: int) -> list[Chip]:
     return sorted((c for c in chips if (c.north % size, c.west % size) != phase), key=chip_order)
 
 
-def lattice_holes(chips: list[Chip], size: int) -> list[Chip]:
-    """Lattice positions inside the chips' bounding box that no chip occupies.
+def tile_frame(
+    chips: list[Chip], size: int, tile_size: int, origin: tuple[int, int]
+) -> tuple[list[Chip], list[Chip]]:
+    """The square of the tile grid that holds most of a tile's chips, and the chips outside it.
 
     Parameters
     ----------
     chips : list of Chip
-        Chips on one lattice (see :func:`off_lattice`).
+        The chips found for a tile (at least one), on one lattice.
     size : int
         Chip edge in tenths of a degree.
+    tile_size : int
+        Tile edge in tenths of a degree (a whole number of chips).
+    origin : tuple of int
+        ``(north, west)`` of any tile's upper-left corner, in tenths of a degree.
 
     Returns
     -------
-    list of Chip
-        The missing positions, in reading order.
+    tuple of list of Chip
+        Every chip of that square in reading order (what the tile is expected to hold),
+        and the found chips outside it.
     """
-    if not chips:
-        return []
-    norths = range(min(c.north for c in chips), max(c.north for c in chips) + 1, size)
-    wests = range(min(c.west for c in chips), max(c.west for c in chips) + 1, size)
-    present = set(chips)
-    holes = (Chip(n, w) for n in norths for w in wests)
-    return sorted((c for c in holes if c not in present), key=chip_order)
+    north0, west0 = origin
+
+    def square(chip: Chip) -> tuple[int, int]:
+        return ((north0 - chip.north) // tile_size, (chip.west - west0) // tile_size)
+
+    row, col = Counter(square(c) for c in sorted(chips, key=chip_order)).most_common(1)[0][0]
+    north, west = north0 - row * tile_size, west0 + col * tile_size
+    bounds = [west / 10, (north - tile_size) / 10, (west + tile_size) / 10, north / 10]
+    outside = sorted((c for c in chips if square(c) != (row, col)), key=chip_order)
+    return chips_in_bounds(bounds, size), outside

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from etm.config import Settings, TileSpec
 from etm.errors import ChipNameError, MissingChipsError
-from etm.grid import CHIP_NAME, Chip, chip_order, lattice_holes, off_lattice
+from etm.grid import Chip, chip_order, off_lattice, tile_frame
 from etm.listing import Listing, StoredObject, join
 
 CHIP_FILE = re.compile(
@@ -59,7 +59,16 @@ class TileInventory:
     files: dict[ChipKey, StoredObject] = field(default_factory=dict)
     duplicates: list[Duplicate] = field(default_factory=list)
     chip_folders: dict[Chip, str] = field(default_factory=dict)
-    bad_folders: list[str] = field(default_factory=list)
+    #: Folders holding chip files whose name is not a chip's, and why.
+    bad_folders: dict[str, str] = field(default_factory=dict)
+
+
+def parse_chip_folder(name: str) -> Chip | str:
+    """A chip folder's chip, or why its name is not one (see :meth:`Chip.parse`)."""
+    try:
+        return Chip.parse(name)
+    except ValueError as error:
+        return str(error)
 
 
 def scan_tile(
@@ -92,7 +101,7 @@ def scan_tile(
     wanted = (set(products), set(years), set(months))
     candidates: dict[ChipKey, list[StoredObject]] = {}
     inventory = TileInventory()
-    chips: dict[str, Chip | None] = {}  # one Chip per folder name: a million keys share few
+    chips: dict[str, Chip | str] = {}  # one parse per folder name: a million keys share few
     for prefix in spec.prefixes:
         for sub in subfolders:
             for obj in listing.walk(join(prefix, sub) if sub else prefix):
@@ -101,11 +110,10 @@ def scan_tile(
                     continue
                 name = match["chip"]
                 if name not in chips:
-                    chips[name] = Chip.parse(name) if CHIP_NAME.match(name) else None
+                    chips[name] = parse_chip_folder(name)
                 chip, folder = chips[name], join(prefix, name)
-                if chip is None:
-                    if folder not in inventory.bad_folders:
-                        inventory.bad_folders.append(folder)
+                if isinstance(chip, str):
+                    inventory.bad_folders.setdefault(folder, chip)
                     continue
                 inventory.chip_folders.setdefault(chip, folder)
                 product = sys.intern(match["product"])
@@ -130,9 +138,11 @@ class Verification:
     expected: dict[str, tuple[Chip, ...]]
     inventories: dict[str, TileInventory]
     missing: list[ChipMonth]
-    holes: dict[str, list[Chip]]
     unexpected: dict[str, list[Chip]]
     truncated: list[ChipMonth]
+    #: Chips refused or found suspect by their month's last mosaic, still unchanged:
+    #: ChipMonth to :class:`etm.findings.ChipFinding` (see :func:`etm.findings.current`).
+    findings: dict = field(default_factory=dict)
 
     @property
     def incomplete(self) -> set[tuple[str, str, int, int]]:
@@ -195,22 +205,41 @@ def undersized(files: dict[ChipKey, StoredObject]) -> list[ChipKey]:
     return [key for key, obj in files.items() if obj.size < 0.9 * typical[key[0]]]
 
 
-def _expected_chips(spec: TileSpec, inventory: TileInventory, size: int):
-    """Expected chips, holes in a discovered lattice, and found chips outside the config."""
+def _more(strays: list) -> str:
+    return f" (and {len(strays) - 1} more)" if len(strays) > 1 else ""
+
+
+def _expected_chips(settings: Settings, spec: TileSpec, inventory: TileInventory):
+    """Expected chips, and found chips outside the configured ones.
+
+    A tile without configured chips expects every chip of its square of the tile grid
+    but the unproduced ones, so a chip that never ran is missing, even on the edge.
+    """
+    size, grid = settings.chip_size, settings.tile_grid
     found = list(inventory.chip_folders)
     strays = off_lattice(found + list(spec.chips or ()), size)
     if strays:
         folder = inventory.chip_folders.get(strays[0], strays[0].name)
         raise ChipNameError(
             folder,
-            f"is off the {size / 10:g}-degree chip lattice of tile {spec.name}"
-            + (f" (and {len(strays) - 1} more)" if len(strays) > 1 else "")
-            + "; move or delete it, or fix chip_size_deg",
+            f"is off the {size / 10:g}-degree chip lattice of tile {spec.name}{_more(strays)}"
+            "; move or delete it, or fix chip_size_deg",
         )
-    if spec.chips is None:
-        return tuple(sorted(found, key=chip_order)), lattice_holes(found, size), []
-    outside = sorted(set(found) - set(spec.chips), key=chip_order)
-    return tuple(sorted(spec.chips, key=chip_order)), [], outside
+    if spec.chips is not None:
+        outside = sorted(set(found) - set(spec.chips), key=chip_order)
+        return tuple(sorted(spec.chips, key=chip_order)), outside
+    if not found:
+        return (), []
+    frame, outside = tile_frame(found, size, grid.size, (grid.north, grid.west))
+    strays = outside or sorted(set(found) - set(frame), key=chip_order)
+    if strays:
+        raise ChipNameError(
+            inventory.chip_folders[strays[0]],
+            f"is outside the {grid.size / 10:g}-degree square of the tile grid that holds "
+            f"the other chips of tile {spec.name}{_more(strays)}; move or delete it, or fix "
+            "tile_grid, or list the tile's chips under 'tiles'",
+        )
+    return tuple(chip for chip in frame if chip not in settings.unproduced), []
 
 
 def verify(settings: Settings, listing: Listing) -> Verification:
@@ -228,19 +257,19 @@ def verify(settings: Settings, listing: Listing) -> Verification:
     Raises
     ------
     ChipNameError
-        If a chip folder is not a chip name, or a chip is off the tile's chip lattice.
+        If a chip folder's name is not a chip's as the model writes it, or a chip is off the
+        tile's chip lattice or outside its square of the tile grid.
     MissingChipsError
         If a tile without configured chips has no chips at all.
     """
-    expected, inventories, holes, unexpected, missing, truncated = {}, {}, {}, {}, [], []
+    expected, inventories, unexpected, missing, truncated = {}, {}, {}, [], []
     for name, spec in settings.tiles.items():
         inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
-        if inventory.bad_folders:
+        for folder, reason in inventory.bad_folders.items():
             raise ChipNameError(
-                inventory.bad_folders[0],
-                "is not a chip folder name like 'chip47.4N-106.8E'; rename or remove it",
+                folder, f"is not a chip folder: {reason}; rename or remove the folder"
             )
-        chips, holes[name], unexpected[name] = _expected_chips(spec, inventory, settings.chip_size)
+        chips, unexpected[name] = _expected_chips(settings, spec, inventory)
         if not chips:
             raise MissingChipsError(
                 f"tile {name}: no chips under {', '.join(spec.prefixes)}; "
@@ -256,7 +285,7 @@ def verify(settings: Settings, listing: Listing) -> Verification:
             if (chip, product, year, month) not in inventory.files
         )
         truncated.extend(ChipMonth(name, *key) for key in undersized(inventory.files))
-    return Verification(settings, expected, inventories, missing, holes, unexpected, truncated)
+    return Verification(settings, expected, inventories, missing, unexpected, truncated)
 
 
 def month_chip_paths(
@@ -271,14 +300,20 @@ def month_chip_paths(
     MissingChipsError
         If a chip of that month is missing.
     """
+    chips = job_chips(settings, listing, tile)
+    inventory = month_inventory(settings, listing, tile, chips, product, year)
+    return month_paths(tile, chips, inventory, product, year, month)
+
+
+def job_chips(settings: Settings, listing: Listing, tile: str) -> list[Chip]:
+    """A tile's chips in reading order, in a job process: configured, or the chip folders
+    under its prefixes (one listing of folder names per prefix)."""
     spec = settings.tiles[tile]
     chips = spec.chips
     if chips is None:
         names = {name for prefix in spec.prefixes for name in listing.folders(prefix)}
-        chips = tuple(Chip.parse(name) for name in names if CHIP_NAME.match(name))
-    chips = sorted(chips, key=chip_order)
-    inventory = month_inventory(settings, listing, tile, chips, product, year)
-    return month_paths(tile, chips, inventory, product, year, month)
+        chips = tuple(c for c in map(parse_chip_folder, names) if isinstance(c, Chip))
+    return sorted(chips, key=chip_order)
 
 
 def month_inventory(

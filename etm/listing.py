@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from etm.errors import StorageError
+
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
@@ -57,6 +59,8 @@ class LocalListing:
     def walk(self, prefix: str) -> Iterator[StoredObject]:
         """Every file under a directory, at any depth; nothing if it does not exist.
 
+        Symbolic links are followed (a run split across folders may be linked together).
+
         Parameters
         ----------
         prefix : str
@@ -66,18 +70,40 @@ class LocalListing:
         ------
         StoredObject
             With ``path`` spelled as ``prefix`` joined with the relative path.
+
+        Raises
+        ------
+        StorageError
+            Naming the path, for a symbolic link loop or an unreadable entry.
         """
+        yield from self._walk(prefix, set())
+
+    def _walk(self, folder: str, above: set[tuple[int, int]]) -> Iterator[StoredObject]:
         try:
-            entries = list(os.scandir(prefix or "."))
+            identity = os.stat(folder or ".")
+            entries = list(os.scandir(folder or "."))
         except (FileNotFoundError, NotADirectoryError):
             return
+        except OSError as error:
+            raise StorageError(f"cannot list {folder}: {error.strerror}") from None
+        here = (identity.st_dev, identity.st_ino)
+        if here in above:
+            raise StorageError(
+                f"{folder} is a symbolic link loop (it leads back to a folder above it); "
+                "remove the link"
+            )
         for entry in entries:
-            path = join(prefix, entry.name)
-            if entry.is_dir(follow_symlinks=True):
-                yield from self.walk(path)
-            elif entry.is_file(follow_symlinks=True):
-                stat = entry.stat(follow_symlinks=True)
-                yield StoredObject(path, stat.st_size, stat.st_mtime)
+            path = join(folder, entry.name)
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    yield from self._walk(path, above | {here})
+                elif entry.is_file(follow_symlinks=True):
+                    stat = entry.stat(follow_symlinks=True)
+                    yield StoredObject(path, stat.st_size, stat.st_mtime)
+            except OSError as error:
+                raise StorageError(
+                    f"cannot read {path}: {error.strerror}; remove or fix it"
+                ) from None
 
     def folders(self, prefix: str) -> list[str]:
         """Names of the subdirectories of a directory; empty if it does not exist.

@@ -27,6 +27,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from etm.checks import ChipExpectation, ChipStats, check_header, clean_values
 from etm.errors import ChipGridError, ChipReadError
 
 #: Largest distance from a whole pixel offset accepted as "on the lattice", in pixels.
@@ -253,10 +254,31 @@ def area_means(sums: np.ndarray, counts: np.ndarray, dtype: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Mosaic:
-    """A mosaic written as one uncompressed GeoTIFF per level: full resolution first."""
+    """A mosaic written as one uncompressed GeoTIFF per level: full resolution first.
+
+    ``stats`` holds, for checked chips, what each one's pixels held (else empty).
+    """
 
     layout: Layout
     levels: tuple[str, ...]
+    stats: tuple[ChipStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An open source and how its pixels are read: checked (a chip) or as they are."""
+
+    dataset: object
+    name: str
+    stats: ChipStats | None
+
+    def read(self, window: Window, dtype: str) -> np.ndarray:
+        if self.stats is None:
+            return self.dataset.read(1, window=window, out_dtype=dtype)
+        values = self.dataset.read(1, window=window)
+        clean_values(self.name, values, self.dataset.nodata, dtype)
+        self.stats.add(values)
+        return values
 
 
 def write_levels(
@@ -267,6 +289,7 @@ def write_levels(
     blocksize: int,
     names: Sequence[str] | None = None,
     combine: str = "first",
+    chips: Sequence[ChipExpectation] | None = None,
     band_budget_bytes: int = 32 << 20,
 ) -> Mosaic:
     """Mosaic or aggregate rasters on one lattice, band by band, with every overview level.
@@ -293,6 +316,9 @@ def write_levels(
         Per pixel: the first valid value in the sources' order (a mosaic), or the sum or
         mean of the sources that cover it (annual aggregates of monthly mosaics; a sum is
         NaN where any of them is NaN, a mean only where all are).
+    chips : sequence of ChipExpectation, optional
+        For chip sources, the chip each one must be: header and values are checked
+        (:mod:`etm.checks`) and counted into the Mosaic's ``stats``.
     band_budget_bytes : int
         Memory for one band of output.
 
@@ -304,12 +330,25 @@ def write_levels(
     ------
     ChipReadError
         If a source cannot be opened or read in full.
+    ChipContentError
+        If a chip is not the chip it should be, or holds infinite values.
     ChipGridError
         If a source is not on the others' pixel lattice.
     """
     names = names or sources
     with ExitStack() as stack:
         datasets = [_open(path, name, stack) for path, name in zip(sources, names, strict=True)]
+        if chips is not None:
+            for dataset, name, chip in zip(datasets, names, chips, strict=True):
+                check_header(
+                    name, dataset.dtypes[0], dataset.transform, dataset.crs, dataset.width,
+                    dataset.height, chip,
+                )  # fmt: skip
+        stats = tuple(ChipStats() for _ in datasets) if chips is not None else ()
+        readers = [
+            _Source(dataset, name, stats[index] if stats else None)
+            for index, (dataset, name) in enumerate(zip(datasets, names, strict=True))
+        ]
         layout = plan_layout(
             [
                 Footprint(name, d.crs, d.transform, d.width, d.height)
@@ -349,8 +388,8 @@ def write_levels(
         def assemble(top: int) -> np.ndarray:
             height = min(rows, layout.height - top)
             if combine == "first":
-                return _first_valid(datasets, layout, top, height, dtype)
-            return _aggregate(datasets, layout, top, height, dtype, combine)
+                return _first_valid(readers, layout, top, height, dtype)
+            return _aggregate(readers, layout, top, height, dtype, combine)
 
         # A reader thread fills the next band while this one is written and reduced
         # (each dataset is used by one thread only).
@@ -370,10 +409,10 @@ def write_levels(
                     counts = counts.astype(np.uint32)
                 means = area_means(sums, counts, dtype)
                 output.write(means, 1, window=Window(0, top >> level, *means.shape[::-1]))
-    return Mosaic(layout, paths)
+    return Mosaic(layout, paths, stats)
 
 
-def _rows_in_band(dataset, place: Placement, top: int, height: int, dtype: str):
+def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtype: str):
     """A source's rows that fall in the band, and where they go; None if none do."""
     first = max(top, place.row)
     last = min(top + height, place.row + place.height)
@@ -381,7 +420,7 @@ def _rows_in_band(dataset, place: Placement, top: int, height: int, dtype: str):
         return None
     window = Window(0, first - place.row, place.width, last - first)
     try:
-        data = dataset.read(1, window=window, out_dtype=dtype)
+        data = source.read(window, dtype)
     except RasterioIOError as error:
         raise ChipReadError(
             place.path,
@@ -391,11 +430,11 @@ def _rows_in_band(dataset, place: Placement, top: int, height: int, dtype: str):
     return data, (slice(first - top, last - top), slice(place.col, place.col + place.width))
 
 
-def _first_valid(datasets, layout: Layout, top: int, height: int, dtype: str) -> np.ndarray:
+def _first_valid(sources, layout: Layout, top: int, height: int, dtype: str) -> np.ndarray:
     """A band where each pixel is the first valid value of the sources, in their order."""
     band = np.full((height, layout.width), np.nan, dtype=dtype)
-    for dataset, place in zip(datasets, layout.placements, strict=True):
-        rows = _rows_in_band(dataset, place, top, height, dtype)
+    for source, place in zip(sources, layout.placements, strict=True):
+        rows = _rows_in_band(source, place, top, height, dtype)
         if rows:
             data, where = rows
             np.copyto(band[where], data, where=np.isnan(band[where]))
@@ -403,7 +442,7 @@ def _first_valid(datasets, layout: Layout, top: int, height: int, dtype: str) ->
 
 
 def _aggregate(
-    datasets, layout: Layout, top: int, height: int, dtype: str, combine: str
+    sources, layout: Layout, top: int, height: int, dtype: str, combine: str
 ) -> np.ndarray:
     """A band where each pixel is the sum or mean of the sources that cover it (float64).
 
@@ -413,8 +452,8 @@ def _aggregate(
     totals = np.zeros((height, layout.width))
     valid = np.zeros((height, layout.width), dtype=np.uint16)
     covering = np.zeros((height, layout.width), dtype=np.uint16)
-    for dataset, place in zip(datasets, layout.placements, strict=True):
-        rows = _rows_in_band(dataset, place, top, height, "float64")
+    for source, place in zip(sources, layout.placements, strict=True):
+        rows = _rows_in_band(source, place, top, height, "float64")
         if rows:
             data, where = rows
             present = ~np.isnan(data)

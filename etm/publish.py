@@ -2,15 +2,63 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
 
 from etm import quicklook, stac
+from etm.checks import ChipChecks, ChipExpectation, Findings, judge
 from etm.cog import build_cog
-from etm.errors import ChipError
+from etm.errors import ChipError, EmptyMosaicError
+from etm.grid import Chip
+from etm.mosaic import Mosaic
 
 log = logging.getLogger(__name__)
+
+
+def _usual_nan_shares(baseline: str | None) -> dict[str, float]:
+    if not baseline:
+        return {}
+    with open(baseline) as stream:
+        return json.load(stream)
+
+
+def _write_findings(path: str, findings: Findings) -> None:
+    with open(path, "w") as stream:
+        json.dump(findings.as_records(), stream)
+
+
+def _checked_build(
+    sources, cog, names, label: str, checks: ChipChecks, baseline, record: str, cog_options
+) -> None:
+    """Build a tile-month's COG from checked chips; record what was refused or suspect."""
+    chips = [Chip.parse(name) for name in checks.chips]
+    usual = _usual_nan_shares(baseline)
+    findings = Findings()
+
+    def accept(mosaic: Mosaic) -> None:
+        for line in judge(list(names), chips, mosaic.stats, usual, checks.policy, findings):
+            log.warning("%s", line)
+        if not any(stats.valid for stats in mosaic.stats):
+            raise EmptyMosaicError(
+                f"{label}: every chip is all NaN; nothing was published. The model wrote "
+                "files without data: rerun it for this month"
+            )
+
+    try:
+        build_cog(
+            sources, cog, names=names,
+            chips=[ChipExpectation(chip, checks.chip_size) for chip in chips],
+            accept=accept, **cog_options,
+        )  # fmt: skip
+    except ChipError as error:
+        if error.path not in findings.suspect:
+            findings.refused[error.path] = error.problem
+        raise
+    finally:
+        if record:
+            _write_findings(record, findings)
 
 
 def publish(
@@ -26,6 +74,9 @@ def publish(
     combine: str,
     thumbnail: str | None = None,
     missing: Sequence[str] = (),
+    checks: ChipChecks | None = None,
+    baseline: str | None = None,
+    findings: str | None = None,
     **cog_options,
 ) -> None:
     """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
@@ -46,14 +97,26 @@ def publish(
         Local path of a quicklook PNG to draw beside the COG.
     missing : sequence of str
         Chips of the period still missing after the model was rerun for them.
+    checks : ChipChecks, optional
+        For a tile's month, how its chips are checked (:mod:`etm.checks`).
+    baseline : str, optional
+        JSON file of each chip's usual NaN share (rule chip_baseline).
+    findings : str, optional
+        JSON file where the refused and suspect chips are recorded (``[]`` if none),
+        written even when the job fails.
     **cog_options
         Passed to :func:`etm.cog.build_cog`.
 
     Raises
     ------
     ChipError
-        If a chip is still missing after the model's rerun; nothing is published.
+        If a chip is still missing after the model's rerun, or is refused, or is suspect
+        and suspect chips block their month; nothing is published.
+    EmptyMosaicError
+        If every chip of the month is all NaN; nothing is published.
     """
+    if findings:
+        _write_findings(findings, Findings())  # a job killed mid-way leaves a record
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ChipError(
@@ -61,7 +124,12 @@ def publish(
             f"still missing after the model was rerun for it{more}; see the rerun job's log "
             "under logs/rerun_chip/, then run again to rerun it",
         )
-    build_cog(sources, cog, combine=combine, **cog_options)
+    if checks:
+        names = cog_options.pop("names", None) or sources
+        label = f"tile {tile} {product} {period[:4]}-{period[4:]}"
+        _checked_build(sources, cog, names, label, checks, baseline, findings, cog_options)
+    else:
+        build_cog(sources, cog, combine=combine, **cog_options)
     if thumbnail:
         quicklook.render(cog, thumbnail, product=product, period=period, aggregation=aggregation)
     stac_item = stac.item_for(

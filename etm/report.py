@@ -18,10 +18,13 @@ from etm.inventory import ChipMonth, Verification
 MISSING_CSV = "missing_chips.csv"
 TRUNCATED_CSV = "truncated_chips.csv"
 DUPLICATES_CSV = "duplicate_chips.csv"
+FINDINGS_CSV = "chip_findings.csv"
 SUMMARY_TXT = "verifier.txt"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
-PRESENT, MISSING, TRUNCATED = 0, 1, 2
+PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED = 0, 1, 2, 3, 4
+#: How a finding's status shows on the heatmaps.
+FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,71 @@ def missing_lines(missing: list[ChipMonth], months: tuple[int, ...]) -> list[str
     return lines
 
 
+def _years_runs(years: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for year in sorted(years):
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return runs
+
+
+def diagnoses(verification: Verification) -> tuple[list[str], set[ChipMonth]]:
+    """Systematic gaps as one line each, and the missing chip files they explain.
+
+    A product with no chip file in any tile, years with no chip file at all, and a chip
+    with no file for any product or month (it never ran) each get one line, so that the
+    per-chip lines are left for the scattered gaps.
+
+    Parameters
+    ----------
+    verification : Verification
+
+    Returns
+    -------
+    tuple of (list of str, set of ChipMonth)
+    """
+    settings = verification.settings
+    found = [
+        key for inventory in verification.inventories.values() for key in inventory.files
+    ]
+    products = {product for _chip, product, _year, _month in found}
+    years = {year for _chip, _product, year, _month in found}
+    lines, explained = [], set()
+    for product in settings.products:
+        if product not in products:
+            lines.append(
+                f"no {product} chips at all in any tile: is {product} among this run's "
+                "products?"
+            )
+            explained |= {m for m in verification.missing if m.product == product}
+    gaps = [year for year in settings.years if year not in years]
+    for run in _years_runs(gaps) if len(gaps) < len(settings.years) else []:
+        lines.append(f"{_years_text(run)}: no chips in any tile")
+        explained |= {m for m in verification.missing if m.year in run}
+    per_chip: dict[tuple, int] = defaultdict(int)
+    for m in verification.missing:
+        per_chip[(m.tile, m.chip)] += 1
+    every = len(settings.products) * len(settings.years) * len(settings.months)
+    for (tile, chip), count in sorted(
+        per_chip.items(), key=lambda item: (item[0][0], chip_order(item[0][1]))
+    ):
+        if count == every and found:
+            lines.append(
+                f"{tile} {chip}: no file for any product or month: the model never ran for "
+                "this chip; rerun it, or list the chip under unproduced_chips if it never "
+                "will be produced"
+            )
+            explained |= {m for m in verification.missing if (m.tile, m.chip) == (tile, chip)}
+    return lines, explained
+
+
 def summary_lines(verification: Verification) -> list[str]:
     """The verifier's findings as lines for a person: totals, warnings, missing chips.
+
+    Systematic gaps come first, one line each (:func:`diagnoses`); the per-chip lines of
+    the other missing files follow.
 
     Parameters
     ----------
@@ -103,13 +169,6 @@ def summary_lines(verification: Verification) -> list[str]:
             f"{duplicates} chip files exist under more than one run prefix; the newest was "
             f"used (list: {os.path.join(settings.reports_dir, DUPLICATES_CSV)})"
         )
-    for tile, holes in verification.holes.items():
-        if holes:
-            lines.append(
-                f"warning: tile {tile} has no chip at {', '.join(c.name for c in holes)}, "
-                "inside its chips' bounding box; if the tile should have it, list the tile's "
-                "chips under 'tiles' so that it is verified"
-            )
     for tile, strays in verification.unexpected.items():
         if strays:
             lines.append(
@@ -125,8 +184,45 @@ def summary_lines(verification: Verification) -> list[str]:
         lines.extend(
             f"truncated {line}" for line in missing_lines(verification.truncated, settings.months)
         )
-    lines.extend(missing_lines(verification.missing, settings.months))
+    lines.extend(finding_lines(verification))
+    systematic, explained = diagnoses(verification)
+    lines.extend(systematic)
+    scattered = [m for m in verification.missing if m not in explained]
+    lines.extend(missing_lines(scattered, settings.months))
     return lines
+
+
+def finding_lines(verification: Verification) -> list[str]:
+    """Chips refused or found suspect by their month's last mosaic: a count, then one line
+    each with why."""
+    findings = verification.findings
+    if not findings:
+        return []
+    counts = {
+        status: sum(1 for f in findings.values() if f.status == status)
+        for status in ("refused", "suspect")
+    }
+    where = os.path.join(verification.settings.reports_dir, FINDINGS_CSV)
+    lines = [
+        f"{_plural(counts['refused'], 'chip file')} refused and {counts['suspect']} suspect "
+        f"when their month was last mosaicked (list: {where}):"
+    ]
+    for m, finding in sorted(
+        findings.items(),
+        key=lambda item: (item[0].tile, chip_order(item[0].chip), item[0].product, item[0].year, item[0].month),
+    ):
+        lines.append(
+            f"{finding.status} {m.tile} {m.chip} {m.product} {m.year}-{m.month:02d}: "
+            f"{finding.reason}"
+        )
+    return lines
+
+
+def terminal_lines(lines: list[str], limit: int, full_list: str) -> list[str]:
+    """At most ``limit`` lines, and where the rest are when some are left out."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... {len(lines) - limit} more lines in {full_list}"]
 
 
 def _iso(mtime: float) -> str:
@@ -134,16 +230,24 @@ def _iso(mtime: float) -> str:
 
 
 def statuses(verification: Verification, tile: str) -> dict[str, list[list[int]]]:
-    """Per product, one row per chip (reading order) of PRESENT, MISSING or TRUNCATED per month."""
+    """Per product, one row per chip (reading order) and one status per month: PRESENT,
+    MISSING, TRUNCATED, SUSPECT or REFUSED."""
     settings = verification.settings
     periods = [(y, m) for y in settings.years for m in settings.months]
-    missing = {(m.chip, m.product, m.year, m.month) for m in verification.missing if m.tile == tile}
-    truncated = {
-        (t.chip, t.product, t.year, t.month) for t in verification.truncated if t.tile == tile
-    }
+    known = {(m.chip, m.product, m.year, m.month): MISSING for m in verification.missing if m.tile == tile}
+    known.update(
+        {(t.chip, t.product, t.year, t.month): TRUNCATED for t in verification.truncated if t.tile == tile}
+    )
+    known.update(
+        {
+            (m.chip, m.product, m.year, m.month): FINDING_STATUS[finding.status]
+            for m, finding in verification.findings.items()
+            if m.tile == tile
+        }
+    )
 
     def status(key) -> int:
-        return MISSING if key in missing else TRUNCATED if key in truncated else PRESENT
+        return known.get(key, PRESENT)
 
     return {
         product: [
@@ -173,6 +277,10 @@ def snapshot(verification: Verification) -> dict:
             [*row(t, verification.found(t).path), verification.found(t).size]
             for t in verification.truncated
         ],
+        "findings": [
+            [*row(m, finding.chip), finding.status, finding.reason]
+            for m, finding in verification.findings.items()
+        ],
         "duplicates": [
             [d.tile, d.key[0].name, d.key[1], d.key[2], d.key[3], d.kept.path, _iso(d.kept.mtime),
              ";".join(o.path for o in d.others)]
@@ -194,6 +302,11 @@ def write_tables(data: dict, folder: str) -> None:
     location = ["tile", "chip", "product", "year", "month"]
     _write_csv(os.path.join(folder, MISSING_CSV), [*location, "expected_path"], data["missing"])
     _write_csv(os.path.join(folder, TRUNCATED_CSV), [*location, "path", "size"], data["truncated"])
+    _write_csv(
+        os.path.join(folder, FINDINGS_CSV),
+        [*location, "path", "status", "reason"],
+        data["findings"],
+    )
     _write_csv(
         os.path.join(folder, DUPLICATES_CSV),
         [*location, "used_path", "used_mtime", "other_paths"],
@@ -258,8 +371,14 @@ def write_reports(verification: Verification) -> str:
 # per product, at fixed pixel positions (see heatmap_cell).
 CELL = 8
 LEFT, TOP, PANEL_GAP, LEGEND, LEGEND_STEP = 130, 18, 26, 34, 90
-COLOURS = {PRESENT: "#4575b4", MISSING: "#d73027", TRUNCATED: "#fdae61"}
-LABELS = {PRESENT: "present", MISSING: "missing", TRUNCATED: "truncated"}
+COLOURS = {
+    PRESENT: "#4575b4", MISSING: "#d73027", TRUNCATED: "#fdae61", SUSPECT: "#984ea3",
+    REFUSED: "#1a1a1a",
+}  # fmt: skip
+LABELS = {
+    PRESENT: "present", MISSING: "missing", TRUNCATED: "truncated", SUSPECT: "suspect",
+    REFUSED: "refused",
+}  # fmt: skip
 
 
 def heatmap_cell(panel: int, row: int, column: int, chips: int) -> tuple[int, int]:

@@ -56,12 +56,14 @@ class ChipGrid:
 
 
 def chip_grid(chip: Chip, pixel: float, size_deg: float = 2.0) -> ChipGrid:
-    """The master-lattice pixels covering a chip: every pixel the chip's square touches."""
+    """The master-lattice pixels of a chip: from the lattice corner nearest its own corner
+    to the first lattice line at or past its square's far edges (so a chip overlaps its
+    east and south neighbours by a pixel where its edge falls inside a pixel)."""
     x0, y0 = MASTER_ORIGIN
     north, west = chip.north / 10, chip.west / 10
-    first_col = math.floor((west - x0) / pixel + 1e-9)
+    first_col = round((west - x0) / pixel)
     last_col = math.ceil((west + size_deg - x0) / pixel - 1e-9)
-    first_row = math.floor((y0 - north) / pixel + 1e-9)
+    first_row = round((y0 - north) / pixel)
     last_row = math.ceil((y0 - north + size_deg) / pixel - 1e-9)
     cols, rows = np.arange(first_col, last_col), np.arange(first_row, last_row)
     transform = Affine(pixel, 0, x0 + first_col * pixel, 0, -pixel, y0 - first_row * pixel)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import calendar
 import json
 import logging
+import math
 import os
+import uuid
 import posixpath
 from collections import defaultdict
 from collections.abc import Sequence
@@ -55,13 +57,18 @@ def relative_link(rel: str, target: str, start: str) -> pystac.Link:
 
 
 def _embedded_statistics(cog: str) -> dict:
-    """Exact band statistics, as the COG driver embedded them (STATISTICS=YES)."""
+    """Exact band statistics, as the COG driver embedded them (STATISTICS=YES).
+
+    Only finite ones: JSON has no NaN or infinity (GDAL writes none for an all-NaN band).
+    """
     with rasterio.open(cog) as source:
         tags = source.tags(1)
-    return {
+    found = {
         key: float(tags[f"STATISTICS_{key.upper()}"])
         for key in ("minimum", "maximum", "mean", "stddev", "valid_percent")
+        if f"STATISTICS_{key.upper()}" in tags
     }
+    return {key: value for key, value in found.items() if math.isfinite(value)}
 
 
 def item_for(
@@ -123,7 +130,10 @@ def item_for(
     item.common_metadata.title = f"{PRODUCTS[product].title}, {place}, {period}"
     band = item.assets["data"].extra_fields["raster:bands"][0]
     band.pop("histogram", None)  # computed from a decimated read, and not asked for
-    band.update(unit="mm", nodata="nan", statistics=_embedded_statistics(cog))
+    band.update(unit="mm", nodata="nan")
+    statistics = _embedded_statistics(cog)
+    if statistics:
+        band["statistics"] = statistics
     if thumbnail:
         item.add_asset(
             "thumbnail",
@@ -140,11 +150,19 @@ def item_for(
 
 
 def write(stac_object: pystac.STACObject, path: str) -> None:
-    """Write a STAC object as JSON with its own (relative) links, whole or not at all."""
-    partial = f"{path}.partial"
-    with open(partial, "w") as stream:
-        json.dump(stac_object.to_dict(include_self_link=False, transform_hrefs=False), stream)
-    os.replace(partial, path)
+    """Write a STAC object as JSON with its own (relative) links, whole or not at all.
+
+    Raises ValueError rather than write NaN or infinity, which are not JSON.
+    """
+    partial = f"{path}.{uuid.uuid4().hex[:12]}.partial"
+    document = stac_object.to_dict(include_self_link=False, transform_hrefs=False)
+    try:
+        with open(partial, "w") as stream:
+            json.dump(document, stream, allow_nan=False)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def collection_for(

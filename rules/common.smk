@@ -5,41 +5,39 @@ from pathlib import Path
 
 import yaml
 
+from etm import plan
 from etm.config import load_settings
 from etm.errors import EtmError
-from etm.inventory import ChipMonth, month_chip_paths, month_inventory, verify
-from etm.notify import error_message, failed_jobs, send, success_message
-from etm.listing import LocalListing
-from etm.report import (
-    MISSING_CSV,
-    SNAPSHOT_JSON,
-    heatmap_path,
-    render,
-    summary_lines,
-    write_reports,
-)
-from etm.rerun import rerun_command
+from etm.inventory import month_chip_paths, month_inventory
+from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period
+from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
 from etm.stac import collection_href
-from etm import s3
+from etm.run import MainProcess
+from etm.s3 import S3Listing, protect
+from etm.listing import LocalListing
 
 
-def or_exit(step, *arguments):
-    """Run a load-time step; an etm error becomes one line on stderr and exit status 1."""
+def or_exit(step, *arguments, **options):
+    """Run a main-process step; an etm error becomes one line on stderr and exit status 1."""
     try:
-        return step(*arguments)
+        return step(*arguments, **options)
     except EtmError as error:
         print(f"etm error: {error}", file=sys.stderr)
         sys.exit(1)
 
 
+def say(lines):
+    print("\n".join(f"etm: {line}" for line in lines), file=sys.stderr)
+
+
 SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
-SETTINGS = or_exit(load_settings, config, SCHEMA)
 # With a default storage provider (profiles/ec2, profiles/aws), every config path is
 # `bucket/prefix` on S3; otherwise a local directory.
 PROVIDER = workflow.storage_settings.default_storage_provider
-LISTING = s3.S3Listing() if PROVIDER else LocalListing()
+SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
+LISTING = S3Listing() if PROVIDER else LocalListing()
 if PROVIDER:
-    s3.protect(p for tile in SETTINGS.tiles.values() for p in tile.prefixes)
+    protect(p for tile in SETTINGS.tiles.values() for p in tile.prefixes)
 
 
 def named(path):
@@ -52,17 +50,8 @@ def stored(path):
     return getattr(storage, PROVIDER)(named(path)) if PROVIDER else path
 
 
-# Published files, relative to enduser_cog_output: COG (.tif) and STAC Item (.json) of a
-# period, YYYYMM (a month) or YYYY (a year); the region's quicklook (.png).
-TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
-REGION = "mosaic/{product}/{year}/{product}_{period}"
-REPORTS = SETTINGS.reports_dir
-VERIFICATION_JSON = f"{REPORTS}/{SNAPSHOT_JSON}"
-
-
 def published(name, suffix):
-    """A published file's config path."""
-    return f"{SETTINGS.output}/{name}.{suffix}"
+    return plan.published(SETTINGS, name, suffix)
 
 
 wildcard_constraints:
@@ -71,34 +60,6 @@ wildcard_constraints:
     year=r"\d{4}",
     period=r"\d{4}(\d{2})?",
     chip=r"chip-?\d+\.\dN-?\d+\.\dE",
-
-
-def verify_chips():
-    """List every tile prefix once; report; stop if chips are missing and that is an error."""
-    verification = or_exit(verify, SETTINGS, LISTING)
-    missing_csv = write_reports(verification)
-    print(
-        "\n".join(f"etm: {line}" for line in summary_lines(verification)),
-        file=sys.stderr,
-    )
-    if verification.missing:
-        action = {
-            "error": "no job was started; rerun the model for them, or set missing_chips: "
-            "skip to build the complete months only",
-            "skip": "their months were left out (missing_chips: skip)",
-            "rerun": "the model is rerun for their chips and years before their months "
-            "(missing_chips: rerun)",
-        }[SETTINGS.missing_chips]
-        print(
-            f"etm: {len(verification.missing)} chip files missing; {action}. "
-            f"Full list: {missing_csv}",
-            file=sys.stderr,
-        )
-        if SETTINGS.missing_chips == "error":
-            # No job runs, so the heatmaps are drawn here for the operator.
-            render(VERIFICATION_JSON, REPORTS)
-            sys.exit(1)
-    return verification
 
 
 def cap_jobs_in_flight():
@@ -119,22 +80,21 @@ def cap_jobs_in_flight():
 
 # Job processes parse this file again; only the main process lists the archive.
 if workflow.is_main_process:
-    VERIFICATION = verify_chips()
-    if PROVIDER:
-        # One listing of the outputs too: Snakemake's existence and mtime checks read it.
-        or_exit(LISTING.snapshot, SETTINGS.output)
+    say(SETTINGS.notes)
+    MAIN = MainProcess(
+        SETTINGS, on_s3=bool(PROVIDER), work_prefix=workflow.storage_settings.default_storage_prefix
+    )
+    say(or_exit(MAIN.verify))
+    if MAIN.refuses:
+        sys.exit(1)
     cap_jobs_in_flight()
-
-
-# The chips to rerun the model for, by (tile, year) (missing_chips: rerun); the tile-months
-# left out for missing chips (missing_chips: skip).
-RERUNS, SKIPPED = {}, set()
-if workflow.is_main_process and SETTINGS.missing_chips == "rerun":
-    for chip_month in VERIFICATION.missing:
-        at = (chip_month.tile, chip_month.year)
-        RERUNS.setdefault(at, {})[chip_month.chip.name] = None
-elif workflow.is_main_process and SETTINGS.missing_chips == "skip":
-    SKIPPED = VERIFICATION.incomplete
+    VERIFICATION, POLICY = MAIN.verification, MAIN.policy
+    # Job processes have no verification; they never run the (local) catalog and report rules.
+    PUBLICATIONS = plan.publications(SETTINGS, POLICY.skipped)
+else:
+    VERIFICATION, POLICY, PUBLICATIONS = None, plan.Policy(), []
+# Products with at least one published period have a STAC Collection.
+CATALOGUED = list(dict.fromkeys(product for _, product in PUBLICATIONS))
 
 
 @functools.cache
@@ -155,37 +115,19 @@ def month_chips(tile, product, year, month):
     inventory = or_exit(month_inventory, SETTINGS, LISTING, tile, chips, product, at[2])
     found = {chip: inventory.files.get((chip, *at[1:])) for chip in chips}
     return (
-        [obj.path for obj in found.values() if obj],
-        [
-            VERIFICATION.expected_path(ChipMonth(tile, chip, *at[1:]))
-            for chip, obj in found.items()
-            if not obj
-        ],
+        [chip_file.path for chip_file in found.values() if chip_file],
+        plan.still_missing(VERIFICATION, found, *at),
     )
-
-
-def months_of(period):
-    """The monthly periods a period is made of."""
-    return [period] if len(period) == 6 else [f"{period}{m:02d}" for m in range(1, 13)]
-
-
-def aggregation(wildcards):
-    """How the period's pixels aggregate months: None for a month, else sum or mean."""
-    if len(wildcards.period) == 6:
-        return None
-    return SETTINGS.annual_aggregation[wildcards.product]
 
 
 def tile_sources(wildcards):
     """(sources, tile COG) of a tile-period: a month's chips, or a year's 12 monthly COGs."""
-    product, year, period = wildcards.product, wildcards.year, wildcards.period
-    at = dict(tile=wildcards.tile, product=product, year=year)
-    if len(period) == 6:
-        sources, _missing = month_chips(wildcards.tile, product, year, period[4:])
+    period = Period.parse(wildcards.period)
+    at = dict(tile=wildcards.tile, product=wildcards.product, year=wildcards.year)
+    if period.is_month:
+        sources, _missing = month_chips(*at.values(), period.month)
     else:
-        sources = [
-            published(TILE.format(**at, period=m), "tif") for m in months_of(period)
-        ]
+        sources = [published(TILE.format(**at, period=m), "tif") for m in period.months()]
     return sources, published(TILE.format(**at, period=period), "tif")
 
 
@@ -201,12 +143,27 @@ def inputs_of(sources):
     return lambda wildcards: [stored(path) for path in sources(wildcards)[0]]
 
 
+def baseline_of(wildcards):
+    """Input function: a tile's usual NaN shares, for its months' chip checks."""
+    if not Period.parse(wildcards.period).is_month:
+        return []
+    # ancient: a new baseline never redoes the months already published.
+    return ancient(BASELINE.format(tile=wildcards.tile))
+
+
+def reference_chips(wildcards):
+    """Input function: the chip files a tile's usual NaN shares are read from."""
+    if workflow.is_main_process:
+        return [stored(p) for paths in plan.reference_chips(SETTINGS, VERIFICATION, wildcards.tile).values() for p in paths]
+    return [stored(p) for p in or_exit(plan.job_reference_chips, SETTINGS, LISTING, wildcards.tile)]
+
+
 def still_missing(wildcards):
     """Params function: chips of a tile-month still missing after the model's reruns."""
-    if len(wildcards.period) != 6:
+    period = Period.parse(wildcards.period)
+    if not period.is_month:
         return []
-    at = (wildcards.tile, wildcards.product, wildcards.year, wildcards.period[4:])
-    return [named(path) for path in month_chips(*at)[1]]
+    return [named(path) for path in month_chips(wildcards.tile, wildcards.product, wildcards.year, period.month)[1]]
 
 
 def names_of(sources):
@@ -219,66 +176,13 @@ def names_of(sources):
     return names
 
 
-def publications():
-    """(path relative to the output prefix, product) of every tile and region period.
-
-    A tile's month is published when its chips are complete (or, with missing_chips:
-    rerun, once the model was rerun for them), its year when all 12 months are; the
-    region's period when every tile's is.
-    """
-    found = []
-    for product in SETTINGS.products:
-        for year in SETTINGS.years:
-            periods = [f"{year}{month:02d}" for month in SETTINGS.months]
-            periods += [f"{year}"] * SETTINGS.annual
-            for period in periods:
-                at = dict(product=product, year=year, period=period)
-                tiles = [
-                    tile
-                    for tile in SETTINGS.tiles
-                    if not any(
-                        (tile, product, year, int(m[4:])) in SKIPPED
-                        for m in months_of(period)
-                    )
-                ]
-                found += [(TILE.format(tile=tile, **at), product) for tile in tiles]
-                if len(tiles) == len(SETTINGS.tiles):
-                    found.append((REGION.format(**at), product))
-    return found
-
-
-# Job processes have no verification; they never run the (local) catalog and report rules.
-PUBLICATIONS = publications() if workflow.is_main_process else []
-# Products with at least one published period have a STAC Collection.
-CATALOGUED = list(dict.fromkeys(product for _, product in PUBLICATIONS))
-
-
-def announce(snakemake_logs, succeeded):
-    """onsuccess/onerror: send how the run ended to the config's notify targets.
-
-    ``snakemake_logs`` are the run's log files, as Snakemake passes them to its handlers.
-
-    Never raises: a notifier's failure is a warning, the run's exit status stays its own.
-    """
-    if not SETTINGS.notify:
-        return
-    try:
-        missing, output = len(VERIFICATION.missing), named(SETTINGS.output)
-        if succeeded:
-            skipped = sorted(
-                f"{tile} {product} {year}-{month:02d}"
-                for tile, product, year, month in SKIPPED
-            )
-            message = success_message(output, len(PUBLICATIONS), skipped, missing)
-        else:
-            text = "".join(Path(path).read_text() for path in snakemake_logs)
-            message = error_message(output, failed_jobs(text), missing, snakemake_logs)
-        problems = send(
-            message,
-            SETTINGS.notify.get("sns_topic_arn"),
-            SETTINGS.notify.get("webhook_url"),
-        )
-    except Exception as error:
-        problems = [f"{type(error).__name__}: {error}"]
-    for problem in problems:
-        print(f"etm warning: notification failed: {problem}", file=sys.stderr)
+def publish_options(wildcards, sources):
+    """Params function: how a tile or region period is published (etm.publish.publish)."""
+    paths, destination = sources(wildcards)
+    period = Period.parse(wildcards.period)
+    tile = getattr(wildcards, "tile", None)
+    missing = still_missing(wildcards) if tile else []
+    return plan.publish_options(
+        SETTINGS, tile=tile, product=wildcards.product, period=period, sources=paths,
+        names=[named(p) for p in paths], destination=named(destination), missing=missing,
+    )  # fmt: skip

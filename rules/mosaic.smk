@@ -2,14 +2,33 @@
 # averages a tile's 12 monthly COGs; the region mosaics its tiles' COGs of the period.
 
 
+rule chip_baseline:
+    input:
+        chips=reference_chips,
+    output:
+        baseline=BASELINE,
+    log:
+        "logs/chip_baseline/{tile}.log",
+    conda:
+        "../envs/etm.yaml"
+    resources:
+        containers=1,
+    message:
+        "Read the usual NaN share of tile {wildcards.tile}'s chips"
+    script:
+        "../scripts/chip_baseline.py"
+
+
 rule mosaic_tile:
     input:
         sources=inputs_of(tile_sources),
+        baseline=baseline_of,
     output:
         cog=stored(published(TILE, "tif")),
         item=stored(published(TILE, "json")),
     log:
-        "logs/mosaic_tile/{tile}/{year}/{product}_{period}.log",
+        job="logs/mosaic_tile/{tile}/{year}/{product}_{period}.log",
+        findings=FINDINGS_LOG,
     conda:
         "../envs/etm.yaml"
     threads: SETTINGS.mosaic_threads
@@ -18,25 +37,14 @@ rule mosaic_tile:
         cpus=lambda wildcards, threads: threads,
         mem_mb=SETTINGS.gdal_cache_mb + 512,
     params:
-        cog=SETTINGS.cog,
-        gdal_cache_mb=SETTINGS.gdal_cache_mb,
-        names=names_of(tile_sources),
-        missing=still_missing,
-        combine=lambda wildcards: aggregation(wildcards) or "first",
-        stac=lambda wildcards: dict(
-            item_href=f"{TILE.format(**wildcards)}.json",
-            product=wildcards.product,
-            tile=wildcards.tile,
-            period=wildcards.period,
-            aggregation=aggregation(wildcards),
-        ),
+        publish=lambda wildcards: publish_options(wildcards, tile_sources),
     message:
         "Publish tile {wildcards.tile}, {wildcards.product} {wildcards.period}"
     script:
         "../scripts/mosaic.py"
 
 
-rule mosaic_region:
+use rule mosaic_tile as mosaic_region with:
     input:
         sources=inputs_of(region_sources),
     output:
@@ -49,27 +57,8 @@ rule mosaic_region:
             labels={"product": "{product}", "period": "{period}"},
         ),
     log:
-        "logs/mosaic_region/{year}/{product}_{period}.log",
-    conda:
-        "../envs/etm.yaml"
-    threads: SETTINGS.mosaic_threads
-    resources:
-        containers=1,
-        cpus=lambda wildcards, threads: threads,
-        mem_mb=SETTINGS.gdal_cache_mb + 512,
+        job="logs/mosaic_region/{year}/{product}_{period}.log",
     params:
-        cog=SETTINGS.cog,
-        gdal_cache_mb=SETTINGS.gdal_cache_mb,
-        names=names_of(region_sources),
-        combine="first",
-        stac=lambda wildcards: dict(
-            item_href=f"{REGION.format(**wildcards)}.json",
-            product=wildcards.product,
-            tile=None,
-            period=wildcards.period,
-            aggregation=aggregation(wildcards),
-        ),
+        publish=lambda wildcards: publish_options(wildcards, region_sources),
     message:
         "Publish the region, {wildcards.product} {wildcards.period}"
-    script:
-        "../scripts/mosaic.py"

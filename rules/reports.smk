@@ -4,18 +4,18 @@
 
 rule completeness:
     input:
-        local(VERIFICATION_JSON),
+        local(f"{SETTINGS.reports_dir}/{SNAPSHOT_JSON}"),
     output:
         heatmaps=[
             report(
-                local(heatmap_path(REPORTS, tile)),
+                local(heatmap_path(SETTINGS.reports_dir, tile)),
                 category="Completeness",
                 labels={"tile": tile, "shows": "chip files by month"},
             )
             for tile in SETTINGS.tiles
         ],
         missing=report(
-            local(f"{REPORTS}/{MISSING_CSV}"),
+            local(f"{SETTINGS.reports_dir}/{MISSING_CSV}"),
             category="Completeness",
             labels={"tile": "all", "shows": "missing chip files"},
         ),

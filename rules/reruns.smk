@@ -28,7 +28,7 @@ checkpoint chips_rerun:
     input:
         markers=lambda wildcards: [
             f"reruns/{wildcards.tile}/{wildcards.year}/{chip}.json"
-            for chip in RERUNS[wildcards.tile, int(wildcards.year)]
+            for chip in POLICY.rerun_chips(wildcards.tile, int(wildcards.year))
         ],
     output:
         record="reruns/{tile}/{year}.json",

@@ -5,19 +5,15 @@ from etm.publish import publish
 
 if __name__ == "__main__":
     run_job(
-        snakemake.log[0],
+        snakemake.log.job,
         publish,
         sources=list(snakemake.input.sources),
         cog=snakemake.output.cog,
         item=snakemake.output.item,
         thumbnail=snakemake.output.get("thumbnail"),
-        missing=snakemake.params.get("missing", []),
-        combine=snakemake.params.combine,
-        **snakemake.params.stac,
-        gdal_cache_mb=snakemake.params.gdal_cache_mb,
+        baseline=snakemake.input.get("baseline") or None,
+        findings=snakemake.log.get("findings"),
         threads=snakemake.threads,
         tmpdir=snakemake.resources.tmpdir,
-        names=snakemake.params.names["sources"],
-        destination_name=snakemake.params.names["destination"],
-        **snakemake.params.cog,
+        **snakemake.params.publish,
     )

@@ -1,0 +1,348 @@
+"""What makes a chip file the chip its name says, checked where its month's mosaic reads it.
+
+A chip is refused (its month is not published; the other months are) when its header
+or values cannot be those of the chip its folder names:
+
+- one band of float32 or float64 (the model writes float64, NaN where it has no value);
+- a finite, north-up geotransform;
+- its footprint: the upper-left corner within half a pixel of the name's corner, and its
+  size the chip's square on its pixel lattice, or one pixel more (the model's overlap);
+- no infinite value, and none beyond the range of the output type. A nodata tag is
+  honoured: the tagged value is missing (NaN), never data.
+
+A chip is *suspect* when its values are possible but implausible (:func:`suspicion`):
+outside its product's valid range, or far more NaN than its usual share. The checks use
+only the header and the pixels the mosaic reads anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from etm.errors import ChipContentError, SuspectChipError
+from etm.grid import Chip, chip_name
+
+#: Pixel types a chip may have.
+FLOAT_TYPES = ("float32", "float64")
+#: Slack on the half-pixel corner tolerance, for rounding in the stored geotransform.
+CORNER_SLACK_PX = 1e-6
+
+
+@dataclass(frozen=True)
+class ChipExpectation:
+    """The chip a source file must be: its corner and edge, in tenths of a degree."""
+
+    chip: Chip
+    size: int
+
+
+@dataclass
+class ChipStats:
+    """What a chip's pixels held: NaN and valid counts, smallest and largest valid value."""
+
+    nan: int = 0
+    valid: int = 0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+
+    @property
+    def nan_share(self) -> float:
+        """Share of the chip's pixels that are NaN (0 to 1)."""
+        total = self.nan + self.valid
+        return self.nan / total if total else 1.0
+
+    def add(self, values: np.ndarray) -> None:
+        """Count a block of a chip's pixels (NaN for missing)."""
+        valid = values[~np.isnan(values)]
+        self.nan += values.size - valid.size
+        self.valid += valid.size
+        if valid.size:
+            self.minimum = min(self.minimum, float(valid.min()))
+            self.maximum = max(self.maximum, float(valid.max()))
+
+
+def _corner_text(west: float, north: float) -> str:
+    return f"({west:.4f}, {north:.4f})"
+
+
+def check_header(
+    name: str, dtype: str, transform, crs, width: int, height: int, expected: ChipExpectation
+) -> None:
+    """Refuse a chip whose header is not its chip's.
+
+    Parameters
+    ----------
+    name : str
+        What errors call the chip (its path as the config spells its prefix).
+    dtype : str
+        Its pixel type.
+    transform : affine.Affine
+    crs : rasterio.crs.CRS or None
+    width, height : int
+        Its size in pixels.
+    expected : ChipExpectation
+        The chip its folder names.
+
+    Raises
+    ------
+    ChipContentError
+        Naming the chip and what is wrong.
+    """
+    if dtype not in FLOAT_TYPES:
+        raise ChipContentError(
+            name, f"is {dtype}; chips are float32 or float64 with NaN where there is no value"
+        )
+    coefficients = tuple(transform)[:6]
+    if not all(math.isfinite(value) for value in coefficients):
+        raise ChipContentError(name, f"has a geotransform that is not finite: {coefficients}")
+    if transform.b or transform.d or transform.a <= 0 or transform.e >= 0:
+        raise ChipContentError(name, f"is not a north-up grid (transform {coefficients})")
+    if crs is None or not crs.is_geographic:
+        return  # its CRS is named by the lattice check, against its neighbours'
+    check_footprint(name, transform, width, height, expected)
+
+
+def check_footprint(name: str, transform, width: int, height: int, expected: ChipExpectation):
+    """Refuse a chip whose corner or size is not its name's square on its pixel lattice.
+
+    Raises
+    ------
+    ChipContentError
+    """
+    chip = expected.chip
+    west, north, edge = chip.west / 10, chip.north / 10, expected.size / 10
+    xres, yres = transform.a, -transform.e
+    dx, dy = (transform.c - west) / xres, (north - transform.f) / yres
+    if max(abs(dx), abs(dy)) > 0.5 + CORNER_SLACK_PX:
+        corner = Chip(round(transform.f * 10), round(transform.c * 10))
+        near = max(
+            abs(corner.west / 10 - transform.c) / xres, abs(corner.north / 10 - transform.f) / yres
+        )
+        whose = f"it looks like {corner.name}'s file" if near <= 0.5 else "it is another file"
+        raise ChipContentError(
+            name,
+            f"its upper-left corner is at {_corner_text(transform.c, transform.f)}, "
+            f"{math.hypot(dx, dy):.1f} pixels from its name's corner "
+            f"{_corner_text(west, north)}: {whose}, not this chip's",
+        )
+    columns = round((west + edge - transform.c) / xres)
+    rows = round((transform.f - (north - edge)) / yres)
+    if width not in (columns, columns + 1) or height not in (rows, rows + 1):
+        raise ChipContentError(
+            name,
+            f"is {width} x {height} pixels; its {edge:g}-degree square on its pixel lattice "
+            f"is {columns} x {rows} (or one pixel more, the model's overlap): it is cut "
+            "short or padded, not this chip's file",
+        )
+
+
+def clean_values(name: str, values: np.ndarray, nodata: float | None, dtype: str) -> None:
+    """Turn a chip's nodata value into NaN, in place; refuse infinite values.
+
+    Parameters
+    ----------
+    name : str
+    values : numpy.ndarray
+        A block of the chip's pixels, in its own floating-point type.
+    nodata : float or None
+        Its nodata tag.
+    dtype : str
+        The mosaic's pixel type: values beyond its range would become infinite.
+
+    Raises
+    ------
+    ChipContentError
+    """
+    if nodata is not None and not math.isnan(nodata):
+        values[values == nodata] = np.nan
+    limit = np.finfo(dtype).max
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(values) <= limit) & ~np.isnan(values)
+    if bad.any():
+        example = float(values[bad][0])
+        raise ChipContentError(
+            name,
+            f"has {int(bad.sum())} infinite values or values beyond the range of {dtype} "
+            f"(e.g. {example:g}); rewrite it with NaN where the model has no value",
+        )
+
+
+def suspicion(
+    stats: ChipStats,
+    valid_range: tuple[float, float],
+    usual_nan_share: float | None,
+    nan_share_jump: float,
+) -> str | None:
+    """Why a chip's values are implausible, or None.
+
+    Parameters
+    ----------
+    stats : ChipStats
+        Its pixels.
+    valid_range : tuple of float
+        Its product's valid values, in mm.
+    usual_nan_share : float or None
+        Its usual share of NaN pixels (None: not known).
+    nan_share_jump : float
+        How far above its usual share a NaN share is suspect.
+
+    Returns
+    -------
+    str or None
+    """
+    low, high = valid_range
+    if stats.valid and (stats.minimum < low or stats.maximum > high):
+        return (
+            f"values from {stats.minimum:g} to {stats.maximum:g} mm, outside its product's "
+            f"valid range [{low:g}, {high:g}]"
+        )
+    if usual_nan_share is not None and stats.nan_share > usual_nan_share + nan_share_jump:
+        return (
+            f"{stats.nan_share:.0%} of its pixels are NaN, where it usually has "
+            f"{usual_nan_share:.0%}: the model wrote the file but not its data"
+        )
+    return None
+
+
+@dataclass
+class Findings:
+    """Chips of one mosaic that were refused or found suspect, with why."""
+
+    refused: dict[str, str] = field(default_factory=dict)
+    suspect: dict[str, str] = field(default_factory=dict)
+
+    def as_records(self) -> list[dict]:
+        """One record per chip: ``{"chip": path, "status": ..., "reason": ...}``."""
+        return [
+            {"chip": chip, "status": status, "reason": reason}
+            for status, found in (("refused", self.refused), ("suspect", self.suspect))
+            for chip, reason in found.items()
+        ]
+
+
+@dataclass(frozen=True)
+class ChipPolicy:
+    """How a tile-month's chips are judged: its product's valid range, the NaN-share jump,
+    and whether a suspect chip blocks the month (``error``) or is published (``warn``)."""
+
+    valid_range: tuple[float, float]
+    nan_share_jump: float
+    suspect_chips: str
+
+
+@dataclass(frozen=True)
+class ChipChecks:
+    """How a tile-month's chips are checked: each source's chip name, in order, the chip
+    edge in tenths of a degree, and the plausibility policy."""
+
+    chips: tuple[str, ...]
+    chip_size: int
+    policy: ChipPolicy
+
+
+def judge(
+    names: list[str],
+    chips: list[Chip],
+    stats: tuple[ChipStats, ...],
+    usual: dict[str, float],
+    policy: ChipPolicy,
+    findings: Findings,
+) -> list[str]:
+    """Find a tile-month's suspect chips, recording them in ``findings``.
+
+    Parameters
+    ----------
+    names : list of str
+        What errors call each chip.
+    chips : list of Chip
+        Each one's chip, in the same order.
+    stats : tuple of ChipStats
+        What each one's pixels held.
+    usual : dict
+        Usual NaN share by chip name (see :func:`usual_nan_shares`); a chip not in it is
+        judged on its values only.
+    policy : ChipPolicy
+    findings : Findings
+
+    Returns
+    -------
+    list of str
+        One warning line per suspect chip, when suspect chips are published.
+
+    Raises
+    ------
+    SuspectChipError
+        Naming the first suspect chip, when suspect chips block their month.
+    """
+    for name, chip, chip_stats in zip(names, chips, stats, strict=True):
+        reason = suspicion(
+            chip_stats, policy.valid_range, usual.get(chip.name), policy.nan_share_jump
+        )
+        if reason:
+            findings.suspect[name] = reason
+    if findings.suspect and policy.suspect_chips == "error":
+        (first, reason), more = next(iter(findings.suspect.items())), len(findings.suspect) - 1
+        raise SuspectChipError(
+            first,
+            f"is suspect: {reason}" + (f" (and {more} more chips)" if more else "")
+            + "; rerun the model for it, or set suspect_chips: warn to publish suspect chips",
+        )
+    return [f"chip {name}: suspect, published: {reason}" for name, reason in findings.suspect.items()]
+
+
+def nan_share(path: str) -> float:
+    """Share of a chip file's pixels that are NaN (or its nodata value)."""
+    import rasterio
+
+    with rasterio.open(path) as source:
+        values = source.read(1)
+        nodata = source.nodata
+    missing = np.isnan(values)
+    if nodata is not None and not math.isnan(nodata):
+        missing |= values == nodata
+    return float(missing.mean())
+
+
+def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
+    """Each chip's usual NaN share: the median over a few of its files.
+
+    Parameters
+    ----------
+    files : dict
+        Chip name to paths of some of its files (e.g. three months spread over the period).
+
+    Returns
+    -------
+    dict
+        Chip name to its median NaN share; an unreadable file is left out (its month's
+        mosaic names it).
+    """
+    from rasterio.errors import RasterioError
+
+    usual = {}
+    for chip, paths in files.items():
+        shares = []
+        for path in paths:
+            try:
+                shares.append(nan_share(path))
+            except RasterioError:
+                continue
+        if shares:
+            usual[chip] = float(np.median(shares))
+    return usual
+
+
+def write_baseline(chip_files: list[str], baseline: str) -> None:
+    """Write a tile's chips' usual NaN shares (JSON: chip name to share) from some of their
+    files (see :func:`etm.plan.reference_chips`)."""
+    import json
+
+    files: dict[str, list[str]] = {}
+    for path in chip_files:
+        files.setdefault(chip_name(path), []).append(path)
+    usual = usual_nan_shares(files)
+    with open(baseline, "w") as stream:
+        json.dump(usual, stream, indent=1, sort_keys=True)

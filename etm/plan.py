@@ -1,0 +1,237 @@
+"""What a run publishes, and from what: periods, paths, the missing-chip policy, reruns.
+
+Everything here is plain data and pure functions of :class:`~etm.config.Settings` and the
+verifier's findings; ``rules/common.smk`` only connects them to Snakemake.
+
+Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC Item
+(``.json``) of a period, and the region's quicklook (``.png``)::
+
+    tiles/{tile}/{product}/{year}/{product}_{period}
+    mosaic/{product}/{year}/{product}_{period}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etm.checks import ChipChecks, ChipPolicy
+from etm.config import Settings
+from etm.grid import chip_name
+from etm.inventory import ChipMonth, Verification, job_chips, month_inventory
+from etm.listing import Listing
+
+TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
+REGION = "mosaic/{product}/{year}/{product}_{period}"
+#: Where each tile-month's mosaic records the chips it refused or found suspect.
+FINDINGS_LOG = "logs/findings/{tile}/{year}/{product}_{period}.json"
+#: Each tile's chips' usual NaN shares (rule chip_baseline), in the work area.
+BASELINE = "baselines/{tile}.json"
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A month (``YYYYMM``) or a year (``YYYY``) of a product."""
+
+    year: int
+    month: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``"202007"`` is July 2020, ``"2020"`` the year 2020.
+
+        Raises
+        ------
+        ValueError
+            If the text is neither.
+        """
+        if not text.isdigit() or len(text) not in (4, 6):
+            raise ValueError(f"{text!r} is not a period (YYYYMM or YYYY)")
+        return cls(int(text[:4]), int(text[4:]) if len(text) == 6 else None)
+
+    @property
+    def is_month(self) -> bool:
+        return self.month is not None
+
+    def months(self) -> list[Period]:
+        """The months the period is made of: itself, or the year's 12."""
+        if self.is_month:
+            return [self]
+        return [Period(self.year, month) for month in range(1, 13)]
+
+    @property
+    def label(self) -> str:
+        """For people: ``2020-07``, or ``2020``."""
+        return f"{self.year}-{self.month:02d}" if self.is_month else f"{self.year}"
+
+    def __str__(self) -> str:
+        return f"{self.year}{self.month:02d}" if self.is_month else f"{self.year}"
+
+
+def published(settings: Settings, name: str, suffix: str) -> str:
+    """A published file's config path: the output prefix, its name and suffix."""
+    return f"{settings.output}/{name}.{suffix}"
+
+
+def periods(settings: Settings, year: int) -> list[Period]:
+    """A year's configured months, then the year itself with ``annual: true``."""
+    found = [Period(year, month) for month in settings.months]
+    return found + [Period(year)] * settings.annual
+
+
+def aggregation(settings: Settings, product: str, period: Period) -> str | None:
+    """How a period's pixels aggregate months: None for a month, else sum or mean."""
+    return None if period.is_month else settings.annual_aggregation[product]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The tile-months the missing-chip policy leaves out, and the reruns it asks for."""
+
+    skipped: frozenset[tuple[str, str, int, int]] = frozenset()
+    #: Missing chips to rerun the model for, by (tile, year): chip names.
+    reruns: dict[tuple[str, int], tuple[str, ...]] | None = None
+
+    def rerun_chips(self, tile: str, year: int) -> tuple[str, ...]:
+        return (self.reruns or {}).get((tile, year), ())
+
+
+#: What each missing-chip policy does, as the verifier's closing line says it.
+POLICY_ACTIONS = {
+    "error": "no job was started; rerun the model for them, or set missing_chips: skip to "
+    "build the complete months only",
+    "skip": "their months were left out (missing_chips: skip)",
+    "rerun": "the model is rerun for their chips and years before their months "
+    "(missing_chips: rerun)",
+}
+
+
+def policy(settings: Settings, verification: Verification) -> Policy:
+    """What the missing-chip policy makes of the verification."""
+    if settings.missing_chips == "skip":
+        return Policy(skipped=frozenset(verification.incomplete))
+    if settings.missing_chips == "rerun":
+        reruns: dict[tuple[str, int], dict[str, None]] = {}
+        for chip_month in verification.missing:
+            at = (chip_month.tile, chip_month.year)
+            reruns.setdefault(at, {})[chip_month.chip.name] = None
+        return Policy(reruns={at: tuple(chips) for at, chips in reruns.items()})
+    return Policy()
+
+
+def missing_line(settings: Settings, count: int, full_list: str) -> str:
+    """The verifier's closing line about missing chip files."""
+    return f"{count} chip files missing; {POLICY_ACTIONS[settings.missing_chips]}. Full list: {full_list}"
+
+
+def publications(settings: Settings, skipped=frozenset()) -> list[tuple[str, str]]:
+    """(path relative to the output prefix, product) of every tile and region period.
+
+    A tile's month is published when its chips are complete (or, with missing_chips:
+    rerun, once the model was rerun for them), its year when all 12 months are; the
+    region's period when every tile's is.
+    """
+    found = []
+    for product in settings.products:
+        for year in settings.years:
+            for period in periods(settings, year):
+                at = dict(product=product, year=year, period=period)
+                tiles = [
+                    tile
+                    for tile in settings.tiles
+                    if not any((tile, product, year, m.month) in skipped for m in period.months())
+                ]
+                found += [(TILE.format(tile=tile, **at), product) for tile in tiles]
+                if len(tiles) == len(settings.tiles):
+                    found.append((REGION.format(**at), product))
+    return found
+
+
+def reference_periods(settings: Settings) -> list[tuple[int, int]]:
+    """Three (year, month) spread over the run: where a chip's usual NaN share is read."""
+    spread = [(year, month) for year in settings.years for month in settings.months]
+    picks = {0, len(spread) // 2, len(spread) - 1}
+    return [spread[index] for index in sorted(picks)]
+
+
+def reference_chips(
+    settings: Settings, verification: Verification, tile: str
+) -> dict[str, list[str]]:
+    """Chip name to the files its usual NaN share is read from (first product, three
+    periods spread over the run), among those found."""
+    inventory = verification.inventories[tile]
+    product = settings.products[0]
+    found: dict[str, list[str]] = {}
+    for chip in verification.expected[tile]:
+        for year, month in reference_periods(settings):
+            chip_file = inventory.files.get((chip, product, year, month))
+            if chip_file:
+                found.setdefault(chip.name, []).append(chip_file.path)
+    return found
+
+
+def still_missing(
+    verification: Verification, found: dict, tile: str, product: str, year: int, month: int
+) -> list[str]:
+    """Expected paths of a tile-month's chips absent from a new listing (after reruns)."""
+    return [
+        verification.expected_path(ChipMonth(tile, chip, product, year, month))
+        for chip, chip_file in found.items()
+        if not chip_file
+    ]
+
+
+def chip_checks(settings: Settings, product: str, chip_paths: list[str]) -> ChipChecks:
+    """How a tile-month's chips are checked (see :mod:`etm.checks`)."""
+    return ChipChecks(
+        tuple(chip_name(path) for path in chip_paths),
+        settings.chip_size,
+        ChipPolicy(
+            settings.plausibility.ranges[product],
+            settings.plausibility.nan_share_jump,
+            settings.suspect_chips,
+        ),
+    )
+
+
+def job_reference_chips(settings: Settings, listing: Listing, tile: str) -> list[str]:
+    """:func:`reference_chips` from narrow listings (a job process has no verification)."""
+    chips = job_chips(settings, listing, tile)
+    product, found = settings.products[0], []
+    for year, month in reference_periods(settings):
+        inventory = month_inventory(settings, listing, tile, chips, product, year)
+        keys = ((chip, product, year, month) for chip in chips)
+        found += [inventory.files[key].path for key in keys if key in inventory.files]
+    return found
+
+
+def publish_options(
+    settings: Settings,
+    *,
+    tile: str | None,
+    product: str,
+    period: Period,
+    sources: list[str],
+    names: list[str],
+    destination: str,
+    missing: list[str],
+) -> dict:
+    """The named parameters of :func:`etm.publish.publish` for one tile or region period,
+    but for the local paths Snakemake gives the job."""
+    name = (TILE if tile else REGION).format(
+        tile=tile, product=product, year=period.year, period=period
+    )
+    checked = tile is not None and period.is_month
+    return dict(
+        item_href=f"{name}.json",
+        product=product,
+        tile=tile,
+        period=str(period),
+        aggregation=aggregation(settings, product, period),
+        combine=(aggregation(settings, product, period) if tile else None) or "first",
+        missing=missing,
+        checks=chip_checks(settings, product, sources) if checked else None,
+        names=names,
+        destination_name=destination,
+        gdal_cache_mb=settings.gdal_cache_mb,
+        **settings.cog,
+    )

@@ -1,0 +1,166 @@
+"""The main Snakemake process's part of a run: verify when the workflow loads, lock the
+output prefix when jobs start, gather the chips' findings and notify when it ends.
+
+Job processes parse the Snakefile again but never create a :class:`MainProcess`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from etm import findings, plan, s3
+from etm.config import Settings
+from etm.inventory import Verification, verify
+from etm.listing import LocalListing, StoredObject
+from etm.lock import OutputLock
+from etm.notify import error_message, failed_jobs, send, success_message
+from etm.report import (
+    FINDINGS_CSV,
+    SNAPSHOT_JSON,
+    render,
+    summary_lines,
+    terminal_lines,
+    write_reports,
+)
+
+#: Lines of the verifier's summary printed on the terminal; all are in verifier.txt.
+TERMINAL_LINES = 40
+
+
+class MainProcess:
+    """The run as the main process sees it.
+
+    Parameters
+    ----------
+    settings : Settings
+    on_s3 : bool
+        Whether config paths are ``bucket/prefix`` on S3 (a default storage provider).
+    work_prefix : str or None
+        Snakemake's default storage prefix (``s3://bucket/prefix``), where job logs go.
+    """
+
+    def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
+        self.settings, self.on_s3 = settings, on_s3
+        self.listing = s3.S3Listing() if on_s3 else LocalListing()
+        self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
+        self.started = time.time()
+        self.verification: Verification | None = None
+        self.policy = plan.Policy()
+        self.lock = OutputLock(settings.output, on_s3=on_s3, label=self.named(settings.output))
+
+    def named(self, path: str) -> str:
+        """A config path as the user knows it: an S3 URL, or a local path."""
+        return f"s3://{path}" if self.on_s3 else path
+
+    @property
+    def reports(self) -> Path:
+        return Path(self.settings.reports_dir)
+
+    def verify(self) -> list[str]:
+        """List every tile prefix once, compare with the expected chips, write the reports.
+
+        Returns
+        -------
+        list of str
+            The summary for the terminal, its last line saying what the policy does with
+            the missing chips.
+        """
+        verification = verify(self.settings, self.listing)
+        kept = findings.load(str(self.reports / findings.RECORDS))
+        verification.findings = findings.current(kept, verification, self.named)
+        self.verification = verification
+        self.policy = plan.policy(self.settings, verification)
+        missing_csv = write_reports(verification)
+        lines = summary_lines(verification)
+        lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
+        if verification.missing:
+            lines.append(plan.missing_line(self.settings, len(verification.missing), missing_csv))
+        if self.refuses:
+            # No job runs, so the heatmaps are drawn here for the operator.
+            render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
+        if self.on_s3:
+            # One listing of the outputs too: Snakemake's existence and mtime checks read it.
+            self.listing.snapshot(self.settings.output)
+        return lines
+
+    @property
+    def refuses(self) -> bool:
+        """Whether missing chips stop the run before any job (missing_chips: error)."""
+        return bool(self.verification.missing) and self.settings.missing_chips == "error"
+
+    def start(self) -> str | None:
+        """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`)."""
+        return self.lock.acquire()
+
+    def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
+        """The run ended: release the lock, gather findings, redraw the reports, notify.
+
+        Returns
+        -------
+        list of str
+            Warnings for the terminal (suspect chips published, failed notifications).
+        """
+        self.lock.release()
+        try:
+            lines = self._gather_findings()
+        except Exception as error:  # the run's outcome stands; its reports are only late
+            lines = [f"warning: the chip checks' findings were not gathered: {error}"]
+        return lines + self._notify(succeeded, snakemake_logs)
+
+    def _gather_findings(self) -> list[str]:
+        folder = plan.FINDINGS_LOG.split("{", 1)[0].rstrip("/")
+        if self.on_s3:
+            folder = f"{self.work_prefix}/{folder}"
+            client = s3.client()
+
+            def read(log: StoredObject) -> str:
+                bucket, key = s3.split(log.path)
+                return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        else:
+
+            def read(log: StoredObject) -> str:
+                return Path(log.path).read_text()
+
+        new = findings.gather(self.listing, folder, self.started - 1, read)
+        if not new:
+            return []
+        path = str(self.reports / findings.RECORDS)
+        kept = {**findings.load(path), **new}
+        findings.save(path, kept)
+        verification = self.verification
+        verification.findings = findings.current(kept, verification, self.named)
+        write_reports(verification)
+        render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
+        published = [f for f in verification.findings.values() if f.status == "suspect"]
+        if published and self.settings.suspect_chips == "warn":
+            return [
+                f"warning: {len(published)} suspect chip files were used (suspect_chips: "
+                f"warn); list: {self.reports / FINDINGS_CSV}"
+            ]
+        return []
+
+    def _notify(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
+        """One message to the config's notify targets; a failure is a warning line."""
+        targets = self.settings.notify
+        if not targets:
+            return []
+        missing = len(self.verification.missing)
+        output = self.named(self.settings.output)
+        try:
+            if succeeded:
+                skipped = sorted(
+                    f"{tile} {product} {year}-{month:02d}"
+                    for tile, product, year, month in self.policy.skipped
+                )
+                published = len(plan.publications(self.settings, self.policy.skipped))
+                message = success_message(output, published, skipped, missing)
+            else:
+                text = "".join(Path(path).read_text() for path in snakemake_logs)
+                message = error_message(output, failed_jobs(text), missing, snakemake_logs)
+            problems = send(message, targets.get("sns_topic_arn"), targets.get("webhook_url"))
+        except Exception as error:  # a notifier never fails the run
+            problems = [f"{type(error).__name__}: {error}"]
+        return [f"warning: notification failed: {problem}" for problem in problems]
+
