@@ -1,13 +1,19 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv, then runs the workflow on the bundled sample
 #   make test   installs everything into .venv, then runs the format checks, lint and tests
+# and the job image of profiles/aws:
+#   make image  builds etm:<version> from the Dockerfile (BASE=<image> for another base)
 PYTHON ?= python3
 BIN := .venv/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= etm:$(VERSION)
+BASE ?= docker.io/library/python:3.11.15-slim-bookworm
+CONTAINER ?= $(shell command -v docker > /dev/null && echo docker || echo podman)
 
-.PHONY: demo test system-packages
+.PHONY: demo test image system-packages
 
-# editable_mode=compat: a plain path entry, so that Snakemake finds the etm-s3 storage plugin
+# editable_mode=compat: a plain path entry, so that Snakemake finds etm's plugins
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv .venv
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
@@ -22,11 +28,17 @@ demo: sample/.written
 	$(BIN)/snakemake --configfile config/sample.yaml --cores all
 	@echo "COGs, STAC catalog, quicklooks: sample/ws-enduser/USA/demo/  reports, heatmaps: reports/"
 
-# gdal-bin: the GDAL command line the benchmark compares with; chromium: the report test.
+image:
+	$(CONTAINER) build --build-arg BASE=$(BASE) --tag $(IMAGE) .
+
+# gdal-bin: the GDAL command line the benchmark compares with; chromium: the report test;
+# podman, buildah, runc and mmdebstrap: the job image, built and run by the AWS Batch test.
 system-packages:
-	@command -v gdalbuildvrt > /dev/null && command -v chromium > /dev/null || \
+	@command -v gdalbuildvrt > /dev/null && command -v chromium > /dev/null && \
+	  command -v podman > /dev/null && command -v mmdebstrap > /dev/null || \
 	  { $(SUDO) apt-get update -qq && \
-	    $(SUDO) apt-get install -y -qq gdal-bin chromium > /dev/null; }
+	    $(SUDO) apt-get install -y -qq gdal-bin chromium podman buildah runc mmdebstrap \
+	      > /dev/null; }
 
 test: .venv/installed system-packages
 	$(BIN)/ruff check .

@@ -43,8 +43,8 @@ onstart:
 
 # Findings of the chip checks into the reports; how the run ended, to the notify targets.
 onsuccess:
-    say(MAIN.end(True, log))
+    warn(MAIN.end(True, log))
 
 
 onerror:
-    say(MAIN.end(False, log))
+    warn(MAIN.end(False, log))

@@ -37,7 +37,8 @@ def generate(root: Path, tiles: int, years: range) -> int:
     if done.exists():
         return chips
     for index, tile in enumerate(tile_names(tiles)):
-        north, west = 49.4 - 10 * (index // 5), -124.8 + 10 * (index % 5)
+        # Squares of the team's tile grid (config key tile_grid: origin -116.8, 47.4).
+        north, west = 47.4 - 10 * (index // 5), -126.8 + 10 * (index % 5)
         for row in range(5):
             for col in range(5):
                 chip = f"chip{north - 2 * row:.1f}N{west + 2 * col:.1f}E"
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=15)
     parser.add_argument("--years", type=int, default=20)
     args = parser.parse_args()
-    root = REPO / "benchmarks" / "cache" / f"layout-{args.tiles}-tiles-{args.years}-years"
+    root = REPO / "benchmarks" / "cache" / f"grid-{args.tiles}-tiles-{args.years}-years"
     years = range(2001, 2001 + args.years)
     start = time.perf_counter()
     chips = generate(root, args.tiles, years)

@@ -17,6 +17,7 @@ only the header and the pixels the mosaic reads anyway.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ import numpy as np
 
 from etm.errors import ChipContentError, SuspectChipError
 from etm.grid import Chip, chip_name
+
+log = logging.getLogger(__name__)
 
 #: Pixel types a chip may have.
 FLOAT_TYPES = ("float32", "float64")
@@ -287,10 +290,13 @@ def judge(
         (first, reason), more = next(iter(findings.suspect.items())), len(findings.suspect) - 1
         raise SuspectChipError(
             first,
-            f"is suspect: {reason}" + (f" (and {more} more chips)" if more else "")
+            f"is suspect: {reason}"
+            + (f" (and {more} more chips)" if more else "")
             + "; rerun the model for it, or set suspect_chips: warn to publish suspect chips",
         )
-    return [f"chip {name}: suspect, published: {reason}" for name, reason in findings.suspect.items()]
+    return [
+        f"chip {name}: suspect, published: {reason}" for name, reason in findings.suspect.items()
+    ]
 
 
 def nan_share(path: str) -> float:
@@ -344,5 +350,8 @@ def write_baseline(chip_files: list[str], baseline: str) -> None:
     for path in chip_files:
         files.setdefault(chip_name(path), []).append(path)
     usual = usual_nan_shares(files)
+    for chip, paths in sorted(files.items()):
+        share = f"{usual[chip]:.4f}" if chip in usual else "unknown (no readable file)"
+        log.info("%s: usual NaN share %s, from %s", chip, share, ", ".join(paths))
     with open(baseline, "w") as stream:
         json.dump(usual, stream, indent=1, sort_keys=True)

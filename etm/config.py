@@ -27,8 +27,7 @@ OBSOLETE_KEYS = {
     "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
     "min_memory_available": "each job declares its memory (mem_mb); --resources mem_mb=N "
     "caps the total",
-    "sleep_time": "Snakemake waits for jobs itself (--seconds-between-status-checks on AWS "
-    "Batch)",
+    "sleep_time": "Snakemake waits for jobs itself (--seconds-between-status-checks on AWS Batch)",
 }
 
 

@@ -8,12 +8,13 @@ a notifier that fails is reported as a warning and never changes the run's exit 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import boto3
 
@@ -68,7 +69,8 @@ def failed_jobs(snakemake_log: str) -> list[FailedJob]:
         for line in block["body"].splitlines():
             match = LOG_LINE.match(line)
             if match:
-                logs = tuple(path.strip() for path in match["logs"].split(","))
+                paths = (path.strip() for path in match["logs"].split(","))
+                logs = tuple(path for path in paths if path.endswith(".log"))
         jobs[FailedJob(block["rule"], logs)] = None
     return list(jobs)
 
@@ -145,6 +147,13 @@ def success_message(output: str, published: int, skipped: Sequence[str], missing
     )
 
 
+def webhook_host(url: str) -> str:
+    """A webhook as logs may name it: host and port only, never a user, password, path
+    or query (they often hold a token)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
+
+
 def send(message: Message, sns_topic_arn: str | None, webhook_url: str | None) -> list[str]:
     """Send a message to the SNS topic and the webhook that are configured.
 
@@ -166,17 +175,37 @@ def send(message: Message, sns_topic_arn: str | None, webhook_url: str | None) -
         except Exception as error:  # a notifier never fails the run
             problems.append(f"SNS topic {sns_topic_arn}: {error}")
     if webhook_url:
-        body = json.dumps({"text": message.text, "subject": message.subject, **message.summary})
-        request = urllib.request.Request(
-            webhook_url,
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
-                pass
+            post_json(
+                webhook_url, {"text": message.text, "subject": message.subject, **message.summary}
+            )
         except Exception as error:  # a notifier never fails the run
-            reason = getattr(error, "reason", None) or error
-            problems.append(f"webhook {urlsplit(webhook_url).netloc}: {reason}")
+            reason = str(getattr(error, "reason", None) or error)
+            problems.append(f"webhook {webhook_host(webhook_url)}: {redacted(reason, webhook_url)}")
     return problems
+
+
+def post_json(url: str, document: dict) -> None:
+    """POST JSON to a URL; a ``user:password@`` in it is sent as basic authentication,
+    never as part of the address."""
+    parts = urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        url = urlunsplit(parts._replace(netloc=host))
+    request = urllib.request.Request(
+        url, data=json.dumps(document).encode(), headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
+        pass
+
+
+def redacted(text: str, url: str) -> str:
+    """``text`` without the URL's user, password, path or query, should it quote them."""
+    parts = urlsplit(url)
+    for secret in (url, parts.password, parts.username, parts.path, parts.query):
+        if secret and len(secret) > 1:
+            text = text.replace(secret, "***")
+    return text

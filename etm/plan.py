@@ -120,7 +120,8 @@ def policy(settings: Settings, verification: Verification) -> Policy:
 
 def missing_line(settings: Settings, count: int, full_list: str) -> str:
     """The verifier's closing line about missing chip files."""
-    return f"{count} chip files missing; {POLICY_ACTIONS[settings.missing_chips]}. Full list: {full_list}"
+    action = POLICY_ACTIONS[settings.missing_chips]
+    return f"{count} chip files missing; {action}. Full list: {full_list}"
 
 
 def publications(settings: Settings, skipped=frozenset()) -> list[tuple[str, str]]:

@@ -38,13 +38,14 @@ def _checked_build(
     findings = Findings()
 
     def accept(mosaic: Mosaic) -> None:
-        for line in judge(list(names), chips, mosaic.stats, usual, checks.policy, findings):
-            log.warning("%s", line)
         if not any(stats.valid for stats in mosaic.stats):
+            findings.refused.update(dict.fromkeys(names, "all NaN, as every chip of its month"))
             raise EmptyMosaicError(
                 f"{label}: every chip is all NaN; nothing was published. The model wrote "
                 "files without data: rerun it for this month"
             )
+        for line in judge(list(names), chips, mosaic.stats, usual, checks.policy, findings):
+            log.warning("%s", line)
 
     try:
         build_cog(

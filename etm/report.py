@@ -105,17 +105,14 @@ def diagnoses(verification: Verification) -> tuple[list[str], set[ChipMonth]]:
     tuple of (list of str, set of ChipMonth)
     """
     settings = verification.settings
-    found = [
-        key for inventory in verification.inventories.values() for key in inventory.files
-    ]
+    found = [key for inventory in verification.inventories.values() for key in inventory.files]
     products = {product for _chip, product, _year, _month in found}
     years = {year for _chip, _product, year, _month in found}
     lines, explained = [], set()
     for product in settings.products:
         if product not in products:
             lines.append(
-                f"no {product} chips at all in any tile: is {product} among this run's "
-                "products?"
+                f"no {product} chips at all in any tile: is {product} among this run's products?"
             )
             explained |= {m for m in verification.missing if m.product == product}
     gaps = [year for year in settings.years if year not in years]
@@ -209,7 +206,13 @@ def finding_lines(verification: Verification) -> list[str]:
     ]
     for m, finding in sorted(
         findings.items(),
-        key=lambda item: (item[0].tile, chip_order(item[0].chip), item[0].product, item[0].year, item[0].month),
+        key=lambda item: (
+            item[0].tile,
+            chip_order(item[0].chip),
+            item[0].product,
+            item[0].year,
+            item[0].month,
+        ),
     ):
         lines.append(
             f"{finding.status} {m.tile} {m.chip} {m.product} {m.year}-{m.month:02d}: "
@@ -234,9 +237,17 @@ def statuses(verification: Verification, tile: str) -> dict[str, list[list[int]]
     MISSING, TRUNCATED, SUSPECT or REFUSED."""
     settings = verification.settings
     periods = [(y, m) for y in settings.years for m in settings.months]
-    known = {(m.chip, m.product, m.year, m.month): MISSING for m in verification.missing if m.tile == tile}
+    known = {
+        (m.chip, m.product, m.year, m.month): MISSING
+        for m in verification.missing
+        if m.tile == tile
+    }
     known.update(
-        {(t.chip, t.product, t.year, t.month): TRUNCATED for t in verification.truncated if t.tile == tile}
+        {
+            (t.chip, t.product, t.year, t.month): TRUNCATED
+            for t in verification.truncated
+            if t.tile == tile
+        }
     )
     known.update(
         {

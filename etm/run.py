@@ -80,9 +80,12 @@ class MainProcess:
         if self.refuses:
             # No job runs, so the heatmaps are drawn here for the operator.
             render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
-        if self.on_s3:
-            # One listing of the outputs too: Snakemake's existence and mtime checks read it.
+        elif self.on_s3:
+            # One listing of the outputs, and one of the tiles' baselines in the work area:
+            # Snakemake's existence and time checks read them.
             self.listing.snapshot(self.settings.output)
+            if self.work_prefix:
+                self.listing.snapshot(f"{self.work_prefix}/{plan.BASELINE.split('/')[0]}")
         return lines
 
     @property
@@ -100,13 +103,20 @@ class MainProcess:
         Returns
         -------
         list of str
-            Warnings for the terminal (suspect chips published, failed notifications).
+            Warnings for the terminal (suspect chips used, failed notifications).
         """
-        self.lock.release()
+        lines = []
         try:
-            lines = self._gather_findings()
+            self.lock.release()
+        except Exception as error:  # the run's outcome stands; the lock can be removed
+            lines.append(
+                f"the lock of {self.lock.label} was not removed ({error}); remove it with: "
+                f"etm unlock {self.lock.label}"
+            )
+        try:
+            lines += self._gather_findings()
         except Exception as error:  # the run's outcome stands; its reports are only late
-            lines = [f"warning: the chip checks' findings were not gathered: {error}"]
+            lines.append(f"the chip checks' findings were not gathered: {error}")
         return lines + self._notify(succeeded, snakemake_logs)
 
     def _gather_findings(self) -> list[str]:
@@ -133,11 +143,11 @@ class MainProcess:
         verification.findings = findings.current(kept, verification, self.named)
         write_reports(verification)
         render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
-        published = [f for f in verification.findings.values() if f.status == "suspect"]
+        published = [f for found in new.values() for f in found if f.status == "suspect"]
         if published and self.settings.suspect_chips == "warn":
             return [
-                f"warning: {len(published)} suspect chip files were used (suspect_chips: "
-                f"warn); list: {self.reports / FINDINGS_CSV}"
+                f"{len(published)} suspect chip files were used (suspect_chips: warn); list: "
+                f"{self.reports / FINDINGS_CSV}"
             ]
         return []
 
@@ -162,5 +172,4 @@ class MainProcess:
             problems = send(message, targets.get("sns_topic_arn"), targets.get("webhook_url"))
         except Exception as error:  # a notifier never fails the run
             problems = [f"{type(error).__name__}: {error}"]
-        return [f"warning: notification failed: {problem}" for problem in problems]
-
+        return [f"notification failed: {problem}" for problem in problems]

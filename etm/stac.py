@@ -16,8 +16,8 @@ import json
 import logging
 import math
 import os
-import uuid
 import posixpath
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime

@@ -11,6 +11,7 @@ from etm.errors import EtmError
 from etm.inventory import month_chip_paths, month_inventory
 from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period
 from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
+from etm.rerun import rerun_command
 from etm.stac import collection_href
 from etm.run import MainProcess
 from etm.s3 import S3Listing, protect
@@ -26,8 +27,13 @@ def or_exit(step, *arguments, **options):
         sys.exit(1)
 
 
-def say(lines):
-    print("\n".join(f"etm: {line}" for line in lines), file=sys.stderr)
+def say(lines, prefix="etm: "):
+    for line in lines:
+        print(f"{prefix}{line}", file=sys.stderr)
+
+
+def warn(lines):
+    say(lines, prefix="etm warning: ")
 
 
 SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
@@ -82,7 +88,9 @@ def cap_jobs_in_flight():
 if workflow.is_main_process:
     say(SETTINGS.notes)
     MAIN = MainProcess(
-        SETTINGS, on_s3=bool(PROVIDER), work_prefix=workflow.storage_settings.default_storage_prefix
+        SETTINGS,
+        on_s3=bool(PROVIDER),
+        work_prefix=workflow.storage_settings.default_storage_prefix,
     )
     say(or_exit(MAIN.verify))
     if MAIN.refuses:
@@ -127,7 +135,9 @@ def tile_sources(wildcards):
     if period.is_month:
         sources, _missing = month_chips(*at.values(), period.month)
     else:
-        sources = [published(TILE.format(**at, period=m), "tif") for m in period.months()]
+        sources = [
+            published(TILE.format(**at, period=m), "tif") for m in period.months()
+        ]
     return sources, published(TILE.format(**at, period=period), "tif")
 
 
@@ -154,8 +164,17 @@ def baseline_of(wildcards):
 def reference_chips(wildcards):
     """Input function: the chip files a tile's usual NaN shares are read from."""
     if workflow.is_main_process:
-        return [stored(p) for paths in plan.reference_chips(SETTINGS, VERIFICATION, wildcards.tile).values() for p in paths]
-    return [stored(p) for p in or_exit(plan.job_reference_chips, SETTINGS, LISTING, wildcards.tile)]
+        return [
+            stored(p)
+            for paths in plan.reference_chips(
+                SETTINGS, VERIFICATION, wildcards.tile
+            ).values()
+            for p in paths
+        ]
+    return [
+        stored(p)
+        for p in or_exit(plan.job_reference_chips, SETTINGS, LISTING, wildcards.tile)
+    ]
 
 
 def still_missing(wildcards):
@@ -163,7 +182,12 @@ def still_missing(wildcards):
     period = Period.parse(wildcards.period)
     if not period.is_month:
         return []
-    return [named(path) for path in month_chips(wildcards.tile, wildcards.product, wildcards.year, period.month)[1]]
+    return [
+        named(path)
+        for path in month_chips(
+            wildcards.tile, wildcards.product, wildcards.year, period.month
+        )[1]
+    ]
 
 
 def names_of(sources):

@@ -20,6 +20,8 @@ from etm.sample import tile_prefix, write_sample
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
+#: Where the demo's verifier reports go: reports/<its output prefix>.
+DEMO_REPORTS = Path("reports/sample_ws-enduser_USA_demo")
 #: The workspace sample: both tiles, two products, July of two years (12 jobs a run).
 YEARS, MONTHS = (2020, 2021), (7,)
 
@@ -47,6 +49,7 @@ class Workspace:
         self.root = root
         self.chips_root = root / "sample" / "ws-out"
         self.output = root / "out"
+        self.reports = root / "reports" / "out"
         self.config = {
             "products": ["etasw", "netet"],
             "start_year": YEARS[0],

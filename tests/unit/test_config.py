@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import load_settings
+from etm.config import load_settings, read_config_file
 from etm.errors import ConfigError
 from etm.grid import Chip
 
@@ -125,8 +125,106 @@ def test_errors_are_one_line_naming_the_key(change, message):
 def test_missing_required_key_is_named():
     config = team_config()
     del config["enduser_cog_output"]
-    with pytest.raises(ConfigError, match="'enduser_cog_output' is a required property"):
+    with pytest.raises(ConfigError, match="^config: missing key 'enduser_cog_output' "):
         load_settings(config, SCHEMA)
+
+
+def test_the_teams_file_with_the_old_orchestrators_keys_loads_with_a_note_for_each():
+    config = team_config()
+    assert (config["max_cpu_percent"], config["min_memory_available"], config["sleep_time"]) == (
+        220, 30, 1,
+    )  # fmt: skip
+    settings = load_settings(config, SCHEMA, local=False)
+    assert [note.split("'")[1] for note in settings.notes] == [
+        "max_cpu_percent", "min_memory_available", "sleep_time"
+    ]  # fmt: skip
+    assert all("has no effect" in note for note in settings.notes)
+    assert settings.max_concurrent_containers == 60
+    for key in ("max_cpu_percent", "min_memory_available", "sleep_time"):
+        del config[key]
+    assert load_settings(config, SCHEMA, local=False).notes == ()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"start_year": 2020.0}, "config key 'start_year': 2020.0 is not of type 'integer'"),
+        ({"months": [7.0]}, "config key 'months.0': 7.0 is not of type 'integer'"),
+        ({"cog": {"blocksize": 512.0}}, "config key 'cog.blocksize': 512.0 is not of type"),
+        ({"cog": {"level": True}}, "config key 'cog.level': True is not of type 'integer'"),
+        ({"end_year": 20201}, "config key 'end_year': 20201 is greater than the maximum of 2100"),
+        ({"unproduced_chips": ["chip043.4N-102.8E"]}, "config key 'unproduced_chips': "),
+        ({"tile_grid": {"size_deg": 9}}, "config key 'tile_grid.size_deg': 9 is not a whole"),
+    ],
+)
+def test_numbers_and_grid_keys_are_checked_before_any_job(change, message):
+    config = team_config()
+    config.update(change)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SCHEMA, local=False)
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_a_plan_too_large_to_hold_is_refused_before_it_is_built():
+    config = team_config()
+    tiles = [f"b/run/t{i}/" for i in range(18)]
+    products = ["etasw", "etc", "netet", "srf", "dd", "rain"]
+    config.update(products=products, start_year=1900, end_year=2100, unmosaicked_inputs=tiles)
+    with pytest.raises(ConfigError, match=r"^config: 260,496 tile-periods \(18 tiles x 6 products"):
+        load_settings(config, SCHEMA, local=False)
+
+
+def test_a_yaml_file_that_is_not_a_mapping_is_named(tmp_path):
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- products\n- etasw\n")
+    with pytest.raises(ConfigError, match=f"^config file {listed}: is a list, not a mapping"):
+        read_config_file(str(listed))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("products: [etasw\n")
+    with pytest.raises(ConfigError, match=f"^config file {broken}: cannot be read as YAML"):
+        read_config_file(str(broken))
+
+
+def local_config(tmp_path, monkeypatch, **changes) -> dict:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chips" / "r50.0_tile6").mkdir(parents=True)
+    config = team_config()
+    config.update({"unmosaicked_inputs": ["chips/r50.0_tile6/"], "enduser_cog_output": "out/",
+                   **changes})  # fmt: skip
+    return config
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"enduser_cog_output": "{tmp}/chips/r50.0_tile6/cogs"},
+         "config key 'enduser_cog_output': "),
+        ({"enduser_cog_output": "linked/cogs"},
+         "config key 'enduser_cog_output': linked/cogs overlaps"),
+        ({"reports_dir": "chips/r50.0_tile6/reports"}, "config key 'reports_dir': chips/"),
+        ({"unmosaicked_inputs": ["chips/r50.0_tile6/", "{tmp}/chips/r50.0_tile6"]},
+         "config key 'unmosaicked_inputs': {tmp}/chips/r50.0_tile6 is listed twice"),
+        ({"unmosaicked_inputs": ["chips/{tile}/r50.0_tile6/"]},
+         "config key 'unmosaicked_inputs': chips/{tile}"),
+        ({"enduser_cog_output": "out/{product}"},
+         "config key 'enduser_cog_output': out/{product} has a brace"),
+    ],
+)  # fmt: skip
+def test_local_prefixes_are_compared_resolved(tmp_path, monkeypatch, change, message):
+    change = yaml.safe_load(yaml.safe_dump(change).replace("{tmp}", str(tmp_path)))
+    config = local_config(tmp_path, monkeypatch, **change)
+    (tmp_path / "linked").symlink_to(tmp_path / "chips" / "r50.0_tile6")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SCHEMA)
+    assert str(error.value).startswith(message.replace("{tmp}", str(tmp_path))), str(error.value)
+
+
+def test_reports_are_kept_apart_per_output_prefix():
+    settings = load_settings(team_config(), SCHEMA, local=False)
+    assert settings.reports_dir == "reports/ws-enduser_USA_TBD"
+    config = team_config()
+    config["reports_dir"] = "my-reports/"
+    assert load_settings(config, SCHEMA, local=False).reports_dir == "my-reports"
 
 
 @pytest.mark.parametrize(

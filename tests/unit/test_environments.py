@@ -1,6 +1,7 @@
 """The conda environment and the job image stay in step with the pinned requirements."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -33,10 +34,16 @@ def test_conda_environment_pins_every_runtime_requirement_at_the_same_version():
     assert pinned == pip_pins(requirement_lines("requirements.txt"))
 
 
-def test_job_image_installs_exactly_the_requirements_and_the_package():
+def test_job_image_installs_exactly_the_requirements_and_the_package_on_a_pinned_base():
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "FROM python:3.11" in dockerfile
+    assert re.search(
+        r"^ARG BASE=docker.io/library/python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M
+    )
+    assert "FROM ${BASE}" in dockerfile
     assert "RUN pip install -r requirements.txt\n" in dockerfile
-    assert "pip install --no-deps ." in dockerfile
-    for folder in ("etm", "snakemake_storage_plugin_etm_s3"):
+    assert "RUN pip install --no-deps . && etm check-image\n" in dockerfile
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for folder in packages["packages"]:
         assert f"COPY {folder} ./{folder}" in dockerfile
+    # The build context holds only what the image needs.
+    assert (REPO / ".dockerignore").read_text().splitlines()[1] == "*"

@@ -3,7 +3,15 @@
 import pytest
 
 from etm.errors import ConfigError
-from etm.grid import Chip, chip_order, chips_in_bounds, lattice_holes, off_lattice, to_tenths
+from etm.grid import (
+    Chip,
+    chip_name,
+    chip_order,
+    chips_in_bounds,
+    off_lattice,
+    tile_frame,
+    to_tenths,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +28,22 @@ def test_chip_names_round_trip(name, north, west):
 def test_names_not_written_by_the_model_are_refused(name):
     with pytest.raises(ValueError, match="is not a chip name"):
         Chip.parse(name)
+
+
+@pytest.mark.parametrize(
+    "name, canonical",
+    [("chip043.4N-102.8E", "chip43.4N-102.8E"), ("chip43.4N-0102.8E", "chip43.4N-102.8E"),
+     ("chip-0.0N10.0E", "chip0.0N10.0E")],
+)  # fmt: skip
+def test_another_spelling_of_a_corner_is_not_that_chip(name, canonical):
+    with pytest.raises(
+        ValueError, match=f"not how the model names the chip of its corner, '{canonical}'"
+    ):
+        Chip.parse(name)
+
+
+def test_a_chip_file_names_its_chip_folder():
+    assert chip_name("ws-out/USA/r/t/chip47.4N-106.8E/2020/etasw_202007.tif") == "chip47.4N-106.8E"
 
 
 def test_a_ten_degree_tile_has_25_chips_named_by_upper_left_corner():
@@ -43,13 +67,15 @@ def test_degrees_off_the_tenth_grid_are_refused():
         to_tenths(47.45, "x")
 
 
-def test_holes_are_lattice_positions_inside_the_bounding_box():
+def test_a_tiles_frame_is_its_square_of_the_tile_grid_even_with_its_edges_missing():
     chips = chips_in_bounds([-106.8, 37.4, -96.8, 47.4], 20)
-    holes = [Chip(434, -1028), Chip(394, -1068)]
-    found = [c for c in chips if c not in holes]
-    assert lattice_holes(found, 20) == holes
-    # A missing edge chip shrinks the box: it is not a hole (the stated limitation).
-    assert lattice_holes([c for c in chips if c.west != -988], 20) == []
+    origin = (474, -1168)  # the team's r50.0_tile5 corner: tile6 is the next square east
+    found = [c for c in chips if c.west != -988 and c.north != 474]  # east and north edges gone
+    frame, outside = tile_frame(found, 20, 100, origin)
+    assert frame == chips and outside == []
+    stray = Chip(474, -948)  # one square further east
+    frame, outside = tile_frame([*found, stray], 20, 100, origin)
+    assert frame == chips and outside == [stray]
 
 
 def test_the_odd_chip_out_is_off_the_lattice_whatever_its_position():

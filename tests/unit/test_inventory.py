@@ -1,11 +1,14 @@
 """The inventory and the verifier, on empty stand-in files in temporary folders."""
 
+import dataclasses
 import os
+from pathlib import Path
 
 import pytest
+import yaml
 
-from etm.config import Settings, TileSpec
-from etm.errors import ChipNameError, MissingChipsError
+from etm.config import Settings, TileSpec, load_settings
+from etm.errors import ChipNameError, MissingChipsError, StorageError
 from etm.grid import Chip, chips_in_bounds
 from etm.inventory import month_chip_paths, scan_tile, undersized, verify
 from etm.listing import LocalListing, StoredObject
@@ -20,13 +23,17 @@ def touch(path, mtime=None):
         os.utime(path, (mtime, mtime))
 
 
-def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4)) -> Settings:
-    return Settings(
-        products=products, years=years, months=months, tiles=tiles, output="out",
-        missing_chips="error", chip_size=20, reports_dir="reports", cog={},
-        gdal_cache_mb=64, mosaic_threads=1, max_concurrent_containers=1, annual=False,
-        annual_aggregation={}, license="other", notify={}, chip_rerun_command=None,
-    )  # fmt: skip
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+TEAM = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4), **more) -> Settings:
+    """The team's settings (tile grid, chip size...), for these tiles and periods."""
+    base = load_settings(dict(TEAM), SCHEMA, local=False)
+    return dataclasses.replace(
+        base, tiles=tiles, products=products, years=years, months=months, **more
+    )
 
 
 def test_only_monthly_files_of_the_exact_product_count(tmp_path):
@@ -83,7 +90,7 @@ def test_verify_lists_every_missing_chip_month(tmp_path):
 
 def test_complete_month_paths_in_reading_order_and_the_same_from_a_narrow_listing(tmp_path):
     prefix = str(tmp_path / "r50.0_tile6")
-    chips = chips_in_bounds([-106.8, 43.4, -102.8, 47.4], 20)
+    chips = chips_in_bounds([-106.8, 37.4, -96.8, 47.4], 20)
     for chip in reversed(chips):
         touch(f"{prefix}/{chip.name}/2008/etasw_200803.tif")
     tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
@@ -100,7 +107,7 @@ def test_folder_that_is_not_a_chip_name_is_named(tmp_path):
     touch(f"{prefix}/chip47.4N-106.8E/2008/etasw_200803.tif")
     touch(f"{prefix}/chip47.4N-106.8/2008/etasw_200803.tif")
     tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
-    with pytest.raises(ChipNameError, match=r"chip .*/chip47.4N-106.8: is not a chip folder name"):
+    with pytest.raises(ChipNameError, match=r"chip .*/chip47.4N-106.8: is not a chip folder: "):
         verify(settings(tiles), LISTING)
 
 
@@ -119,3 +126,47 @@ def test_a_chip_file_clearly_smaller_than_its_siblings_is_a_truncated_upload():
     }
     # Chips differ in size from one another; only the cut-short file of one chip counts.
     assert undersized(files) == [(west, "etasw", 2008, 4)]
+
+
+def discovered(tmp_path, chips, months=(3,)):
+    prefix = str(tmp_path / "r50.0_tile6")
+    for chip in chips:
+        for month in months:
+            touch(f"{prefix}/{chip.name}/2008/etasw_2008{month:02d}.tif")
+    return prefix, {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
+
+
+TILE6 = chips_in_bounds([-106.8, 37.4, -96.8, 47.4], 20)
+
+
+def test_a_discovered_tile_expects_its_whole_square_but_the_unproduced_chips(tmp_path):
+    # The east column never ran, and one chip is ocean, declared once.
+    ran = [c for c in TILE6 if c.west != -988]
+    ocean = Chip(394, -1068)
+    _, tiles = discovered(tmp_path, [c for c in ran if c != ocean])
+    verification = verify(settings(tiles, months=(3,), unproduced=frozenset({ocean})), LISTING)
+    assert {m.chip for m in verification.missing} == {c for c in TILE6 if c.west == -988}
+    assert ocean not in verification.expected["r50.0_tile6"]
+
+
+def test_a_chip_folder_spelt_another_way_is_refused_by_name(tmp_path):
+    prefix, tiles = discovered(tmp_path, TILE6)
+    touch(f"{prefix}/chip043.4N-102.8E/2008/etasw_200803.tif")
+    with pytest.raises(
+        ChipNameError, match=r"chip043.4N-102.8E: is not a chip folder: .*'chip43.4N-102.8E'"
+    ):
+        verify(settings(tiles, months=(3,)), LISTING)
+
+
+def test_a_chip_outside_the_tiles_square_is_named(tmp_path):
+    prefix, tiles = discovered(tmp_path, TILE6)
+    touch(f"{prefix}/chip47.4N-96.8E/2008/etasw_200803.tif")  # the next tile's first chip
+    with pytest.raises(ChipNameError, match=r"chip47.4N-96.8E: is outside the 10-degree square"):
+        verify(settings(tiles, months=(3,)), LISTING)
+
+
+def test_a_symbolic_link_loop_is_named_not_followed_forever(tmp_path):
+    prefix, tiles = discovered(tmp_path, TILE6[:1])
+    os.symlink("..", f"{prefix}/{TILE6[0].name}/loop")
+    with pytest.raises(StorageError, match="is a symbolic link loop"):
+        verify(settings(tiles, months=(3,)), LISTING)

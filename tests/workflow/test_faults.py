@@ -120,13 +120,14 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
         start = proxy.forwarded
     finally:
         proxy.stop()
-    proxy = proxied(s3ws, every=1, after=start, faults=("slowdown", "internal", "reset"))
+    # Past the listings and the output prefix's lock (one PUT), every request fails.
+    proxy = proxied(s3ws, every=1, after=start + 1, faults=("slowdown", "internal", "reset"))
     try:
         result, _ = s3ws.snakemake("--retries", "0")
     finally:
         proxy.stop()
     assert result.returncode != 0
-    assert proxy.forwarded == start
+    assert proxy.forwarded == start + 1
     assert "Failed to retrieve storage object from s3://ws-out/" in result.stderr, result.stderr
     assert s3ws.published(("",)) == set()
 

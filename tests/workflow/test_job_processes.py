@@ -33,8 +33,12 @@ def test_max_concurrent_containers_caps_jobs_in_flight(workspace):
     workspace.config["max_concurrent_containers"] = 1
     result = workspace.snakemake()  # two cores, but one container at a time
     assert result.returncode == 0, result.stderr
-    spans = sorted(log_span(p) for p in (workspace.root / "logs").glob("mosaic_*/**/*.log"))
-    assert len(spans) == len(workspace.expected_cogs())
+    logs = [
+        *(workspace.root / "logs").glob("mosaic_*/**/*.log"),
+        *(workspace.root / "logs").glob("chip_baseline/*.log"),
+    ]
+    spans = sorted(log_span(p) for p in logs)
+    assert len(spans) == len(workspace.expected_cogs()) + 2
     assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
 
 
@@ -56,5 +60,5 @@ def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers
     assert result.returncode == 0, result.stderr
     events = sorted((float(t), int(step)) for t, step in map(str.split, submitted.open()))
     in_flight = list(accumulate(step for _, step in events))
-    assert len(events) == 2 * len(workspace.expected_cogs())
+    assert len(events) == 2 * (len(workspace.expected_cogs()) + 2)  # and 2 tile baselines
     assert max(in_flight) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +17,9 @@ JULY = MONTHS[0]
 class WebhookReceiver:
     """A loopback HTTP server recording the JSON bodies POSTed to it, answering ``status``."""
 
-    def __init__(self, status: int = 200):
+    def __init__(self, status: int = 200, credentials: str = ""):
         self.bodies: list[dict] = []
+        self.authorizations: list[str | None] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,6 +29,7 @@ class WebhookReceiver:
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
+                receiver.authorizations.append(self.headers.get("Authorization"))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -34,7 +37,9 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}/hooks/T000/SECRET-TOKEN"
+        self.host = f"{host}:{port}"
+        user = f"{credentials}@" if credentials else ""
+        self.url = f"http://{user}{host}:{port}/hooks/T000/SECRET-TOKEN"
 
     def stop(self):
         self._server.shutdown()
@@ -125,7 +130,36 @@ def test_a_failing_notifier_never_changes_the_exit_status(notified, outcome):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("etm warning:")]
     assert len(warnings) == 2, result.stderr
     assert any("notification failed: SNS topic" in line and "NotFound" in line for line in warnings)
-    host = broken.url.split("/")[2]
-    assert f"etm warning: notification failed: webhook {host}: Internal Server Error" in warnings
+    assert (
+        f"etm warning: notification failed: webhook {broken.host}: Internal Server Error"
+        in warnings
+    )
     assert len(broken.bodies) == 1
     no_secrets(result.stderr)
+
+
+def test_no_secret_of_the_config_the_environment_or_a_url_is_written_anywhere(notified):
+    # The config holds a webhook URL with a user, a password and a token; the environment
+    # holds the AWS keys (fake ones, for the loopback servers).
+    receiver = WebhookReceiver(status=500, credentials="etm-user:URL-PASSWORD-9")
+    notified.config["notify"] = {"webhook_url": receiver.url}
+    result = notified.snakemake()
+    receiver.stop()
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"etm warning: notification failed: webhook {receiver.host}: Internal Server Error"
+        in result.stderr.splitlines()
+    )
+    expected = "Basic " + base64.b64encode(b"etm-user:URL-PASSWORD-9").decode()
+    assert receiver.authorizations == [expected]  # sent as basic authentication only
+    config = notified.root / "test.yaml"  # the user's own file, not written by the run
+    written = [
+        path for path in notified.root.rglob("*")
+        if path.is_file() and path != config and notified.chips_root not in path.parents
+    ]  # fmt: skip
+    assert len(written) > 30  # logs, reports, COGs, Items, Snakemake's own records
+    texts = [path.read_bytes().decode(errors="replace") for path in written]
+    for secret in ("URL-PASSWORD-9", "etm-user"):
+        assert not [p for p, text in zip(written, texts, strict=True) if secret in text]
+        assert secret not in result.stdout + result.stderr
+    no_secrets(*texts, result.stdout, result.stderr)

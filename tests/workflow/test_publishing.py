@@ -12,7 +12,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-from conftest import REPO, SNAKEMAKE, TILE5, TILE6
+from conftest import DEMO_REPORTS, REPO, SNAKEMAKE, TILE5, TILE6
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from pystac.validation import validate_dict
@@ -142,15 +142,15 @@ def test_heatmaps_mark_exactly_the_removed_chips_and_unpublished_months_have_no_
     refused = workspace.snakemake("-n")
     assert refused.returncode == 1
     # The run is refused, but the heatmaps were drawn for the operator.
-    assert (workspace.root / "reports" / "heatmaps" / f"{TILE6}.png").is_file()
+    assert (workspace.reports / "heatmaps" / f"{TILE6}.png").is_file()
     workspace.config["missing_chips"] = "skip"
     result = workspace.snakemake()
     assert result.returncode == 0, result.stderr
-    snapshot = json.loads((workspace.root / "reports" / "verification.json").read_text())
+    snapshot = json.loads((workspace.reports / "verification.json").read_text())
     periods = snapshot["periods"]
     for tile in (TILE5, TILE6):
         chips = snapshot["tiles"][tile]["chips"]
-        pixels = imread(workspace.root / "reports" / "heatmaps" / f"{tile}.png")
+        pixels = imread(workspace.reports / "heatmaps" / f"{tile}.png")
         for panel, product in enumerate(("etasw", "netet")):
             for row, chip in enumerate(chips):
                 for column, period in enumerate(periods):
@@ -179,7 +179,7 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         cwd=demo, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    heatmap = demo / "reports" / "heatmaps" / f"{TILE6}.png"
+    heatmap = demo / DEMO_REPORTS / "heatmaps" / f"{TILE6}.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()

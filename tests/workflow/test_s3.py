@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TILE5, TILE6, assert_chip_in_cog, rewrite_chip
+import yaml
+from conftest import REPO, TILE5, TILE6, assert_chip_in_cog, rewrite_chip
 from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
 from s3workspace import BUCKETS, JULY, OUTPUT, job_counts
@@ -53,9 +54,11 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         chip, s3ws.download("ws-enduser", f"{OUTPUT}/tiles/{TILE6}/netet/2021/netet_202107.tif")
     )
 
+    assert not [key for key in s3ws.objects("ws-enduser") if "lock" in key]  # released
     second, requests = s3ws.snakemake("-n")
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
-    assert requests == {"LIST": 3}  # two tile prefixes and the output prefix
+    # The two tile prefixes, the output prefix and the tiles' baselines in the work area.
+    assert requests == {"LIST": 4}
     before = s3ws.objects("ws-enduser", OUTPUT + "/")
 
     rewrite_chip(Path(chip), scale=1.01)
@@ -130,12 +133,34 @@ def test_etm_s3_refuses_to_write_or_delete_under_an_input_prefix(s3ws, tmp_path,
     assert s3ws.objects("ws-out") == before
 
 
+def test_the_teams_own_file_runs_as_written(s3ws):
+    s3ws.config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert {"max_cpu_percent", "min_memory_available", "sleep_time"} <= set(s3ws.config)
+    result, requests = s3ws.snakemake("-n")
+    lines = result.stderr.splitlines()
+    for key in ("max_cpu_percent", "min_memory_available", "sleep_time"):
+        assert any(
+            line.startswith(
+                f"etm: config key '{key}' is from the old orchestrator and has no effect"
+            )
+            for line in lines
+        ), result.stderr
+    # Verified as written: every month of 2020-2021, of which the sample has July only.
+    assert (
+        "etm: 2 tiles, 50 chips, 2 products, 12 months of 2020-2021: 2400 chip files expected, "
+        "200 found, 2200 missing"
+    ) in lines
+    assert result.returncode == 1 and "no job was started" in result.stderr
+    assert not [line for line in lines if line.startswith("etm error")]
+    assert requests == {"LIST": 2}
+
+
 def test_aws_profile_resolves_offline(s3ws):
     result, requests = s3ws.snakemake("-n", profile="aws")
     assert result.returncode == 0, result.stderr
-    # 8 tile and 4 region months, the STAC catalog, the heatmaps, all.
-    assert job_counts(result.stdout)["total"] == 15
-    assert requests == {"LIST": 3}
+    # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, all.
+    assert job_counts(result.stdout)["total"] == 17
+    assert requests == {"LIST": 4}
 
 
 def test_remote_jobs_on_s3_and_no_credentials_in_any_log(s3ws):
@@ -151,3 +176,18 @@ def test_remote_jobs_on_s3_and_no_credentials_in_any_log(s3ws):
     for text in mosaics:  # every mosaic log names its sources and its COG as the user knows them
         assert "read s3://ws-" in text and "wrote valid COG s3://ws-enduser/USA/TBD/" in text
     assert_no_credentials(*s3ws.logs(), result.stdout, result.stderr)
+
+
+def test_the_output_lock_on_s3_is_one_conditional_put(s3ws, monkeypatch):
+    from etm.lock import LOCK_NAME, OutputLock, OutputLockedError
+
+    for name, value in s3ws.server.environment.items():
+        monkeypatch.setenv(name, value)
+    prefix = f"ws-enduser/{OUTPUT}"
+    first = OutputLock(prefix, on_s3=True, label=f"s3://{prefix}")
+    first.acquire()
+    assert f"{OUTPUT}/{LOCK_NAME}" in s3ws.objects("ws-enduser")
+    with pytest.raises(OutputLockedError, match=f"^output prefix s3://{prefix} is being written"):
+        OutputLock(prefix, on_s3=True, label=f"s3://{prefix}").acquire()
+    first.release()
+    assert s3ws.objects("ws-enduser") == {}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from conftest import DEMO_REPORTS
 from rio_cogeo.cogeo import cog_validate
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
@@ -41,7 +42,7 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
             assert {"STATISTICS_MINIMUM", "STATISTICS_MAXIMUM", "STATISTICS_MEAN"} <= set(
                 cog.tags(1)
             )
-    assert "0 missing" in (demo / "reports" / "verifier.txt").read_text()
+    assert "0 missing" in (demo / DEMO_REPORTS / "verifier.txt").read_text()
 
 
 def pixel_offset(outer, inner) -> tuple[int, int]:

@@ -36,7 +36,7 @@ def test_dry_run_lists_every_missing_chip_and_refuses_to_start(workspace):
     ):
         assert expected in lines, result.stderr
     assert "4 chip files missing; no job was started" in result.stderr
-    with open(workspace.root / "reports" / "missing_chips.csv") as stream:
+    with open(workspace.reports / "missing_chips.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert {(r["tile"], r["chip"], r["product"], r["year"], r["month"]) for r in rows} == {
         (TILE5, "chip45.4N-114.8E", "etasw", "2020", "7"),
@@ -73,11 +73,37 @@ def test_skip_builds_every_complete_month_and_nothing_else(workspace):
     }
 
 
-def test_discovered_tile_warns_about_a_hole_in_its_chip_lattice(workspace):
-    shutil.rmtree(workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY).parent.parent)
+def test_a_chip_that_never_ran_is_missing_even_on_the_edge_of_a_discovered_tile(workspace):
+    # tile6 has no `tiles:` entry, as in the team's config; its north-east chip never ran.
+    edge = "chip47.4N-98.8E"
+    shutil.rmtree(workspace.chip(TILE6, edge, "etasw", 2020, JULY).parent.parent)
     result = workspace.snakemake("-n")
-    assert result.returncode == 0, result.stderr
-    assert f"warning: tile {TILE6} has no chip at chip43.4N-102.8E" in result.stderr
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert (
+        f"etm: {TILE6} {edge}: no file for any product or month: the model never ran for this "
+        "chip; rerun it, or list the chip under unproduced_chips if it never will be produced"
+    ) in lines
+    assert not [line for line in lines if line.startswith(f"etm: {TILE6} {edge} ")]
+    with open(workspace.reports / "missing_chips.csv") as stream:
+        assert sum(row["chip"] == edge for row in csv.DictReader(stream)) == 4
+    # Declared once as a chip the model never produces, it is not missing.
+    workspace.config["unproduced_chips"] = [edge]
+    assert workspace.snakemake("-n").returncode == 0
+
+
+def test_systematic_gaps_get_one_line_each_before_the_scattered_ones(workspace):
+    os.remove(workspace.chip(*REMOVED_FILE_6, JULY))
+    workspace.config.update(products=["etasw", "netet", "etc"], end_year=2022)
+    result = workspace.snakemake("-n")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("etm: ")]
+    assert lines[1:4] == [
+        "etm: no etc chips at all in any tile: is etc among this run's products?",
+        "etm: 2022: no chips in any tile",
+        f"etm: {TILE6} chip41.4N-100.8E netet 2021: 07",
+    ], lines
+    assert lines[4].startswith("etm: 251 chip files missing; no job was started")
 
 
 def chip_values(path):
@@ -116,7 +142,7 @@ def test_split_runs_and_duplicates_newest_wins(workspace):
     assert result.returncode == 0, result.stderr
     assert workspace.published() == workspace.expected_cogs()
     assert "2 chip files exist under more than one run prefix; the newest was used" in result.stderr
-    with open(workspace.root / "reports" / "duplicate_chips.csv") as stream:
+    with open(workspace.reports / "duplicate_chips.csv") as stream:
         used = {row["used_path"] for row in csv.DictReader(stream)}
     assert used == {
         str(newer.relative_to(workspace.root)),

@@ -1,0 +1,121 @@
+"""A chip is the chip its name says: footprint, type, values and plausibility."""
+
+import math
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from etm.checks import (
+    ChipExpectation,
+    ChipPolicy,
+    ChipStats,
+    Findings,
+    check_footprint,
+    check_header,
+    clean_values,
+    judge,
+    suspicion,
+)
+from etm.errors import ChipContentError, SuspectChipError
+from etm.grid import Chip
+from etm.sample import MODEL_PIXEL, SAMPLE_TILES, chip_grid, tile_chips
+
+CHIP = Chip(434, -1028)
+EXPECTED = ChipExpectation(CHIP, 20)
+
+
+@pytest.mark.parametrize("pixel", [MODEL_PIXEL, 10 * MODEL_PIXEL])
+def test_every_chip_the_model_writes_passes_on_both_pixel_sizes(pixel):
+    for tile in SAMPLE_TILES:
+        for chip in tile_chips(tile):
+            grid = chip_grid(chip, pixel)
+            check_footprint(
+                chip.name, grid.transform, len(grid.lons), len(grid.lats), ChipExpectation(chip, 20)
+            )
+
+
+def footprint(dx_px=0.0, dy_px=0.0, grow=0):
+    """A chip exactly at CHIP's corner (961 x 961 model pixels), moved or resized."""
+    p = MODEL_PIXEL
+    moved = Affine(p, 0, -102.8 + dx_px * p, 0, -p, 43.4 - dy_px * p)
+    return moved, 961 + grow, 961 + grow
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(dx_px=0.6), "its upper-left corner is at .*, 0.6 pixels from its name's corner"),
+        (dict(dx_px=-961.07), "it looks like chip43.4N-104.8E's file, not this chip's"),
+        (
+            dict(grow=-3),
+            "is 958 x 958 pixels; its 2-degree square on its pixel lattice is 961 x 961",
+        ),
+        (dict(grow=+3), "is 964 x 964 pixels"),
+    ],
+)
+def test_a_chip_off_its_corner_or_of_another_size_is_refused(change, message):
+    with pytest.raises(ChipContentError, match=message):
+        check_footprint("c.tif", *footprint(**change), EXPECTED)
+
+
+def test_the_models_one_pixel_overlap_is_allowed():
+    transform, width, height = footprint()
+    check_footprint("c.tif", transform, width + 1, height + 1, EXPECTED)
+    check_footprint("c.tif", footprint(dx_px=0.4)[0], width, height, EXPECTED)
+
+
+@pytest.mark.parametrize(
+    "dtype, transform, message",
+    [
+        ("int16", footprint()[0], "is int16; chips are float32 or float64"),
+        ("float64", Affine(0.002, 0, math.nan, 0, -0.002, 43.4), "geotransform that is not finite"),
+        ("float64", Affine(0.002, 0, -102.8, 0, 0.002, 43.4), "is not a north-up grid"),
+    ],
+)
+def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
+    with pytest.raises(ChipContentError, match=message):
+        check_header("c.tif", dtype, transform, None, 961, 961, EXPECTED)
+
+
+def test_a_nodata_tag_becomes_nan_and_infinities_are_refused():
+    values = np.array([[1.0, -9999.0], [np.nan, 3.0]])
+    clean_values("c.tif", values, -9999.0, "float32")
+    assert np.isnan(values[0, 1]) and values[1, 1] == 3.0
+    for bad, dtype in ((np.inf, "float64"), (-np.inf, "float32"), (1e300, "float32")):
+        with pytest.raises(ChipContentError, match="infinite values or values beyond"):
+            clean_values("c.tif", np.array([[1.0, bad]]), None, dtype)
+    clean_values("c.tif", np.array([[1.0, 1e300]]), None, "float64")  # a float64 COG holds it
+
+
+def stats_of(values) -> ChipStats:
+    stats = ChipStats()
+    stats.add(np.asarray(values, dtype=float))
+    return stats
+
+
+def test_implausible_values_and_lost_data_are_suspect():
+    ok = stats_of([[1.0, 250.0], [np.nan, 3.0]])
+    assert (ok.nan, ok.valid, ok.minimum, ok.maximum) == (1, 3, 1.0, 250.0)
+    assert suspicion(ok, (0, 2000), 0.25, 0.25) is None
+    assert "outside its product's valid range [0, 2000]" in suspicion(
+        stats_of([[-1.0, 3.0]]), (0, 2000), None, 0.25
+    )
+    lost = stats_of([[np.nan, np.nan], [np.nan, 3.0]])  # 75% NaN, usually 10%
+    assert "75% of its pixels are NaN, where it usually has 10%" in suspicion(
+        lost, (0, 2000), 0.10, 0.25
+    )
+    assert suspicion(lost, (0, 2000), None, 0.25) is None  # usual share unknown
+
+
+def test_suspect_chips_block_their_month_or_are_published_with_a_warning():
+    chips = [Chip(474, -1068), Chip(474, -1048), Chip(474, -1028)]
+    stats = (stats_of([[5.0]]), stats_of([[-3.0]]), stats_of([[np.nan]]))
+    usual = {"chip47.4N-102.8E": 0.0}
+    names = ["a.tif", "b.tif", "c.tif"]
+    findings = Findings()
+    with pytest.raises(SuspectChipError, match=r"^chip b.tif: is suspect: .* \(and 1 more chips\)"):
+        judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "error"), findings)
+    assert list(findings.suspect) == ["b.tif", "c.tif"]
+    warned = judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "warn"), Findings())
+    assert [line.split(":")[0] for line in warned] == ["chip b.tif", "chip c.tif"]

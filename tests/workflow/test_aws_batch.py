@@ -1,0 +1,178 @@
+"""`snakemake --profile profiles/aws` as the team runs it: every job in the real image.
+
+The job image is built from the Dockerfile with podman (tests/image.py). The Batch API is
+a stand-in on loopback (tests/batchserver.py) that runs each registered job's command in
+that image, with only the job definition's environment and an instance role's
+credentials; S3 is moto's server on loopback. Three tiles, annual COGs; the same config
+run locally gives the pixels to compare with.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from batchserver import BatchServer
+from conftest import REPO, SNAKEMAKE
+from image import environment as podman_environment
+from image import job_image
+from rio_cogeo.cogeo import cog_validate
+from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
+
+from etm.sample import tile_prefix, write_sample
+
+TILES = ("r50.0_tile5", "r50.0_tile6", "r50.0_tile7")
+YEAR = 2020
+OUTPUT = "USA/TBD"
+#: What the workflow needs of the repository: the team runs it from a checkout.
+WORKFLOW = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
+#: 3 tile-years (12 months and the year each), 1 region-year, 3 tile baselines.
+CONTAINERS = 7
+
+
+def config(prefixes: list[str], output: str) -> dict:
+    return {
+        "products": ["etasw"], "start_year": YEAR, "end_year": YEAR,
+        "unmosaicked_inputs": prefixes, "enduser_cog_output": output, "annual": True,
+    }  # fmt: skip
+
+
+def checkout(folder: Path, settings: dict) -> Path:
+    """The workflow's files in a folder, with the config inside it, as jobs must see it."""
+    folder.mkdir(parents=True)
+    for name in WORKFLOW:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    (folder / "test.yaml").write_text(yaml.safe_dump(settings))
+    return folder
+
+
+def snakemake(folder: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SNAKEMAKE), *args, "--configfile", "test.yaml"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
+@dataclass
+class BatchRun:
+    folder: Path
+    local: Path
+    server: S3Server
+    batch: BatchServer
+    environment: dict[str, str]
+    profile: list[str]
+
+    def snakemake(self, *args: str) -> subprocess.CompletedProcess:
+        return snakemake(self.folder, *self.profile, *args, env=self.environment)
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        s3 = self.server.client()
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", ())}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """The sample on loopback S3 and a Batch stand-in; the same config run locally."""
+    image = job_image()
+    root = tmp_path_factory.mktemp("batch")
+    sample = root / "sample"
+    write_sample(str(sample), products=("etasw",), years=(YEAR,), tiles=TILES)
+    local = root / "local"
+    prefixes = [os.path.relpath(tile_prefix(str(sample), tile), local) for tile in TILES]
+    local = checkout(local, config(prefixes, "out"))
+    reference = snakemake(local, "--cores", "2")
+    assert reference.returncode == 0, reference.stderr
+
+    server = S3Server()
+    for bucket in ("ws-out", "ws-enduser", "ws-work"):
+        server.client().create_bucket(Bucket=bucket)
+    server.upload_tree(sample / "ws-out", "ws-out")
+    logs = root / "containers"
+    logs.mkdir()
+    role = {**FAKE_CREDENTIALS, "AWS_REGION": FAKE_CREDENTIALS["AWS_DEFAULT_REGION"]}
+    stand_in = BatchServer(["podman"], role, logs)
+    prefixes = [f"ws-out/USA/Run08_18_2021/run_{tile}/{tile}/" for tile in TILES]
+    folder = checkout(root / "checkout", config(prefixes, f"ws-enduser/{OUTPUT}"))
+    environment = {
+        **podman_environment(), **server.environment, "AWS_MAX_ATTEMPTS": "7",
+        "AWS_ENDPOINT_URL_BATCH": stand_in.endpoint,
+    }  # fmt: skip
+    profile = [
+        "--profile", "profiles/aws", "--cores", "220",
+        "--etm-batch-region", "us-east-1",
+        "--etm-batch-job-queue", "arn:aws:batch:us-east-1:123456789012:job-queue/etm",
+        "--etm-batch-job-role", "arn:aws:iam::123456789012:role/etm-batch-job",
+        "--etm-batch-image", image, "--default-storage-prefix", "s3://ws-work/etm",
+        "--seconds-between-status-checks", "2",
+    ]  # fmt: skip
+    yield BatchRun(folder, local, server, stand_in, environment, profile)
+    stand_in.stop()
+    server.stop()
+
+
+def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
+    dry = batch.snakemake("-n")
+    assert dry.returncode == 0, dry.stderr
+    assert f"etm: AWS Batch: up to {CONTAINERS} containers" in dry.stderr
+    chips = batch.objects("ws-out")
+    result = batch.snakemake()
+    assert result.returncode == 0, result.stderr + "".join(
+        path.read_text() for path in sorted(batch.batch.logs.glob("*.log"))
+    )
+    assert batch.batch.refused == []
+    assert batch.batch.exit_codes() == [0] * CONTAINERS
+    for definition in batch.batch.definitions.values():
+        environment = {
+            e["name"]: e["value"] for e in definition["containerProperties"]["environment"]
+        }
+        assert environment["AWS_ENDPOINT_URL"] == batch.server.endpoint
+        assert environment["AWS_MAX_ATTEMPTS"] == "7"
+        assert "AWS_SECRET_ACCESS_KEY" not in environment and "AWS_ACCESS_KEY_ID" not in environment
+    published = {
+        key.removeprefix(f"{OUTPUT}/") for key in batch.objects("ws-enduser", f"{OUTPUT}/")
+    }
+    expected = {
+        str(path.relative_to(batch.local / "out"))
+        for path in (batch.local / "out").rglob("*")
+        if path.is_file()
+    }
+    assert published == expected
+    for name in sorted(p for p in expected if p.endswith(".tif")):
+        path = batch.folder / "downloaded" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        batch.server.client().download_file("ws-enduser", f"{OUTPUT}/{name}", str(path))
+        assert cog_validate(str(path), quiet=True)[0], name
+        with rasterio.open(path) as cog, rasterio.open(batch.local / "out" / name) as reference:
+            assert cog.transform == reference.transform
+            np.testing.assert_array_equal(cog.read(1), reference.read(1))
+    assert batch.objects("ws-out") == chips
+    assert_no_credentials(*(p.read_text() for p in batch.batch.logs.glob("*.log")))
+
+
+def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_month(batch):
+    s3 = batch.server.client()
+    key = "USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/chip43.4N-102.8E/2020/etasw_202007.tif"
+    data = s3.get_object(Bucket="ws-out", Key=key)["Body"].read()
+    s3.put_object(Bucket="ws-out", Key=key, Body=data[: len(data) // 2])  # cut short
+    before = len(batch.batch.jobs)
+    result = batch.snakemake()
+    assert result.returncode == 1
+    attempts = list(batch.batch.jobs.values())[before:]
+    assert [job.exit_code for job in attempts] == [1, 1, 1]  # retries: 2 in profiles/aws
+    assert result.stderr.count("Trying to restart job") == 2
+    assert "Publish tile r50.0_tile6, etasw 202007" in result.stderr
+    refusals = [line for job in attempts for line in job.log.read_text().splitlines()
+                if line.startswith("etm error:")]  # fmt: skip
+    assert refusals and all(
+        line.startswith(f"etm error: chip s3://ws-out/{key}: cannot be read in full")
+        for line in refusals
+    ), refusals

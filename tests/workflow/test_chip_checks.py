@@ -1,0 +1,145 @@
+"""Chips with the wrong contents never reach a COG: one run over twelve months, each month
+with one chip gone wrong in another way (tests/mutations.py), through the snakemake CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import mutations
+import numpy as np
+import pytest
+import rasterio
+from conftest import TILE6, Workspace, generate
+from matplotlib.image import imread
+from rio_cogeo.cogeo import cog_validate
+
+from etm.report import COLOURS, REFUSED, SUSPECT, heatmap_cell
+
+YEAR = 2020
+BAD = "chip43.4N-102.8E"  # the chip gone wrong, in the middle of tile6
+WEST = "chip43.4N-104.8E"  # its west neighbour
+#: Month: (what went wrong, the one line naming the chip, or None when it is published).
+CASES = {
+    1: (lambda c, w: mutations.nodata_tag(c), None),
+    2: (lambda c, w: mutations.copy_of(c, w), "it looks like chip43.4N-104.8E's file"),
+    3: (lambda c, w: mutations.shifted(c, 30.0), "pixels from its name's corner"),
+    4: (lambda c, w: mutations.resized(c, -3), "it is cut short or padded"),
+    5: (lambda c, w: mutations.resized(c, 4, fill=999.0), "it is cut short or padded"),
+    6: (lambda c, w: mutations.int16_with_nodata(c), "is int16; chips are float32 or float64"),
+    7: (lambda c, w: mutations.with_values(c, np.inf), "infinite values or values beyond"),
+    8: (lambda c, w: mutations.with_values(c, 1e300), "infinite values or values beyond"),
+    9: (lambda c, w: mutations.all_nan(c), "is suspect: 100% of its pixels are NaN"),
+    10: (lambda c, w: mutations.nan_geotransform(c), "has a geotransform that is not finite"),
+    11: (lambda c, w: mutations.with_values(c, -50.0), "is suspect: values from -50 to"),
+    12: (lambda c, w: None, None),
+}
+
+
+@pytest.fixture(scope="session")
+def twelve_months(tmp_path_factory):
+    """etasw for every month of 2020, both tiles (tile6 is the one configured)."""
+    return generate(tmp_path_factory.mktemp("months"), products=("etasw",), years=(YEAR,))
+
+
+@pytest.fixture
+def months(tmp_path, twelve_months) -> Workspace:
+    shutil.copytree(twelve_months / "sample", tmp_path / "sample")
+    workspace = Workspace(tmp_path)
+    workspace.config.update(
+        products=["etasw"], start_year=YEAR, end_year=YEAR, months=list(range(1, 13)),
+        unmosaicked_inputs=[workspace.prefix(TILE6)], tiles={},
+    )  # fmt: skip
+    return workspace
+
+
+def chip(workspace, month, name=BAD):
+    return workspace.chip(TILE6, name, "etasw", YEAR, month)
+
+
+def read(path):
+    with rasterio.open(path) as source:
+        return source.read(1), source.transform
+
+
+def window_of(cog, transform, shape):
+    with rasterio.open(cog) as source:
+        col = round((transform.c - source.transform.c) / source.transform.a)
+        row = round((source.transform.f - transform.f) / source.transform.a)
+        return source.read(1, window=rasterio.windows.Window(col, row, shape[1], shape[0]))
+
+
+def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_published(months):
+    originals = {month: read(chip(months, month)) for month in CASES}
+    for month, (mutate, _line) in CASES.items():
+        mutate(chip(months, month), chip(months, month, WEST))
+    result = months.snakemake("--keep-going")  # the chips are byte-identical afterwards
+    assert result.returncode == 1, result.stderr
+
+    errors = sorted({line for line in result.stderr.splitlines() if line.startswith("etm error")})
+    for month, (_mutate, line) in CASES.items():
+        named = f"etm error: chip {chip(months, month).relative_to(months.root)}: "
+        mine = [error for error in errors if error.startswith(named)]
+        if line is None:
+            assert mine == [], mine
+        else:
+            assert len(mine) == 1 and line in mine[0], (month, mine, result.stderr)
+    assert len(errors) == 10, errors  # no other line: no traceback, nothing about the rest
+
+    published = {p for p in months.published() if p.endswith(".tif")}
+    assert published == {
+        f"{kind}/etasw/{YEAR}/etasw_{YEAR}{month:02d}.tif"
+        for month in (1, 12)
+        for kind in (f"tiles/{TILE6}", "mosaic")
+    }
+    for cog in published:
+        assert cog_validate(str(months.output / cog), quiet=True)[0], cog
+    # The nodata-tagged chip is published as the model meant it: NaN where it said -9999.
+    for month in (1, 12):
+        values, transform = originals[month]
+        for kind in (f"tiles/{TILE6}", "mosaic"):
+            cog = months.output / kind / "etasw" / f"{YEAR}" / f"etasw_{YEAR}{month:02d}.tif"
+            mosaic = window_of(cog, transform, values.shape)
+            assert np.array_equal(np.isnan(mosaic), np.isnan(values)), (month, kind)
+            np.testing.assert_allclose(mosaic, values, rtol=1e-6)
+            with rasterio.open(cog) as source:
+                assert np.nanmin(source.read(1)) > 0 and np.nanmax(source.read(1)) < 300
+    item = json.loads(
+        (months.output / "mosaic" / "etasw" / f"{YEAR}" / f"etasw_{YEAR}01.json").read_text()
+    )
+    assert 0 < item["assets"]["data"]["raster:bands"][0]["statistics"]["minimum"] < 300
+
+    # The findings are in the reports and on the heatmap, and the verifier shows them.
+    with open(months.reports / "chip_findings.csv") as stream:
+        rows = {int(row["month"]): row["status"] for row in csv.DictReader(stream)}
+    assert rows == {m: "suspect" if m in (9, 11) else "refused" for m in range(2, 12)}
+    snapshot = json.loads((months.reports / "verification.json").read_text())
+    chips = snapshot["tiles"][TILE6]["chips"]
+    pixels = imread(months.reports / "heatmaps" / f"{TILE6}.png")
+    for month, status in rows.items():
+        x, y = heatmap_cell(0, chips.index(BAD), month - 1, len(chips))
+        colour = "#{:02x}{:02x}{:02x}".format(*(pixels[y, x, :3] * 255).round().astype(int))
+        assert colour == COLOURS[SUSPECT if status == "suspect" else REFUSED], month
+    again = months.snakemake("-n")
+    assert "10 chip files refused and 2 suspect" not in again.stderr
+    assert "8 chip files refused and 2 suspect when their month was last mosaicked" in again.stderr
+
+
+def test_suspect_chips_published_on_request_and_an_all_nan_month_is_refused(months):
+    mutations.with_values(chip(months, 11), -50.0)
+    for name in months.config["unmosaicked_inputs"][:1]:
+        for folder in (months.root / name).iterdir():
+            mutations.all_nan(folder / f"{YEAR}" / f"etasw_{YEAR}12.tif")
+    months.config.update(suspect_chips="warn", months=[11, 12])
+    result = months.snakemake("--keep-going")
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    assert errors == [
+        f"etm error: tile {TILE6} etasw {YEAR}-12: every chip is all NaN; nothing was "
+        "published. The model wrote files without data: rerun it for this month"
+    ]
+    assert "etm warning: 1 suspect chip files were used (suspect_chips: warn)" in result.stderr
+    assert {p for p in months.published() if p.endswith(".tif")} == {
+        f"tiles/{TILE6}/etasw/{YEAR}/etasw_{YEAR}11.tif", f"mosaic/etasw/{YEAR}/etasw_{YEAR}11.tif"
+    }  # fmt: skip

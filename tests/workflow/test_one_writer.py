@@ -1,0 +1,93 @@
+"""One writer per output prefix, and reports kept apart per output prefix."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import yaml
+from conftest import REPO, SNAKEMAKE, Workspace
+from rio_cogeo.cogeo import cog_validate
+
+from etm.lock import LOCK_NAME
+
+
+def test_the_same_config_from_another_directory_waits_for_the_run_writing_its_prefix(
+    workspace, tmp_path_factory
+):
+    inputs = [str(workspace.root / prefix) for prefix in workspace.config["unmosaicked_inputs"]]
+    workspace.config.update(enduser_cog_output=str(workspace.output), unmosaicked_inputs=inputs)
+    config = yaml.safe_dump(workspace.config)
+    (workspace.root / "test.yaml").write_text(config)
+    other = tmp_path_factory.mktemp("elsewhere")
+    (other / "test.yaml").write_text(config)
+    first = subprocess.Popen(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
+         "--configfile", "test.yaml"],
+        cwd=workspace.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
+         "--configfile", "test.yaml"],
+        cwd=other, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert second.returncode == 1
+    errors = [line for line in second.stderr.splitlines() if line.startswith("etm error")]
+    assert len(errors) == 1, second.stderr
+    assert errors[0].startswith(
+        f"etm error: output prefix {workspace.output} is being written by the run started "
+    )
+    assert f"(process {first.pid}, in {workspace.root})" in errors[0]
+    assert errors[0].endswith(f"remove its lock: etm unlock {workspace.output}")
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr
+    assert workspace.published() == workspace.expected_cogs()
+    for cog in workspace.published():
+        assert cog_validate(str(workspace.output / cog), quiet=True)[0], cog
+    assert not (workspace.output / LOCK_NAME).exists()
+    assert not (other / "logs").exists()
+
+
+def test_a_lock_left_by_another_machine_is_named_and_cleared_with_etm_unlock(workspace):
+    workspace.output.mkdir()
+    (workspace.output / LOCK_NAME).write_text(
+        '{"run": "r", "host": "batch-head-7", "pid": 1, "directory": "/w", '
+        '"started": "2026-11-29T10:00:00+00:00"}'
+    )
+    refused = workspace.snakemake()
+    assert refused.returncode == 1
+    assert "etm error: output prefix out is being written by the run started " in refused.stderr
+    assert "on host batch-head-7" in refused.stderr
+    assert workspace.published() == set()
+    etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
+    unlocked = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True)
+    assert unlocked.returncode == 0 and unlocked.stdout.startswith("removed the lock of out")
+    assert not (workspace.output / LOCK_NAME).exists()
+
+
+def test_two_configs_in_one_directory_keep_their_own_reports(workspace):
+    first = workspace.snakemake("-n")
+    assert first.returncode == 0, first.stderr
+    written = (workspace.reports / "verifier.txt").read_text()
+    other = Workspace(workspace.root)
+    other.config = {**workspace.config, "enduser_cog_output": "out-2021/", "start_year": 2021}
+    second = other.snakemake("-n")
+    assert second.returncode == 0, second.stderr
+    assert (workspace.reports / "verifier.txt").read_text() == written
+    assert "of 2021:" in (workspace.root / "reports" / "out-2021" / "verifier.txt").read_text()
+
+
+def test_a_config_of_ones_own_is_never_completed_from_the_teams(workspace):
+    del workspace.config["enduser_cog_output"]
+    result = workspace.snakemake("-n")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    assert errors == [
+        "etm error: config: missing key 'enduser_cog_output' (Prefix under which the monthly "
+        "tile and region COGs are published); add it to your config file"
+    ], result.stderr
+    assert not (workspace.root / "ws-enduser").exists()  # the team's output prefix
+    assert not (workspace.root / "reports").exists()
