@@ -30,7 +30,7 @@ include: "rules/reports.smk"
 rule all:
     default_target: True
     input:
-        [stored(published(name, "tif")) for name, _ in PUBLICATIONS],
+        [stored(published(p.name, "tif")) for p in PUBLICATIONS],
         rules.stac_catalog.output,
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from etm.errors import ChipContentError, SuspectChipError
-from etm.grid import Chip, chip_name
+from etm.grid import Chip
 
 log = logging.getLogger(__name__)
 
@@ -341,15 +341,77 @@ def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
     return usual
 
 
-def write_baseline(chip_files: list[str], baseline: str) -> None:
-    """Write a tile's chips' usual NaN shares (JSON: chip name to share) from some of their
-    files (see :func:`etm.plan.reference_chips`)."""
-    import json
+def reference_files(
+    listing, prefixes: list[str], product: str, chips: list[str] | None
+) -> dict[str, list[str]]:
+    """Up to three files of each chip a tile's usual NaN shares are read from.
 
+    For each chip, the first monthly file of ``product`` in its first, middle and last
+    year folder found: the model's NaN mask does not change with the month, and three
+    spread-out files outvote one written without data.
+
+    Parameters
+    ----------
+    listing : etm.listing.Listing
+    prefixes : list of str
+        The tile's prefixes, as ``listing`` spells them.
+    product : str
+    chips : list of str or None
+        The tile's chip names; None: the chip folders found.
+
+    Returns
+    -------
+    dict
+        Chip name to file paths (as ``listing`` spells them).
+    """
+    from etm.inventory import CHIP_FILE, parse_chip_folder
+    from etm.listing import join
+
+    if chips is None:
+        found = {name for prefix in prefixes for name in listing.folders(prefix)}
+        chips = sorted(name for name in found if not isinstance(parse_chip_folder(name), str))
     files: dict[str, list[str]] = {}
-    for path in chip_files:
-        files.setdefault(chip_name(path), []).append(path)
-    usual = usual_nan_shares(files)
+    for chip in chips:
+        years = sorted(
+            {y for p in prefixes for y in listing.folders(join(p, chip)) if y.isdigit()}
+        )
+        for year in dict.fromkeys(years[index] for index in (0, len(years) // 2, -1) if years):
+            monthly = sorted(
+                obj.path
+                for prefix in prefixes
+                for obj in listing.walk(join(prefix, chip, year))
+                if (match := CHIP_FILE.match(obj.path[len(prefix) + 1 :]))
+                and match["product"] == product
+            )
+            if monthly:
+                files.setdefault(chip, []).append(monthly[0])
+    return files
+
+
+def write_baseline(
+    prefixes: list[str], product: str, chips: list[str] | None, baseline: str
+) -> None:
+    """Write a tile's chips' usual NaN shares (JSON: chip name to share).
+
+    The files are chosen from listings of the tile's prefixes (:func:`reference_files`),
+    local folders or ``s3://`` prefixes, and read once.
+    """
+    import json
+    import tempfile
+
+    from etm import s3
+    from etm.listing import LocalListing
+
+    on_s3 = prefixes[0].startswith("s3://")
+    listing = s3.S3Listing() if on_s3 else LocalListing()
+    listed = [prefix.removeprefix("s3://") for prefix in prefixes]
+    files = reference_files(listing, listed, product, chips)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = {
+            chip: [s3.download(path, scratch) if on_s3 else path for path in paths]
+            for chip, paths in files.items()
+        }
+        usual = usual_nan_shares(local)
     for chip, paths in sorted(files.items()):
         share = f"{usual[chip]:.4f}" if chip in usual else "unknown (no readable file)"
         log.info("%s: usual NaN share %s, from %s", chip, share, ", ".join(paths))

@@ -253,6 +253,24 @@ def check_prefixes(config: dict, local: bool) -> None:
                 )
 
 
+#: Marks a profile value still to be filled in (profiles/aws, profiles/ec2).
+PLACEHOLDER = "FILL-IN"
+
+
+def check_placeholder(key: str, value: str | None) -> None:
+    """Refuse a profile value that is still the profile's placeholder.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if value and PLACEHOLDER in value:
+        raise ConfigError(
+            f"profile key '{key}' is still the placeholder {value!r}; fill it in (README: "
+            "On S3 and AWS)"
+        )
+
+
 def default_reports_dir(output: str) -> str:
     """The reports folder of an output prefix: ``reports/<prefix with / as _>``."""
     return "reports/" + "_".join(part for part in output.split("/") if part not in ("", "."))

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from etm.checks import ChipChecks, ChipPolicy
 from etm.config import Settings
 from etm.grid import chip_name
-from etm.inventory import ChipMonth, Verification, job_chips, month_inventory
-from etm.listing import Listing
+from etm.inventory import ChipMonth, Verification
 
 TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
 REGION = "mosaic/{product}/{year}/{product}_{period}"
@@ -124,8 +123,23 @@ def missing_line(settings: Settings, count: int, full_list: str) -> str:
     return f"{count} chip files missing; {action}. Full list: {full_list}"
 
 
-def publications(settings: Settings, skipped=frozenset()) -> list[tuple[str, str]]:
-    """(path relative to the output prefix, product) of every tile and region period.
+@dataclass(frozen=True)
+class Publication:
+    """One published period of a product, for a tile or (``tile`` None) the region."""
+
+    product: str
+    period: Period
+    tile: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Its path relative to the output prefix, without suffix."""
+        at = dict(product=self.product, year=self.period.year, period=self.period)
+        return TILE.format(tile=self.tile, **at) if self.tile else REGION.format(**at)
+
+
+def publications(settings: Settings, skipped=frozenset()) -> list[Publication]:
+    """Every tile and region period the run publishes.
 
     A tile's month is published when its chips are complete (or, with missing_chips:
     rerun, once the model was rerun for them), its year when all 12 months are; the
@@ -135,39 +149,57 @@ def publications(settings: Settings, skipped=frozenset()) -> list[tuple[str, str
     for product in settings.products:
         for year in settings.years:
             for period in periods(settings, year):
-                at = dict(product=product, year=year, period=period)
                 tiles = [
                     tile
                     for tile in settings.tiles
                     if not any((tile, product, year, m.month) in skipped for m in period.months())
                 ]
-                found += [(TILE.format(tile=tile, **at), product) for tile in tiles]
+                found += [Publication(product, period, tile) for tile in tiles]
                 if len(tiles) == len(settings.tiles):
-                    found.append((REGION.format(**at), product))
+                    found.append(Publication(product, period))
     return found
 
 
-def reference_periods(settings: Settings) -> list[tuple[int, int]]:
-    """Three (year, month) spread over the run: where a chip's usual NaN share is read."""
-    spread = [(year, month) for year in settings.years for month in settings.months]
-    picks = {0, len(spread) // 2, len(spread) - 1}
-    return [spread[index] for index in sorted(picks)]
+@dataclass(frozen=True)
+class Containers:
+    """The AWS Batch containers of a run (profiles/aws groups): one per tile and product
+    for a year's months and the year, one per product for the region's, one per tile for
+    its chips' usual NaN shares; each with the vCPUs and memory of one job at a time."""
+
+    tile_years: int
+    region_years: int
+    baselines: int
+    vcpus: int
+    memory_mb: int
+
+    @property
+    def total(self) -> int:
+        return self.tile_years + self.region_years + self.baselines
+
+    def describe(self) -> str:
+        return (
+            f"AWS Batch: up to {self.total:,} containers ({self.tile_years:,} tile-years, "
+            f"{self.region_years:,} region-years, {self.baselines:,} tile baselines) of "
+            f"{self.vcpus} vCPUs and {self.memory_mb:,} MiB, each running its jobs one at a "
+            "time"
+        )
 
 
-def reference_chips(
-    settings: Settings, verification: Verification, tile: str
-) -> dict[str, list[str]]:
-    """Chip name to the files its usual NaN share is read from (first product, three
-    periods spread over the run), among those found."""
-    inventory = verification.inventories[tile]
-    product = settings.products[0]
-    found: dict[str, list[str]] = {}
-    for chip in verification.expected[tile]:
-        for year, month in reference_periods(settings):
-            chip_file = inventory.files.get((chip, product, year, month))
-            if chip_file:
-                found.setdefault(chip.name, []).append(chip_file.path)
-    return found
+def job_memory_mb(settings: Settings) -> int:
+    """Memory of one mosaic job: GDAL's cache, the job's buffers (at most 400 MB measured)
+    and the Snakemake process running it in a container."""
+    return settings.gdal_cache_mb + 768
+
+
+def containers(settings: Settings, published: list[Publication]) -> Containers:
+    """How many containers (at most) and of what size the run's jobs fill on AWS Batch."""
+    tile_years = {(p.tile, p.product, p.period.year) for p in published if p.tile}
+    region_years = {(p.product, p.period.year) for p in published if not p.tile}
+    baselines = len({tile for tile, _product, _year in tile_years})
+    return Containers(
+        len(tile_years), len(region_years), baselines, settings.mosaic_threads,
+        job_memory_mb(settings),
+    )  # fmt: skip
 
 
 def still_missing(
@@ -193,16 +225,6 @@ def chip_checks(settings: Settings, product: str, chip_paths: list[str]) -> Chip
         ),
     )
 
-
-def job_reference_chips(settings: Settings, listing: Listing, tile: str) -> list[str]:
-    """:func:`reference_chips` from narrow listings (a job process has no verification)."""
-    chips = job_chips(settings, listing, tile)
-    product, found = settings.products[0], []
-    for year, month in reference_periods(settings):
-        inventory = month_inventory(settings, listing, tile, chips, product, year)
-        keys = ((chip, product, year, month) for chip in chips)
-        found += [inventory.files[key].path for key in keys if key in inventory.files]
-    return found
 
 
 def publish_options(

@@ -73,6 +73,23 @@ def client():
     return boto3.client("s3", config=client_config())
 
 
+def download(path: str, folder: str) -> str:
+    """Download ``bucket/key`` into a folder (under a name unique to it); its local path.
+
+    Raises
+    ------
+    StorageError
+        Naming the object, after botocore's retries.
+    """
+    bucket, key = split(path)
+    local = os.path.join(folder, key.replace("/", "_"))
+    try:
+        client().download_file(bucket, key, local)
+    except (BotoCoreError, ClientError) as error:
+        raise StorageError(f"cannot read s3://{path}: {error}") from None
+    return local
+
+
 def as_folder(prefix: str) -> str:
     """A prefix with exactly one trailing slash, so that ``tile6`` never matches ``tile60``."""
     return prefix.rstrip("/") + "/"

@@ -25,8 +25,13 @@ from etm.grid import Chip
 MODEL_PIXEL = 0.0020810045
 #: Upper-left corner of the master lattice every chip is cut from.
 MASTER_ORIGIN = (-180.0, 90.0)
-#: Two adjacent 10-degree tiles, by their upper-left chip (tenths of a degree).
-SAMPLE_TILES = {"r50.0_tile5": Chip(474, -1168), "r50.0_tile6": Chip(474, -1068)}
+#: Adjacent 10-degree tiles of the team's tile grid, by their upper-left chip (tenths of a
+#: degree). The demo has the first two.
+TILE_CORNERS = {
+    "r50.0_tile5": Chip(474, -1168), "r50.0_tile6": Chip(474, -1068),
+    "r50.0_tile7": Chip(474, -968),
+}  # fmt: skip
+SAMPLE_TILES = ("r50.0_tile5", "r50.0_tile6")
 RUN = "Run08_18_2021"
 LAKES = ((-112.6, 41.1, 0.6), (-110.4, 44.45, 0.35), (-100.5, 38.6, 0.25))
 
@@ -38,7 +43,7 @@ def tile_prefix(root: str, tile: str, run: str = RUN) -> str:
 
 def tile_chips(tile: str, chips_per_side: int = 5) -> list[Chip]:
     """The chips of a sample tile, in reading order."""
-    corner = SAMPLE_TILES[tile]
+    corner = TILE_CORNERS[tile]
     return [
         Chip(corner.north - 20 * row, corner.west + 20 * col)
         for row in range(chips_per_side)
@@ -128,6 +133,7 @@ def write_sample(
     pixel: float = 10 * MODEL_PIXEL,
     chips_per_side: int = 5,
     decoys: bool = True,
+    tiles: tuple[str, ...] = SAMPLE_TILES,
 ) -> list[str]:
     """Write the sample's chips (and decoys the verifier must ignore).
 
@@ -144,6 +150,8 @@ def write_sample(
         Pixel size in degrees (the default is 10x the model's, so the demo is quick).
     chips_per_side : int
         Chips per tile edge (5 for the model's 25 chips per tile).
+    tiles : tuple of str
+        Which tiles (of :data:`TILE_CORNERS`).
     decoys : bool
         Also write the decoy files.
 
@@ -153,7 +161,7 @@ def write_sample(
         The monthly chip files written.
     """
     written = []
-    for tile in SAMPLE_TILES:
+    for tile in tiles:
         for chip in tile_chips(tile, chips_per_side):
             grid = chip_grid(chip, pixel)
             for year in years:

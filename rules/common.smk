@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from etm import plan
-from etm.config import load_settings
+from etm.config import check_placeholder, load_settings
 from etm.errors import EtmError
 from etm.inventory import month_chip_paths, month_inventory
 from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period
@@ -41,6 +41,7 @@ SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read
 # `bucket/prefix` on S3; otherwise a local directory.
 PROVIDER = workflow.storage_settings.default_storage_provider
 SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
+or_exit(check_placeholder, "default-storage-prefix", workflow.storage_settings.default_storage_prefix)
 LISTING = S3Listing() if PROVIDER else LocalListing()
 if PROVIDER:
     protect(p for tile in SETTINGS.tiles.values() for p in tile.prefixes)
@@ -68,20 +69,29 @@ wildcard_constraints:
     chip=r"chip-?\d+\.\dN-?\d+\.\dE",
 
 
+# A container runs one job at a time (each job uses all its vCPUs): within a group of jobs
+# (profiles/aws), `container_slots` is counted per container, not over the run.
+resource_scopes:
+    container_slots="local",
+
+
 def cap_jobs_in_flight():
-    """max_concurrent_containers, and --cores on clusters and clouds too."""
+    """max_concurrent_containers, and --cores on clusters and clouds too; one job at a
+    time per container. Returns whether jobs go to a cluster or cloud."""
     nodes = workflow.global_resources["_nodes"].value
     if nodes is None:
         # Local execution: each job is a process; `containers` counts them.
         if "containers" not in workflow.global_resources:
             workflow.register_resource("containers", SETTINGS.max_concurrent_containers)
-        return
+        return False
     # Cluster or cloud: each submitted job (or group of jobs) is one container.
     workflow.register_resource("_nodes", min(nodes, SETTINGS.max_concurrent_containers))
+    workflow.register_resource("container_slots", 1)
     # Snakemake stops counting cores once it submits jobs to a cluster or cloud;
     # `cpus` (each job's threads) keeps --cores a cap on the cores in flight.
     if workflow.resource_settings.cores:
         workflow.register_resource("cpus", workflow.resource_settings.cores)
+    return True
 
 
 # Job processes parse this file again; only the main process lists the archive.
@@ -95,14 +105,15 @@ if workflow.is_main_process:
     say(or_exit(MAIN.verify))
     if MAIN.refuses:
         sys.exit(1)
-    cap_jobs_in_flight()
     VERIFICATION, POLICY = MAIN.verification, MAIN.policy
     # Job processes have no verification; they never run the (local) catalog and report rules.
     PUBLICATIONS = plan.publications(SETTINGS, POLICY.skipped)
+    if cap_jobs_in_flight():
+        say([plan.containers(SETTINGS, PUBLICATIONS).describe()])
 else:
     VERIFICATION, POLICY, PUBLICATIONS = None, plan.Policy(), []
 # Products with at least one published period have a STAC Collection.
-CATALOGUED = list(dict.fromkeys(product for _, product in PUBLICATIONS))
+CATALOGUED = list(dict.fromkeys(p.product for p in PUBLICATIONS))
 
 
 @functools.cache
@@ -161,20 +172,10 @@ def baseline_of(wildcards):
     return ancient(BASELINE.format(tile=wildcards.tile))
 
 
-def reference_chips(wildcards):
-    """Input function: the chip files a tile's usual NaN shares are read from."""
-    if workflow.is_main_process:
-        return [
-            stored(p)
-            for paths in plan.reference_chips(
-                SETTINGS, VERIFICATION, wildcards.tile
-            ).values()
-            for p in paths
-        ]
-    return [
-        stored(p)
-        for p in or_exit(plan.job_reference_chips, SETTINGS, LISTING, wildcards.tile)
-    ]
+def configured_chips(tile):
+    """Params function: a tile's chip names if configured, else None (the chips found)."""
+    chips = SETTINGS.tiles[tile].chips
+    return None if chips is None else [chip.name for chip in chips]
 
 
 def still_missing(wildcards):

@@ -2,9 +2,9 @@
 # averages a tile's 12 monthly COGs; the region mosaics its tiles' COGs of the period.
 
 
+# Once per tile: no input, so that it never reruns (and its months never wait for it) once
+# it exists. Its job lists the tile's chips and picks the files itself.
 rule chip_baseline:
-    input:
-        chips=reference_chips,
     output:
         baseline=BASELINE,
     log:
@@ -13,6 +13,11 @@ rule chip_baseline:
         "../envs/etm.yaml"
     resources:
         containers=1,
+        container_slots=1,
+    params:
+        prefixes=lambda wildcards: [named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes],
+        product=SETTINGS.products[0],
+        chips=lambda wildcards: configured_chips(wildcards.tile),
     message:
         "Read the usual NaN share of tile {wildcards.tile}'s chips"
     script:
@@ -34,8 +39,9 @@ rule mosaic_tile:
     threads: SETTINGS.mosaic_threads
     resources:
         containers=1,
+        container_slots=1,
         cpus=lambda wildcards, threads: threads,
-        mem_mb=SETTINGS.gdal_cache_mb + 512,
+        mem_mb=plan.job_memory_mb(SETTINGS),
     params:
         publish=lambda wildcards: publish_options(wildcards, tile_sources),
     message:

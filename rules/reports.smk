@@ -32,7 +32,7 @@ rule completeness:
 
 rule stac_catalog:
     input:
-        stac_items=[stored(published(name, "json")) for name, _ in PUBLICATIONS],
+        stac_items=[stored(published(p.name, "json")) for p in PUBLICATIONS],
     output:
         catalog=stored(f"{SETTINGS.output}/catalog.json"),
         collections=[
@@ -45,7 +45,7 @@ rule stac_catalog:
     conda:
         "../envs/etm.yaml"
     params:
-        hrefs=[f"{name}.json" for name, _ in PUBLICATIONS],
+        hrefs=[f"{p.name}.json" for p in PUBLICATIONS],
         products=CATALOGUED,
         license=SETTINGS.license,
     message:

@@ -7,6 +7,8 @@ if __name__ == "__main__":
     run_job(
         snakemake.log[0],
         write_baseline,
-        chip_files=list(snakemake.input.chips),
+        prefixes=snakemake.params.prefixes,
+        product=snakemake.params.product,
+        chips=snakemake.params.chips,
         baseline=snakemake.output.baseline,
     )

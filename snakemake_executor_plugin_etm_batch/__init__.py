@@ -15,7 +15,8 @@ A thin subclass of snakemake-executor-plugin-aws-batch 0.2.1 that changes three 
   they are set. Credentials never do: jobs take the job role's.
 
 Settings are the aws-batch plugin's, prefixed ``--etm-batch-``, plus ``image``; a value
-still holding the profile's ``FILL-IN`` placeholder stops the run with one line.
+still holding the profile's ``FILL-IN`` placeholder stops the run, even a dry run, with
+one line naming it.
 """
 
 import dataclasses
@@ -31,8 +32,9 @@ from snakemake_executor_plugin_aws_batch.batch_job_builder import BatchJobBuilde
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-#: Marks a profile value still to be filled in (profiles/aws).
-PLACEHOLDER = "FILL-IN"
+from etm.config import check_placeholder
+from etm.errors import ConfigError
+
 #: The main process's S3 settings a job gets, when they are set.
 FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
 
@@ -54,16 +56,13 @@ class ExecutorSettings(BatchSettings):
     )
 
     def __post_init__(self):
-        for name in ("region", "job_queue", "job_role", "image"):
-            value = getattr(self, name)
-            if value and PLACEHOLDER in str(value):
-                key = f"etm-batch-{name.replace('_', '-')}"
-                print(
-                    f"etm error: profile key '{key}' is still the placeholder {value!r}; "
-                    "fill it in (README: On S3 and AWS)",
-                    file=sys.stderr,
-                )
-                sys.exit(1)
+        # Read with the command line, so that `snakemake -n` refuses placeholders too.
+        try:
+            for name in ("region", "job_queue", "job_role", "image"):
+                check_placeholder(f"etm-batch-{name.replace('_', '-')}", getattr(self, name))
+        except ConfigError as error:
+            print(f"etm error: {error}", file=sys.stderr)
+            sys.exit(1)
 
 
 class JobBuilder(BatchJobBuilder):

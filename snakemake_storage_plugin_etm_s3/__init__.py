@@ -13,11 +13,15 @@ A thin subclass of snakemake-storage-plugin-s3:
   created, and removing an output never deletes its bucket.
 """
 
+import contextlib
 import shutil
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
 from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
@@ -46,9 +50,37 @@ class StorageProvider(S3StorageProvider):
         )
 
 
+#: What S3 answers when the role lacks a permission.
+DENIED = ("AccessDenied", "403", "Forbidden")
+
+
 class StorageObject(S3StorageObject):
     def _path(self) -> str:
         return f"{self.bucket}/{self.key}"
+
+    @contextlib.contextmanager
+    def _permission(self, needed: str):
+        """Turn S3's 403 into one line naming the object and the permission it needs."""
+        try:
+            yield
+        except (ClientError, S3UploadFailedError) as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code not in DENIED and not any(f"({d})" in str(error) for d in DENIED):
+                raise
+            problem = (
+                f"S3 refused access (403) to s3://{self._path()}: the role running etm needs "
+                f"{needed} (README: On S3 and AWS, the least-privilege policy)"
+            )
+            # Snakemake wraps the error in its own lines; this one says it all.
+            print(f"etm error: {problem}", file=sys.stderr)
+            raise WorkflowError(problem) from None
+
+    def _checked(self, question):
+        # A HEAD of a missing object answers 403, not 404, without s3:ListBucket.
+        with self._permission(
+            f"s3:GetObject on it and s3:ListBucket on bucket {self.bucket} for its prefix"
+        ):
+            return question()
 
     def get_inventory_parent(self) -> str | None:
         """The listed prefix holding this object: its existence is known from that listing."""
@@ -76,15 +108,15 @@ class StorageObject(S3StorageObject):
     # Chips: answered from the listing of their (read-only) input prefix.
     def exists(self) -> bool:
         listed, chip = s3.listed_input(self._path())
-        return chip is not None if listed else super().exists()
+        return chip is not None if listed else self._checked(super().exists)
 
     def mtime(self) -> float:
         listed, chip = s3.listed_input(self._path())
-        return chip.mtime if listed and chip else super().mtime()
+        return chip.mtime if listed and chip else self._checked(super().mtime)
 
     def size(self) -> int:
         listed, chip = s3.listed_input(self._path())
-        return chip.size if listed and chip else super().size()
+        return chip.size if listed and chip else self._checked(super().size)
 
     def is_dir(self) -> bool:
         listed, _chip = s3.listed_input(self._path())
@@ -93,9 +125,11 @@ class StorageObject(S3StorageObject):
     def retrieve_object(self):
         listed, chip = s3.listed_input(self._path())
         if not (listed and chip):
-            return super().retrieve_object()
+            with self._permission("s3:GetObject on it"):
+                return super().retrieve_object()
         # One GET, without the HEAD that boto3's managed download sends first.
-        body = self.s3obj().get()["Body"]
+        with self._permission("s3:GetObject on it"):
+            body = self.s3obj().get()["Body"]
         with open(self.local_path(), "wb") as local:
             shutil.copyfileobj(body, local, 1 << 20)
 
@@ -111,18 +145,20 @@ class StorageObject(S3StorageObject):
         # Unlike the S3 plugin, never creates a bucket (nor asks for one with HeadBucket,
         # which a prefix-scoped IAM policy refuses): a missing bucket fails the upload.
         self._refuse_if_protected("write")
-        if self.local_path().is_dir():
-            for item in self.local_path().rglob("*"):
-                if item.is_file():
-                    self.s3obj(subkey=item.relative_to(self.local_path())).upload_file(item)
-        else:
-            self.s3obj().upload_file(self.local_path())
+        with self._permission("s3:PutObject on it"):
+            if self.local_path().is_dir():
+                for item in self.local_path().rglob("*"):
+                    if item.is_file():
+                        self.s3obj(subkey=item.relative_to(self.local_path())).upload_file(item)
+            else:
+                self.s3obj().upload_file(self.local_path())
 
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
         self._refuse_if_protected("delete")
-        if self.is_dir():
-            for item in self.get_subkeys():
-                item.delete()
-        else:
-            self.s3obj().delete()
+        with self._permission("s3:DeleteObject on it (a month's old COG is removed before it is redone)"):
+            if self.is_dir():
+                for item in self.get_subkeys():
+                    item.delete()
+            else:
+                self.s3obj().delete()

@@ -37,13 +37,15 @@ class Job:
 
 @dataclass
 class BatchServer:
-    """The stand-in: ``podman`` runs the containers, at most ``slots`` at a time.
+    """The stand-in: ``podman`` (run with ``podman_environment``) runs the containers, at
+    most ``slots`` at a time.
 
     ``role_environment`` is what an instance role gives a container (credentials and
     region). Each container's output is kept under ``logs`` (CloudWatch's part).
     """
 
     podman: list[str]
+    podman_environment: dict[str, str]
     role_environment: dict[str, str]
     logs: Path
     slots: int = 2
@@ -160,7 +162,9 @@ class BatchServer:
         with self._slots:
             job.status = "RUNNING"
             with open(job.log, "w") as log:
-                finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+                finished = subprocess.run(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=self.podman_environment
+                )
         job.exit_code = finished.returncode
         job.reason = "" if finished.returncode == 0 else "Essential container in task exited"
         job.status = "SUCCEEDED" if finished.returncode == 0 else "FAILED"

@@ -5,7 +5,8 @@ cycling through 503 SlowDown, 500 InternalError, a reset connection and a slow (
 correct) response. ``hold`` stalls the first request that matches a test until the test
 releases it, so that a test can kill the workflow while a download or an upload is in
 flight; ``release(drop=True)`` then drops it unanswered, as the killed client's
-connection would be. The proxy is bounded: it answers at most ``max_requests`` requests
+connection would be. ``deny`` answers 403 AccessDenied to the requests it matches, as S3
+does for a role with a narrower grant. The proxy is bounded: it answers at most ``max_requests`` requests
 normally, and holds or delays none for longer than ``max_hold_s`` seconds.
 """
 
@@ -59,10 +60,11 @@ class FaultProxy:
         slow_s: float = 1.0,
         max_requests: int = 20_000,
         max_hold_s: float = 120.0,
+        deny: Callable[[str, str], bool] | None = None,
     ):
         self.upstream = urlsplit(upstream)
         self.every, self.cycle, self.after, self.slow_s = every, faults, after, slow_s
-        self.max_requests, self.max_hold_s = max_requests, max_hold_s
+        self.max_requests, self.max_hold_s, self.deny = max_requests, max_hold_s, deny
         self.faults: list[tuple[str, str, str]] = []  # (fault, method, path)
         self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         self.forwarded = 0
@@ -134,7 +136,7 @@ class FaultProxy:
             if self._drop:
                 handler.close_connection = True
                 return
-        fault = self._next_fault()
+        fault = "denied" if self.deny and self.deny(method, path) else self._next_fault()
         if fault:
             self.faults.append((fault, method, path))
         if fault == "reset":
@@ -145,12 +147,12 @@ class FaultProxy:
             handler.close_connection = True
             handler.connection.close()
             return
-        if fault in ("slowdown", "internal"):
-            status, code, message = (
-                (503, "SlowDown", "Please reduce your request rate.")
-                if fault == "slowdown"
-                else (500, "InternalError", "We encountered an internal error. Please try again.")
-            )
+        if fault in ("slowdown", "internal", "denied"):
+            status, code, message = {
+                "slowdown": (503, "SlowDown", "Please reduce your request rate."),
+                "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
+                "denied": (403, "AccessDenied", "Access Denied"),
+            }[fault]
             answer = ERROR_BODY.format(code=code, message=message).encode()
             handler.send_response(status)
             handler.send_header("Content-Type", "application/xml")

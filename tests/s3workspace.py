@@ -15,6 +15,14 @@ from s3server import S3Server
 JULY = MONTHS[0]
 OUTPUT = "USA/TBD"
 BUCKETS = ("ws-out", "ws-enduser", "ws-work")
+#: The profiles' FILL-IN values, filled in.
+WORK_AREA = ["--default-storage-prefix", "s3://ws-work/etm"]
+BATCH = [
+    "--etm-batch-region", "us-east-1",
+    "--etm-batch-job-queue", "arn:aws:batch:us-east-1:123456789012:job-queue/etm",
+    "--etm-batch-job-role", "arn:aws:iam::123456789012:role/etm-batch-job",
+]  # fmt: skip
+FILLED_IN = {"ec2": WORK_AREA, "aws": [*WORK_AREA, *BATCH, "--etm-batch-image", "etm:test"]}
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
@@ -96,8 +104,8 @@ class S3Workspace:
         (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
         command = [
             str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"),
-            "--profile", str(REPO / "profiles" / profile), "--cores", "2", *args,
-            "--configfile", "test.yaml",
+            "--profile", str(REPO / "profiles" / profile), "--cores", "2",
+            *FILLED_IN[profile], *args, "--configfile", "test.yaml",
         ]  # fmt: skip
         environment = {
             **os.environ, **self.server.environment, "AWS_ENDPOINT_URL": self.endpoint,

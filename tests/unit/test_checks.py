@@ -19,7 +19,7 @@ from etm.checks import (
 )
 from etm.errors import ChipContentError, SuspectChipError
 from etm.grid import Chip
-from etm.sample import MODEL_PIXEL, SAMPLE_TILES, chip_grid, tile_chips
+from etm.sample import MODEL_PIXEL, TILE_CORNERS, chip_grid, tile_chips
 
 CHIP = Chip(434, -1028)
 EXPECTED = ChipExpectation(CHIP, 20)
@@ -27,7 +27,7 @@ EXPECTED = ChipExpectation(CHIP, 20)
 
 @pytest.mark.parametrize("pixel", [MODEL_PIXEL, 10 * MODEL_PIXEL])
 def test_every_chip_the_model_writes_passes_on_both_pixel_sizes(pixel):
-    for tile in SAMPLE_TILES:
+    for tile in TILE_CORNERS:
         for chip in tile_chips(tile):
             grid = chip_grid(chip, pixel)
             check_footprint(

@@ -25,6 +25,7 @@ from image import environment as podman_environment
 from image import job_image
 from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
+from s3workspace import BATCH, WORK_AREA
 
 from etm.sample import tile_prefix, write_sample
 
@@ -45,11 +46,16 @@ def config(prefixes: list[str], output: str) -> dict:
 
 
 def checkout(folder: Path, settings: dict) -> Path:
-    """The workflow's files in a folder, with the config inside it, as jobs must see it."""
+    """A git checkout of the workflow with the config inside it, as the team runs it:
+    Snakemake sends jobs the checkout's files (git ls-files) and the config files."""
     folder.mkdir(parents=True)
     for name in WORKFLOW:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    git = ["git", "-c", "user.name=etm", "-c", "user.email=etm@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
+    subprocess.run([*git, "add", "."], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "-qm", "checkout"], cwd=folder, check=True)
     (folder / "test.yaml").write_text(yaml.safe_dump(settings))
     return folder
 
@@ -99,7 +105,7 @@ def batch(tmp_path_factory):
     logs = root / "containers"
     logs.mkdir()
     role = {**FAKE_CREDENTIALS, "AWS_REGION": FAKE_CREDENTIALS["AWS_DEFAULT_REGION"]}
-    stand_in = BatchServer(["podman"], role, logs)
+    stand_in = BatchServer(["podman"], podman_environment(), role, logs)
     prefixes = [f"ws-out/USA/Run08_18_2021/run_{tile}/{tile}/" for tile in TILES]
     folder = checkout(root / "checkout", config(prefixes, f"ws-enduser/{OUTPUT}"))
     environment = {
@@ -107,12 +113,8 @@ def batch(tmp_path_factory):
         "AWS_ENDPOINT_URL_BATCH": stand_in.endpoint,
     }  # fmt: skip
     profile = [
-        "--profile", "profiles/aws", "--cores", "220",
-        "--etm-batch-region", "us-east-1",
-        "--etm-batch-job-queue", "arn:aws:batch:us-east-1:123456789012:job-queue/etm",
-        "--etm-batch-job-role", "arn:aws:iam::123456789012:role/etm-batch-job",
-        "--etm-batch-image", image, "--default-storage-prefix", "s3://ws-work/etm",
-        "--seconds-between-status-checks", "2",
+        "--profile", "profiles/aws", "--cores", "220", *WORK_AREA, *BATCH,
+        "--etm-batch-image", image, "--seconds-between-status-checks", "2",
     ]  # fmt: skip
     yield BatchRun(folder, local, server, stand_in, environment, profile)
     stand_in.stop()

@@ -238,3 +238,22 @@ def test_disk_full_while_writing_a_cog_fails_with_one_line_and_publishes_nothing
     assert workspace.published() == workspace.expected_cogs()
     for cog in workspace.published():
         assert cog_validate(str(workspace.output / cog), quiet=True)[0], cog
+
+
+def test_a_narrower_grant_than_the_readmes_is_one_line_naming_the_object_and_permission(s3ws):
+    # A role that may read and write the COGs but not list their prefix: S3 answers 403,
+    # not 404, to a HEAD of a COG that does not exist yet.
+    def cog_head(method: str, path: str) -> bool:
+        return method == "HEAD" and path.startswith("/ws-enduser/") and path.endswith(".tif")
+
+    proxy = proxied(s3ws, deny=cog_head)
+    try:
+        result, _ = s3ws.snakemake()
+    finally:
+        proxy.stop()
+    assert result.returncode != 0
+    denied = [line for line in result.stderr.splitlines() if line.startswith("etm error: S3")]
+    assert len(set(denied)) == 1, result.stderr
+    assert denied[0].startswith("etm error: S3 refused access (403) to s3://ws-enduser/USA/TBD/")
+    assert "needs s3:GetObject on it and s3:ListBucket on bucket ws-enduser" in denied[0]
+    assert "Traceback" not in result.stderr

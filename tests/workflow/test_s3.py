@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from conftest import REPO, TILE5, TILE6, assert_chip_in_cog, rewrite_chip
 from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
-from s3workspace import BUCKETS, JULY, OUTPUT, job_counts
+from s3workspace import BUCKETS, FILLED_IN, JULY, OUTPUT, job_counts
 
 
 def test_dry_run_lists_missing_chips_from_two_listings(s3ws):
@@ -158,6 +159,10 @@ def test_the_teams_own_file_runs_as_written(s3ws):
 def test_aws_profile_resolves_offline(s3ws):
     result, requests = s3ws.snakemake("-n", profile="aws")
     assert result.returncode == 0, result.stderr
+    assert (
+        "etm: AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) "
+        "of 2 vCPUs and 1,024 MiB, each running its jobs one at a time"
+    ) in result.stderr.splitlines()
     # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, all.
     assert job_counts(result.stdout)["total"] == 17
     assert requests == {"LIST": 4}
@@ -191,3 +196,22 @@ def test_the_output_lock_on_s3_is_one_conditional_put(s3ws, monkeypatch):
         OutputLock(prefix, on_s3=True, label=f"s3://{prefix}").acquire()
     first.release()
     assert s3ws.objects("ws-enduser") == {}
+
+
+@pytest.mark.parametrize(
+    "profile, filled, key",
+    [("aws", ["--default-storage-prefix", "s3://ws-work/etm"], "etm-batch-region"),
+     ("ec2", [], "default-storage-prefix")],
+)  # fmt: skip
+def test_a_profile_value_left_as_its_placeholder_stops_even_a_dry_run(s3ws, profile, filled, key):
+    command, environment = s3ws.command("-n", profile=profile)
+    for flag in FILLED_IN[profile]:
+        command.remove(flag)
+    command[1:1] = filled
+    result = subprocess.run(command, cwd=s3ws.root, env=environment, capture_output=True, text=True)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"etm error: profile key '{key}' is still the placeholder '"
+    ), result.stderr
+    assert "FILL-IN-" in errors[0]
