@@ -25,7 +25,7 @@ sample/.written: .venv/installed etm/sample.py
 	touch $@
 
 demo: sample/.written
-	$(BIN)/snakemake --configfile config/sample.yaml --cores all
+	$(BIN)/snakemake --profile profiles/local --configfile config/sample.yaml
 	@echo "COGs, STAC catalog, quicklooks: sample/ws-enduser/USA/demo/  reports, heatmaps: reports/"
 
 image:

@@ -38,7 +38,7 @@ def generate(root: Path, tiles: int, years: range) -> int:
         return chips
     for index, tile in enumerate(tile_names(tiles)):
         # Squares of the team's tile grid (config key tile_grid: origin -116.8, 47.4).
-        north, west = 47.4 - 10 * (index // 5), -126.8 + 10 * (index % 5)
+        north, west = 47.4 - 10 * (index // 6), -126.8 + 10 * (index % 6)
         for row in range(5):
             for col in range(5):
                 chip = f"chip{north - 2 * row:.1f}N{west + 2 * col:.1f}E"
@@ -61,12 +61,17 @@ def generate(root: Path, tiles: int, years: range) -> int:
     return chips
 
 
+def layout_root(tiles: int, years: int) -> Path:
+    """Where the synthetic archive of so many tiles and years is generated."""
+    return REPO / "benchmarks" / "cache" / f"grid-{tiles}-tiles-{years}-years"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles", type=int, default=15)
     parser.add_argument("--years", type=int, default=20)
     args = parser.parse_args()
-    root = REPO / "benchmarks" / "cache" / f"grid-{args.tiles}-tiles-{args.years}-years"
+    root = layout_root(args.tiles, args.years)
     years = range(2001, 2001 + args.years)
     start = time.perf_counter()
     chips = generate(root, args.tiles, years)

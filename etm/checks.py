@@ -372,9 +372,7 @@ def reference_files(
         chips = sorted(name for name in found if not isinstance(parse_chip_folder(name), str))
     files: dict[str, list[str]] = {}
     for chip in chips:
-        years = sorted(
-            {y for p in prefixes for y in listing.folders(join(p, chip)) if y.isdigit()}
-        )
+        years = sorted({y for p in prefixes for y in listing.folders(join(p, chip)) if y.isdigit()})
         for year in dict.fromkeys(years[index] for index in (0, len(years) // 2, -1) if years):
             monthly = sorted(
                 obj.path

@@ -24,7 +24,6 @@ from xml.sax.saxutils import escape
 import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioError
-from rio_cogeo.cogeo import cog_validate
 
 from etm.checks import ChipExpectation
 from etm.errors import ChipError, PublishError
@@ -128,6 +127,8 @@ def validate(path: str) -> None:
     PublishError
         With rio-cogeo's reasons.
     """
+    from rio_cogeo.cogeo import cog_validate  # pydantic and morecantile: 0.2 s to import
+
     try:
         valid, errors, _warnings = cog_validate(path, quiet=True)
     except RasterioError as error:

@@ -11,13 +11,15 @@ import difflib
 import os
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
-from jsonschema import Draft202012Validator
 
 from etm.errors import ConfigError
 from etm.grid import Chip, chips_in_bounds, to_tenths
+
+if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in mosaic jobs
+    import jsonschema
 
 #: Most tile-periods (tiles x products x years x periods) one run plans: a dry run of the
 #: team's 56,160 took 3.6 GB; twice that still fits a 24 GB machine.
@@ -101,6 +103,8 @@ def _strict_integer(checker, instance) -> bool:
 def _with_defaults(validator_class):
     """A validator class that fills each missing property from its schema default, and whose
     integers are Python ints (``2020.0`` is refused)."""
+    import jsonschema
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -183,7 +187,9 @@ def validate(config: dict, schema: dict) -> None:
     ConfigError
         On the most relevant violation, as one line.
     """
-    validator = _with_defaults(Draft202012Validator)(schema)
+    import jsonschema
+
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(describe_violation(error))

@@ -66,6 +66,11 @@ class Period:
         return f"{self.year}{self.month:02d}" if self.is_month else f"{self.year}"
 
 
+def collection_href(product: str) -> str:
+    """A product's STAC Collection, relative to the output prefix."""
+    return f"{product}/collection.json"
+
+
 def published(settings: Settings, name: str, suffix: str) -> str:
     """A published file's config path: the output prefix, its name and suffix."""
     return f"{settings.output}/{name}.{suffix}"
@@ -224,7 +229,6 @@ def chip_checks(settings: Settings, product: str, chip_paths: list[str]) -> Chip
             settings.suspect_chips,
         ),
     )
-
 
 
 def publish_options(

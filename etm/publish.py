@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from etm import quicklook, stac
+from etm import stac
 from etm.checks import ChipChecks, ChipExpectation, Findings, judge
 from etm.cog import build_cog
 from etm.errors import ChipError, EmptyMosaicError
@@ -132,6 +132,8 @@ def publish(
     else:
         build_cog(sources, cog, combine=combine, **cog_options)
     if thumbnail:
+        from etm import quicklook  # matplotlib: region jobs only
+
         quicklook.render(cog, thumbnail, product=product, period=period, aggregation=aggregation)
     stac_item = stac.item_for(
         cog,

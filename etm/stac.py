@@ -26,17 +26,13 @@ import pystac
 import rasterio
 from rio_stac import create_stac_item
 
+from etm.plan import collection_href
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
 REGION = "region"
 
 log = logging.getLogger(__name__)
-
-
-def collection_href(product: str) -> str:
-    """A product's Collection, relative to the output prefix."""
-    return f"{product}/collection.json"
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:

@@ -9,10 +9,9 @@ from etm import plan
 from etm.config import check_placeholder, load_settings
 from etm.errors import EtmError
 from etm.inventory import month_chip_paths, month_inventory
-from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period
+from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period, collection_href
 from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
 from etm.rerun import rerun_command
-from etm.stac import collection_href
 from etm.run import MainProcess
 from etm.s3 import S3Listing, protect
 from etm.listing import LocalListing
@@ -41,7 +40,11 @@ SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read
 # `bucket/prefix` on S3; otherwise a local directory.
 PROVIDER = workflow.storage_settings.default_storage_provider
 SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
-or_exit(check_placeholder, "default-storage-prefix", workflow.storage_settings.default_storage_prefix)
+or_exit(
+    check_placeholder,
+    "default-storage-prefix",
+    workflow.storage_settings.default_storage_prefix,
+)
 LISTING = S3Listing() if PROVIDER else LocalListing()
 if PROVIDER:
     protect(p for tile in SETTINGS.tiles.values() for p in tile.prefixes)

@@ -15,7 +15,9 @@ rule chip_baseline:
         containers=1,
         container_slots=1,
     params:
-        prefixes=lambda wildcards: [named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes],
+        prefixes=lambda wildcards: [
+            named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes
+        ],
         product=SETTINGS.products[0],
         chips=lambda wildcards: configured_chips(wildcards.tile),
     message:

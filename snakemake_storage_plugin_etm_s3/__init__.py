@@ -156,7 +156,9 @@ class StorageObject(S3StorageObject):
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
         self._refuse_if_protected("delete")
-        with self._permission("s3:DeleteObject on it (a month's old COG is removed before it is redone)"):
+        with self._permission(
+            "s3:DeleteObject on it (a month's old COG is removed before it is redone)"
+        ):
             if self.is_dir():
                 for item in self.get_subkeys():
                     item.delete()

@@ -6,8 +6,9 @@ correct) response. ``hold`` stalls the first request that matches a test until t
 releases it, so that a test can kill the workflow while a download or an upload is in
 flight; ``release(drop=True)`` then drops it unanswered, as the killed client's
 connection would be. ``deny`` answers 403 AccessDenied to the requests it matches, as S3
-does for a role with a narrower grant. The proxy is bounded: it answers at most ``max_requests`` requests
-normally, and holds or delays none for longer than ``max_hold_s`` seconds.
+does for a role with a narrower grant. The proxy is bounded: it answers at most
+``max_requests`` requests normally, and holds or delays none for longer than
+``max_hold_s`` seconds.
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ class FaultProxy:
         if fault in ("slowdown", "internal", "denied"):
             status, code, message = {
                 "slowdown": (503, "SlowDown", "Please reduce your request rate."),
-                "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
+                "internal": (
+                    500,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                ),
                 "denied": (403, "AccessDenied", "Access Denied"),
             }[fault]
             answer = ERROR_BODY.format(code=code, message=message).encode()
