@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv, then runs the workflow on the bundled sample
 #   make test   installs everything into .venv, then runs the format checks, lint and tests
+# and for a developer's loop:
+#   make test-fast  the same without the slow fault, kill and container tests
 # and the job image of profiles/aws:
 #   make image  builds etm:<version> from the Dockerfile (BASE=<image> for another base)
 PYTHON ?= python3
@@ -11,7 +13,7 @@ IMAGE ?= etm:$(VERSION)
 BASE ?= docker.io/library/python:3.11.15-slim-bookworm
 CONTAINER ?= $(shell command -v docker > /dev/null && echo docker || echo podman)
 
-.PHONY: demo test image system-packages
+.PHONY: demo test test-fast lint image system-packages
 
 # editable_mode=compat: a plain path entry, so that Snakemake finds etm's plugins
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -40,8 +42,13 @@ system-packages:
 	    $(SUDO) apt-get install -y -qq gdal-bin chromium podman buildah runc mmdebstrap \
 	      > /dev/null; }
 
-test: .venv/installed system-packages
+lint: .venv/installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules
+
+test: lint system-packages
 	$(BIN)/pytest
+
+test-fast: lint system-packages
+	$(BIN)/pytest -m "not slow"

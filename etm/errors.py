@@ -53,6 +53,10 @@ class MissingChipsError(EtmError):
     """Expected chips are absent, and the configuration says that is an error."""
 
 
+class RerunError(EtmError):
+    """The model's rerun command for a missing chip failed."""
+
+
 class StorageError(EtmError):
     """The storage (S3) failed to answer, after the clients' retries."""
 

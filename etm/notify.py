@@ -1,9 +1,10 @@
 """Announce how a run ended: one message to an SNS topic and/or a webhook.
 
-Snakemake's ``onsuccess``/``onerror`` handlers call :func:`announce`. The failed jobs are
-read from Snakemake's own log of the run; which tile, product and period a job built is
-read from its log path (``logs/<rule>/...``, see rules/mosaic.smk). Sending never raises:
-a notifier that fails is reported as a warning and never changes the run's exit status.
+:meth:`etm.run.MainProcess.end` (Snakemake's ``onsuccess``/``onerror``) sends it. Failed
+jobs are read from Snakemake's own log of the run; which tile, product and period a job
+built, from its log path (:data:`etm.plan.TILE_LOG`, :data:`etm.plan.REGION_LOG`). Sending
+never raises: a notifier that fails is reported as a warning and never changes the run's
+exit status.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import boto3
 
+from etm.plan import REGION_LOG, TILE_LOG, Period
 from etm.s3 import client_config
 
 #: Seconds to wait for a webhook to answer.
@@ -27,11 +29,15 @@ SUBJECT_LENGTH = 100
 
 ERROR_BLOCK = re.compile(r"^Error in rule (?P<rule>\w+):\n(?P<body>(?:[ \t]+.*\n?)*)", re.MULTILINE)
 LOG_LINE = re.compile(r"^\s+log: (?P<logs>.*?)(?: \(check log file\(s\) for error details\))?$")
-#: What a job built, from its log path.
-JOB_LOG = re.compile(
-    r"logs/mosaic_(?:tile/(?P<tile>[^/]+)|region)/\d{4}/(?P<product>[a-z0-9]+)_(?P<period>\d{4,6})"
-    r"\.log$"
-)
+
+
+def log_pattern(template: str) -> re.Pattern:
+    """A job log template of etm.plan as a pattern whose groups are its fields."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+
+
+#: What a mosaic job built, from its log path.
+JOB_LOGS = (log_pattern(TILE_LOG), log_pattern(REGION_LOG))
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,12 @@ class FailedJob:
 
     def describe(self) -> str:
         """The rule, and the tile (or region), product and period of a mosaic job."""
-        built = next(filter(None, (JOB_LOG.search(path) for path in self.logs)), None)
+        matches = (pattern.search(path) for pattern in JOB_LOGS for path in self.logs)
+        built = next((found.groupdict() for found in matches if found), None)
         if built is None:
             return self.rule
-        period = built["period"]
-        when = f"{period[:4]}-{period[4:]}" if len(period) == 6 else period
-        return f"{self.rule} {built['tile'] or 'region'} {built['product']} {when}"
+        when = Period.parse(built["period"]).label
+        return f"{self.rule} {built.get('tile', 'region')} {built['product']} {when}"
 
 
 def failed_jobs(snakemake_log: str) -> list[FailedJob]:

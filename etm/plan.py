@@ -12,6 +12,7 @@ Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etm.checks import ChipChecks, ChipPolicy
@@ -21,6 +22,9 @@ from etm.inventory import ChipMonth, Verification
 
 TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
 REGION = "mosaic/{product}/{year}/{product}_{period}"
+#: Job logs of the mosaic rules: ``etm.notify`` reads what a failed job built from them.
+TILE_LOG = "logs/mosaic_tile/{tile}/{year}/{product}_{period}.log"
+REGION_LOG = "logs/mosaic_region/{year}/{product}_{period}.log"
 #: Where each tile-month's mosaic records the chips it refused or found suspect.
 FINDINGS_LOG = "logs/findings/{tile}/{year}/{product}_{period}.json"
 #: Each tile's chips' usual NaN shares (rule chip_baseline), in the work area.
@@ -182,11 +186,11 @@ class Containers:
         return self.tile_years + self.region_years + self.baselines
 
     def describe(self) -> str:
+        vcpus = f"{self.vcpus} vCPU{'s' * (self.vcpus > 1)}"
         return (
             f"AWS Batch: up to {self.total:,} containers ({self.tile_years:,} tile-years, "
             f"{self.region_years:,} region-years, {self.baselines:,} tile baselines) of "
-            f"{self.vcpus} vCPUs and {self.memory_mb:,} MiB, each running its jobs one at a "
-            "time"
+            f"{vcpus} and {self.memory_mb:,} MiB, each running its jobs one at a time"
         )
 
 
@@ -205,6 +209,36 @@ def containers(settings: Settings, published: list[Publication]) -> Containers:
         len(tile_years), len(region_years), baselines, settings.mosaic_threads,
         job_memory_mb(settings),
     )  # fmt: skip
+
+
+def chip_names(settings: Settings, tile: str) -> list[str] | None:
+    """A tile's configured chip names; None where its chips are the ones found."""
+    chips = settings.tiles[tile].chips
+    return None if chips is None else [chip.name for chip in chips]
+
+
+def tile_sources(
+    settings: Settings,
+    tile: str,
+    product: str,
+    period: Period,
+    month_chips: Callable[[int], list[str]],
+) -> tuple[list[str], str]:
+    """Config paths of a tile period's sources and of its COG: a month's chip files (from
+    ``month_chips(month)``), or a year's 12 monthly COGs."""
+    at = dict(tile=tile, product=product, year=period.year)
+    if period.is_month:
+        sources = month_chips(period.month)
+    else:
+        sources = [published(settings, TILE.format(**at, period=m), "tif") for m in period.months()]
+    return sources, published(settings, TILE.format(**at, period=period), "tif")
+
+
+def region_sources(settings: Settings, product: str, period: Period) -> tuple[list[str], str]:
+    """Config paths of a region period's tile COGs and of its COG."""
+    at = dict(product=product, year=period.year, period=period)
+    tiles = [published(settings, TILE.format(tile=tile, **at), "tif") for tile in settings.tiles]
+    return tiles, published(settings, REGION.format(**at), "tif")
 
 
 def still_missing(

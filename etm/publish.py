@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from etm import stac
 from etm.checks import ChipChecks, ChipExpectation, Findings, judge
 from etm.cog import build_cog
-from etm.errors import ChipError, EmptyMosaicError
+from etm.errors import ChipError, EmptyMosaicError, MissingChipsError
 from etm.grid import Chip
 from etm.mosaic import Mosaic
+from etm.plan import Period
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,11 @@ def publish(
 
     Raises
     ------
+    MissingChipsError
+        If a chip is still missing after the model's rerun; nothing is published.
     ChipError
-        If a chip is still missing after the model's rerun, or is refused, or is suspect
-        and suspect chips block their month; nothing is published.
+        If a chip is refused, or is suspect and suspect chips block their month; nothing
+        is published.
     EmptyMosaicError
         If every chip of the month is all NaN; nothing is published.
     """
@@ -120,14 +123,13 @@ def publish(
         _write_findings(findings, Findings())  # a job killed mid-way leaves a record
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ChipError(
-            missing[0],
-            f"still missing after the model was rerun for it{more}; see the rerun job's log "
-            "under logs/rerun_chip/, then run again to rerun it",
+        raise MissingChipsError(
+            f"chip {missing[0]}: still missing after the model was rerun for it{more}; see "
+            "the rerun job's log under logs/rerun_chip/, then run again to rerun it"
         )
     if checks:
         names = cog_options.pop("names", None) or sources
-        label = f"tile {tile} {product} {period[:4]}-{period[4:]}"
+        label = f"tile {tile} {product} {Period.parse(period).label}"
         _checked_build(sources, cog, names, label, checks, baseline, findings, cog_options)
     else:
         build_cog(sources, cog, combine=combine, **cog_options)

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 
+from etm.plan import Period  # noqa: E402
 from etm.products import PRODUCTS, colour_scale  # noqa: E402
 
 #: Longest side of the map in a quicklook, in pixels.
@@ -52,11 +53,8 @@ def render(cog: str, png: str, *, product: str, period: str, aggregation: str | 
     vmin, vmax = colour_scale(product, annual=aggregation)
     colours = plt.get_cmap(PRODUCTS[product].colormap).copy()
     colours.set_bad(alpha=0.0)
-    when = (
-        f"{period[:4]}-{period[4:]}"
-        if len(period) == 6
-        else f"{period}, {aggregation} of 12 months"
-    )
+    span = Period.parse(period)
+    when = span.label if span.is_month else f"{span.label}, {aggregation} of 12 months"
     height, width = values.shape
     figure, axes = plt.subplots(figsize=(width / 100 + 1.5, height / 100 + 0.6), dpi=100)
     image = axes.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=vmin, vmax=vmax)

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from etm.errors import EtmError
+from etm.errors import RerunError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run_model(command: str, marker: str, *, tile: str, chip: str, year: str) -> 
 
     Raises
     ------
-    EtmError
+    RerunError
         If the command exits with a non-zero status; no marker is written.
     """
     log.info("rerun the model for tile %s, %s, %s: %s", tile, chip, year, command)
@@ -51,7 +51,7 @@ def run_model(command: str, marker: str, *, tile: str, chip: str, year: str) -> 
         for line in stream.splitlines():
             log.info("model: %s", line)
     if finished.returncode != 0:
-        raise EtmError(
+        raise RerunError(
             f"rerun of tile {tile} {chip} {year} failed: the command exited with status "
             f"{finished.returncode}; its output is in this job's log; fix the command or the "
             "model, then run again"

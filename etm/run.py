@@ -7,12 +7,12 @@ Job processes parse the Snakefile again but never create a :class:`MainProcess`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from etm import findings, plan, s3
 from etm.config import Settings
-from etm.inventory import Verification, verify
+from etm.inventory import Verification, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
@@ -92,6 +92,27 @@ class MainProcess:
     def refuses(self) -> bool:
         """Whether missing chips stop the run before any job (missing_chips: error)."""
         return bool(self.verification.missing) and self.settings.missing_chips == "error"
+
+    def month_chips(
+        self, tile: str, product: str, year: int, month: int, after_reruns: Callable[[], None]
+    ) -> tuple[list[str], list[str]]:
+        """(chip files, chips still missing) of a tile-month.
+
+        From the verifier's listing; for a month whose chips the model is rerun for
+        (missing_chips: rerun), from a new listing of its chips once ``after_reruns``
+        returns (it raises until the reruns ran).
+        """
+        verification = self.verification
+        if (tile, product, year, month) not in verification.incomplete:
+            return verification.chip_paths(tile, product, year, month), []
+        after_reruns()
+        chips = verification.expected[tile]
+        inventory = month_inventory(self.settings, self.listing, tile, chips, product, year)
+        found = {chip: inventory.files.get((chip, product, year, month)) for chip in chips}
+        return (
+            [chip_file.path for chip_file in found.values() if chip_file],
+            plan.still_missing(verification, found, tile, product, year, month),
+        )
 
     def start(self) -> str | None:
         """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`)."""

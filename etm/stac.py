@@ -26,7 +26,7 @@ import pystac
 import rasterio
 from rio_stac import create_stac_item
 
-from etm.plan import collection_href
+from etm.plan import Period, collection_href
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
     """First and last instant of a period: ``YYYYMM`` (a month) or ``YYYY`` (a year)."""
-    year = int(period[:4])
-    first, last = (int(period[4:]),) * 2 if len(period) == 6 else (1, 12)
+    months = Period.parse(period).months()
+    year, first, last = months[0].year, months[0].month, months[-1].month
     end_day = calendar.monthrange(year, last)[1]
     return (
         datetime(year, first, 1, tzinfo=UTC),

@@ -8,8 +8,8 @@ import yaml
 from etm import plan
 from etm.config import check_placeholder, load_settings
 from etm.errors import EtmError
-from etm.inventory import month_chip_paths, month_inventory
-from etm.plan import BASELINE, FINDINGS_LOG, REGION, TILE, Period, collection_href
+from etm.inventory import month_chip_paths
+from etm.plan import Period
 from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
 from etm.rerun import rerun_command
 from etm.run import MainProcess
@@ -121,45 +121,25 @@ CATALOGUED = list(dict.fromkeys(p.product for p in PUBLICATIONS))
 
 @functools.cache
 def month_chips(tile, product, year, month):
-    """(chip paths, chips still missing) of one tile-month.
-
-    From the verifier's listing; for a month that waits for reruns of the model, from a
-    new listing of its chips once they ran; in a job process, from a narrow listing.
-    """
+    """(chip files, chips still missing) of a tile-month; in a job process, from a narrow
+    listing. A month waiting for reruns of the model waits for their checkpoint."""
     at = (tile, product, int(year), int(month))
     if not workflow.is_main_process:
         return or_exit(month_chip_paths, SETTINGS, LISTING, *at), []
-    if at not in VERIFICATION.incomplete:
-        return VERIFICATION.chip_paths(*at), []
-    # Until the tile-year's reruns ran, this raises, and the mosaic waits for them.
-    checkpoints.chips_rerun.get(tile=tile, year=year)
-    chips = VERIFICATION.expected[tile]
-    inventory = or_exit(month_inventory, SETTINGS, LISTING, tile, chips, product, at[2])
-    found = {chip: inventory.files.get((chip, *at[1:])) for chip in chips}
-    return (
-        [chip_file.path for chip_file in found.values() if chip_file],
-        plan.still_missing(VERIFICATION, found, *at),
-    )
+    reruns = lambda: checkpoints.chips_rerun.get(tile=tile, year=year)
+    return or_exit(MAIN.month_chips, *at, reruns)
 
 
 def tile_sources(wildcards):
-    """(sources, tile COG) of a tile-period: a month's chips, or a year's 12 monthly COGs."""
+    at = (wildcards.tile, wildcards.product, wildcards.year)
+    chips = lambda month: month_chips(*at, month)[0]
     period = Period.parse(wildcards.period)
-    at = dict(tile=wildcards.tile, product=wildcards.product, year=wildcards.year)
-    if period.is_month:
-        sources, _missing = month_chips(*at.values(), period.month)
-    else:
-        sources = [
-            published(TILE.format(**at, period=m), "tif") for m in period.months()
-        ]
-    return sources, published(TILE.format(**at, period=period), "tif")
+    return plan.tile_sources(SETTINGS, wildcards.tile, wildcards.product, period, chips)
 
 
 def region_sources(wildcards):
-    """(tile COGs, region COG) of a region period."""
-    at = dict(product=wildcards.product, year=wildcards.year, period=wildcards.period)
-    tiles = [published(TILE.format(tile=tile, **at), "tif") for tile in SETTINGS.tiles]
-    return tiles, published(REGION.format(**at), "tif")
+    period = Period.parse(wildcards.period)
+    return plan.region_sources(SETTINGS, wildcards.product, period)
 
 
 def inputs_of(sources):
@@ -172,36 +152,7 @@ def baseline_of(wildcards):
     if not Period.parse(wildcards.period).is_month:
         return []
     # ancient: a new baseline never redoes the months already published.
-    return ancient(BASELINE.format(tile=wildcards.tile))
-
-
-def configured_chips(tile):
-    """Params function: a tile's chip names if configured, else None (the chips found)."""
-    chips = SETTINGS.tiles[tile].chips
-    return None if chips is None else [chip.name for chip in chips]
-
-
-def still_missing(wildcards):
-    """Params function: chips of a tile-month still missing after the model's reruns."""
-    period = Period.parse(wildcards.period)
-    if not period.is_month:
-        return []
-    return [
-        named(path)
-        for path in month_chips(
-            wildcards.tile, wildcards.product, wildcards.year, period.month
-        )[1]
-    ]
-
-
-def names_of(sources):
-    """Params function: what logs and errors call a rule's sources and destination."""
-
-    def names(wildcards):
-        paths, destination = sources(wildcards)
-        return dict(sources=[named(p) for p in paths], destination=named(destination))
-
-    return names
+    return ancient(plan.BASELINE.format(tile=wildcards.tile))
 
 
 def publish_options(wildcards, sources):
@@ -209,8 +160,11 @@ def publish_options(wildcards, sources):
     paths, destination = sources(wildcards)
     period = Period.parse(wildcards.period)
     tile = getattr(wildcards, "tile", None)
-    missing = still_missing(wildcards) if tile else []
+    missing = []
+    if tile and period.is_month:
+        missing = month_chips(tile, wildcards.product, wildcards.year, period.month)[1]
     return plan.publish_options(
         SETTINGS, tile=tile, product=wildcards.product, period=period, sources=paths,
-        names=[named(p) for p in paths], destination=named(destination), missing=missing,
+        names=[named(p) for p in paths], destination=named(destination),
+        missing=[named(p) for p in missing],
     )  # fmt: skip

@@ -6,7 +6,7 @@
 # it exists. Its job lists the tile's chips and picks the files itself.
 rule chip_baseline:
     output:
-        baseline=BASELINE,
+        baseline=plan.BASELINE,
     log:
         "logs/chip_baseline/{tile}.log",
     conda:
@@ -19,7 +19,7 @@ rule chip_baseline:
             named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes
         ],
         product=SETTINGS.products[0],
-        chips=lambda wildcards: configured_chips(wildcards.tile),
+        chips=lambda wildcards: plan.chip_names(SETTINGS, wildcards.tile),
     message:
         "Read the usual NaN share of tile {wildcards.tile}'s chips"
     script:
@@ -31,11 +31,11 @@ rule mosaic_tile:
         sources=inputs_of(tile_sources),
         baseline=baseline_of,
     output:
-        cog=stored(published(TILE, "tif")),
-        item=stored(published(TILE, "json")),
+        cog=stored(published(plan.TILE, "tif")),
+        item=stored(published(plan.TILE, "json")),
     log:
-        job="logs/mosaic_tile/{tile}/{year}/{product}_{period}.log",
-        findings=FINDINGS_LOG,
+        job=plan.TILE_LOG,
+        findings=plan.FINDINGS_LOG,
     conda:
         "../envs/etm.yaml"
     threads: SETTINGS.mosaic_threads
@@ -56,16 +56,16 @@ use rule mosaic_tile as mosaic_region with:
     input:
         sources=inputs_of(region_sources),
     output:
-        cog=stored(published(REGION, "tif")),
-        item=stored(published(REGION, "json")),
+        cog=stored(published(plan.REGION, "tif")),
+        item=stored(published(plan.REGION, "json")),
         thumbnail=report(
-            stored(published(REGION, "png")),
+            stored(published(plan.REGION, "png")),
             category="Quicklooks",
             subcategory="{product}",
             labels={"product": "{product}", "period": "{period}"},
         ),
     log:
-        job="logs/mosaic_region/{year}/{product}_{period}.log",
+        job=plan.REGION_LOG,
     params:
         publish=lambda wildcards: publish_options(wildcards, region_sources),
     message:

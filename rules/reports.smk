@@ -36,7 +36,7 @@ rule stac_catalog:
     output:
         catalog=stored(f"{SETTINGS.output}/catalog.json"),
         collections=[
-            stored(f"{SETTINGS.output}/{collection_href(product)}")
+            stored(f"{SETTINGS.output}/{plan.collection_href(product)}")
             for product in CATALOGUED
         ],
     log:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,8 @@ import rasterio
 import rasterio.windows
 import yaml
 
+from etm.config import load_settings
+from etm.plan import publications
 from etm.sample import tile_prefix, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +28,30 @@ TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
 DEMO_REPORTS = Path("reports/sample_ws-enduser_USA_demo")
 #: The workspace sample: both tiles, two products, July of two years (12 jobs a run).
 YEARS, MONTHS = (2020, 2021), (7,)
+JULY = MONTHS[0]
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+
+
+def snakemake_command(
+    *args: str,
+    cores: int = 2,
+    profile: str | None = None,
+    configfile: str = "test.yaml",
+    workflow: Path = REPO,
+) -> list[str]:
+    """The real snakemake command line of every test: the workflow (this repository, or a
+    checkout of it) with a profile of its own, or none."""
+    profiles = ["--profile", str(workflow / "profiles" / profile)] if profile else []
+    return [
+        str(SNAKEMAKE), "--snakefile", str(workflow / "Snakefile"), *profiles,
+        "--cores", str(cores), *args, "--configfile", configfile,
+    ]  # fmt: skip
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run, as {rule: count}."""
+    table = dry_run_output.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
 @pytest.fixture(autouse=True)
@@ -42,24 +70,43 @@ def checksums(folder: Path) -> dict[str, str]:
     }
 
 
-class Workspace:
-    """A working directory with its own copy of the sample chips and a config."""
+class SampleWorkspace:
+    """The workspace sample's config, and what a run of it publishes: the base of the
+    local :class:`Workspace` and of ``s3workspace.S3Workspace``, which say where a tile's
+    chips are (``prefix``)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, output: str):
         self.root = root
-        self.chips_root = root / "sample" / "ws-out"
-        self.output = root / "out"
-        self.reports = root / "reports" / "out"
         self.config = {
             "products": ["etasw", "netet"],
             "start_year": YEARS[0],
             "end_year": YEARS[-1],
             "months": list(MONTHS),
             "unmosaicked_inputs": [self.prefix(TILE5), self.prefix(TILE6)],
-            "enduser_cog_output": "out/",
+            "enduser_cog_output": f"{output}/",
             "max_concurrent_containers": 60,
             "tiles": {TILE5: {"bounds": [-116.8, 37.4, -106.8, 47.4]}},
         }
+
+    def expected_cogs(self, incomplete: set[tuple] = frozenset()) -> set[str]:
+        """The COGs a run publishes, by path under the output prefix, as etm.plan derives
+        them, leaving out incomplete (tile, product, year, month)s."""
+        # A copy: load_settings fills the defaults in, and test.yaml is written from config.
+        settings = load_settings(copy.deepcopy(self.config), SCHEMA, local=False)
+        return {f"{p.name}.tif" for p in publications(settings, frozenset(incomplete))}
+
+    def write_config(self) -> None:
+        (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
+
+
+class Workspace(SampleWorkspace):
+    """A working directory with its own copy of the sample chips and a config."""
+
+    def __init__(self, root: Path):
+        self.chips_root = root / "sample" / "ws-out"
+        self.output = root / "out"
+        self.reports = root / "reports" / "out"
+        super().__init__(root, "out")
 
     def prefix(self, tile: str, run: str = "Run08_18_2021") -> str:
         """A tile prefix as the config writes it, relative to the workspace, with a slash."""
@@ -96,40 +143,27 @@ class Workspace:
             if p.is_file() and p.suffix not in (".json", ".png")
         }
 
-    def expected_cogs(self, incomplete: set[tuple] = frozenset()) -> set[str]:
-        """Relative paths of the COGs a run publishes, leaving out incomplete tile-months."""
-        cogs = set()
-        for product in self.config["products"]:
-            for year in range(self.config["start_year"], self.config["end_year"] + 1):
-                for month in self.config["months"]:
-                    tiles = [
-                        t for t in (TILE5, TILE6) if (t, product, year, month) not in incomplete
-                    ]
-                    cogs |= {
-                        str(self.tile_cog(t, product, year, month).relative_to(self.output))
-                        for t in tiles
-                    }
-                    if len(tiles) == 2:
-                        cogs.add(
-                            str(self.region_cog(product, year, month).relative_to(self.output))
-                        )
-        return cogs
-
     def snakemake(
-        self, *args: str, timeout: float = 600, chips_added: bool = False
+        self,
+        *args: str,
+        profile: str | None = None,
+        timeout: float = 600,
+        chips_added: bool = False,
     ) -> subprocess.CompletedProcess:
         """Run the real snakemake CLI here; every chip must be byte-identical afterwards.
 
         With ``chips_added`` (the model rerun through missing_chips: rerun), new chips may
         appear; every chip that was there is still byte-identical.
         """
-        (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
+        self.write_config()
         before = checksums(self.chips_root)
         result = subprocess.run(
-            [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args,
-             "--configfile", "test.yaml"],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            snakemake_command(*args, profile=profile),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         after = checksums(self.chips_root)
         if chips_added:
             after = {path: after.get(path) for path in before}
@@ -155,10 +189,12 @@ def demo(tmp_path_factory) -> Path:
     shutil.copy(REPO / "config" / "sample.yaml", root / "sample.yaml")
     before = checksums(root / "sample" / "ws-out")
     result = subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-         "--configfile", "sample.yaml"],
-        cwd=root, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        snakemake_command(configfile="sample.yaml"),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     assert checksums(root / "sample" / "ws-out") == before
     return root

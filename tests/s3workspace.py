@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
-from conftest import MONTHS, REPO, SNAKEMAKE, TILE5, TILE6, YEARS
+from conftest import SampleWorkspace, snakemake_command
 from s3server import S3Server
 
-JULY = MONTHS[0]
 OUTPUT = "USA/TBD"
 BUCKETS = ("ws-out", "ws-enduser", "ws-work")
 #: The profiles' FILL-IN values, filled in.
@@ -25,13 +22,7 @@ BATCH = [
 FILLED_IN = {"ec2": WORK_AREA, "aws": [*WORK_AREA, *BATCH, "--etm-batch-image", "etm:test"]}
 
 
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run, as {rule: count}."""
-    table = dry_run_output.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
-
-
-class S3Workspace:
+class S3Workspace(SampleWorkspace):
     """The workspace sample's chips in bucket ws-out, outputs to ws-enduser, logs to ws-work.
 
     ``endpoint`` is where the workflow's clients connect (the server, or a proxy in front
@@ -39,21 +30,13 @@ class S3Workspace:
     """
 
     def __init__(self, root: Path, server: S3Server, sample: Path):
-        self.root, self.server, self.s3 = root, server, server.client()
+        super().__init__(root, f"ws-enduser/{OUTPUT}")
+        self.server, self.s3 = server, server.client()
         self.endpoint = server.endpoint
         self.environment: dict[str, str] = {}  # more variables for the workflow's processes
         for bucket in BUCKETS:
             self.s3.create_bucket(Bucket=bucket)
         server.upload_tree(sample / "ws-out", "ws-out")
-        self.config = {
-            "products": ["etasw", "netet"],
-            "start_year": YEARS[0],
-            "end_year": YEARS[-1],
-            "months": list(MONTHS),
-            "unmosaicked_inputs": [self.prefix(TILE5), self.prefix(TILE6)],
-            "enduser_cog_output": f"ws-enduser/{OUTPUT}/",
-            "tiles": {TILE5: {"bounds": [-116.8, 37.4, -106.8, 47.4]}},
-        }
 
     @staticmethod
     def prefix(tile: str) -> str:
@@ -71,16 +54,6 @@ class S3Workspace:
         """Keys under the output prefix (relative) with these suffixes: COGs by default."""
         keys = self.objects("ws-enduser", OUTPUT + "/")
         return {key[len(OUTPUT) + 1 :] for key in keys if key.endswith(suffixes)}
-
-    def expected_cogs(self, incomplete=frozenset()) -> set[str]:
-        cogs = set()
-        for product in ("etasw", "netet"):
-            for year in YEARS:
-                tiles = [t for t in (TILE5, TILE6) if (t, product, year, JULY) not in incomplete]
-                cogs |= {f"tiles/{t}/{product}/{year}/{product}_{year}07.tif" for t in tiles}
-                if len(tiles) == 2:
-                    cogs.add(f"mosaic/{product}/{year}/{product}_{year}07.tif")
-        return cogs
 
     def job_logs(self) -> dict[str, str]:
         """Every job log the workflow stored under its work prefix (bucket ws-work), by key."""
@@ -101,12 +74,8 @@ class S3Workspace:
 
     def command(self, *args: str, profile: str = "ec2") -> tuple[list[str], dict[str, str]]:
         """The snakemake command line with a profile, and its environment."""
-        (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))
-        command = [
-            str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"),
-            "--profile", str(REPO / "profiles" / profile), "--cores", "2",
-            *FILLED_IN[profile], *args, "--configfile", "test.yaml",
-        ]  # fmt: skip
+        self.write_config()
+        command = snakemake_command(*FILLED_IN[profile], *args, profile=profile)
         environment = {
             **os.environ, **self.server.environment, "AWS_ENDPOINT_URL": self.endpoint,
             **self.environment,

@@ -30,10 +30,11 @@ def test_the_teams_config_loads_with_documented_defaults():
     assert settings.output == "ws-enduser/USA/TBD"
     assert settings.missing_chips == "error"
     assert settings.max_concurrent_containers == 60
+    assert settings.mosaic_threads == 1
     assert settings.cog == {
         "dtype": "float32",
         "compress": "ZSTD",
-        "level": 18,
+        "level": 9,
         "predictor": "FLOATING_POINT",
         "blocksize": 512,
     }
@@ -87,6 +88,13 @@ def test_tiles_by_bounds_or_by_chip_list():
     "change, message",
     [
         ({"end_yaer": 2021}, "config: unknown key 'end_yaer'; did you mean 'end_year'?"),
+        ({"start_year": "2020"}, "config key 'start_year': '2020' is not of type 'integer'"),
+        ({"missing_chips": "ignore"}, "config key 'missing_chips': 'ignore' is not one of"),
+        ({"cog": {"dtype": "float16"}}, "config key 'cog.dtype': 'float16' is not one of"),
+        (
+            {"tiles": {"r50.0_tile7": {"bounds": [0, 0, 10, 10]}}},
+            "config key 'tiles.r50.0_tile7': no unmosaicked_inputs entry ends with folder",
+        ),
         ({"end_year": 2019}, "config key 'end_year': 2019 is before start_year 2020"),
         ({"products": ["etasw*"]}, "config key 'products.0': 'etasw*' is not one of"),
         ({"tiles": {"r50.0_tile6": {"chips": ["47.4N"]}}}, "config key 'tiles.r50.0_tile6.chips'"),
@@ -140,6 +148,7 @@ def test_the_teams_file_with_the_old_orchestrators_keys_loads_with_a_note_for_ea
     ]  # fmt: skip
     assert all("has no effect" in note for note in settings.notes)
     assert settings.max_concurrent_containers == 60
+    assert settings.mosaic_threads == 1
     for key in ("max_cpu_percent", "min_memory_available", "sleep_time"):
         del config[key]
     assert load_settings(config, SCHEMA, local=False).notes == ()

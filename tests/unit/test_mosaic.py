@@ -43,7 +43,8 @@ def test_half_pixel_shift_is_an_error_naming_the_shifted_raster(odd_position):
 
 
 def test_float_noise_well_under_a_pixel_is_on_the_lattice():
-    plan_layout([footprint("a", 0, 0), footprint("b", 9 + 1e-7, 7 - 1e-7)])
+    layout = plan_layout([footprint("a", 0, 0), footprint("b", 9 + 1e-7, 7 - 1e-7)])
+    assert [(p.row, p.col) for p in layout.placements] == [(0, 0), (7, 9)]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import pytest
 import rasterio
 import yaml
 from batchserver import BatchServer
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, snakemake_command
 from image import environment as podman_environment
 from image import job_image
 from rio_cogeo.cogeo import cog_validate
@@ -28,6 +28,8 @@ from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
 from s3workspace import BATCH, WORK_AREA
 
 from etm.sample import tile_prefix, write_sample
+
+pytestmark = pytest.mark.slow
 
 TILES = ("r50.0_tile5", "r50.0_tile6", "r50.0_tile7")
 YEAR = 2020
@@ -60,11 +62,17 @@ def checkout(folder: Path, settings: dict) -> Path:
     return folder
 
 
-def snakemake(folder: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+def snakemake(
+    folder: Path, *args: str, profile: str | None = None, cores: int = 2, env=None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(SNAKEMAKE), *args, "--configfile", "test.yaml"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        snakemake_command(*args, cores=cores, profile=profile, workflow=folder),
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 @dataclass
@@ -77,7 +85,9 @@ class BatchRun:
     profile: list[str]
 
     def snakemake(self, *args: str) -> subprocess.CompletedProcess:
-        return snakemake(self.folder, *self.profile, *args, env=self.environment)
+        return snakemake(
+            self.folder, *self.profile, *args, profile="aws", cores=220, env=self.environment
+        )
 
     def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
         s3 = self.server.client()
@@ -95,7 +105,7 @@ def batch(tmp_path_factory):
     local = root / "local"
     prefixes = [os.path.relpath(tile_prefix(str(sample), tile), local) for tile in TILES]
     local = checkout(local, config(prefixes, "out"))
-    reference = snakemake(local, "--cores", "2")
+    reference = snakemake(local)
     assert reference.returncode == 0, reference.stderr
 
     server = S3Server()
@@ -113,7 +123,7 @@ def batch(tmp_path_factory):
         "AWS_ENDPOINT_URL_BATCH": stand_in.endpoint,
     }  # fmt: skip
     profile = [
-        "--profile", "profiles/aws", "--cores", "220", *WORK_AREA, *BATCH,
+        *WORK_AREA, *BATCH,
         "--etm-batch-image", image, "--seconds-between-status-checks", "2",
     ]  # fmt: skip
     yield BatchRun(folder, local, server, stand_in, environment, profile)

@@ -6,11 +6,19 @@ import shutil
 import subprocess
 import sys
 
-from conftest import MONTHS, REPO, TILE5, TILE6, Workspace, assert_chip_in_cog, checksums
+from conftest import (
+    JULY,
+    REPO,
+    TILE5,
+    TILE6,
+    Workspace,
+    assert_chip_in_cog,
+    checksums,
+    job_counts,
+)
 from rio_cogeo.cogeo import cog_validate
-from s3workspace import OUTPUT, job_counts
+from s3workspace import OUTPUT
 
-JULY = MONTHS[0]
 #: A chip missing for one product and month; a chip missing for a whole year.
 ONE_FILE = (TILE6, "chip43.4N-102.8E", "etasw", 2020)
 WHOLE_YEAR = (TILE5, "chip45.4N-114.8E", None, 2021)

@@ -26,6 +26,8 @@ from s3workspace import OUTPUT
 
 from etm.s3 import client_config
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def reference(tmp_path_factory, pristine):

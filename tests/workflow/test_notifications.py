@@ -8,10 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import MONTHS, TILE5, TILE6
+from conftest import JULY, TILE5, TILE6
 from s3server import S3Server, assert_no_credentials
-
-JULY = MONTHS[0]
 
 
 class WebhookReceiver:

@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import yaml
-from conftest import REPO, SNAKEMAKE, Workspace
+from conftest import SNAKEMAKE, Workspace, snakemake_command
 from rio_cogeo.cogeo import cog_validate
 
 from etm.lock import LOCK_NAME
@@ -22,18 +22,22 @@ def test_the_same_config_from_another_directory_waits_for_the_run_writing_its_pr
     other = tmp_path_factory.mktemp("elsewhere")
     (other / "test.yaml").write_text(config)
     first = subprocess.Popen(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
-         "--configfile", "test.yaml"],
-        cwd=workspace.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        snakemake_command(cores=1),
+        cwd=workspace.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     second = subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
-         "--configfile", "test.yaml"],
-        cwd=other, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        snakemake_command(cores=1),
+        cwd=other,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 1
     errors = [line for line in second.stderr.splitlines() if line.startswith("etm error")]
     assert len(errors) == 1, second.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-from conftest import DEMO_REPORTS, REPO, SNAKEMAKE, TILE5, TILE6
+from conftest import DEMO_REPORTS, TILE5, TILE6, snakemake_command
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from pystac.validation import validate_dict
@@ -174,10 +174,12 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
     assert chromium, "Debian's chromium is needed (make test installs it)"
     report = demo / "report.html"
     result = subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--configfile", "sample.yaml",
-         "--report", str(report)],
-        cwd=demo, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        snakemake_command("--report", str(report), configfile="sample.yaml"),
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     heatmap = demo / DEMO_REPORTS / "heatmaps" / f"{TILE6}.png"
     with sync_playwright() as playwright:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TILE5, TILE6, assert_chip_in_cog, rewrite_chip
+from conftest import JULY, REPO, TILE5, TILE6, assert_chip_in_cog, job_counts, rewrite_chip
 from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
-from s3workspace import BUCKETS, FILLED_IN, JULY, OUTPUT, job_counts
+from s3workspace import BUCKETS, FILLED_IN, OUTPUT
 
 
 def test_dry_run_lists_missing_chips_from_two_listings(s3ws):
@@ -161,7 +161,7 @@ def test_aws_profile_resolves_offline(s3ws):
     assert result.returncode == 0, result.stderr
     assert (
         "etm: AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) "
-        "of 2 vCPUs and 1,024 MiB, each running its jobs one at a time"
+        "of 1 vCPU and 1,024 MiB, each running its jobs one at a time"
     ) in result.stderr.splitlines()
     # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, all.
     assert job_counts(result.stdout)["total"] == 17

@@ -8,9 +8,8 @@ import shutil
 
 import numpy as np
 import rasterio
-from conftest import MONTHS, TILE5, TILE6, rewrite_chip
+from conftest import JULY, TILE5, TILE6, rewrite_chip
 
-JULY = MONTHS[0]
 # Three removals in different tiles, products and years; one is a whole year folder.
 REMOVED_FILE_5 = (TILE5, "chip45.4N-114.8E", "etasw", 2020)
 REMOVED_FILE_6 = (TILE6, "chip41.4N-100.8E", "netet", 2021)

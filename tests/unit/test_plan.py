@@ -1,0 +1,135 @@
+"""What a run publishes, from what, and what the missing-chip policy makes of the chips."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from etm.config import load_settings
+from etm.grid import Chip
+from etm.inventory import ChipMonth, Verification
+from etm.plan import (
+    Period,
+    Publication,
+    aggregation,
+    containers,
+    missing_line,
+    periods,
+    policy,
+    publications,
+    publish_options,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
+
+
+def settings(**changes):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return load_settings({**config, **changes}, SCHEMA)
+
+
+def verification(config, *missing: ChipMonth) -> Verification:
+    return Verification(config, {}, {}, list(missing), {}, [])
+
+
+def test_a_period_is_a_month_or_a_year():
+    assert Period.parse("202007") == Period(2020, 7)
+    assert Period.parse("2020") == Period(2020)
+    assert Period(2020, 7).is_month and not Period(2020).is_month
+    assert (str(Period(2020, 7)), str(Period(2020))) == ("202007", "2020")
+    assert (Period(2020, 7).label, Period(2020).label) == ("2020-07", "2020")
+    assert Period(2020).months() == [Period(2020, month) for month in range(1, 13)]
+    assert Period(2020, 7).months() == [Period(2020, 7)]
+
+
+@pytest.mark.parametrize("text", ["20207", "2020-07", "July", ""])
+def test_anything_else_is_not_a_period(text):
+    with pytest.raises(ValueError, match="is not a period"):
+        Period.parse(text)
+
+
+def test_a_year_follows_its_months_and_aggregates_by_product():
+    annual = settings(annual=True, months=list(range(1, 13)))
+    assert periods(annual, 2020)[-2:] == [Period(2020, 12), Period(2020)]
+    assert periods(settings(months=[7]), 2020) == [Period(2020, 7)]
+    assert aggregation(annual, "etasw", Period(2020)) == "sum"
+    assert aggregation(annual, "snwpk", Period(2020)) == "mean"  # a state, not a flux
+    assert aggregation(annual, "etasw", Period(2020, 7)) is None
+
+
+def test_the_region_is_published_only_where_every_tile_is():
+    config = settings(months=[7], end_year=2020, products=["etasw"])
+    assert publications(config) == [
+        Publication("etasw", Period(2020, 7), TILE5),
+        Publication("etasw", Period(2020, 7), TILE6),
+        Publication("etasw", Period(2020, 7)),
+    ]
+    left_out = publications(config, frozenset({(TILE6, "etasw", 2020, 7)}))
+    assert left_out == [Publication("etasw", Period(2020, 7), TILE5)]
+    assert left_out[0].name == f"tiles/{TILE5}/etasw/2020/etasw_202007"
+    assert Publication("etasw", Period(2020)).name == "mosaic/etasw/2020/etasw_2020"
+
+
+def test_a_year_needs_all_its_months():
+    config = settings(annual=True, end_year=2020, products=["etasw"])
+    skipped = frozenset({(TILE5, "etasw", 2020, 3)})
+    names = {p.name for p in publications(config, skipped)}
+    assert f"tiles/{TILE5}/etasw/2020/etasw_2020" not in names
+    assert f"tiles/{TILE6}/etasw/2020/etasw_2020" in names
+    assert "mosaic/etasw/2020/etasw_2020" not in names
+    assert "mosaic/etasw/2020/etasw_202004" in names
+
+
+def test_the_missing_chip_policy_decides_skips_reruns_and_its_closing_line():
+    chip = Chip.parse("chip43.4N-102.8E")
+    gone = [ChipMonth(TILE6, chip, "etasw", 2020, 7), ChipMonth(TILE6, chip, "netet", 2020, 8)]
+    skip = settings(missing_chips="skip")
+    assert policy(skip, verification(skip, *gone)).skipped == {
+        (TILE6, "etasw", 2020, 7), (TILE6, "netet", 2020, 8),
+    }  # fmt: skip
+    rerun = settings(missing_chips="rerun", chip_rerun_command="model {chip} {year}")
+    found = policy(rerun, verification(rerun, *gone))
+    assert found.rerun_chips(TILE6, 2020) == ("chip43.4N-102.8E",)
+    assert found.rerun_chips(TILE5, 2020) == () and not found.skipped
+    error = settings()
+    assert policy(error, verification(error, *gone)) == policy(error, verification(error))
+    assert missing_line(error, 2, "reports/missing.csv") == (
+        "2 chip files missing; no job was started; rerun the model for them, or set "
+        "missing_chips: skip to build the complete months only. Full list: reports/missing.csv"
+    )
+
+
+def test_containers_are_one_per_tile_year_region_year_and_tile_baseline():
+    config = settings(annual=True)
+    found = containers(config, publications(config))
+    assert (found.tile_years, found.region_years, found.baselines) == (8, 4, 2)
+    assert found.describe() == (
+        "AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) of "
+        "1 vCPU and 1,024 MiB, each running its jobs one at a time"
+    )
+    assert (
+        "of 3 vCPUs and 1,280 MiB"
+        in containers(
+            settings(mosaic_threads=3, gdal_cache_mb=512), publications(config)
+        ).describe()
+    )
+
+
+def test_a_tile_month_is_published_from_checked_chips_and_a_region_year_from_its_months():
+    config = settings(annual=True)
+    chips = [f"ws-out/a/{TILE6}/chip47.4N-106.8E/2020/etasw_202007.tif"]
+    tile = publish_options(
+        config, tile=TILE6, product="etasw", period=Period(2020, 7), sources=chips,
+        names=chips, destination="s3://x.tif", missing=[],
+    )  # fmt: skip
+    assert tile["item_href"] == f"tiles/{TILE6}/etasw/2020/etasw_202007.json"
+    assert tile["checks"].chips == ("chip47.4N-106.8E",)
+    assert (tile["combine"], tile["aggregation"], tile["level"]) == ("first", None, 9)
+    region = publish_options(
+        config, tile=None, product="etasw", period=Period(2020), sources=[], names=[],
+        destination="s3://y.tif", missing=[],
+    )  # fmt: skip
+    assert region["item_href"] == "mosaic/etasw/2020/etasw_2020.json"
+    assert (region["checks"], region["combine"], region["aggregation"]) == (None, "first", "sum")
