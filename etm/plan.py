@@ -294,5 +294,5 @@ def publish_options(
         names=names,
         destination_name=destination,
         gdal_cache_mb=settings.gdal_cache_mb,
-        **settings.cog,
+        encoding=settings.cog,
     )

@@ -79,7 +79,12 @@ def publish(
     checks: ChipChecks | None = None,
     baseline: str | None = None,
     findings: str | None = None,
-    **cog_options,
+    encoding: dict,
+    gdal_cache_mb: int,
+    threads: int = 1,
+    tmpdir: str | None = None,
+    names: Sequence[str] | None = None,
+    destination_name: str | None = None,
 ) -> None:
     """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
 
@@ -106,8 +111,10 @@ def publish(
     findings : str, optional
         JSON file where the refused and suspect chips are recorded (``[]`` if none),
         written even when the job fails.
-    **cog_options
-        Passed to :func:`etm.cog.build_cog`.
+    encoding : dict
+        The config's ``cog`` section: dtype, compress, level, predictor, blocksize.
+    gdal_cache_mb, threads, tmpdir, names, destination_name
+        As in :func:`etm.cog.build_cog`.
 
     Raises
     ------
@@ -127,12 +134,16 @@ def publish(
             f"chip {missing[0]}: still missing after the model was rerun for it{more}; see "
             "the rerun job's log under logs/rerun_chip/, then run again to rerun it"
         )
+    cog_options = dict(
+        gdal_cache_mb=gdal_cache_mb, threads=threads, tmpdir=tmpdir,
+        destination_name=destination_name, **encoding,
+    )  # fmt: skip
+    names = names or sources
     if checks:
-        names = cog_options.pop("names", None) or sources
         label = f"tile {tile} {product} {Period.parse(period).label}"
         _checked_build(sources, cog, names, label, checks, baseline, findings, cog_options)
     else:
-        build_cog(sources, cog, combine=combine, **cog_options)
+        build_cog(sources, cog, combine=combine, names=names, **cog_options)
     if thumbnail:
         from etm import quicklook  # matplotlib: region jobs only
 

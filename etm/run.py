@@ -6,6 +6,8 @@ Job processes parse the Snakefile again but never create a :class:`MainProcess`.
 
 from __future__ import annotations
 
+import atexit
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -115,8 +117,28 @@ class MainProcess:
         )
 
     def start(self) -> str | None:
-        """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`)."""
-        return self.lock.acquire()
+        """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`).
+
+        Snakemake ends a run without ``onerror`` when the storage fails while it schedules
+        jobs; the lock is then released, or its removal asked for, at the process's exit.
+        """
+        note = self.lock.acquire()
+        atexit.register(self._release_at_exit)
+        return note
+
+    def _release_lock(self) -> list[str]:
+        try:
+            self.lock.release()
+        except Exception as error:  # the run's outcome stands; the lock can be removed
+            return [
+                f"the lock of {self.lock.label} was not removed ({error}); remove it with: "
+                f"etm unlock {self.lock.label}"
+            ]
+        return []
+
+    def _release_at_exit(self) -> None:
+        for line in self._release_lock():
+            print(f"etm warning: {line}", file=sys.stderr)
 
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify.
@@ -126,14 +148,8 @@ class MainProcess:
         list of str
             Warnings for the terminal (suspect chips used, failed notifications).
         """
-        lines = []
-        try:
-            self.lock.release()
-        except Exception as error:  # the run's outcome stands; the lock can be removed
-            lines.append(
-                f"the lock of {self.lock.label} was not removed ({error}); remove it with: "
-                f"etm unlock {self.lock.label}"
-            )
+        atexit.unregister(self._release_at_exit)
+        lines = self._release_lock()
         try:
             lines += self._gather_findings()
         except Exception as error:  # the run's outcome stands; its reports are only late

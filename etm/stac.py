@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import posixpath
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import pystac
 import rasterio
 from rio_stac import create_stac_item
 
+from etm.cog import partial_path
 from etm.plan import Period, collection_href
 from etm.products import PRODUCTS
 
@@ -148,9 +148,10 @@ def item_for(
 def write(stac_object: pystac.STACObject, path: str) -> None:
     """Write a STAC object as JSON with its own (relative) links, whole or not at all.
 
-    Raises ValueError rather than write NaN or infinity, which are not JSON.
+    Raises ValueError rather than write NaN or infinity, which are not JSON. Until then,
+    it is a hidden file beside its destination, as a COG is.
     """
-    partial = f"{path}.{uuid.uuid4().hex[:12]}.partial"
+    partial = partial_path(path)
     document = stac_object.to_dict(include_self_link=False, transform_hrefs=False)
     try:
         with open(partial, "w") as stream:

@@ -126,7 +126,7 @@ def test_a_tile_month_is_published_from_checked_chips_and_a_region_year_from_its
     )  # fmt: skip
     assert tile["item_href"] == f"tiles/{TILE6}/etasw/2020/etasw_202007.json"
     assert tile["checks"].chips == ("chip47.4N-106.8E",)
-    assert (tile["combine"], tile["aggregation"], tile["level"]) == ("first", None, 9)
+    assert (tile["combine"], tile["aggregation"], tile["encoding"]["level"]) == ("first", None, 9)
     region = publish_options(
         config, tile=None, product="etasw", period=Period(2020), sources=[], names=[],
         destination="s3://y.tif", missing=[],

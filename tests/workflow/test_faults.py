@@ -24,6 +24,7 @@ from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, assert_no_credentials
 from s3workspace import OUTPUT
 
+from etm.lock import LOCK_NAME
 from etm.s3 import client_config
 
 pytestmark = pytest.mark.slow
@@ -130,8 +131,14 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
         proxy.stop()
     assert result.returncode != 0
     assert proxy.forwarded == start + 1
-    assert "Failed to retrieve storage object from s3://ws-out/" in result.stderr, result.stderr
-    assert s3ws.published(("",)) == set()
+    # The first job is a tile's chip baseline (its output is checked first), or a mosaic.
+    first = (
+        "check existence of s3://ws-work/etm/baselines/|retrieve storage object from s3://ws-out/"
+    )
+    assert re.search(f"Failed to ({first})", result.stderr), result.stderr
+    # Removing the lock failed too: the run says how to remove it.
+    assert f"remove it with: etm unlock s3://ws-enduser/{OUTPUT}" in result.stderr, result.stderr
+    assert s3ws.published(("",)) == {LOCK_NAME}
 
 
 def is_chip_get(method: str, path: str) -> bool:

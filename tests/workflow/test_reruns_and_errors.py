@@ -52,25 +52,28 @@ def test_killed_run_then_rerun_incomplete_finishes_only_what_was_left(
 ):
     (workspace.root / "test.yaml").write_text(yaml.safe_dump(workspace.config))
     before = checksums(workspace.chips_root)
-    run = subprocess.Popen(
-        snakemake_command(cores=1),
-        cwd=workspace.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and run.poll() is None:
-        done = [p for p in workspace.published() if not is_hidden(p)]
-        if len(done) >= published_before_kill:
-            break
-        time.sleep(0.02)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    output = workspace.root / "killed-run.log"
+    with open(output, "w") as stream:
+        run = subprocess.Popen(
+            snakemake_command(cores=1),
+            cwd=workspace.root,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:
+            done = [p for p in workspace.published() if not is_hidden(p)]
+            if len(done) >= published_before_kill:
+                break
+            time.sleep(0.02)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
     assert checksums(workspace.chips_root) == before
 
     survivors = {p for p in workspace.published() if not is_hidden(p)}
-    assert published_before_kill <= len(survivors) < len(workspace.expected_cogs())
+    seen = f"seen {sorted(done)}, kept {sorted(survivors)}:\n{output.read_text()[-3000:]}"
+    assert published_before_kill <= len(survivors) < len(workspace.expected_cogs()), seen
     for path in survivors:
         assert cog_validate(str(workspace.output / path), quiet=True)[0], path
     kept = mtimes(workspace)
