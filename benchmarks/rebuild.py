@@ -57,14 +57,18 @@ ENCODINGS = [
 ]  # fmt: skip
 
 
-def archive(tiles: list[str], months: list[int]) -> dict[tuple[str, int], list[str]]:
+def archive_root(tiles: list[str], months: list[int], pixel: float) -> Path:
+    return CACHE / f"{len(tiles)}x{len(months)}-{pixel:.10f}"
+
+
+def archive(tiles: list[str], months: list[int], pixel: float) -> dict[tuple[str, int], list[str]]:
     """Each tile-month's chip files, in the workflow's order (generated once)."""
-    root = CACHE / f"{len(tiles)}x{len(months)}"
+    root = archive_root(tiles, months, pixel)
     if not (root / ".written").exists():
         shutil.rmtree(root, ignore_errors=True)
         write_sample(
             str(root), products=(PRODUCT,), years=(YEAR,), months=tuple(months),
-            pixel=MODEL_PIXEL, decoys=False, tiles=tuple(tiles),
+            pixel=pixel, decoys=False, tiles=tuple(tiles),
         )  # fmt: skip
         (root / ".written").touch()
     chips = {}
@@ -98,9 +102,9 @@ def timed(commands: list[list[str]], side_by_side: int = 1, **kwargs) -> dict:
     )
 
 
-def run_workflow(tiles: list[str], months: list[int], cores: int) -> dict:
+def run_workflow(tiles: list[str], months: list[int], cores: int, pixel: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="workflow-", dir=CACHE / "runs"))
-    root = CACHE / f"{len(tiles)}x{len(months)}"
+    root = archive_root(tiles, months, pixel)
     config = dict(
         products=[PRODUCT], start_year=YEAR, end_year=YEAR, months=months,
         unmosaicked_inputs=[tile_prefix(str(root), tile) + "/" for tile in tiles],
@@ -133,16 +137,17 @@ def run_gdal(chips: dict, options: dict, cores: int) -> dict:
     return result
 
 
-def run_bare(tiles: list[str], months: list[int]) -> dict:
-    return timed([[sys.executable, __file__, "--bare", ",".join(tiles), *map(str, months)]])
+def run_bare(tiles: list[str], months: list[int], pixel: float) -> dict:
+    child = ["--bare", ",".join(tiles), *map(str, months), "--pixel", str(pixel)]
+    return timed([[sys.executable, __file__, *child]])
 
 
-def bare(tiles: list[str], months: list[int]) -> None:
+def bare(tiles: list[str], months: list[int], pixel: float) -> None:
     """One process: every tile-month through build_cog, as the workflow's jobs call it."""
     options = workflow_settings()
     chip_size = 20  # tenths of a degree: the model's 2-degree chips
     work = tempfile.mkdtemp(prefix="bare-", dir=CACHE / "runs")
-    for (tile, month), sources in archive(tiles, months).items():
+    for (tile, month), sources in archive(tiles, months, pixel).items():
         chips = [ChipExpectation(Chip.parse(chip_name(path)), chip_size) for path in sources]
         output = os.path.join(work, f"{tile}_{month}.tif")
         build_cog(sources, output, chips=chips, tmpdir=work, **options)
@@ -155,13 +160,13 @@ def spread(values: list[float], digits: int = 1) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
-def compare_methods(tiles, months, cores: int, repeat: int) -> dict:
-    chips = archive(tiles, months)
+def compare_methods(tiles, months, cores: int, repeat: int, pixel: float) -> dict:
+    chips = archive(tiles, months, pixel)
     options = {**workflow_settings()}
     methods = {
-        "workflow": lambda: run_workflow(tiles, months, cores),
+        "workflow": lambda: run_workflow(tiles, months, cores, pixel),
         "gdal": lambda: run_gdal(chips, options, cores),
-        "bare": lambda: run_bare(tiles, months),
+        "bare": lambda: run_bare(tiles, months, pixel),
     }
     runs = {method: [] for method in methods}
     order = list(methods)
@@ -201,10 +206,10 @@ def compare_methods(tiles, months, cores: int, repeat: int) -> dict:
     return dict(runs=runs, count=count)
 
 
-def compare_encodings(tiles, months, workflow_cpu_per_tile_month: float) -> None:
+def compare_encodings(tiles, months, pixel: float, workflow_cpu_per_tile_month: float) -> None:
     """Each lossless encoding of one tile-month's levels, one thread, priced at team scale."""
     options = workflow_settings()
-    sources = next(iter(archive(tiles, months).values()))
+    sources = next(iter(archive(tiles, months, pixel).values()))
     with tempfile.TemporaryDirectory(prefix="encodings-", dir=CACHE / "runs") as scratch:
         with rasterio.Env(GDAL_CACHEMAX=64):
             mosaic = write_levels(
@@ -263,10 +268,14 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=6, choices=range(1, 13))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="1 tile, 2 months of coarse chips")
     parser.add_argument("--bare", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--pixel", type=float, default=MODEL_PIXEL, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        return bare(args.bare[0].split(","), [int(month) for month in args.bare[1:]])
+        return bare(args.bare[0].split(","), [int(m) for m in args.bare[1:]], args.pixel)
+    if args.smoke:
+        args.tiles, args.months, args.repeat, args.pixel = 1, 2, 1, 10 * MODEL_PIXEL
     tiles = list(TILE_CORNERS)[: args.tiles]
     months = list(range(1, args.months + 1))
     (CACHE / "runs").mkdir(parents=True, exist_ok=True)
@@ -274,10 +283,10 @@ def main() -> None:
         f"{datetime.date.today()}, {platform.node()}: {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, GDAL {rasterio.__gdal_version__}"
     )
-    archive(tiles, months)
-    results = compare_methods(tiles, months, args.cores, args.repeat)
+    archive(tiles, months, args.pixel)
+    results = compare_methods(tiles, months, args.cores, args.repeat, args.pixel)
     per_tile_month = statistics.median(r["cpu"] for r in results["runs"]["workflow"])
-    compare_encodings(tiles, months, per_tile_month / results["count"])
+    compare_encodings(tiles, months, args.pixel, per_tile_month / results["count"])
 
 
 if __name__ == "__main__":

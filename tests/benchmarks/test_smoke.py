@@ -22,7 +22,7 @@ def test_mosaic_benchmark_runs_the_three_methods_and_their_outputs_are_pixel_equ
     table = output.split("median of 1\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert [line.split()[0] for line in table] == ["etm", "gdal", "merge"]
     assert all(line.split()[5] == "yes" for line in table)  # pixel-equal
-    assert "fastest lossless within 3% of the smallest: " in output
+    assert "x the GDAL command line's (goal <= 0.9)" in output
     assert "pixel-equal: yes" in output.split("goals:", 1)[1]
 
 
@@ -32,3 +32,12 @@ def test_dry_run_benchmark_reports_time_and_memory():
     # 12 products x 12 months x (1 tile + the region), the tile's chip baseline, the
     # catalog, the heatmaps, all.
     assert "snakemake -n --quiet rules: 292 jobs" in output
+
+
+def test_rebuild_benchmark_times_the_workflow_gdal_and_bare_mosaics_and_prices_encodings():
+    output = run("rebuild.py", "--smoke")
+    table = output.split("median (min-max) of 1\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in table[1:4]] == ["workflow", "gdal", "bare"]
+    assert "workflow/bare CPU (paired): " in output
+    encodings = output.split("Encodings of one tile-month's levels", 1)[1].splitlines()
+    assert [line for line in encodings if line.endswith("<- default")][0].startswith("ZSTD 9 ")

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import (
     JULY,
     REPO,
@@ -18,6 +19,8 @@ from conftest import (
 )
 from rio_cogeo.cogeo import cog_validate
 from s3workspace import OUTPUT
+
+pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
 
 #: A chip missing for one product and month; a chip missing for a whole year.
 ONE_FILE = (TILE6, "chip43.4N-102.8E", "etasw", 2020)

@@ -8,6 +8,8 @@ from itertools import accumulate, pairwise
 import pytest
 from rio_cogeo.cogeo import cog_validate
 
+pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
+
 
 def test_remote_style_jobs_find_their_chips_without_the_verifier(workspace):
     # Each job is a separate `snakemake --mode remote` process that parses the Snakefile

@@ -11,6 +11,8 @@ import pytest
 from conftest import JULY, TILE5, TILE6
 from s3server import S3Server, assert_no_credentials
 
+pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
+
 
 class WebhookReceiver:
     """A loopback HTTP server recording the JSON bodies POSTed to it, answering ``status``."""

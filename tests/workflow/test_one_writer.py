@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
 import yaml
 from conftest import SNAKEMAKE, Workspace, snakemake_command
 from rio_cogeo.cogeo import cog_validate
 
 from etm.lock import LOCK_NAME
+
+pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
 
 
 def test_the_same_config_from_another_directory_waits_for_the_run_writing_its_prefix(

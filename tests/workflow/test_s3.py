@@ -12,6 +12,8 @@ from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
 from s3workspace import BUCKETS, FILLED_IN, OUTPUT
 
+pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
+
 
 def test_dry_run_lists_missing_chips_from_two_listings(s3ws):
     missing = [
