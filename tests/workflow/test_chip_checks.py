@@ -17,7 +17,8 @@ from rio_cogeo.cogeo import cog_validate
 
 from etm.report import COLOURS, REFUSED, SUSPECT, heatmap_cell
 
-pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
+# Several runs each; one worker runs the session fixture of mutated chips.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chip_checks")]
 
 YEAR = 2020
 BAD = "chip43.4N-102.8E"  # the chip gone wrong, in the middle of tile6
