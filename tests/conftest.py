@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import os
 import re
@@ -184,19 +185,27 @@ def pristine(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Path:
-    """The full sample (2 tiles x 25 chips, 2 products, 12 months) run as `make demo` does."""
-    root = generate(tmp_path_factory.mktemp("demo"))
-    shutil.copy(REPO / "config" / "sample.yaml", root / "sample.yaml")
-    before = checksums(root / "sample" / "ws-out")
-    result = subprocess.run(
-        snakemake_command(configfile="sample.yaml"),
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    assert checksums(root / "sample" / "ws-out") == before
+    """The full sample (2 tiles x 25 chips, 2 products, 12 months) run as `make demo` does,
+    once per test run: pytest-xdist's workers share it (their base folders' parent)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    root = shared / "demo"
+    with open(shared / "demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the first one's run
+        if not (root / "demo.done").exists():
+            generate(root)
+            shutil.copy(REPO / "config" / "sample.yaml", root / "sample.yaml")
+            before = checksums(root / "sample" / "ws-out")
+            result = subprocess.run(
+                snakemake_command(configfile="sample.yaml"),
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert result.returncode == 0, result.stderr
+            assert checksums(root / "sample" / "ws-out") == before
+            (root / "demo.done").touch()
     return root
 
 

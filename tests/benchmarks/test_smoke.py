@@ -5,10 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from conftest import REPO
-
-pytestmark = pytest.mark.xdist_group("benchmarks")  # one worker: they share benchmarks/cache
 
 
 def run(script: str, *args: str) -> str:

@@ -29,7 +29,7 @@ from s3workspace import BATCH, WORK_AREA
 
 from etm.sample import tile_prefix, write_sample
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("job_image")]
+pytestmark = pytest.mark.slow
 
 TILES = ("r50.0_tile5", "r50.0_tile6", "r50.0_tile7")
 YEAR = 2020

@@ -17,8 +17,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from etm.report import COLOURS, REFUSED, SUSPECT, heatmap_cell
 
-# Several runs each; one worker runs the session fixture of mutated chips.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chip_checks")]
+pytestmark = pytest.mark.slow  # several runs each (make test-fast)
 
 YEAR = 2020
 BAD = "chip43.4N-102.8E"  # the chip gone wrong, in the middle of tile6

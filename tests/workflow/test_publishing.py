@@ -19,8 +19,6 @@ from pystac.validation import validate_dict
 
 from etm.report import COLOURS, MISSING, PRESENT, heatmap_cell
 
-pytestmark = pytest.mark.xdist_group("demo")  # one worker runs the demo fixture
-
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 

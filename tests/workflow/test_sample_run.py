@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
 from conftest import DEMO_REPORTS
 from rio_cogeo.cogeo import cog_validate
-
-pytestmark = pytest.mark.xdist_group("demo")  # one worker runs the demo fixture
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
