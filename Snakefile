@@ -30,7 +30,7 @@ include: "rules/reports.smk"
 rule all:
     default_target: True
     input:
-        [stored(published(p.name, "tif")) for p in PUBLICATIONS],
+        [published(p.name, "tif") for p in RUN.publications],
         rules.stac_catalog.output,
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],
@@ -38,13 +38,13 @@ rule all:
 
 # One run at a time writes an output prefix: its lock is taken when jobs start.
 onstart:
-    say(filter(None, [or_exit(MAIN.start)]))
+    say(filter(None, [or_exit(RUN.start)]))
 
 
 # Findings of the chip checks into the reports; how the run ended, to the notify targets.
 onsuccess:
-    warn(MAIN.end(True, log))
+    say(RUN.end(True, log), prefix="etm warning: ")
 
 
 onerror:
-    warn(MAIN.end(False, log))
+    say(RUN.end(False, log), prefix="etm warning: ")

@@ -52,9 +52,9 @@ METHODS = ("etm", "gdal", "merge")
 
 def workflow_settings() -> dict:
     """The mosaic step's arguments as the workflow passes them, from the config's defaults."""
-    from etm.config import load_settings
+    from etm.config import load_settings, read_schema
 
-    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    schema = read_schema(REPO)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     settings = load_settings(config, schema)
     return dict(

@@ -122,6 +122,12 @@ def _with_defaults(validator_class):
     )
 
 
+def read_schema(workflow_dir: str | os.PathLike) -> dict:
+    """The config's JSON schema, ``config/schema.yaml`` of the workflow."""
+    with open(os.path.join(workflow_dir, "config", "schema.yaml")) as stream:
+        return yaml.safe_load(stream)
+
+
 def read_config_file(path: str) -> dict:
     """A YAML config file's mapping.
 

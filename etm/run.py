@@ -1,7 +1,8 @@
-"""The main Snakemake process's part of a run: verify when the workflow loads, lock the
-output prefix when jobs start, gather the chips' findings and notify when it ends.
+"""A run as each Snakemake process sees it, for ``rules/common.smk``.
 
-Job processes parse the Snakefile again but never create a :class:`MainProcess`.
+The main process verifies the archive when the workflow loads, locks the output prefix
+when jobs start, gathers the chips' findings and notifies when it ends. Job processes
+parse the Snakefile again; they find a tile-month's chips from a narrow listing.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import atexit
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from etm import findings, plan, s3
 from etm.config import Settings
-from etm.inventory import Verification, month_inventory, verify
+from etm.errors import EtmError
+from etm.inventory import Verification, month_chip_paths, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
@@ -30,8 +32,97 @@ from etm.report import (
 #: Lines of the verifier's summary printed on the terminal; all are in verifier.txt.
 TERMINAL_LINES = 40
 
+#: Called before a tile-month's chips are listed again after reruns of the model; raises
+#: (Snakemake's checkpoint) until the reruns ran.
+AfterReruns = Callable[[], object]
 
-class MainProcess:
+
+def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
+    """Lines for the terminal, on stderr as Snakemake's own."""
+    for line in lines:
+        print(f"{prefix}{line}", file=sys.stderr)
+
+
+def or_exit(step: Callable, *arguments, **options):
+    """Run a step of the workflow's setup; an etm error becomes one line and exit status 1."""
+    try:
+        return step(*arguments, **options)
+    except EtmError as error:
+        say([str(error)], prefix="etm error: ")
+        sys.exit(1)
+
+
+class Process:
+    """What both kinds of process know: the settings, and what each period is made of.
+
+    Parameters
+    ----------
+    settings : Settings
+    on_s3 : bool
+        Whether config paths are ``bucket/prefix`` on S3 (a default storage provider).
+    """
+
+    def __init__(self, settings: Settings, *, on_s3: bool):
+        self.settings, self.on_s3 = settings, on_s3
+        self.listing = s3.S3Listing() if on_s3 else LocalListing()
+        if on_s3:  # the chips are read-only for every storage operation of the process
+            s3.protect(p for tile in settings.tiles.values() for p in tile.prefixes)
+        self.policy = plan.Policy()
+        #: What the run publishes; known in the main process only (after verify).
+        self.publications: list[plan.Publication] = []
+        self._chips: dict[tuple[str, str, int, int], tuple[list[str], list[str]]] = {}
+
+    def named(self, path: str) -> str:
+        """A config path as the user knows it: an S3 URL, or a local path."""
+        return f"s3://{path}" if self.on_s3 else path
+
+    @property
+    def catalogued(self) -> list[str]:
+        """Products with at least one published period: each has a STAC Collection."""
+        return list(dict.fromkeys(p.product for p in self.publications))
+
+    def month_chips(
+        self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
+    ) -> tuple[list[str], list[str]]:
+        """(chip files, chips still missing) of a tile-month, as config paths."""
+        at = (tile, product, year, month)
+        if at not in self._chips:
+            self._chips[at] = self._find_chips(*at, after_reruns)
+        return self._chips[at]
+
+    def _find_chips(
+        self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
+    ) -> tuple[list[str], list[str]]:
+        return month_chip_paths(self.settings, self.listing, tile, product, year, month), []
+
+    def sources(
+        self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
+    ) -> tuple[list[str], str]:
+        """Config paths of a tile or (``tile`` None) region period's sources and COG."""
+        if tile is None:
+            return plan.region_sources(self.settings, product, period)
+
+        def chip_files(month: int) -> list[str]:
+            return self.month_chips(tile, product, period.year, month, after_reruns)[0]
+
+        return plan.tile_sources(self.settings, tile, product, period, chip_files)
+
+    def publish_options(
+        self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
+    ) -> dict:
+        """The named parameters of :func:`etm.publish.publish` for a tile or region period."""
+        sources, destination = self.sources(tile, product, period, after_reruns)
+        missing = []
+        if tile and period.is_month:
+            missing = self.month_chips(tile, product, period.year, period.month, after_reruns)[1]
+        return plan.publish_options(
+            self.settings, tile=tile, product=product, period=period, sources=sources,
+            names=[self.named(p) for p in sources], destination=self.named(destination),
+            missing=[self.named(p) for p in missing],
+        )  # fmt: skip
+
+
+class MainProcess(Process):
     """The run as the main process sees it.
 
     Parameters
@@ -44,17 +135,11 @@ class MainProcess:
     """
 
     def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
-        self.settings, self.on_s3 = settings, on_s3
-        self.listing = s3.S3Listing() if on_s3 else LocalListing()
+        super().__init__(settings, on_s3=on_s3)
         self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
         self.started = time.time()
         self.verification: Verification | None = None
-        self.policy = plan.Policy()
         self.lock = OutputLock(settings.output, on_s3=on_s3, label=self.named(settings.output))
-
-    def named(self, path: str) -> str:
-        """A config path as the user knows it: an S3 URL, or a local path."""
-        return f"s3://{path}" if self.on_s3 else path
 
     @property
     def reports(self) -> Path:
@@ -74,6 +159,7 @@ class MainProcess:
         verification.findings = findings.current(kept, verification, self.named)
         self.verification = verification
         self.policy = plan.policy(self.settings, verification)
+        self.publications = plan.publications(self.settings, self.policy.skipped)
         missing_csv = write_reports(verification)
         lines = summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
@@ -95,15 +181,12 @@ class MainProcess:
         """Whether missing chips stop the run before any job (missing_chips: error)."""
         return bool(self.verification.missing) and self.settings.missing_chips == "error"
 
-    def month_chips(
-        self, tile: str, product: str, year: int, month: int, after_reruns: Callable[[], None]
+    def _find_chips(
+        self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
     ) -> tuple[list[str], list[str]]:
-        """(chip files, chips still missing) of a tile-month.
-
-        From the verifier's listing; for a month whose chips the model is rerun for
+        """From the verifier's listing; for a month whose chips the model is rerun for
         (missing_chips: rerun), from a new listing of its chips once ``after_reruns``
-        returns (it raises until the reruns ran).
-        """
+        returns."""
         verification = self.verification
         if (tile, product, year, month) not in verification.incomplete:
             return verification.chip_paths(tile, product, year, month), []
@@ -137,8 +220,7 @@ class MainProcess:
         return []
 
     def _release_at_exit(self) -> None:
-        for line in self._release_lock():
-            print(f"etm warning: {line}", file=sys.stderr)
+        say(self._release_lock(), prefix="etm warning: ")
 
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify.
@@ -201,8 +283,7 @@ class MainProcess:
                     f"{tile} {product} {year}-{month:02d}"
                     for tile, product, year, month in self.policy.skipped
                 )
-                published = len(plan.publications(self.settings, self.policy.skipped))
-                message = success_message(output, published, skipped, missing)
+                message = success_message(output, len(self.publications), skipped, missing)
             else:
                 text = "".join(Path(path).read_text() for path in snakemake_logs)
                 message = error_message(output, failed_jobs(text), missing, snakemake_logs)

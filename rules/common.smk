@@ -1,53 +1,18 @@
-import functools
 import re
 import sys
-from pathlib import Path
-
-import yaml
 
 from etm import plan
-from etm.config import check_placeholder, load_settings
-from etm.errors import EtmError
-from etm.inventory import month_chip_paths
+from etm.config import check_placeholder, load_settings, read_schema
 from etm.plan import Period
-from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
-from etm.rerun import rerun_command
-from etm.run import MainProcess
-from etm.s3 import S3Listing, protect
-from etm.listing import LocalListing
+from etm.run import MainProcess, Process, or_exit, say
 
-
-def or_exit(step, *arguments, **options):
-    """Run a main-process step; an etm error becomes one line on stderr and exit status 1."""
-    try:
-        return step(*arguments, **options)
-    except EtmError as error:
-        print(f"etm error: {error}", file=sys.stderr)
-        sys.exit(1)
-
-
-def say(lines, prefix="etm: "):
-    for line in lines:
-        print(f"{prefix}{line}", file=sys.stderr)
-
-
-def warn(lines):
-    say(lines, prefix="etm warning: ")
-
-
-SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
 # With a default storage provider (profiles/ec2, profiles/aws), every config path is
 # `bucket/prefix` on S3; otherwise a local directory.
 PROVIDER = workflow.storage_settings.default_storage_provider
+WORK_PREFIX = workflow.storage_settings.default_storage_prefix
+SCHEMA = read_schema(workflow.basedir)
 SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
-or_exit(
-    check_placeholder,
-    "default-storage-prefix",
-    workflow.storage_settings.default_storage_prefix,
-)
-LISTING = S3Listing() if PROVIDER else LocalListing()
-if PROVIDER:
-    protect(p for tile in SETTINGS.tiles.values() for p in tile.prefixes)
+or_exit(check_placeholder, "default-storage-prefix", WORK_PREFIX)
 
 
 def named(path):
@@ -61,7 +26,7 @@ def stored(path):
 
 
 def published(name, suffix):
-    return plan.published(SETTINGS, name, suffix)
+    return stored(plan.published(SETTINGS, name, suffix))
 
 
 wildcard_constraints:
@@ -72,8 +37,7 @@ wildcard_constraints:
     chip=r"chip-?\d+\.\dN-?\d+\.\dE",
 
 
-# A container runs one job at a time (each job uses all its vCPUs): within a group of jobs
-# (profiles/aws), `container_slots` is counted per container, not over the run.
+# Per container in a group of jobs (profiles/aws): each runs one job at a time.
 resource_scopes:
     container_slots="local",
 
@@ -100,71 +64,36 @@ def cap_jobs_in_flight():
 # Job processes parse this file again; only the main process lists the archive.
 if workflow.is_main_process:
     say(SETTINGS.notes)
-    MAIN = MainProcess(
-        SETTINGS,
-        on_s3=bool(PROVIDER),
-        work_prefix=workflow.storage_settings.default_storage_prefix,
-    )
-    say(or_exit(MAIN.verify))
-    if MAIN.refuses:
+    RUN = MainProcess(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
+    say(or_exit(RUN.verify))
+    if RUN.refuses:
         sys.exit(1)
-    VERIFICATION, POLICY = MAIN.verification, MAIN.policy
-    # Job processes have no verification; they never run the (local) catalog and report rules.
-    PUBLICATIONS = plan.publications(SETTINGS, POLICY.skipped)
     if cap_jobs_in_flight():
-        say([plan.containers(SETTINGS, PUBLICATIONS).describe()])
+        say([plan.containers(SETTINGS, RUN.publications).describe()])
 else:
-    VERIFICATION, POLICY, PUBLICATIONS = None, plan.Policy(), []
-# Products with at least one published period have a STAC Collection.
-CATALOGUED = list(dict.fromkeys(p.product for p in PUBLICATIONS))
+    RUN = Process(SETTINGS, on_s3=bool(PROVIDER))
 
 
-@functools.cache
-def month_chips(tile, product, year, month):
-    """(chip files, chips still missing) of a tile-month; in a job process, from a narrow
-    listing. A month waiting for reruns of the model waits for their checkpoint."""
-    at = (tile, product, int(year), int(month))
-    if not workflow.is_main_process:
-        return or_exit(month_chip_paths, SETTINGS, LISTING, *at), []
+def period_of(wildcards):
+    """A tile or region period; a month waiting for reruns of the model waits for them."""
+    tile, year = wildcards.get("tile"), wildcards.year
     reruns = lambda: checkpoints.chips_rerun.get(tile=tile, year=year)
-    return or_exit(MAIN.month_chips, *at, reruns)
+    product, period = wildcards.product, Period.parse(wildcards.period)
+    return dict(tile=tile, product=product, period=period, after_reruns=reruns)
 
 
-def tile_sources(wildcards):
-    at = (wildcards.tile, wildcards.product, wildcards.year)
-    chips = lambda month: month_chips(*at, month)[0]
-    period = Period.parse(wildcards.period)
-    return plan.tile_sources(SETTINGS, wildcards.tile, wildcards.product, period, chips)
+def sources(wildcards):
+    """Input function: a tile or region period's sources as Snakemake files."""
+    return [stored(path) for path in or_exit(RUN.sources, **period_of(wildcards))[0]]
 
 
-def region_sources(wildcards):
-    period = Period.parse(wildcards.period)
-    return plan.region_sources(SETTINGS, wildcards.product, period)
+def publish_options(wildcards):
+    """Params function: the named parameters of etm.publish.publish."""
+    return or_exit(RUN.publish_options, **period_of(wildcards))
 
 
-def inputs_of(sources):
-    """Input function: a rule's sources as Snakemake files."""
-    return lambda wildcards: [stored(path) for path in sources(wildcards)[0]]
-
-
-def baseline_of(wildcards):
-    """Input function: a tile's usual NaN shares, for its months' chip checks."""
-    if not Period.parse(wildcards.period).is_month:
-        return []
-    # ancient: a new baseline never redoes the months already published.
-    return ancient(plan.BASELINE.format(tile=wildcards.tile))
-
-
-def publish_options(wildcards, sources):
-    """Params function: how a tile or region period is published (etm.publish.publish)."""
-    paths, destination = sources(wildcards)
-    period = Period.parse(wildcards.period)
-    tile = getattr(wildcards, "tile", None)
-    missing = []
-    if tile and period.is_month:
-        missing = month_chips(tile, wildcards.product, wildcards.year, period.month)[1]
-    return plan.publish_options(
-        SETTINGS, tile=tile, product=wildcards.product, period=period, sources=paths,
-        names=[named(p) for p in paths], destination=named(destination),
-        missing=[named(p) for p in missing],
-    )  # fmt: skip
+def baseline(wildcards):
+    """Input function: a tile's usual NaN shares, for its months' chip checks; ancient, so
+    that a new baseline never redoes the months already published."""
+    is_month = Period.parse(wildcards.period).is_month
+    return ancient(plan.BASELINE.format(tile=wildcards.tile)) if is_month else []

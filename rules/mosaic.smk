@@ -28,11 +28,11 @@ rule chip_baseline:
 
 rule mosaic_tile:
     input:
-        sources=inputs_of(tile_sources),
-        baseline=baseline_of,
+        sources=sources,
+        baseline=baseline,
     output:
-        cog=stored(published(plan.TILE, "tif")),
-        item=stored(published(plan.TILE, "json")),
+        cog=published(plan.TILE, "tif"),
+        item=published(plan.TILE, "json"),
     log:
         job=plan.TILE_LOG,
         findings=plan.FINDINGS_LOG,
@@ -45,7 +45,7 @@ rule mosaic_tile:
         cpus=lambda wildcards, threads: threads,
         mem_mb=plan.job_memory_mb(SETTINGS),
     params:
-        publish=lambda wildcards: publish_options(wildcards, tile_sources),
+        publish=publish_options,
     message:
         "Publish tile {wildcards.tile}, {wildcards.product} {wildcards.period}"
     script:
@@ -54,19 +54,17 @@ rule mosaic_tile:
 
 use rule mosaic_tile as mosaic_region with:
     input:
-        sources=inputs_of(region_sources),
+        sources=sources,
     output:
-        cog=stored(published(plan.REGION, "tif")),
-        item=stored(published(plan.REGION, "json")),
+        cog=published(plan.REGION, "tif"),
+        item=published(plan.REGION, "json"),
         thumbnail=report(
-            stored(published(plan.REGION, "png")),
+            published(plan.REGION, "png"),
             category="Quicklooks",
             subcategory="{product}",
             labels={"product": "{product}", "period": "{period}"},
         ),
     log:
         job=plan.REGION_LOG,
-    params:
-        publish=lambda wildcards: publish_options(wildcards, region_sources),
     message:
         "Publish the region, {wildcards.product} {wildcards.period}"

@@ -1,3 +1,5 @@
+from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
+
 # What operators and end users see beside the COGs. Both rules run where Snakemake runs:
 # they read the main process's verification, or every published Item.
 
@@ -32,12 +34,12 @@ rule completeness:
 
 rule stac_catalog:
     input:
-        stac_items=[stored(published(p.name, "json")) for p in PUBLICATIONS],
+        stac_items=[published(p.name, "json") for p in RUN.publications],
     output:
-        catalog=stored(f"{SETTINGS.output}/catalog.json"),
+        catalog=published("catalog", "json"),
         collections=[
             stored(f"{SETTINGS.output}/{plan.collection_href(product)}")
-            for product in CATALOGUED
+            for product in RUN.catalogued
         ],
     log:
         "logs/stac_catalog.log",
@@ -45,10 +47,10 @@ rule stac_catalog:
     conda:
         "../envs/etm.yaml"
     params:
-        hrefs=[f"{p.name}.json" for p in PUBLICATIONS],
-        products=CATALOGUED,
+        hrefs=[f"{p.name}.json" for p in RUN.publications],
+        products=RUN.catalogued,
         license=SETTINGS.license,
     message:
-        f"Write the STAC catalog of {len(PUBLICATIONS)} items"
+        f"Write the STAC catalog of {len(RUN.publications)} items"
     script:
         "../scripts/catalog.py"

@@ -1,3 +1,5 @@
+from etm.rerun import rerun_command
+
 # missing_chips: rerun. The model is rerun once per missing (tile, chip, year), then the
 # checkpoint lets Snakemake look at that tile-year's chips again before its mosaics run.
 # A rerun's output is a marker, never a chip: no Snakemake cleanup can delete a chip.
@@ -28,7 +30,7 @@ checkpoint chips_rerun:
     input:
         markers=lambda wildcards: [
             f"reruns/{wildcards.tile}/{wildcards.year}/{chip}.json"
-            for chip in POLICY.rerun_chips(wildcards.tile, int(wildcards.year))
+            for chip in RUN.policy.rerun_chips(wildcards.tile, int(wildcards.year))
         ],
     output:
         record="reruns/{tile}/{year}.json",

@@ -18,7 +18,7 @@ import rasterio
 import rasterio.windows
 import yaml
 
-from etm.config import load_settings
+from etm.config import load_settings, read_schema
 from etm.plan import publications
 from etm.sample import tile_prefix, write_sample
 
@@ -30,7 +30,7 @@ DEMO_REPORTS = Path("reports/sample_ws-enduser_USA_demo")
 #: The workspace sample: both tiles, two products, July of two years (12 jobs a run).
 YEARS, MONTHS = (2020, 2021), (7,)
 JULY = MONTHS[0]
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+SCHEMA = read_schema(REPO)
 
 
 def snakemake_command(

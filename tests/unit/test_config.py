@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import load_settings, read_config_file
+from etm.config import load_settings, read_config_file, read_schema
 from etm.errors import ConfigError
 from etm.grid import Chip
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+SCHEMA = read_schema(REPO)
 
 
 def team_config() -> dict:

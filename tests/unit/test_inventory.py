@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import Settings, TileSpec, load_settings
+from etm.config import Settings, TileSpec, load_settings, read_schema
 from etm.errors import ChipNameError, MissingChipsError, StorageError
 from etm.grid import Chip, chips_in_bounds
 from etm.inventory import month_chip_paths, scan_tile, undersized, verify
@@ -24,7 +24,7 @@ def touch(path, mtime=None):
 
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+SCHEMA = read_schema(REPO)
 TEAM = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 

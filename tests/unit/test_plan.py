@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import load_settings
+from etm.config import load_settings, read_schema
 from etm.grid import Chip
 from etm.inventory import ChipMonth, Verification
 from etm.plan import (
@@ -21,7 +21,7 @@ from etm.plan import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+SCHEMA = read_schema(REPO)
 TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
 
 
