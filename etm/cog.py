@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import rasterio
@@ -85,7 +86,22 @@ def creation_options(
     return options
 
 
-def vrt_with_overviews(mosaic: Mosaic, dtype: str) -> str:
+@dataclass(frozen=True)
+class Metadata:
+    """What a COG says of itself to GDAL readers (QGIS, gdalinfo): its band's description
+    and unit, and dataset metadata items (provenance)."""
+
+    description: str
+    unit: str
+    items: dict[str, str]
+
+
+def _metadata_xml(items: dict[str, str]) -> str:
+    entries = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in items.items())
+    return f"<Metadata>{entries}</Metadata>"
+
+
+def vrt_with_overviews(mosaic: Mosaic, dtype: str, metadata: Metadata | None = None) -> str:
     """A VRT of a mosaic's full resolution whose band declares the other levels as overviews.
 
     Parameters
@@ -94,6 +110,8 @@ def vrt_with_overviews(mosaic: Mosaic, dtype: str) -> str:
         Level files in the same folder as the VRT will be.
     dtype : str
         The levels' pixel type.
+    metadata : Metadata, optional
+        Carried by the VRT, so that the COG driver copies it into the COG.
 
     Returns
     -------
@@ -108,10 +126,17 @@ def vrt_with_overviews(mosaic: Mosaic, dtype: str) -> str:
         for name in overviews
     )
     geotransform = ", ".join(repr(value) for value in layout.transform.to_gdal())
+    described = ""
+    if metadata:
+        described = (
+            f"<Description>{escape(metadata.description)}</Description>"
+            f"<UnitType>{escape(metadata.unit)}</UnitType>"
+        )
     return (
         f'<VRTDataset rasterXSize="{layout.width}" rasterYSize="{layout.height}">'
         f"<SRS>{escape(layout.crs.to_wkt())}</SRS><GeoTransform>{geotransform}</GeoTransform>"
-        f'<VRTRasterBand dataType="{dtype.capitalize()}" band="1">'
+        f"{_metadata_xml(metadata.items) if metadata else ''}"
+        f'<VRTRasterBand dataType="{dtype.capitalize()}" band="1">{described}'
         "<NoDataValue>nan</NoDataValue>"
         f'<SimpleSource><SourceFilename relativeToVRT="1">{full}</SourceFilename>'
         "<SourceBand>1</SourceBand></SimpleSource>"
@@ -182,6 +207,7 @@ def build_cog(
     combine: str = "first",
     chips: Sequence[ChipExpectation] | None = None,
     accept: Callable[[Mosaic], None] | None = None,
+    metadata: Metadata | None = None,
 ) -> None:
     """Mosaic or aggregate rasters into a validated COG, published atomically.
 
@@ -210,6 +236,8 @@ def build_cog(
     accept : callable, optional
         Called with the mosaic once its levels are written, before it is compressed; an
         error it raises stops the COG (e.g. a suspect chip).
+    metadata : Metadata, optional
+        The COG's band description, unit and metadata items.
 
     Raises
     ------
@@ -238,7 +266,7 @@ def build_cog(
                     accept(mosaic)
                 vrt = os.path.join(scratch, "mosaic.vrt")
                 with open(vrt, "w") as stream:
-                    stream.write(vrt_with_overviews(mosaic, dtype))
+                    stream.write(vrt_with_overviews(mosaic, dtype, metadata))
                 with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
                     rasterio.shutil.copy(vrt, partial, driver="COG", **options)
                 validate(partial)

@@ -81,6 +81,7 @@ class Settings:
     annual: bool
     annual_aggregation: dict[str, str]
     license: str
+    license_url: str | None
     notify: dict[str, str]
     chip_rerun_command: str | None
     tile_grid: TileGrid
@@ -297,6 +298,16 @@ def obsolete_notes(config: dict) -> tuple[str, ...]:
     )
 
 
+def license_notes(config: dict) -> tuple[str, ...]:
+    """A line when STAC readers cannot find the published data's license terms."""
+    if config["license"] == "other" and not config["license_url"]:
+        return (
+            "config key 'license' is 'other' and 'license_url' is not set: the STAC "
+            "Collections link no license terms; set license_url (or an SPDX license)",
+        )
+    return ()
+
+
 def check_plan_size(tiles: int, products: int, years: int, periods: int) -> None:
     """Refuse a plan too large to hold in memory, before it is built.
 
@@ -466,11 +477,12 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             **config["annual_aggregation"],
         },
         license=config["license"],
+        license_url=config["license_url"],
         notify={target: value for target, value in config["notify"].items() if value},
         chip_rerun_command=config["chip_rerun_command"],
         tile_grid=_tile_grid(config["tile_grid"], chip_size),
         unproduced=unproduced,
         suspect_chips=config["suspect_chips"],
         plausibility=_plausibility(config["plausibility"], schema),
-        notes=obsolete_notes(config),
+        notes=obsolete_notes(config) + license_notes(config),
     )

@@ -70,9 +70,26 @@ class Period:
         return f"{self.year}{self.month:02d}" if self.is_month else f"{self.year}"
 
 
-def collection_href(product: str) -> str:
-    """A product's STAC Collection, relative to the output prefix."""
-    return f"{product}/collection.json"
+#: The kinds of published period, each a STAC Collection per product, in the order the
+#: catalog lists them: the region's months first, what most users want.
+KINDS = ("monthly", "yearly", "tiles-monthly", "tiles-yearly")
+
+
+def collection_id(product: str, tile: str | None, period: Period) -> str:
+    """The STAC Collection of a product's periods of one kind: ``etasw-monthly`` (the
+    region's months), ``etasw-yearly``, ``etasw-tiles-monthly``, ``etasw-tiles-yearly``."""
+    kind = "monthly" if period.is_month else "yearly"
+    return f"{product}-tiles-{kind}" if tile else f"{product}-{kind}"
+
+
+def collection_kind(collection: str) -> str:
+    """The kind (one of :data:`KINDS`) of a Collection id."""
+    return next(kind for kind in reversed(KINDS) if collection.endswith(f"-{kind}"))
+
+
+def collection_href(collection: str) -> str:
+    """A STAC Collection's file, relative to the output prefix."""
+    return f"{collection}/collection.json"
 
 
 def published(settings: Settings, name: str, suffix: str) -> str:
@@ -141,10 +158,22 @@ class Publication:
     tile: str | None = None
 
     @property
+    def collection(self) -> str:
+        return collection_id(self.product, self.tile, self.period)
+
+    @property
     def name(self) -> str:
         """Its path relative to the output prefix, without suffix."""
         at = dict(product=self.product, year=self.period.year, period=self.period)
         return TILE.format(tile=self.tile, **at) if self.tile else REGION.format(**at)
+
+
+def collections(settings: Settings, published: list[Publication]) -> list[str]:
+    """The STAC Collections of what is published, in the catalog's order: by product,
+    then kind (:data:`KINDS`)."""
+    found = {p.collection for p in published}
+    ordered = [f"{product}-{kind}" for product in settings.products for kind in KINDS]
+    return [collection for collection in ordered if collection in found]
 
 
 def publications(settings: Settings, skipped=frozenset()) -> list[Publication]:
@@ -275,6 +304,7 @@ def publish_options(
     names: list[str],
     destination: str,
     missing: list[str],
+    prefixes: list[str],
 ) -> dict:
     """The named parameters of :func:`etm.publish.publish` for one tile or region period,
     but for the local paths Snakemake gives the job."""
@@ -284,6 +314,7 @@ def publish_options(
     checked = tile is not None and period.is_month
     return dict(
         item_href=f"{name}.json",
+        collection=collection_id(product, tile, period),
         product=product,
         tile=tile,
         period=str(period),
@@ -293,6 +324,7 @@ def publish_options(
         checks=chip_checks(settings, product, sources) if checked else None,
         names=names,
         destination_name=destination,
+        prefixes=prefixes,
         gdal_cache_mb=settings.gdal_cache_mb,
         encoding=settings.cog,
     )

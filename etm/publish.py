@@ -6,14 +6,16 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from etm import stac
 from etm.checks import ChipChecks, ChipExpectation, Findings, judge
-from etm.cog import build_cog
+from etm.cog import Metadata, build_cog
 from etm.errors import ChipError, EmptyMosaicError, MissingChipsError
 from etm.grid import Chip
 from etm.mosaic import Mosaic
 from etm.plan import Period
+from etm.products import PRODUCTS
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +65,33 @@ def _checked_build(
             _write_findings(record, findings)
 
 
+def cog_metadata(
+    product: str, tile: str | None, period: str, aggregation: str | None, prefixes: Sequence[str]
+) -> Metadata:
+    """What a COG says of itself: product, place, period, aggregation, provenance."""
+    place = f"tile {tile}" if tile else "region"
+    label = Period.parse(period).label
+    return Metadata(
+        description=f"{PRODUCTS[product].title} ({product}), {place}, {label}",
+        unit="mm",
+        items={
+            "ETM_PRODUCT": product,
+            "ETM_PLACE": tile or stac.REGION,
+            "ETM_PERIOD": period,
+            "ETM_AGGREGATION": aggregation or "month",
+            "ETM_RUN_PREFIXES": " ".join(prefixes),
+            "ETM_VERSION": version("etm"),
+        },
+    )
+
+
 def publish(
     sources: Sequence[str],
     *,
     cog: str,
     item: str,
     item_href: str,
+    collection: str,
     product: str,
     tile: str | None,
     period: str,
@@ -85,6 +108,7 @@ def publish(
     tmpdir: str | None = None,
     names: Sequence[str] | None = None,
     destination_name: str | None = None,
+    prefixes: Sequence[str] = (),
 ) -> None:
     """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
 
@@ -96,6 +120,8 @@ def publish(
         Local paths of the COG and its Item (Snakemake uploads them with S3 storage).
     item_href : str
         The Item's path relative to the output prefix, for its relative links.
+    collection : str
+        The Item's Collection (:func:`etm.plan.collection_id`).
     product, tile, period, aggregation
         What is published (see :func:`etm.stac.item_for`).
     combine : {"first", "sum", "mean"}
@@ -115,6 +141,8 @@ def publish(
         The config's ``cog`` section: dtype, compress, level, predictor, blocksize.
     gdal_cache_mb, threads, tmpdir, names, destination_name
         As in :func:`etm.cog.build_cog`.
+    prefixes : sequence of str
+        The run prefixes the chips came from, named in the COG's metadata.
 
     Raises
     ------
@@ -136,7 +164,8 @@ def publish(
         )
     cog_options = dict(
         gdal_cache_mb=gdal_cache_mb, threads=threads, tmpdir=tmpdir,
-        destination_name=destination_name, **encoding,
+        destination_name=destination_name,
+        metadata=cog_metadata(product, tile, period, aggregation, prefixes), **encoding,
     )  # fmt: skip
     names = names or sources
     if checks:
@@ -151,6 +180,7 @@ def publish(
     stac_item = stac.item_for(
         cog,
         href=item_href,
+        collection=collection,
         product=product,
         tile=tile,
         period=period,

@@ -77,9 +77,9 @@ class Process:
         return f"s3://{path}" if self.on_s3 else path
 
     @property
-    def catalogued(self) -> list[str]:
-        """Products with at least one published period: each has a STAC Collection."""
-        return list(dict.fromkeys(p.product for p in self.publications))
+    def collections(self) -> list[str]:
+        """The STAC Collections of what the run publishes (:func:`etm.plan.collections`)."""
+        return plan.collections(self.settings, self.publications)
 
     def month_chips(
         self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
@@ -115,10 +115,13 @@ class Process:
         missing = []
         if tile and period.is_month:
             missing = self.month_chips(tile, product, period.year, period.month, after_reruns)[1]
+        tiles = [tile] if tile else list(self.settings.tiles)
+        prefixes = [p for name in tiles for p in self.settings.tiles[name].prefixes]
         return plan.publish_options(
             self.settings, tile=tile, product=product, period=period, sources=sources,
             names=[self.named(p) for p in sources], destination=self.named(destination),
             missing=[self.named(p) for p in missing],
+            prefixes=[self.named(p) for p in prefixes],
         )  # fmt: skip
 
 

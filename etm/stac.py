@@ -3,15 +3,20 @@
 Layout under the output prefix; every link is relative, so the catalog works wherever the
 prefix is served from or copied to:
 
-    catalog.json                                  root catalog, one child per product
-    <product>/collection.json                     one Collection per product
+    catalog.json                                  root catalog, its Collections as children
+    items.ndjson                                  every Item, one per line (hrefs from here)
+    <product>-<kind>/collection.json              one Collection per product and kind
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
     mosaic/<product>/<YYYY>/<name>.json           an Item beside each region COG
+
+The kinds (:data:`etm.plan.KINDS`) keep apart what a load must never mix: the region's
+months (``etasw-monthly``), its years (``etasw-yearly``), and the tiles' months and years.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import logging
 import math
@@ -23,14 +28,23 @@ from datetime import UTC, datetime
 
 import pystac
 import rasterio
+from pystac.extensions.file import FileExtension
 from rio_stac import create_stac_item
 
 from etm.cog import partial_path
-from etm.plan import Period, collection_href
+from etm.plan import Period, collection_href, collection_kind
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
+INDEX = "items.ndjson"
 REGION = "region"
+#: How each kind of Collection describes its Items.
+KIND_TITLES = {
+    "monthly": "region, monthly",
+    "yearly": "region, yearly",
+    "tiles-monthly": "10-degree tiles, monthly",
+    "tiles-yearly": "10-degree tiles, yearly",
+}
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +66,15 @@ def relative_link(rel: str, target: str, start: str) -> pystac.Link:
     return pystac.Link(rel, href if href.startswith(".") else f"./{href}", pystac.MediaType.JSON)
 
 
+def multihash_sha256(path: str) -> str:
+    """A file's SHA-256 as a multihash (``1220`` then the digest), as ``file:checksum``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return f"1220{digest.hexdigest()}"
+
+
 def _embedded_statistics(cog: str) -> dict:
     """Exact band statistics, as the COG driver embedded them (STATISTICS=YES).
 
@@ -71,6 +94,7 @@ def item_for(
     cog: str,
     *,
     href: str,
+    collection: str,
     product: str,
     tile: str | None,
     period: str,
@@ -86,6 +110,8 @@ def item_for(
     href : str
         Where the Item goes, relative to the output prefix; the COG is beside it with the
         same name.
+    collection : str
+        Its Collection's id (:func:`etm.plan.collection_id`).
     product : str
     tile : str or None
         None for the region mosaic.
@@ -99,9 +125,11 @@ def item_for(
     Returns
     -------
     pystac.Item
-        With ``start_datetime``/``end_datetime`` of its period, the proj and raster
-        extensions (``nodata: "nan"``, ``unit: "mm"``, exact statistics), and its asset
-        typed as a cloud-optimized GeoTIFF.
+        With ``datetime`` the start of its period and ``start_datetime``/``end_datetime``
+        its bounds; the projection extension as current pystac writes it (``proj:code``),
+        with ``proj:epsg`` kept for readers that know only that (stackstac 0.5); the
+        raster extension (``nodata: "nan"``, ``unit: "mm"``, exact statistics); and its
+        asset typed as a cloud-optimized GeoTIFF, with ``file:size`` and ``file:checksum``.
     """
     start, end = period_bounds(period)
     place = tile or REGION
@@ -110,7 +138,7 @@ def item_for(
         cog,
         id=f"{place}_{product}_{period}",
         input_datetime=start,
-        collection=product,
+        collection=collection,
         properties={"etm:tile": place, "etm:aggregation": aggregation or "month"},
         asset_name="data",
         asset_href=f"./{name}.tif",
@@ -120,7 +148,11 @@ def item_for(
         with_proj=True,
         with_raster=True,
     )
-    item.datetime = None
+    # rio-stac writes the projection extension v1.1 (proj:epsg); pystac migrates it.
+    item = pystac.Item.from_dict(item.to_dict(transform_hrefs=False), migrate=True)
+    code = item.properties["proj:code"]  # EPSG:4326, as every chip's CRS is checked
+    item.properties["proj:epsg"] = int(code.removeprefix("EPSG:"))
+    item.datetime = start
     item.common_metadata.start_datetime = start
     item.common_metadata.end_datetime = end
     item.common_metadata.title = f"{PRODUCTS[product].title}, {place}, {period}"
@@ -130,6 +162,8 @@ def item_for(
     statistics = _embedded_statistics(cog)
     if statistics:
         band["statistics"] = statistics
+    data = FileExtension.ext(item.assets["data"], add_if_missing=True)
+    data.size, data.checksum = os.path.getsize(cog), multihash_sha256(cog)
     if thumbnail:
         item.add_asset(
             "thumbnail",
@@ -140,54 +174,71 @@ def item_for(
         )  # fmt: skip
     item.clear_links()
     item.add_link(relative_link(pystac.RelType.ROOT, CATALOG, href))
-    item.add_link(relative_link(pystac.RelType.PARENT, collection_href(product), href))
-    item.add_link(relative_link(pystac.RelType.COLLECTION, collection_href(product), href))
+    item.add_link(relative_link(pystac.RelType.PARENT, collection_href(collection), href))
+    item.add_link(relative_link(pystac.RelType.COLLECTION, collection_href(collection), href))
     return item
 
 
-def write(stac_object: pystac.STACObject, path: str) -> None:
-    """Write a STAC object as JSON with its own (relative) links, whole or not at all.
-
-    Raises ValueError rather than write NaN or infinity, which are not JSON. Until then,
-    it is a hidden file beside its destination, as a COG is.
-    """
+def write_whole(text: str, path: str) -> None:
+    """Write a file whole or not at all: until then it is a hidden file beside its
+    destination, as a COG is."""
     partial = partial_path(path)
-    document = stac_object.to_dict(include_self_link=False, transform_hrefs=False)
     try:
         with open(partial, "w") as stream:
-            json.dump(document, stream, allow_nan=False)
+            stream.write(text)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
 
 
+def write(stac_object: pystac.STACObject, path: str) -> None:
+    """Write a STAC object as JSON with its own (relative) links, whole or not at all.
+
+    Raises ValueError rather than write NaN or infinity, which are not JSON.
+    """
+    document = stac_object.to_dict(include_self_link=False, transform_hrefs=False)
+    write_whole(json.dumps(document, allow_nan=False), path)
+
+
 def collection_for(
-    product: str, items: Sequence[dict], hrefs: Sequence[str], *, license: str
+    collection: str,
+    items: Sequence[dict],
+    hrefs: Sequence[str],
+    *,
+    license: str,
+    license_url: str | None = None,
 ) -> pystac.Collection:
-    """One product's Collection: its extent the union of its Items', linking each of them.
+    """One Collection: its extent the union of its Items', linking each of them.
 
     Parameters
     ----------
-    product : str
+    collection : str
+        Its id (:func:`etm.plan.collection_id`).
     items : sequence of dict
-        The product's Items as written.
+        Its Items as written.
     hrefs : sequence of str
         Where each Item is, relative to the output prefix.
     license : str
         SPDX identifier, or ``other``.
+    license_url : str, optional
+        Where the license text is: a ``license`` link.
     """
+    kind = collection_kind(collection)
+    product = collection.removesuffix(f"-{kind}")
     west, south, east, north = zip(*(item["bbox"] for item in items), strict=True)
     starts = [datetime.fromisoformat(i["properties"]["start_datetime"]) for i in items]
     ends = [datetime.fromisoformat(i["properties"]["end_datetime"]) for i in items]
+    aggregations = sorted({item["properties"]["etm:aggregation"] for item in items})
     spec = PRODUCTS[product]
-    collection = pystac.Collection(
-        id=product,
-        title=spec.title,
+    result = pystac.Collection(
+        id=collection,
+        title=f"{spec.title}, {KIND_TITLES[kind]}",
         description=(
             f"{spec.description} Unit: mm. Cloud-Optimized GeoTIFFs (float32, NaN where the "
-            "model has no value) per 10-degree tile and for the whole region, monthly, and "
-            "yearly where published."
+            f"model has no value), {KIND_TITLES[kind]}"
+            + ("" if kind.endswith("monthly") else f" ({aggregations[0]} of the 12 months)")
+            + ". Other kinds are in their own Collections (see the catalog)."
         ),
         license=license,
         extent=pystac.Extent(
@@ -195,66 +246,113 @@ def collection_for(
             pystac.TemporalExtent([[min(starts), max(ends)]]),
         ),
         summaries=pystac.Summaries(
-            {"etm:tile": sorted({item["properties"]["etm:tile"] for item in items})}
+            {
+                "etm:tile": sorted({item["properties"]["etm:tile"] for item in items}),
+                "etm:aggregation": aggregations,
+            }
         ),
     )
-    own = collection_href(product)
-    collection.clear_links()
-    collection.add_link(relative_link(pystac.RelType.ROOT, CATALOG, own))
-    collection.add_link(relative_link(pystac.RelType.PARENT, CATALOG, own))
+    result.item_assets = {
+        "data": pystac.ItemAssetDefinition.create(
+            title=spec.title, description=f"{spec.description} Unit: mm.",
+            media_type=pystac.MediaType.COG, roles=["data"],
+        ),
+    }  # fmt: skip
+    if not kind.startswith("tiles"):
+        result.item_assets["thumbnail"] = pystac.ItemAssetDefinition.create(
+            title="Quicklook", description=None, media_type=pystac.MediaType.PNG,
+            roles=["thumbnail"],
+        )  # fmt: skip
+    own = collection_href(collection)
+    result.clear_links()
+    result.add_link(relative_link(pystac.RelType.ROOT, CATALOG, own))
+    result.add_link(relative_link(pystac.RelType.PARENT, CATALOG, own))
+    if license_url:
+        result.add_link(pystac.Link(pystac.RelType.LICENSE, license_url, title="License"))
     for href in hrefs:
-        collection.add_link(relative_link(pystac.RelType.ITEM, href, own))
-    return collection
+        result.add_link(relative_link(pystac.RelType.ITEM, href, own))
+    return result
 
 
-def catalog_for(products: Sequence[str]) -> pystac.Catalog:
-    """The root catalog, one child Collection per product."""
+def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
+    """The root catalog, its Collections as children: each product's region months first."""
     catalog = pystac.Catalog(
         id="etm",
         title="ET model outputs",
         description=(
             "Monthly (and yearly) Cloud-Optimized GeoTIFFs of the gridded evapotranspiration "
-            "model's water balance products, in mm."
+            "model's water balance products, in mm. One Collection per product and kind, "
+            "never mixed in one load: <product>-monthly (the whole region's months, what "
+            "most users want), <product>-yearly (its years), <product>-tiles-monthly and "
+            "<product>-tiles-yearly (per 10-degree tile). Every Item is also in "
+            f"{INDEX}, one per line, to query them all in one request."
         ),
     )
     catalog.clear_links()
     catalog.add_link(relative_link(pystac.RelType.ROOT, CATALOG, CATALOG))
-    for product in products:
-        catalog.add_link(relative_link(pystac.RelType.CHILD, collection_href(product), CATALOG))
+    for collection in collections:
+        catalog.add_link(relative_link(pystac.RelType.CHILD, collection_href(collection), CATALOG))
     return catalog
+
+
+def indexed(item: dict, href: str) -> dict:
+    """An Item as a line of the index: its hrefs relative to the output prefix."""
+    folder = posixpath.dirname(href)
+
+    def rebased(target: str) -> str:
+        if "://" in target or target.startswith("/"):
+            return target
+        return "./" + posixpath.normpath(posixpath.join(folder, target))
+
+    line = dict(item)
+    line["links"] = [{**link, "href": rebased(link["href"])} for link in item["links"]]
+    line["assets"] = {
+        key: {**asset, "href": rebased(asset["href"])} for key, asset in item["assets"].items()
+    }
+    return line
 
 
 def write_catalog(
     items: Sequence[tuple[str, str]],
     *,
-    products: Sequence[str],
-    license: str,
-    catalog: str,
     collections: Sequence[str],
+    license: str,
+    license_url: str | None,
+    catalog: str,
+    collection_files: Sequence[str],
+    index: str,
 ) -> None:
-    """Write the root catalog and one Collection per product from the published Items.
+    """Write the root catalog, the Collections and the index from the published Items.
 
     Parameters
     ----------
     items : sequence of (str, str)
         Each Item's path relative to the output prefix, and its local path.
-    products : sequence of str
-        Every product with at least one Item.
+    collections : sequence of str
+        Every Collection with at least one Item, in the catalog's order.
     license : str
         SPDX identifier, or ``other``.
+    license_url : str or None
+        Where the license text is.
     catalog : str
         Local path of ``catalog.json``.
-    collections : sequence of str
-        Local paths of the products' ``collection.json``, in the order of ``products``.
+    collection_files : sequence of str
+        Local paths of the Collections' ``collection.json``, in the order of ``collections``.
+    index : str
+        Local path of ``items.ndjson``.
     """
-    by_product: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    lines = []
     for href, path in items:
         with open(path) as stream:
             item = json.load(stream)
-        by_product[item["collection"]].append((href, item))
-    for product, path in zip(products, collections, strict=True):
-        hrefs, dicts = zip(*by_product[product], strict=True)
-        write(collection_for(product, dicts, hrefs, license=license), path)
+        by_collection[item["collection"]].append((href, item))
+        lines.append(indexed(item, href))
+    for collection, path in zip(collections, collection_files, strict=True):
+        hrefs, dicts = zip(*by_collection[collection], strict=True)
+        found = collection_for(collection, dicts, hrefs, license=license, license_url=license_url)
+        write(found, path)
         log.info("wrote collection %s: %d items", path, len(hrefs))
-    write(catalog_for(products), catalog)
-    log.info("wrote catalog %s", catalog)
+    write_whole("".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), index)
+    write(catalog_for(collections), catalog)
+    log.info("wrote catalog %s and the index of its %d items", catalog, len(lines))

@@ -38,9 +38,10 @@ rule stac_catalog:
     output:
         catalog=published("catalog", "json"),
         collections=[
-            stored(f"{SETTINGS.output}/{plan.collection_href(product)}")
-            for product in RUN.catalogued
+            stored(f"{SETTINGS.output}/{plan.collection_href(collection)}")
+            for collection in RUN.collections
         ],
+        index=published("items", "ndjson"),
     log:
         "logs/stac_catalog.log",
     localrule: True
@@ -48,8 +49,9 @@ rule stac_catalog:
         "../envs/etm.yaml"
     params:
         hrefs=[f"{p.name}.json" for p in RUN.publications],
-        products=RUN.catalogued,
+        collections=RUN.collections,
         license=SETTINGS.license,
+        license_url=SETTINGS.license_url,
     message:
         f"Write the STAC catalog of {len(RUN.publications)} items"
     script:

@@ -1,4 +1,4 @@
-"""Write the STAC catalog and Collections from every published Item (rule stac_catalog)."""
+"""Write the STAC catalog, Collections and index of every published Item (rule stac_catalog)."""
 
 from etm.joblog import run_job
 from etm.stac import write_catalog
@@ -8,8 +8,10 @@ if __name__ == "__main__":
         snakemake.log[0],
         write_catalog,
         items=list(zip(snakemake.params.hrefs, snakemake.input.stac_items, strict=True)),
-        products=snakemake.params.products,
+        collections=snakemake.params.collections,
         license=snakemake.params.license,
+        license_url=snakemake.params.license_url,
         catalog=snakemake.output.catalog,
-        collections=list(snakemake.output.collections),
+        collection_files=list(snakemake.output.collections),
+        index=snakemake.output.index,
     )

@@ -18,8 +18,8 @@ import rasterio
 import rasterio.windows
 import yaml
 
-from etm.config import load_settings, read_schema
-from etm.plan import publications
+from etm.config import Settings, load_settings, read_schema
+from etm.plan import collection_href, collections, publications
 from etm.sample import tile_prefix, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,9 +92,16 @@ class SampleWorkspace:
     def expected_cogs(self, incomplete: set[tuple] = frozenset()) -> set[str]:
         """The COGs a run publishes, by path under the output prefix, as etm.plan derives
         them, leaving out incomplete (tile, product, year, month)s."""
+        return {f"{p.name}.tif" for p in publications(self.settings(), frozenset(incomplete))}
+
+    def expected_collections(self) -> set[str]:
+        """The STAC Collections' files a complete run publishes, as etm.plan derives them."""
+        settings = self.settings()
+        return {collection_href(c) for c in collections(settings, publications(settings))}
+
+    def settings(self) -> Settings:
         # A copy: load_settings fills the defaults in, and test.yaml is written from config.
-        settings = load_settings(copy.deepcopy(self.config), SCHEMA, local=False)
-        return {f"{p.name}.tif" for p in publications(settings, frozenset(incomplete))}
+        return load_settings(copy.deepcopy(self.config), SCHEMA, local=False)
 
     def write_config(self) -> None:
         (self.root / "test.yaml").write_text(yaml.safe_dump(self.config))

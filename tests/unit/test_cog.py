@@ -8,7 +8,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from test_mosaic import write
 
-from etm.cog import build_cog, partial_path
+from etm.cog import Metadata, build_cog, partial_path
 from etm.errors import ChipReadError
 from etm.grid import Chip
 from etm.sample import chip_grid, field
@@ -45,6 +45,20 @@ def test_cog_is_valid_with_nan_nodata_statistics_and_average_overviews(tmp_path)
     with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
         expected = np.nanmean(blocks, axis=(1, 3))
     np.testing.assert_allclose(overview, expected, rtol=1e-6)
+
+
+def test_the_cog_carries_its_band_description_unit_and_metadata(tmp_path):
+    destination = str(tmp_path / "m.tif")
+    metadata = Metadata(
+        "Net ET (netet), tile <a & b>, 2020-07", "mm", {"ETM_RUN_PREFIXES": "s3://b/R&D <1>"}
+    )
+    build_cog(quadrants(tmp_path), destination, dtype="float32", metadata=metadata, **COG)
+    assert cog_validate(destination, quiet=True) == (True, [], [])
+    with rasterio.open(destination) as cog:
+        assert cog.descriptions == ("Net ET (netet), tile <a & b>, 2020-07",)
+        assert cog.units == ("mm",)
+        assert cog.tags()["ETM_RUN_PREFIXES"] == "s3://b/R&D <1>"
+        assert "STATISTICS_MEAN" in cog.tags(1)  # the driver's own band metadata too
 
 
 def test_float64_output_is_exact(tmp_path):

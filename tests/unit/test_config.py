@@ -144,13 +144,17 @@ def test_the_teams_file_with_the_old_orchestrators_keys_loads_with_a_note_for_ea
     )  # fmt: skip
     settings = load_settings(config, SCHEMA, local=False)
     assert [note.split("'")[1] for note in settings.notes] == [
-        "max_cpu_percent", "min_memory_available", "sleep_time"
+        "max_cpu_percent", "min_memory_available", "sleep_time", "license",
     ]  # fmt: skip
-    assert all("has no effect" in note for note in settings.notes)
+    assert all("has no effect" in note for note in settings.notes[:3])
+    assert "the STAC Collections link no license terms" in settings.notes[3]
     assert settings.max_concurrent_containers == 60
     assert settings.mosaic_threads == 1
     for key in ("max_cpu_percent", "min_memory_available", "sleep_time"):
         del config[key]
+    config["license_url"] = "https://example.org/etm-terms"
+    assert load_settings(config, SCHEMA, local=False).notes == ()
+    config.update(license="CC-BY-4.0", license_url=None)
     assert load_settings(config, SCHEMA, local=False).notes == ()
 
 

@@ -12,6 +12,8 @@ from etm.plan import (
     Period,
     Publication,
     aggregation,
+    collection_kind,
+    collections,
     containers,
     missing_line,
     periods,
@@ -122,14 +124,39 @@ def test_a_tile_month_is_published_from_checked_chips_and_a_region_year_from_its
     chips = [f"ws-out/a/{TILE6}/chip47.4N-106.8E/2020/etasw_202007.tif"]
     tile = publish_options(
         config, tile=TILE6, product="etasw", period=Period(2020, 7), sources=chips,
-        names=chips, destination="s3://x.tif", missing=[],
+        names=chips, destination="s3://x.tif", missing=[], prefixes=["s3://b/run"],
     )  # fmt: skip
     assert tile["item_href"] == f"tiles/{TILE6}/etasw/2020/etasw_202007.json"
     assert tile["checks"].chips == ("chip47.4N-106.8E",)
     assert (tile["combine"], tile["aggregation"], tile["encoding"]["level"]) == ("first", None, 9)
+    assert (tile["collection"], tile["prefixes"]) == ("etasw-tiles-monthly", ["s3://b/run"])
     region = publish_options(
         config, tile=None, product="etasw", period=Period(2020), sources=[], names=[],
-        destination="s3://y.tif", missing=[],
+        destination="s3://y.tif", missing=[], prefixes=[],
     )  # fmt: skip
+    assert region["collection"] == "etasw-yearly"
     assert region["item_href"] == "mosaic/etasw/2020/etasw_2020.json"
     assert (region["checks"], region["combine"], region["aggregation"]) == (None, "first", "sum")
+
+
+def test_each_kind_of_period_has_its_collection_the_regions_months_first():
+    config = settings(annual=True, products=["etasw", "netet"])
+    published = publications(config)
+    assert collections(config, published) == [
+        f"{product}-{kind}"
+        for product in ("etasw", "netet")
+        for kind in ("monthly", "yearly", "tiles-monthly", "tiles-yearly")
+    ]
+    kinds = {(p.collection, p.tile is None, p.period.is_month) for p in published}
+    assert ("etasw-monthly", True, True) in kinds and ("netet-tiles-yearly", False, False) in kinds
+    assert len({collection for collection, *_ in kinds}) == len(kinds)  # one kind each
+    assert [collection_kind(c) for c in collections(config, published)[:4]] == [
+        "monthly", "yearly", "tiles-monthly", "tiles-yearly",
+    ]  # fmt: skip
+    # Without annual: true, and where a tile's months are skipped, only what is published.
+    monthly = settings(products=["etasw"])
+    skipped = frozenset(
+        (tile, "etasw", y, m) for tile in monthly.tiles for y in monthly.years for m in range(1, 13)
+    )
+    assert collections(monthly, publications(monthly)) == ["etasw-monthly", "etasw-tiles-monthly"]
+    assert collections(monthly, publications(monthly, skipped)) == []

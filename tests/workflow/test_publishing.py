@@ -6,6 +6,7 @@ the other worker runs the rest."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -26,7 +27,8 @@ from etm.report import COLOURS, MISSING, PRESENT, heatmap_cell
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
-COLLECTIONS = (Path("etasw/collection.json"), Path("netet/collection.json"))
+KINDS = ("monthly", "yearly", "tiles-monthly", "tiles-yearly")
+COLLECTIONS = [f"{product}-{kind}" for product in ("etasw", "netet") for kind in KINDS]
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
@@ -38,10 +40,12 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
     # Per product: 12 months and the year (annual: true), for 2 tiles and the region.
     assert len(cogs) == 2 * (12 + 1) * 3
     # Beside each COG its STAC Item, beside each region COG its quicklook; then the
-    # catalog and one collection per product.
-    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *COLLECTIONS} == {
+    # catalog, its index and one collection per product and kind.
+    collections = {Path(c) / "collection.json" for c in COLLECTIONS}
+    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} == {
         p for p in files if p.suffix == ".json"
     }
+    assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {Path("items.ndjson")}
     assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
         p for p in files if p.suffix == ".png"
     }
@@ -57,6 +61,19 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
             assert structure["COMPRESSION"] == "ZSTD" and structure["PREDICTOR"] == "3"
             assert {"STATISTICS_MINIMUM", "STATISTICS_MAXIMUM", "STATISTICS_MEAN"} <= set(
                 cog.tags(1)
+            )
+            # What QGIS and gdalinfo show: the band's meaning and unit, and provenance.
+            product, period = path.stem.split("_")
+            place = f"tile {path.parts[1]}" if path.parts[0] == "tiles" else "region"
+            label = f"{period[:4]}-{period[4:]}" if len(period) == 6 else period
+            assert cog.descriptions[0].endswith(f"({product}), {place}, {label}"), path
+            assert cog.units == ("mm",)
+            tags = cog.tags()
+            assert (tags["ETM_PRODUCT"], tags["ETM_PERIOD"]) == (product, period)
+            assert tags["ETM_AGGREGATION"] == ("month" if len(period) == 6 else "sum")
+            assert (
+                tags["ETM_VERSION"]
+                and "sample/ws-out/USA/Run08_18_2021/" in (tags["ETM_RUN_PREFIXES"])
             )
     assert "0 missing" in (demo / DEMO_REPORTS / "verifier.txt").read_text()
 
@@ -131,8 +148,17 @@ def test_stac_catalog_validates_and_every_link_resolves(demo):
     output = demo / OUTPUT
     catalog = pystac.Catalog.from_file(str(output / "catalog.json"))
     collections = {c.id: c for c in catalog.get_collections()}
-    assert set(collections) == {"etasw", "netet"}
+    # The region's months first: what most users want.
+    assert list(collections) == COLLECTIONS
     items = [item for c in collections.values() for item in c.get_items()]
+    for collection in collections.values():  # one kind each, never mixed
+        kinds = {
+            (item.properties["etm:tile"] == "region", item.properties["etm:aggregation"])
+            for item in collection.get_items()
+        }
+        region, yearly = not collection.id.split("-")[1] == "tiles", "yearly" in collection.id
+        assert kinds == {(region, "sum" if yearly else "month")}, collection.id
+        assert set(collection.item_assets) == ({"data", "thumbnail"} if region else {"data"})
     cogs = sorted(output.rglob("*.tif"))
     # One Item per published COG, each beside its COG.
     assert sorted(Path(i.get_self_href()).with_suffix(".tif") for i in items) == cogs
@@ -159,7 +185,7 @@ def test_items_describe_their_cog_for_end_users(demo):
     year = json.loads((output / "mosaic" / "netet" / "2020" / "netet_2020.json").read_text())
     assert month["properties"]["start_datetime"] == "2020-02-01T00:00:00Z"
     assert month["properties"]["end_datetime"] == "2020-02-29T23:59:59Z"  # a leap year
-    assert month["properties"]["datetime"] is None
+    assert month["properties"]["datetime"] == "2020-02-01T00:00:00Z"
     assert year["properties"]["start_datetime"] == "2020-01-01T00:00:00Z"
     assert year["properties"]["end_datetime"] == "2020-12-31T23:59:59Z"
     assert year["properties"]["etm:aggregation"] == "sum"
@@ -169,8 +195,12 @@ def test_items_describe_their_cog_for_end_users(demo):
                       (year, output / "mosaic" / "netet" / "2020" / "netet_2020.tif")):  # fmt: skip
         assert any("projection" in e for e in item["stac_extensions"])
         assert any("raster" in e for e in item["stac_extensions"])
+        # proj:code as current pystac writes it; proj:epsg for readers that know only that.
+        assert item["properties"]["proj:code"] == "EPSG:4326"
         assert item["properties"]["proj:epsg"] == 4326
         data = item["assets"]["data"]
+        assert data["file:size"] == cog.stat().st_size
+        assert data["file:checksum"] == "1220" + hashlib.sha256(cog.read_bytes()).hexdigest()
         assert data["type"] == COG_MEDIA_TYPE and data["roles"] == ["data"]
         band = data["raster:bands"][0]
         assert (band["nodata"], band["data_type"], band["unit"]) == ("nan", "float32", "mm")
@@ -181,6 +211,86 @@ def test_items_describe_their_cog_for_end_users(demo):
         assert stats["minimum"] == pytest.approx(float(np.nanmin(values)))
         assert stats["maximum"] == pytest.approx(float(np.nanmax(values)))
         assert stats["mean"] == pytest.approx(float(np.nanmean(values)), rel=1e-6)
+
+
+def item_files(collection: Path) -> list[Path]:
+    """A Collection's Items, as its links name them."""
+    links = json.loads(collection.read_text())["links"]
+    return [(collection.parent / link["href"]).resolve() for link in links if link["rel"] == "item"]
+
+
+def cog_series(items: list[pystac.Item]) -> tuple[np.ndarray, rasterio.Affine]:
+    """The Items' COGs stacked in their order, and their grid (the same for all)."""
+    arrays, grids = [], set()
+    for item in items:
+        with rasterio.open(item.assets["data"].get_absolute_href()) as cog:
+            arrays.append(cog.read(1))
+            grids.add((cog.transform, cog.shape))
+    assert len(grids) == 1
+    return np.stack(arrays), grids.pop()[0]
+
+
+@pytest.mark.parametrize("collection", ["etasw-monthly", "netet-yearly", "etasw-tiles-monthly"])
+def test_odc_stac_and_stackstac_load_one_kind_on_the_cogs_grid(demo, collection):
+    """As end users load a Collection: odc-stac with no argument beyond the Items."""
+    import odc.stac
+    import stackstac
+
+    path = demo / OUTPUT / collection / "collection.json"
+    items = sorted(pystac.Collection.from_file(str(path)).get_items(), key=lambda i: i.id)
+    if "tiles" in collection:  # one tile's months: a load of one place
+        items = [item for item in items if item.properties["etm:tile"] == TILE6]
+    items.sort(key=lambda item: item.datetime)
+    expected, transform = cog_series(items)
+    starts = np.array([item.datetime.replace(tzinfo=None) for item in items], "datetime64[ns]")
+    assert len(items) == (1 if "yearly" in collection else 12)
+
+    loaded = odc.stac.load(items)
+    assert loaded.odc.geobox.crs.epsg == 4326
+    assert loaded.odc.geobox.affine == transform  # the COGs' own grid: no resampling
+    np.testing.assert_array_equal(loaded.time.values, starts)
+    np.testing.assert_array_equal(loaded["data"].values, expected)
+
+    # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
+    # given the Items as published (JSON), their hrefs made absolute as URLs would be. Its
+    # default snaps bounds to multiples of the resolution, which moves the model's lattice
+    # by a fraction of a pixel (a resampling): snap_bounds=False keeps the COGs' grid.
+    documents = []
+    for file in item_files(path):
+        document = json.loads(file.read_text())
+        for asset in document["assets"].values():
+            asset["href"] = str(file.parent / asset["href"])
+        documents.append(document)
+    documents = [d for d in documents if d["id"] in {item.id for item in items}]
+    stacked = stackstac.stack(documents, snap_bounds=False).sortby("time")
+    assert list(stacked.band.values) == ["data"]  # the COG, not the quicklook
+    assert stacked.attrs["crs"] == "epsg:4326"
+    assert stacked.attrs["transform"] == transform
+    np.testing.assert_array_equal(stacked.time.values, starts)
+    np.testing.assert_array_equal(stacked.sel(band="data").values, expected)
+
+
+def test_index_holds_every_item_with_hrefs_from_the_output_prefix(demo):
+    output = demo / OUTPUT
+    lines = [json.loads(line) for line in (output / "items.ndjson").read_text().splitlines()]
+    items = {
+        path: json.loads(path.read_text())
+        for path in output.rglob("*.json")
+        if json.loads(path.read_text())["type"] == "Feature"
+    }
+    assert len(lines) == len(items) == len({line["id"] for line in lines})
+    by_id = {item["id"]: (path, item) for path, item in items.items()}
+    for line in lines:
+        path, item = by_id[line["id"]]
+        assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
+            k: v for k, v in item.items() if k not in ("links", "assets")
+        }
+        for key, asset in line["assets"].items():
+            assert (output / asset["href"]).resolve() == (
+                path.parent / item["assets"][key]["href"]
+            ).resolve()
+        for link, own in zip(line["links"], item["links"], strict=True):
+            assert (output / link["href"]).resolve() == (path.parent / own["href"]).resolve()
 
 
 def test_extension_schemas_when_reachable(demo):

@@ -44,10 +44,12 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     for cog in s3ws.published():
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
-    # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog.
-    stac = {"catalog.json", "etasw/collection.json", "netet/collection.json"}
+    # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog,
+    # its Collections and its index.
+    stac = {"catalog.json", *s3ws.expected_collections()}
     items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
     assert s3ws.published((".json",)) == items | stac
+    assert s3ws.published((".ndjson",)) == {"items.ndjson"}
     assert s3ws.published((".png",)) == {
         cog.removesuffix(".tif") + ".png" for cog in s3ws.expected_cogs() if "mosaic/" in cog
     }
