@@ -22,7 +22,7 @@ FINDINGS_CSV = "chip_findings.csv"
 SUMMARY_TXT = "verifier.txt"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
-PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED = 0, 1, 2, 3, 4
+PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
 #: How a finding's status shows on the heatmaps.
 FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}
 
@@ -234,7 +234,8 @@ def _iso(mtime: float) -> str:
 
 def statuses(verification: Verification, tile: str) -> dict[str, list[list[int]]]:
     """Per product, one row per chip (reading order) and one status per month: PRESENT,
-    MISSING, TRUNCATED, SUSPECT or REFUSED."""
+    MISSING, TRUNCATED, SUSPECT or REFUSED; NEVER_RUN in every month of a chip that has
+    no file of the product at all (the model never ran it)."""
     settings = verification.settings
     periods = [(y, m) for y in settings.years for m in settings.months]
     known = {
@@ -257,14 +258,12 @@ def statuses(verification: Verification, tile: str) -> dict[str, list[list[int]]
         }
     )
 
-    def status(key) -> int:
-        return known.get(key, PRESENT)
+    def row(chip, product) -> list[int]:
+        found = [known.get((chip, product, year, month), PRESENT) for year, month in periods]
+        return [NEVER_RUN] * len(found) if set(found) == {MISSING} else found
 
     return {
-        product: [
-            [status((chip, product, year, month)) for year, month in periods]
-            for chip in verification.expected[tile]
-        ]
+        product: [row(chip, product) for chip in verification.expected[tile]]
         for product in settings.products
     }
 
@@ -378,24 +377,45 @@ def write_reports(verification: Verification) -> str:
     return str(folder / MISSING_CSV)
 
 
-# The completeness heatmap: one cell of CELL x CELL pixels per chip and month, one panel
-# per product, at fixed pixel positions (see heatmap_cell).
-CELL = 8
-LEFT, TOP, PANEL_GAP, LEGEND, LEGEND_STEP = 130, 18, 26, 34, 90
+# The completeness heatmap: one cell per chip and month, one panel per product, at fixed
+# pixel positions (see heatmap_cell). Rows are tall enough for a label read at 100%.
+ROW = 12
+#: Column width: months named by their initial up to 5 years, by quarter beyond.
+WIDE, NARROW, WIDE_PERIODS = 12, 6, 60
+LEFT, TOP, AXIS, PANEL_GAP, LEGEND, LEGEND_STEP = 130, 18, 24, 10, 34, 80
 COLOURS = {
     PRESENT: "#4575b4", MISSING: "#d73027", TRUNCATED: "#fdae61", SUSPECT: "#984ea3",
-    REFUSED: "#1a1a1a",
+    REFUSED: "#1a1a1a", NEVER_RUN: "#bdbdbd",
 }  # fmt: skip
 LABELS = {
     PRESENT: "present", MISSING: "missing", TRUNCATED: "truncated", SUSPECT: "suspect",
-    REFUSED: "refused",
+    REFUSED: "refused", NEVER_RUN: "never run",
 }  # fmt: skip
+MONTH_INITIALS = "JFMAMJJASOND"
 
 
-def heatmap_cell(panel: int, row: int, column: int, chips: int) -> tuple[int, int]:
+def column_width(periods: int) -> int:
+    return WIDE if periods <= WIDE_PERIODS else NARROW
+
+
+def panel_top(panel: int, chips: int) -> int:
+    """Pixel row of the first chip row of a panel."""
+    return LEGEND + panel * (TOP + chips * ROW + AXIS + PANEL_GAP) + TOP
+
+
+def heatmap_cell(panel: int, row: int, column: int, chips: int, periods: int) -> tuple[int, int]:
     """Pixel (x, y) from the top-left of a heatmap of the centre of one chip-month cell."""
-    top = LEGEND + panel * (TOP + chips * CELL + PANEL_GAP) + TOP
-    return LEFT + column * CELL + CELL // 2, top + row * CELL + CELL // 2
+    width = column_width(periods)
+    return LEFT + column * width + width // 2, panel_top(panel, chips) + row * ROW + ROW // 2
+
+
+def month_label(period: str, wide: bool) -> str | None:
+    """What names a column (``YYYY-MM``) under the cells: its month's initial, or its
+    quarter on narrow columns (and nothing for the other months of a quarter)."""
+    month = int(period[5:])
+    if wide:
+        return MONTH_INITIALS[month - 1]
+    return f"Q{(month + 2) // 3}" if month % 3 == 1 else None
 
 
 def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: dict) -> None:
@@ -406,8 +426,9 @@ def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: 
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
 
-    width = LEFT + max(len(periods) * CELL, len(COLOURS) * LEGEND_STEP) + 20
-    height = LEGEND + len(panels) * (TOP + len(chips) * CELL + PANEL_GAP)
+    cell = column_width(len(periods))
+    width = LEFT + max(len(periods) * cell, len(COLOURS) * LEGEND_STEP) + 20
+    height = panel_top(len(panels), len(chips)) - TOP
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     palette = np.array([to_rgb(COLOURS[status]) for status in sorted(COLOURS)])
     figure.text(4 / width, 1 - 14 / height, f"{tile}: chip files by month", fontsize=9)
@@ -416,17 +437,21 @@ def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: 
         figure.figimage(np.tile(palette[status], (10, 10, 1)), xo=x, yo=height - 30)
         figure.text((x + 14) / width, 1 - 29 / height, LABELS[status], fontsize=7)
     for panel, (product, rows) in enumerate(panels.items()):
-        top = LEGEND + panel * (TOP + len(chips) * CELL + PANEL_GAP) + TOP
-        cells = palette[np.asarray(rows, dtype=int)].repeat(CELL, axis=0).repeat(CELL, axis=1)
+        top = panel_top(panel, len(chips))
+        cells = palette[np.asarray(rows, dtype=int)].repeat(ROW, axis=0).repeat(cell, axis=1)
         figure.figimage(cells, xo=LEFT, yo=height - top - cells.shape[0], origin="upper")
         figure.text(LEFT / width, 1 - (top - 4) / height, product, fontsize=8, weight="bold")
         for row, chip in enumerate(chips):
-            y = 1 - (top + row * CELL + CELL - 1) / height
-            figure.text(4 / width, y, chip, fontsize=5, family="monospace")
+            y = 1 - (top + row * ROW + ROW - 2) / height
+            figure.text(4 / width, y, chip, fontsize=8, family="monospace")
+        axis = top + len(chips) * ROW
         for column, period in enumerate(periods):
+            x = (LEFT + column * cell + cell / 2) / width
+            label = month_label(period, cell == WIDE)
+            if label:
+                figure.text(x, 1 - (axis + 9) / height, label, fontsize=6, ha="center")
             if column == 0 or period.endswith("-01"):
-                x = (LEFT + column * CELL) / width
-                y = 1 - (top + len(chips) * CELL + 10) / height
-                figure.text(x, y, period[:4], fontsize=6)
+                x = (LEFT + column * cell) / width
+                figure.text(x, 1 - (axis + 20) / height, period[:4], fontsize=7)
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -1,8 +1,28 @@
-"""The verifier's grouped summary."""
+"""The verifier's grouped summary and the completeness heatmaps."""
 
+from pathlib import Path
+
+import numpy as np
+import yaml
+from matplotlib.image import imread
+
+from etm.config import load_settings, read_schema
 from etm.grid import Chip
-from etm.inventory import ChipMonth
-from etm.report import missing_lines
+from etm.inventory import ChipMonth, Verification
+from etm.report import (
+    COLOURS,
+    MISSING,
+    NEVER_RUN,
+    PRESENT,
+    ROW,
+    heatmap,
+    heatmap_cell,
+    missing_lines,
+    month_label,
+    statuses,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 CHIP = Chip(474, -1068)
 
@@ -26,3 +46,42 @@ def test_missing_months_are_grouped_per_chip_product_and_run_of_years():
 def test_a_single_configured_month_is_named_not_counted():
     missing = [ChipMonth("t", CHIP, "etasw", 2020, 7)]
     assert missing_lines(missing, (7,)) == ["t chip47.4N-106.8E etasw 2020: 07"]
+
+
+def test_a_chip_without_any_file_of_a_product_is_never_run_not_missing():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(start_year=2020, end_year=2020, months=[6, 7])
+    settings = load_settings(config, read_schema(REPO), local=False)
+    tile = next(iter(settings.tiles))
+    never, gap = Chip(474, -1068), Chip(474, -1048)
+    missing = [ChipMonth(tile, never, "etasw", 2020, m) for m in (6, 7)]
+    missing.append(ChipMonth(tile, gap, "etasw", 2020, 7))
+    verification = Verification(settings, {tile: (never, gap)}, {}, missing, {}, [])
+    rows = statuses(verification, tile)
+    assert rows["etasw"] == [[NEVER_RUN, NEVER_RUN], [PRESENT, MISSING]]
+    assert rows[settings.products[1]] == [[PRESENT, PRESENT], [PRESENT, PRESENT]]
+
+
+def test_months_are_named_by_initial_or_by_quarter():
+    assert [month_label(f"2020-{m:02d}", wide=True) for m in range(1, 13)] == list("JFMAMJJASOND")
+    narrow = [month_label(f"2020-{m:02d}", wide=False) for m in range(1, 13)]
+    assert narrow == ["Q1", None, None, "Q2", None, None, "Q3", None, None, "Q4", None, None]
+
+
+def test_twenty_years_of_25_chips_draw_every_cell_where_it_is_said_to_be(tmp_path):
+    periods = [f"{y}-{m:02d}" for y in range(2001, 2021) for m in range(1, 13)]
+    chips = [f"chip{47.4 - 2 * (i // 5):.1f}N-{106.8 + 2 * (i % 5):.1f}E" for i in range(25)]
+    rng = np.random.default_rng(3)
+    panels = {p: rng.choice(sorted(COLOURS), (25, len(periods))).tolist() for p in ("etasw", "swe")}
+    path = tmp_path / "tile.png"
+    heatmap(str(path), "r50.0_tile6", chips, periods, panels)
+    pixels = imread(path)
+    assert pixels.shape[1] < 1700  # narrow columns, quarters named: one screen wide
+    for panel, rows in enumerate(panels.values()):
+        for row, statuses_of_chip in enumerate(rows):
+            for column, status in enumerate(statuses_of_chip):
+                x, y = heatmap_cell(panel, row, column, len(chips), len(periods))
+                colour = "#{:02x}{:02x}{:02x}".format(*(pixels[y, x, :3] * 255).round().astype(int))
+                assert colour == COLOURS[status], (panel, row, column)
+    # A row is tall enough for its chip's label in an 8-point font at 100 dpi (11 pixels).
+    assert ROW >= 11

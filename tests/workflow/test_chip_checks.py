@@ -120,7 +120,7 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
     chips = snapshot["tiles"][TILE6]["chips"]
     pixels = imread(months.reports / "heatmaps" / f"{TILE6}.png")
     for month, status in rows.items():
-        x, y = heatmap_cell(0, chips.index(BAD), month - 1, len(chips))
+        x, y = heatmap_cell(0, chips.index(BAD), month - 1, len(chips), len(snapshot["periods"]))
         colour = "#{:02x}{:02x}{:02x}".format(*(pixels[y, x, :3] * 255).round().astype(int))
         assert colour == COLOURS[SUSPECT if status == "suspect" else REFUSED], month
     again = months.snakemake("-n")

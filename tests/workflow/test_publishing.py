@@ -339,8 +339,10 @@ def test_annual_sums_equal_the_sum_of_the_monthly_cogs(demo):
             np.testing.assert_allclose(year, expected, rtol=2e-7, err_msg=str(where))
 
 
-def cell_colour(pixels: np.ndarray, panel: int, row: int, column: int, chips: int) -> str:
-    x, y = heatmap_cell(panel, row, column, chips)
+def cell_colour(
+    pixels: np.ndarray, panel: int, row: int, column: int, chips: int, periods: int
+) -> str:
+    x, y = heatmap_cell(panel, row, column, chips, periods)
     red, green, blue = (pixels[y, x, :3] * 255).round().astype(int)
     return f"#{red:02x}{green:02x}{blue:02x}"
 
@@ -369,9 +371,8 @@ def test_heatmaps_mark_exactly_the_removed_chips_and_unpublished_months_have_no_
                 for column, period in enumerate(periods):
                     year, month = int(period[:4]), int(period[5:])
                     status = MISSING if (tile, chip, product, year, month) in removed else PRESENT
-                    assert cell_colour(pixels, panel, row, column, len(chips)) == COLOURS[status], (
-                        tile, chip, product, period,
-                    )  # fmt: skip
+                    colour = cell_colour(pixels, panel, row, column, len(chips), len(periods))
+                    assert colour == COLOURS[status], (tile, chip, product, period)
     output = workspace.output
     assert not (output / "tiles" / TILE6 / "netet" / "2021" / "netet_202107.json").exists()
     assert not (output / "mosaic" / "netet" / "2021" / "netet_202107.json").exists()
