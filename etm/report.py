@@ -6,7 +6,7 @@ import csv
 import json
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +20,8 @@ TRUNCATED_CSV = "truncated_chips.csv"
 DUPLICATES_CSV = "duplicate_chips.csv"
 FINDINGS_CSV = "chip_findings.csv"
 SUMMARY_TXT = "verifier.txt"
+#: The HTML report's opening page (Snakemake's global ``report:``).
+SUMMARY_RST = "summary.rst"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
 PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
@@ -187,6 +189,36 @@ def summary_lines(verification: Verification) -> list[str]:
     scattered = [m for m in verification.missing if m not in explained]
     lines.extend(missing_lines(scattered, settings.months))
     return lines
+
+
+def summary_rst(verification: Verification, limit: int = 40) -> str:
+    """The HTML report's opening page: chip files per tile and product, then the verifier's
+    summary (systematic gaps one line each), then where the heatmaps and quicklooks are."""
+    settings = verification.settings
+    periods = len(settings.years) * len(settings.months)
+    missing = Counter((m.tile, m.product) for m in verification.missing)
+    flagged = Counter((m.tile, m.product) for m in verification.findings)
+    header = ["tile", "product", "expected", "found", "missing", "refused or suspect"]
+    rows = [
+        [tile, product, n := len(chips) * periods, n - missing[tile, product],
+         missing[tile, product], flagged[tile, product]]
+        for tile, chips in verification.expected.items()
+        for product in settings.products
+    ]  # fmt: skip
+    table = "".join(
+        "   * - " + "\n     - ".join(str(cell) for cell in row) + "\n" for row in [header, *rows]
+    )
+    lines = summary_lines(verification)
+    more = len(lines) - limit
+    shown = lines[:limit] + ([f"... {more} more lines in {SUMMARY_TXT}"] if more > 0 else [])
+    return (
+        f"Completeness of {settings.output}\n{'=' * (16 + len(settings.output))}\n\n"
+        ".. list-table:: Chip files per tile and product\n   :header-rows: 1\n\n"
+        f"{table}\n"
+        "The verifier's summary::\n\n" + "".join(f"   {line}\n" for line in shown) + "\n"
+        "The heatmaps (chips down, months across) are under **Completeness**, the region's "
+        "quicklooks under **Quicklooks**.\n"
+    )
 
 
 def finding_lines(verification: Verification) -> list[str]:
@@ -374,6 +406,7 @@ def write_reports(verification: Verification) -> str:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     write_tables(data, str(folder))
+    (folder / SUMMARY_RST).write_text(summary_rst(verification))
     return str(folder / MISSING_CSV)
 
 

@@ -1,4 +1,11 @@
-from etm.report import MISSING_CSV, SNAPSHOT_JSON, heatmap_path
+import os
+
+from etm.report import MISSING_CSV, SNAPSHOT_JSON, SUMMARY_RST, heatmap_path
+
+
+# Snakemake's HTML report opens on the verifier's summary (written when the workflow loads).
+report: os.path.abspath(f"{SETTINGS.reports_dir}/{SUMMARY_RST}")
+
 
 # What operators and end users see beside the COGs. Both rules run where Snakemake runs:
 # they read the main process's verification, or every published Item.

@@ -20,6 +20,7 @@ from etm.report import (
     missing_lines,
     month_label,
     statuses,
+    summary_rst,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,3 +86,21 @@ def test_twenty_years_of_25_chips_draw_every_cell_where_it_is_said_to_be(tmp_pat
                 assert colour == COLOURS[status], (panel, row, column)
     # A row is tall enough for its chip's label in an 8-point font at 100 dpi (11 pixels).
     assert ROW >= 11
+
+
+def test_the_html_reports_opening_page_counts_chip_files_per_tile_and_product():
+    from docutils.core import publish_parts
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(start_year=2020, end_year=2020, months=[6, 7], products=["etasw", "netet"])
+    settings = load_settings(config, read_schema(REPO), local=False)
+    tile = next(iter(settings.tiles))
+    chips = (Chip(474, -1068), Chip(474, -1048))
+    missing = [ChipMonth(tile, chips[1], "netet", 2020, 7)]
+    verification = Verification(settings, {tile: chips}, {}, missing, {}, [])
+    text = summary_rst(verification)
+    # Any docutils warning (a malformed table, say) fails the page.
+    html = publish_parts(text, writer_name="html", settings_overrides={"halt_level": 2})["body"]
+    cells = [cell.split(">")[-1] for cell in html.split("</td>")[:-1]]
+    assert cells == [tile, "etasw", "4", "4", "0", "0", tile, "netet", "4", "3", "1", "0"]
+    assert "8 chip files expected, 7 found, 1 missing" in html

@@ -400,6 +400,12 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(report.as_uri())
+        # It opens on the completeness summary: chip files per tile and product.
+        summary = page.get_by_text("Chip files per tile and product")
+        summary.wait_for(timeout=10_000)
+        row = page.locator("tr", has_text=TILE6).filter(has_text="netet")
+        assert row.locator("td").all_inner_texts() == [TILE6, "netet", "300", "300", "0", "0"]
+        assert page.get_by_text("1200 chip files expected, 1200 found, 0 missing").is_visible()
         assert page.get_by_text("Quicklooks", exact=True).is_visible()
         page.get_by_text("Completeness", exact=True).click()
         page.locator("tr", has_text=TILE6).locator("a[iconname=eye]").click()
