@@ -100,7 +100,7 @@ def test_the_html_reports_opening_page_counts_chip_files_per_tile_and_product():
     verification = Verification(settings, {tile: chips}, {}, missing, {}, [])
     text = summary_rst(verification)
     # Any docutils warning (a malformed table, say) fails the page.
-    html = publish_parts(text, writer_name="html", settings_overrides={"halt_level": 2})["body"]
+    html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2})["body"]
     cells = [cell.split(">")[-1] for cell in html.split("</td>")[:-1]]
     assert cells == [tile, "etasw", "4", "4", "0", "0", tile, "netet", "4", "3", "1", "0"]
     assert "8 chip files expected, 7 found, 1 missing" in html

@@ -61,6 +61,15 @@ def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     events = sorted((float(t), int(step)) for t, step in map(str.split, submitted.open()))
-    in_flight = list(accumulate(step for _, step in events))
     assert len(events) == 2 * (len(workspace.expected_cogs()) + 2)  # and 2 tile baselines
-    assert max(in_flight) == expected
+    # The cap is reached: a wrapper's end is written a moment after Snakemake saw its job
+    # finish, so these spans may overlap the next job's by that moment...
+    assert max(accumulate(step for _, step in events)) >= expected
+    # ...and never exceeded: each job's own log lies within the time Snakemake counts it.
+    logs = [
+        *(workspace.root / "logs").glob("mosaic_*/**/*.log"),
+        *(workspace.root / "logs").glob("chip_baseline/*.log"),
+    ]
+    spans = [log_span(p) for p in logs]
+    ends_first = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    assert max(accumulate(step for _, step in ends_first)) <= expected

@@ -406,8 +406,8 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         row = page.locator("tr", has_text=TILE6).filter(has_text="netet")
         assert row.locator("td").all_inner_texts() == [TILE6, "netet", "300", "300", "0", "0"]
         assert page.get_by_text("1200 chip files expected, 1200 found, 0 missing").is_visible()
-        assert page.get_by_text("Quicklooks", exact=True).is_visible()
-        page.get_by_text("Completeness", exact=True).click()
+        assert page.get_by_role("link", name="Quicklooks").is_visible()
+        page.get_by_role("link", name="Completeness").click()
         page.locator("tr", has_text=TILE6).locator("a[iconname=eye]").click()
         image = page.locator(f'img[src*="filename={TILE6}.png"]')
         image.wait_for(timeout=10_000)

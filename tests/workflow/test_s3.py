@@ -75,12 +75,13 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     rerun, _ = s3ws.snakemake()
     assert rerun.returncode == 0, rerun.stderr
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
-    # The month's COGs, Items and quicklook; the catalog is rewritten, its content the same.
+    # The month's COGs, Items and quicklook, and the index holding the new Items; the
+    # catalog and Collections are rewritten, their content the same.
     assert {k for k in after if after[k] != before[k]} == {
         f"{OUTPUT}/{name}.{suffix}"
         for name in (f"tiles/{TILE6}/netet/2021/netet_202107", "mosaic/netet/2021/netet_202107")
         for suffix in ("tif", "json")
-    } | {f"{OUTPUT}/mosaic/netet/2021/netet_202107.png"}
+    } | {f"{OUTPUT}/mosaic/netet/2021/netet_202107.png", f"{OUTPUT}/items.ndjson"}
 
 
 def test_failed_run_and_output_deletion_never_touch_the_input_bucket(s3ws):
