@@ -28,36 +28,13 @@ sys.path.insert(0, str(REPO / "tests"))
 from s3server import S3Server  # noqa: E402
 
 from etm.cog import build_cog  # noqa: E402
-from etm.s3 import client  # noqa: E402
+from etm.s3 import client, gdal_options  # noqa: E402
 from etm.sample import MODEL_PIXEL, chip_grid, field, tile_chips, write_chip  # noqa: E402
 
 COG = dict(
     dtype="float32", compress="DEFLATE", level=6, predictor="FLOATING_POINT", blocksize=512,
     gdal_cache_mb=256,
 )  # fmt: skip
-
-
-def gdal_options() -> dict[str, str]:
-    """GDAL settings for many small S3 objects, honouring AWS_ENDPOINT_URL (the /vsis3/ path).
-
-    GDAL does not read AWS_ENDPOINT_URL itself; its host, scheme and path-style addressing
-    are translated to GDAL's own settings.
-    """
-    options = {
-        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
-        "GDAL_HTTP_MAX_RETRY": "10",
-        "GDAL_HTTP_RETRY_DELAY": "1",
-    }
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        options.update(
-            AWS_S3_ENDPOINT=host.rstrip("/"),
-            AWS_HTTPS="YES" if scheme == "https" else "NO",
-            AWS_VIRTUAL_HOSTING="FALSE",
-        )
-    return options
 
 
 def download(keys: list[str], work: str, environment: dict) -> float:

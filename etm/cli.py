@@ -1,11 +1,14 @@
 """The ``etm`` command: tools beside the workflow.
 
 etm unlock PREFIX     remove the lock a run left on an output prefix (local or s3://)
+etm timeseries ...    a point's or a polygon's monthly series from the published COGs
+etm check-image       check that this environment runs every job
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from etm.errors import EtmError
@@ -69,16 +72,42 @@ def check_image() -> str:
     )
 
 
+def timeseries(args: argparse.Namespace) -> str:
+    """The CSV of ``etm timeseries``."""
+    from etm import timeseries as series
+
+    span = dict(start=args.start, end=args.end)
+    if args.polygon:
+        geometry = json.loads(series.read_text(args.polygon))
+        geometry = geometry.get("features", [geometry])[0]
+        geometry = geometry.get("geometry", geometry)
+        readings = series.polygon_series(args.catalog, args.product, geometry, **span)
+    elif args.lon is None or args.lat is None:
+        raise EtmError("give --lon and --lat, or --polygon FILE.geojson")
+    else:
+        readings = series.point_series(args.catalog, args.product, args.lon, args.lat, **span)
+    return series.as_csv(readings).rstrip("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="etm", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     unlocking = commands.add_parser("unlock", help="remove the lock a run left on a prefix")
     unlocking.add_argument("prefix", help="the output prefix: a folder, or s3://bucket/prefix")
+    series = commands.add_parser("timeseries", help="a monthly series from the published COGs")
+    series.add_argument("catalog", help="output prefix or its catalog.json: path, s3://, https://")
+    series.add_argument("--product", required=True)
+    series.add_argument("--lon", type=float, help="degrees east (negative: west)")
+    series.add_argument("--lat", type=float, help="degrees north")
+    series.add_argument("--polygon", help="a GeoJSON file: its first feature or geometry")
+    series.add_argument("--start", help="first month, YYYY-MM")
+    series.add_argument("--end", help="last month, YYYY-MM")
     commands.add_parser("check-image", help="check that this environment runs every job")
     args = parser.parse_args(argv)
+    run = {"unlock": lambda: unlock(args.prefix), "timeseries": lambda: timeseries(args)}
     try:
-        print(unlock(args.prefix) if args.command == "unlock" else check_image())
+        print(run.get(args.command, check_image)())
     except EtmError as error:
         print(f"etm error: {error}", file=sys.stderr)
         return 1

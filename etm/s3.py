@@ -68,6 +68,30 @@ def split(path: str) -> tuple[str, str]:
     return bucket, key
 
 
+def gdal_options() -> dict[str, str]:
+    """GDAL settings for reading COGs and chips on S3 (``s3://``, ``/vsis3/``) with range
+    requests, honouring AWS_ENDPOINT_URL.
+
+    GDAL does not read AWS_ENDPOINT_URL itself; its host, scheme and path-style addressing
+    are translated to GDAL's own settings.
+    """
+    options = {
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+        "GDAL_HTTP_MAX_RETRY": "10",
+        "GDAL_HTTP_RETRY_DELAY": "1",
+    }
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        options.update(
+            AWS_S3_ENDPOINT=host.rstrip("/"),
+            AWS_HTTPS="YES" if scheme == "https" else "NO",
+            AWS_VIRTUAL_HOSTING="FALSE",
+        )
+    return options
+
+
 def client():
     """An S3 client honouring AWS_ENDPOINT_URL and the credential chain, with retries."""
     return boto3.client("s3", config=client_config())

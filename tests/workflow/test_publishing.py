@@ -17,7 +17,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-from conftest import DEMO_REPORTS, TILE5, TILE6, snakemake_command
+from conftest import DEMO_REPORTS, SNAKEMAKE, TILE5, TILE6, snakemake_command
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from pystac.validation import validate_dict
@@ -414,3 +414,107 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         rendered = image.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
         browser.close()
     assert rendered == [True, imread(heatmap).shape[1], imread(heatmap).shape[0]]
+
+
+SERIES_CHIP = "sample/ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/chip43.4N-102.8E"
+
+
+def etm_command(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `etm` command line."""
+    etm = Path(SNAKEMAKE).parent / "etm"
+    return subprocess.run(
+        [str(etm), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def pixel_centre(chip: Path, row: int, col: int) -> tuple[float, float]:
+    with rasterio.open(chip) as source:
+        return source.xy(row, col)
+
+
+def test_timeseries_at_a_point_is_the_cogs_and_the_chips_pixel(demo):
+    lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
+    result = etm_command(
+        "timeseries", "--product", "etasw", "--lon", str(lon), "--lat", str(lat),
+        "--start", "2020-03", "--end", "2020-08", str(OUTPUT / "catalog.json"), cwd=demo,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "period,value_mm"
+    assert [line.split(",")[0] for line in lines[1:]] == [f"2020-{m:02d}" for m in range(3, 9)]
+    for line, month in zip(lines[1:], range(3, 9), strict=True):
+        value = float(line.split(",")[1])
+        with rasterio.open(
+            demo / OUTPUT / "mosaic" / "etasw" / "2020" / f"etasw_2020{month:02d}.tif"
+        ) as cog:
+            (in_cog,) = next(cog.sample([(lon, lat)]))
+        with rasterio.open(demo / SERIES_CHIP / "2020" / f"etasw_2020{month:02d}.tif") as chip:
+            in_chip = chip.read(1)[10, 20]
+        assert np.float32(value) == in_cog  # exactly: 9 significant digits
+        assert value == pytest.approx(float(in_chip), rel=1e-6)  # float64 chip, float32 COG
+
+
+def test_timeseries_over_a_polygon_is_the_mean_of_the_pixels_it_holds(demo, tmp_path):
+    # A rectangle on pixel edges, 4 x 3 pixels of the region COG.
+    cog_path = demo / OUTPUT / "mosaic" / "netet" / "2020" / "netet_202005.tif"
+    with rasterio.open(cog_path) as cog:
+        t = cog.transform
+        block = cog.read(1)[200:203, 300:304]
+    west, north = t * (300, 200)
+    east, south = t * (304, 203)
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    field = tmp_path / "field.geojson"
+    field.write_text(json.dumps({
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}}],
+    }))  # fmt: skip
+    result = etm_command(
+        "timeseries", "--product", "netet", "--polygon", str(field), "--start", "2020-05",
+        "--end", "2020-05", str(OUTPUT), cwd=demo,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header == "period,mean_mm,valid_pixels"
+    period, mean, valid = row.split(",")
+    assert period == "2020-05" and int(valid) == np.count_nonzero(~np.isnan(block))
+    assert float(mean) == pytest.approx(float(np.nanmean(block)), rel=1e-5)
+
+
+def test_timeseries_outside_the_region_is_one_line(demo):
+    result = etm_command(
+        "timeseries", "--product", "etasw", "--lon", "-60", "--lat", "42", str(OUTPUT), cwd=demo
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "etm error: point (-60.0, 42.0) is outside the published region (west -116.7999, "
+        "south 37.3922, east -96.7806, north 47.4018)"
+    ]
+
+
+def test_timeseries_on_s3_reads_a_handful_of_ranges_per_month(demo, monkeypatch):
+    from s3server import S3Server
+
+    from etm.timeseries import point_series
+
+    server = S3Server()
+    try:
+        server.client().create_bucket(Bucket="ws-enduser")
+        server.upload_tree(demo / OUTPUT, "ws-enduser", "USA/demo")
+        for name, value in server.environment.items():
+            monkeypatch.setenv(name, value)
+        lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
+        server.reset_count()
+        readings = point_series("s3://ws-enduser/USA/demo", "etasw", lon, lat)
+        requests = server.count()
+        cogs = [r for r in server.requests if r[0] == "GET" and r[1].endswith(".tif")]
+    finally:
+        server.stop()
+    assert len(readings) == 12
+    with rasterio.open(demo / OUTPUT / "mosaic" / "etasw" / "2020" / "etasw_202007.tif") as cog:
+        (july,) = next(cog.sample([(lon, lat)]))
+    assert readings[6].value == float(july)
+    # The index (one GET), then per month the COG's header and the block of the point.
+    assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 1, requests
+    assert set(requests) <= {"GET", "HEAD"}, requests
+    print(f"etm timeseries on S3, 12 months: {dict(requests)}")

@@ -1,0 +1,169 @@
+"""A point's or a polygon's monthly series, read straight from the published region COGs.
+
+The published index (``items.ndjson``) says which COGs hold the product's months; each
+COG is then read through GDAL's range requests (local paths, ``s3://`` or ``https://``):
+its header, and the few blocks the point or the polygon covers, never the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import urllib.request
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+import rasterio.features
+import rasterio.windows
+
+from etm import s3
+from etm.errors import EtmError
+from etm.plan import Period, collection_id
+from etm.stac import INDEX
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One period's value: at a point, or a polygon's mean and its valid pixel count."""
+
+    period: str
+    value: float
+    valid_pixels: int | None = None
+
+
+def output_prefix(source: str) -> str:
+    """The output prefix of a catalog: given itself, or its ``catalog.json`` or index."""
+    for name in ("catalog.json", INDEX):
+        if source.endswith(f"/{name}") or source == name:
+            return posixpath.dirname(source) or "."
+    return source.rstrip("/")
+
+
+def read_text(url: str) -> str:
+    """A small file's text from a local path, ``s3://`` or ``http(s)://``.
+
+    Raises
+    ------
+    EtmError
+        Naming the file, if it cannot be read.
+    """
+    try:
+        if url.startswith("s3://"):
+            bucket, key = s3.split(url.removeprefix("s3://"))
+            return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        if url.startswith(("http://", "https://")):
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return response.read().decode()
+        with open(url) as stream:
+            return stream.read()
+    except Exception as error:
+        raise EtmError(f"{url}: cannot be read ({error}); is it an etm output prefix?") from None
+
+
+def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:
+    """The index's Items of the region's months of a product, from start to end (YYYY-MM)."""
+    prefix = output_prefix(source)
+    lines = read_text(f"{prefix}/{INDEX}").splitlines()
+    wanted = collection_id(product, None, Period(2000, 1))
+    items = [json.loads(line) for line in lines if line.strip()]
+    items = [item for item in items if item["collection"] == wanted]
+    if not items:
+        raise EtmError(f"{prefix}/{INDEX}: no region months of {product}; was it published?")
+    first, last = (start or "0000-00").replace("-", ""), (end or "9999-99").replace("-", "")
+    chosen = [i for i in items if first <= i["id"].rsplit("_", 1)[1] <= last]
+    if not chosen:
+        raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
+    return sorted(chosen, key=lambda item: item["properties"]["datetime"])
+
+
+def cog_url(prefix: str, item: dict) -> str:
+    return f"{prefix}/{item['assets']['data']['href'].removeprefix('./')}"
+
+
+def point_series(
+    source: str, product: str, lon: float, lat: float, start: str | None = None,
+    end: str | None = None,
+) -> list[Reading]:  # fmt: skip
+    """The product's monthly values (mm) at a point, NaN where the model has none.
+
+    Parameters
+    ----------
+    source : str
+        The output prefix (local, ``s3://`` or ``https://``), or its ``catalog.json``.
+    product : str
+    lon, lat : float
+        Degrees east and north (EPSG:4326).
+    start, end : str, optional
+        First and last month, ``YYYY-MM``.
+
+    Raises
+    ------
+    EtmError
+        If the point is outside the region, or the catalog has no such months.
+    """
+    items = region_months(source, product, start, end)
+    west, south, east, north = items[0]["bbox"]
+    if not (west <= lon < east and south < lat <= north):
+        raise EtmError(
+            f"point ({lon}, {lat}) is outside the published region (west {west:.4f}, south "
+            f"{south:.4f}, east {east:.4f}, north {north:.4f})"
+        )
+    prefix = output_prefix(source)
+    readings = []
+    with rasterio.Env(**s3.gdal_options()):
+        for item in items:
+            with rasterio.open(cog_url(prefix, item)) as cog:
+                row, col = cog.index(lon, lat)
+                value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
+            readings.append(Reading(item["id"].rsplit("_", 1)[1], float(value)))
+    return readings
+
+
+def polygon_series(
+    source: str, product: str, polygon: dict, start: str | None = None, end: str | None = None
+) -> list[Reading]:
+    """The product's monthly mean (mm) over a polygon (GeoJSON geometry, EPSG:4326), and
+    how many of the pixels whose centre it holds have a value."""
+    items = region_months(source, product, start, end)
+    prefix = output_prefix(source)
+    bounds = rasterio.features.bounds(polygon)
+    west, south, east, north = items[0]["bbox"]
+    if bounds[0] >= east or bounds[2] <= west or bounds[1] >= north or bounds[3] <= south:
+        raise EtmError(
+            f"the polygon {bounds} is outside the published region (west {west:.4f}, south "
+            f"{south:.4f}, east {east:.4f}, north {north:.4f})"
+        )
+    readings = []
+    with rasterio.Env(**s3.gdal_options()):
+        for item in items:
+            with rasterio.open(cog_url(prefix, item)) as cog:
+                left, top = ~cog.transform * (bounds[0], bounds[3])
+                right, bottom = ~cog.transform * (bounds[2], bounds[1])
+                rows = (math.floor(top), math.ceil(bottom))
+                window = rasterio.windows.Window.from_slices(
+                    rows, (math.floor(left), math.ceil(right))
+                ).intersection(rasterio.windows.Window(0, 0, cog.width, cog.height))
+                values = cog.read(1, window=window)
+                inside = rasterio.features.geometry_mask(
+                    [polygon], values.shape, cog.window_transform(window), invert=True
+                )
+            picked = values[inside & ~np.isnan(values)]
+            mean = float(picked.mean()) if picked.size else math.nan
+            readings.append(Reading(item["id"].rsplit("_", 1)[1], mean, int(picked.size)))
+    if not any(reading.valid_pixels for reading in readings):
+        raise EtmError("the polygon holds no pixel centre with a value in any month")
+    return readings
+
+
+def as_csv(readings: list[Reading]) -> str:
+    """CSV for a spreadsheet: period (YYYY-MM) and value in mm (empty where NaN), with the
+    9 significant digits that give back the COG's float32 exactly."""
+    polygon = readings[0].valid_pixels is not None
+    lines = ["period,mean_mm,valid_pixels" if polygon else "period,value_mm"]
+    for reading in readings:
+        value = "" if math.isnan(reading.value) else f"{reading.value:.9g}"
+        label = Period.parse(reading.period).label
+        lines.append(f"{label},{value},{reading.valid_pixels}" if polygon else f"{label},{value}")
+    return "\n".join(lines) + "\n"

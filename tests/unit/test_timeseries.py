@@ -1,0 +1,19 @@
+"""The time series command's pure parts: where the catalog is, and its CSV."""
+
+import math
+
+from etm.timeseries import Reading, as_csv, output_prefix
+
+
+def test_the_output_prefix_is_found_from_itself_its_catalog_or_its_index():
+    assert output_prefix("s3://b/USA/demo/") == "s3://b/USA/demo"
+    assert output_prefix("s3://b/USA/demo/catalog.json") == "s3://b/USA/demo"
+    assert output_prefix("https://h/x/items.ndjson") == "https://h/x"
+    assert output_prefix("catalog.json") == "."
+
+
+def test_the_csv_gives_back_float32_values_and_leaves_nan_empty():
+    point = as_csv([Reading("202007", 18.143768310546875), Reading("202008", math.nan)])
+    assert point == "period,value_mm\n2020-07,18.1437683\n2020-08,\n"
+    polygon = as_csv([Reading("202007", 2.5, 12)])
+    assert polygon == "period,mean_mm,valid_pixels\n2020-07,2.5,12\n"
