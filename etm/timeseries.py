@@ -139,8 +139,8 @@ def polygon_series(
     with rasterio.Env(**s3.gdal_options()):
         for item in items:
             with rasterio.open(cog_url(prefix, item)) as cog:
-                left, top = ~cog.transform * (bounds[0], bounds[3])
-                right, bottom = ~cog.transform * (bounds[2], bounds[1])
+                left, top = ~cog.transform @ (bounds[0], bounds[3])
+                right, bottom = ~cog.transform @ (bounds[2], bounds[1])
                 rows = (math.floor(top), math.ceil(bottom))
                 window = rasterio.windows.Window.from_slices(
                     rows, (math.floor(left), math.ceil(right))

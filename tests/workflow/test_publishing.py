@@ -460,8 +460,8 @@ def test_timeseries_over_a_polygon_is_the_mean_of_the_pixels_it_holds(demo, tmp_
     with rasterio.open(cog_path) as cog:
         t = cog.transform
         block = cog.read(1)[200:203, 300:304]
-    west, north = t * (300, 200)
-    east, south = t * (304, 203)
+    west, north = t @ (300, 200)
+    east, south = t @ (304, 203)
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     field = tmp_path / "field.geojson"
     field.write_text(json.dumps({
