@@ -15,14 +15,9 @@ SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
 or_exit(check_placeholder, "default-storage-prefix", WORK_PREFIX)
 
 
-def named(path):
-    """A config path as the user knows it: an S3 URL, or a local path."""
-    return f"s3://{path}" if PROVIDER else path
-
-
 def stored(path):
     """A config path as Snakemake sees it: local, or an S3 object of the default storage."""
-    return getattr(storage, PROVIDER)(named(path)) if PROVIDER else path
+    return getattr(storage, PROVIDER)(RUN.named(path)) if PROVIDER else path
 
 
 def published(name, suffix):

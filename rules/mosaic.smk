@@ -16,7 +16,7 @@ rule chip_baseline:
         container_slots=1,
     params:
         prefixes=lambda wildcards: [
-            named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes
+            RUN.named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes
         ],
         product=SETTINGS.products[0],
         chips=lambda wildcards: plan.chip_names(SETTINGS, wildcards.tile),

@@ -17,7 +17,7 @@ rule rerun_chip:
     params:
         command=lambda wildcards: rerun_command(
             SETTINGS.chip_rerun_command,
-            prefix=named(SETTINGS.tiles[wildcards.tile].prefixes[0]),
+            prefix=RUN.named(SETTINGS.tiles[wildcards.tile].prefixes[0]),
             **wildcards,
         ),
     message:
