@@ -72,10 +72,15 @@ def region_months(source: str, product: str, start: str | None, end: str | None)
     if not items:
         raise EtmError(f"{prefix}/{INDEX}: no region months of {product}; was it published?")
     first, last = (start or "0000-00").replace("-", ""), (end or "9999-99").replace("-", "")
-    chosen = [i for i in items if first <= i["id"].rsplit("_", 1)[1] <= last]
+    chosen = [item for item in items if first <= period_of(item) <= last]
     if not chosen:
         raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
     return sorted(chosen, key=lambda item: item["properties"]["datetime"])
+
+
+def period_of(item: dict) -> str:
+    """An index Item's period (its id is ``{place}_{product}_{period}``)."""
+    return item["id"].rsplit("_", 1)[1]
 
 
 def cog_url(prefix: str, item: dict) -> str:
@@ -117,7 +122,7 @@ def point_series(
             with rasterio.open(cog_url(prefix, item)) as cog:
                 row, col = cog.index(lon, lat)
                 value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
-            readings.append(Reading(item["id"].rsplit("_", 1)[1], float(value)))
+            readings.append(Reading(period_of(item), float(value)))
     return readings
 
 
@@ -151,7 +156,7 @@ def polygon_series(
                 )
             picked = values[inside & ~np.isnan(values)]
             mean = float(picked.mean()) if picked.size else math.nan
-            readings.append(Reading(item["id"].rsplit("_", 1)[1], mean, int(picked.size)))
+            readings.append(Reading(period_of(item), mean, int(picked.size)))
     if not any(reading.valid_pixels for reading in readings):
         raise EtmError("the polygon holds no pixel centre with a value in any month")
     return readings
