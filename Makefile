@@ -5,6 +5,8 @@
 #   make test-fast  the same without the slow fault, kill and container tests
 # and the job image of profiles/aws:
 #   make image  builds etm:<version> from the Dockerfile (BASE=<image> for another base)
+# and the map page's script, bundled by npm from web/package-lock.json (demo and test do it):
+#   make web
 PYTHON ?= python3
 BIN := .venv/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -13,7 +15,7 @@ IMAGE ?= etm:$(VERSION)
 BASE ?= docker.io/library/python:3.11.15-slim-bookworm
 CONTAINER ?= $(shell command -v docker > /dev/null && echo docker || echo podman)
 
-.PHONY: demo test test-fast lint image system-packages
+.PHONY: demo test test-fast lint image system-packages web
 
 # editable_mode=compat: a plain path entry, so that Snakemake finds etm's plugins
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -26,7 +28,14 @@ sample/.written: .venv/installed etm/sample.py
 	$(BIN)/python -m etm.sample sample
 	touch $@
 
-demo: sample/.written
+web/dist/map.js: web/package.json web/package-lock.json web/map.js
+	@command -v npm > /dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq nodejs npm > /dev/null; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+web: web/dist/map.js
+
+demo: sample/.written web/dist/map.js
 	$(BIN)/snakemake --profile profiles/local --configfile config/sample.yaml
 	@echo "COGs, STAC catalog, quicklooks: sample/ws-enduser/USA/demo/  reports, heatmaps: reports/"
 
@@ -47,8 +56,8 @@ lint: .venv/installed
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules
 
-test: lint system-packages
+test: lint system-packages web/dist/map.js
 	$(BIN)/pytest
 
-test-fast: lint system-packages
+test-fast: lint system-packages web/dist/map.js
 	$(BIN)/pytest -m "not slow"

@@ -23,7 +23,7 @@ include: "rules/reruns.smk"
 # Per tile and period (month, or year with annual: true), then per region period:
 # a COG, its STAC Item, and for the region a quicklook PNG.
 include: "rules/mosaic.smk"
-# Completeness heatmaps; the STAC catalog of every published Item.
+# Completeness heatmaps; the STAC catalog of every published Item; the map page.
 include: "rules/reports.smk"
 
 
@@ -32,6 +32,7 @@ rule all:
     input:
         [published(p.name, "tif") for p in RUN.publications],
         rules.stac_catalog.output,
+        rules.map_page.output,
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],
 

@@ -1,12 +1,20 @@
-"""Time and peak memory of `snakemake -n` over a synthetic archive of 1,080,000 chips.
+"""Time, CPU and peak memory of `snakemake -n` over a synthetic archive of 1,080,000 chips,
+for etm's workflow and for a plain Snakefile of the same DAG.
 
 The layout is the team's: 15 tiles of 25 chips (375), 12 products, 20 years, 12 months,
 as empty local files (a dry run lists and stats chips, it never reads them). It is
 generated once under benchmarks/cache/ (git-ignored). Local files measure Snakemake's and
 etm's own cost; S3 request counts are measured by benchmarks/s3_requests.py.
 
-Usage: .venv/bin/python benchmarks/dry_run_1m.py [--years 20] [--tiles 15]
-Prints: chips, jobs, wall time and peak resident memory of the snakemake process.
+The baseline is what a team would write with Snakemake alone: the same rules, wildcards,
+inputs, outputs and logs (25 chips and a baseline per tile-month, the tiles per
+region-month, every Item for the catalog, the map page), each rule running a script with its threads
+and memory, with chip paths built by string formatting: no verifier, no chip listing, no
+checks. Both run in turn, `--repeats` times, each in its own process, with Snakemake's
+default rerun triggers.
+
+Usage: .venv/bin/python benchmarks/dry_run_1m.py [--years 20] [--tiles 15] [--repeats 3]
+Prints: chips, jobs, wall, CPU-s and peak resident memory of each, and their ratios.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -24,10 +32,102 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTS = "etasw etasw5 etc netet srf dd rain swe snwpk snowmelt swi swf".split()
+RUN = "ws-out/USA/Run08_18_2021"
+
+# The same DAG as etm's `snakemake -n` with the team's config: rule names, wildcards,
+# one job per tile-month, region-month, tile baseline, the heatmaps and the catalog.
+PLAIN_SNAKEFILE = """
+TILES = config["tiles"]
+PRODUCTS = config["products"]
+YEARS = range(config["start_year"], config["end_year"] + 1)
+PERIODS = [f"{year}{month:02d}" for year in YEARS for month in range(1, 13)]
+OUT = "ws-enduser/USA/bench"
+TILE = OUT + "/tiles/{tile}/{product}/{year}/{product}_{period}"
+REGION = OUT + "/mosaic/{product}/{year}/{product}_{period}"
+
+wildcard_constraints:
+    tile="|".join(TILES),
+    product="|".join(PRODUCTS),
+    year=r"\\d{4}",
+    period=r"\\d{6}",
+
+rule all:
+    input:
+        expand(REGION + ".tif", zip, product=[p for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in PRODUCTS for s in PERIODS]),
+        OUT + "/catalog.json",
+        "reports/heatmaps.png",
+        OUT + "/index.html",
+
+rule chip_baseline:
+    output: "baselines/{tile}.json"
+    log: "logs/chip_baseline/{tile}.log"
+    script: "job.py"
+
+rule mosaic_tile:
+    input:
+        sources=lambda w: [
+            f"{config['run']}/run_{w.tile}/{w.tile}/{chip}/{w.year}/{w.product}_{w.period}.tif"
+            for chip in TILES[w.tile]
+        ],
+        baseline=ancient("baselines/{tile}.json"),
+    output: cog=TILE + ".tif", item=TILE + ".json"
+    log: "logs/mosaic_tile/{tile}/{year}/{product}_{period}.log"
+    threads: 1
+    resources: mem_mb=1280
+    script: "job.py"
+
+rule mosaic_region:
+    input: expand(TILE + ".tif", tile=TILES, allow_missing=True)
+    output: cog=REGION + ".tif", item=REGION + ".json", thumbnail=REGION + ".png"
+    log: "logs/mosaic_region/{year}/{product}_{period}.log"
+    threads: 1
+    resources: mem_mb=1280
+    script: "job.py"
+
+rule completeness:
+    output: "reports/heatmaps.png"
+    log: "logs/completeness.log"
+    script: "job.py"
+
+rule stac_catalog:
+    input:
+        expand(TILE + ".json", zip, tile=[t for t in TILES for _ in PRODUCTS for _ in PERIODS],
+               product=[p for _ in TILES for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in TILES for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in TILES for _ in PRODUCTS for s in PERIODS]),
+        expand(REGION + ".json", zip, product=[p for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in PRODUCTS for s in PERIODS]),
+    output: OUT + "/catalog.json"
+    log: "logs/stac_catalog.log"
+    script: "job.py"
+
+rule map_page:
+    input: ancient(OUT + "/catalog.json")
+    output: OUT + "/index.html"
+    log: "logs/map_page.log"
+    script: "job.py"
+"""
 
 
 def tile_names(count: int) -> list[str]:
     return [f"r50.0_tile{n}" for n in range(1, count + 1)]
+
+
+def tile_chips(count: int) -> dict[str, list[str]]:
+    """Each tile's 25 chip folders: squares of the team's tile grid (config key tile_grid:
+    origin -116.8, 47.4)."""
+    chips = {}
+    for index, tile in enumerate(tile_names(count)):
+        north, west = 47.4 - 10 * (index // 6), -126.8 + 10 * (index % 6)
+        chips[tile] = [
+            f"chip{north - 2 * row:.1f}N{west + 2 * col:.1f}E"
+            for row in range(5)
+            for col in range(5)
+        ]
+    return chips
 
 
 def generate(root: Path, tiles: int, years: range) -> int:
@@ -36,27 +136,14 @@ def generate(root: Path, tiles: int, years: range) -> int:
     chips = tiles * 25 * len(PRODUCTS) * len(years) * 12
     if done.exists():
         return chips
-    for index, tile in enumerate(tile_names(tiles)):
-        # Squares of the team's tile grid (config key tile_grid: origin -116.8, 47.4).
-        north, west = 47.4 - 10 * (index // 6), -126.8 + 10 * (index % 6)
-        for row in range(5):
-            for col in range(5):
-                chip = f"chip{north - 2 * row:.1f}N{west + 2 * col:.1f}E"
-                for year in years:
-                    folder = (
-                        root
-                        / "ws-out"
-                        / "USA"
-                        / "Run08_18_2021"
-                        / f"run_{tile}"
-                        / tile
-                        / chip
-                        / f"{year}"
-                    )
-                    folder.mkdir(parents=True, exist_ok=True)
-                    for product in PRODUCTS:
-                        for month in range(1, 13):
-                            (folder / f"{product}_{year}{month:02d}.tif").touch()
+    for tile, names in tile_chips(tiles).items():
+        for chip in names:
+            for year in years:
+                folder = root / RUN / f"run_{tile}" / tile / chip / f"{year}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for product in PRODUCTS:
+                    for month in range(1, 13):
+                        (folder / f"{product}_{year}{month:02d}.tif").touch()
     done.touch()
     return chips
 
@@ -66,10 +153,35 @@ def layout_root(tiles: int, years: int) -> Path:
     return REPO / "benchmarks" / "cache" / f"grid-{tiles}-tiles-{years}-years"
 
 
+def dry_run(root: Path, snakefile: Path, configfile: str) -> tuple[int, float, float, float]:
+    """Jobs, wall s, CPU-s (user + system) and peak RSS MB of one `snakemake -n`."""
+    command = [
+        str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(snakefile),
+        "-n", "--quiet", "rules", "--configfile", configfile,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status:
+        sys.exit(f"{snakefile} failed:\n{output[-3000:]}")
+    jobs = re.search(r"^total\s+(\d+)", output, re.MULTILINE)
+    return int(jobs[1]), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    low, mid, high = (
+        f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values))
+    )
+    return f"{mid} ({low}-{high})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles", type=int, default=15)
     parser.add_argument("--years", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     root = layout_root(args.tiles, args.years)
     years = range(2001, 2001 + args.years)
@@ -80,26 +192,33 @@ def main() -> None:
         "products": PRODUCTS,
         "start_year": years.start,
         "end_year": years.stop - 1,
-        "unmosaicked_inputs": [
-            f"ws-out/USA/Run08_18_2021/run_{t}/{t}/" for t in tile_names(args.tiles)
-        ],
+        "unmosaicked_inputs": [f"{RUN}/run_{t}/{t}/" for t in tile_names(args.tiles)],
         "enduser_cog_output": "ws-enduser/USA/bench/",
     }
     (root / "bench.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
-        "-n", "--quiet", "rules", "--configfile", "bench.yaml",
-    ]  # fmt: skip
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if result.returncode:
-        sys.exit(result.stderr[-3000:])
-    jobs = re.search(r"^total\s+(\d+)", result.stdout + result.stderr, re.MULTILINE)
-    jobs = jobs and jobs[1]
-    print(f"snakemake -n --quiet rules: {jobs} jobs, {wall:.0f} s, peak RSS {peak_mb:,.0f} MB")
-    print(f"goals: under 180 s and under 4,096 MB on this machine ({os.cpu_count()} cores)")
+    plain = {**config, "run": RUN, "tiles": tile_chips(args.tiles)}
+    (root / "plain.yaml").write_text(yaml.safe_dump(plain))
+    (root / "plain.smk").write_text(PLAIN_SNAKEFILE)
+    (root / "job.py").write_text("# never run: a dry run only plans the jobs\n")
+    methods = {
+        "etm": (REPO / "Snakefile", "bench.yaml"),
+        "plain": (root / "plain.smk", "plain.yaml"),
+    }
+    runs: dict[str, list[tuple[int, float, float, float]]] = {name: [] for name in methods}
+    for repeat in range(args.repeats):
+        order = list(methods) if repeat % 2 == 0 else list(reversed(methods))
+        for name in order:
+            runs[name].append(dry_run(root, *methods[name]))
+            print(f"  run {repeat + 1} {name}: {runs[name][-1][1]:.0f} s", flush=True)
+    print(f"\nsnakemake -n --quiet rules, median (min-max) of {args.repeats}, in turn")
+    print(f"{'Snakefile':<10}{'jobs':>8}{'wall s':>22}{'CPU-s':>22}{'peak RSS MB':>14}")
+    for name, results in runs.items():
+        jobs, walls, cpus, rss = zip(*results, strict=True)
+        print(f"{name:<10}{jobs[0]:>8,}{spread(walls):>22}{spread(cpus):>22}{max(rss):>14,.0f}")
+    for column, label in ((1, "wall"), (2, "CPU")):
+        ratios = [e[column] / p[column] for e, p in zip(runs["etm"], runs["plain"], strict=True)]
+        print(f"etm/plain {label} (paired): {spread(ratios, 2)}")
+    print(f"goal: etm under plain Snakemake's time ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -28,6 +27,7 @@ from rasterio.errors import RasterioError
 
 from etm.checks import ChipExpectation
 from etm.errors import ChipError, PublishError
+from etm.files import partial_path
 from etm.mosaic import Mosaic, write_levels
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,6 @@ def check_free_space(name: str, needed: int, *folders: str) -> None:
                 f"{needed / 2**20:.1f} MiB); free space there, then run again. "
                 "Nothing was published"
             )
-
-
-def partial_path(destination: str) -> str:
-    """The hidden name a COG is written under before it is published, unique to this call."""
-    folder, name = os.path.split(destination)
-    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.partial")
 
 
 def build_cog(

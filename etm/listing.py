@@ -17,11 +17,13 @@ from etm.errors import StorageError
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """One stored file: its path as the config spells it, its size and modification time."""
+    """One stored file: its path as the config spells it, its size and modification time,
+    and on S3 its ETag (the MD5 of its bytes, for an object stored in one part)."""
 
     path: str
     size: int
     mtime: float
+    etag: str | None = None
 
 
 def join(prefix: str, *parts: str) -> str:

@@ -223,10 +223,25 @@ class Containers:
         )
 
 
+#: What a job run in a container holds: a container (max_concurrent_containers) and that
+#: container's one job slot (resource_scopes in rules/common.smk).
+CONTAINER = {"containers": 1, "container_slots": 1}
+
+
 def job_memory_mb(settings: Settings) -> int:
     """Memory of one mosaic job: GDAL's cache, the job's buffers (at most 400 MB measured)
     and the Snakemake process running it in a container."""
     return settings.gdal_cache_mb + 768
+
+
+def _cpus(wildcards: object, threads: int) -> int:
+    """A job's ``cpus`` are its threads (``--cores`` caps them on clusters and clouds)."""
+    return threads
+
+
+def mosaic_resources(settings: Settings) -> dict:
+    """Snakemake resources of a mosaic job: a container, its threads, its memory."""
+    return {**CONTAINER, "cpus": _cpus, "mem_mb": job_memory_mb(settings)}
 
 
 def containers(settings: Settings, published: list[Publication]) -> Containers:

@@ -176,7 +176,9 @@ def publish(
     if thumbnail:
         from etm import quicklook  # matplotlib: region jobs only
 
-        quicklook.render(cog, thumbnail, product=product, period=period, aggregation=aggregation)
+        quicklook.render(
+            cog, thumbnail, product=product, period=period, aggregation=aggregation, tiles=sources
+        )
     stac_item = stac.item_for(
         cog,
         href=item_href,

@@ -1,8 +1,10 @@
-"""Quicklook PNGs of published COGs: a fixed colour scale per product, NaN transparent."""
+"""Quicklook PNGs of published COGs: a fixed colour scale per product, NaN transparent,
+longitudes and latitudes on the axes, the tiles outlined."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -11,6 +13,10 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from rasterio.coords import BoundingBox  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 
 from etm.plan import Period  # noqa: E402
@@ -32,7 +38,46 @@ def preview(cog: str, longest: int = MAP_PIXELS) -> np.ndarray:
         return source.read(1, out_shape=shape, resampling=Resampling.average, masked=False)
 
 
-def render(cog: str, png: str, *, product: str, period: str, aggregation: str | None) -> None:
+def degrees(value: float, positive: str, negative: str) -> str:
+    """A graticule label: ``110°W``, ``42°N``."""
+    return f"{abs(value):g}°{positive if value >= 0 else negative}"
+
+
+def draw(
+    values: np.ndarray, bounds: BoundingBox, outlines: list[BoundingBox], *, product: str,
+    title: str, scale: tuple[float, float],
+) -> Figure:  # fmt: skip
+    """The quicklook's figure: the map on its longitudes and latitudes, each tile outlined,
+    and a legend in mm."""
+    colours = plt.get_cmap(PRODUCTS[product].colormap).with_extremes(bad=(0, 0, 0, 0))
+    height, width = values.shape
+    figure, axes = plt.subplots(figsize=(width / 100 + 1.9, height / 100 + 0.9), dpi=100)
+    extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    image = axes.imshow(
+        np.ma.masked_invalid(values), cmap=colours, vmin=scale[0], vmax=scale[1], extent=extent
+    )
+    for tile in outlines:
+        axes.add_patch(Rectangle(
+            (tile.left, tile.bottom), tile.right - tile.left, tile.top - tile.bottom,
+            fill=False, edgecolor="0.2", linewidth=0.8,
+        ))  # fmt: skip
+    for axis, (positive, negative) in ((axes.xaxis, "EW"), (axes.yaxis, "NS")):
+        axis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole degrees, mostly
+        axis.set_major_formatter(
+            FuncFormatter(lambda v, _, p=positive, n=negative: degrees(v, p, n))
+        )
+    axes.tick_params(labelsize=7)
+    axes.grid(color="0.4", linewidth=0.4, alpha=0.5)
+    axes.set_title(title, fontsize=9)
+    bar = figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02, extend="max")
+    bar.set_label("mm")
+    return figure
+
+
+def render(
+    cog: str, png: str, *, product: str, period: str, aggregation: str | None,
+    tiles: Sequence[str] = (),
+) -> None:  # fmt: skip
     """Write a quicklook of a COG: fixed colour scale and legend in mm, NaN transparent.
 
     Parameters
@@ -48,19 +93,20 @@ def render(cog: str, png: str, *, product: str, period: str, aggregation: str | 
     aggregation : {"sum", "mean"} or None
         How a year was made from its months (a yearly sum gets a 12 times larger scale);
         None for a month.
+    tiles : sequence of str
+        The tile COGs the region's COG was made of, outlined on the map.
     """
-    values = preview(cog)
-    vmin, vmax = colour_scale(product, annual=aggregation)
-    colours = plt.get_cmap(PRODUCTS[product].colormap).copy()
-    colours.set_bad(alpha=0.0)
     span = Period.parse(period)
     when = span.label if span.is_month else f"{span.label}, {aggregation} of 12 months"
-    height, width = values.shape
-    figure, axes = plt.subplots(figsize=(width / 100 + 1.5, height / 100 + 0.6), dpi=100)
-    image = axes.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=vmin, vmax=vmax)
-    axes.set_axis_off()
-    axes.set_title(f"{PRODUCTS[product].title}, {when}", fontsize=9)
-    bar = figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02, extend="max")
-    bar.set_label("mm")
+    with rasterio.open(cog) as source:
+        bounds = source.bounds
+    outlines = []
+    for tile in tiles:
+        with rasterio.open(tile) as source:
+            outlines.append(source.bounds)
+    figure = draw(
+        preview(cog), bounds, outlines, product=product, title=f"{PRODUCTS[product].title}, {when}",
+        scale=colour_scale(product, annual=aggregation),
+    )  # fmt: skip
     figure.savefig(png, transparent=True, bbox_inches="tight")
     plt.close(figure)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,8 @@ SUMMARY_TXT = "verifier.txt"
 SUMMARY_RST = "summary.rst"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
+#: The published Items' texts as the last STAC catalog on S3 read them (etm.stac.item_texts).
+STAC_KEPT = "stac_items.ndjson"
 PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
 #: How a finding's status shows on the heatmaps.
 FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}
@@ -361,6 +364,17 @@ def write_tables(data: dict, folder: str) -> None:
 def heatmap_path(folder: str, tile: str) -> str:
     """Where a tile's completeness heatmap is written."""
     return os.path.join(folder, HEATMAPS, f"{tile}.png")
+
+
+def completeness_files(folder: str, tiles: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """The completeness pictures and lists in Snakemake's HTML report, with their labels:
+    each tile's heatmap, then the CSV of missing chip files."""
+    heatmaps = [
+        (heatmap_path(folder, t), {"tile": t, "shows": "chip files by month"}) for t in tiles
+    ]
+    return heatmaps + [
+        (os.path.join(folder, MISSING_CSV), {"tile": "all", "shows": "missing chip files"})
+    ]
 
 
 def render(snapshot_path: str, folder: str) -> None:

@@ -18,6 +18,11 @@ from etm.errors import RerunError
 
 log = logging.getLogger(__name__)
 
+#: A rerun's marker (rule rerun_chip), and a tile-year's record of them (checkpoint
+#: chips_rerun), in the work area.
+MARKER = "reruns/{tile}/{year}/{chip}.json"
+RECORD = "reruns/{tile}/{year}.json"
+
 
 def rerun_command(template: str, **values: str) -> str:
     """The command line for one chip and year: the template with shell-quoted values.

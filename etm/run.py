@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from etm import findings, plan, s3
+from etm import findings, plan, rerun, s3
 from etm.config import Settings
 from etm.errors import EtmError
 from etm.inventory import Verification, month_chip_paths, month_inventory, verify
@@ -23,6 +23,7 @@ from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
     SNAPSHOT_JSON,
+    STAC_KEPT,
     render,
     summary_lines,
     terminal_lines,
@@ -80,6 +81,45 @@ class Process:
     def collections(self) -> list[str]:
         """The STAC Collections of what the run publishes (:func:`etm.plan.collections`)."""
         return plan.collections(self.settings, self.publications)
+
+    @property
+    def collection_files(self) -> list[str]:
+        """Config paths of the Collections' files."""
+        return [f"{self.settings.output}/{plan.collection_href(c)}" for c in self.collections]
+
+    @property
+    def catalog_options(self) -> dict:
+        """The named parameters of :func:`etm.stac.write_catalog` known before the run:
+        the Items' hrefs (in the order of the rule's inputs), where they are read from,
+        the Collections and the license."""
+        return dict(
+            hrefs=[f"{p.name}.json" for p in self.publications],
+            on_s3=self.settings.output if self.on_s3 else None,
+            kept=f"{self.settings.reports_dir}/{STAC_KEPT}",
+            collections=self.collections,
+            license=self.settings.license,
+            license_url=self.settings.license_url,
+        )
+
+    def baseline_options(self, wildcards: dict[str, str]) -> dict:
+        """The named parameters of :func:`etm.checks.write_baseline` for a tile's chips."""
+        tile = wildcards["tile"]
+        return dict(
+            prefixes=[self.named(p) for p in self.settings.tiles[tile].prefixes],
+            product=self.settings.products[0],
+            chips=plan.chip_names(self.settings, tile),
+        )
+
+    def rerun_command(self, wildcards: dict[str, str]) -> str:
+        """The model's command line rerunning one chip and year (a rule's params)."""
+        prefix = self.named(self.settings.tiles[wildcards["tile"]].prefixes[0])
+        return rerun.rerun_command(self.settings.chip_rerun_command, prefix=prefix, **wildcards)
+
+    def rerun_markers(self, wildcards: dict[str, str]) -> list[str]:
+        """The markers of a tile-year's chip reruns (an input function)."""
+        tile, year = wildcards["tile"], wildcards["year"]
+        chips = self.policy.rerun_chips(tile, int(year))
+        return [rerun.MARKER.format(tile=tile, year=year, chip=chip) for chip in chips]
 
     def month_chips(
         self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns

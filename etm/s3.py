@@ -97,6 +97,39 @@ def client():
     return boto3.client("s3", config=client_config())
 
 
+#: Content types of what etm publishes, so that browsers and static hosts (S3 website
+#: hosting, CloudFront) serve the map page as a page, and clients recognise the COGs.
+CONTENT_TYPES = {
+    ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+    ".png": "image/png",
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+
+
+def content_type(path: str) -> str:
+    """The Content-Type an object is stored with, from its file name."""
+    return CONTENT_TYPES.get(os.path.splitext(path)[1], "binary/octet-stream")
+
+
+def read(path: str) -> bytes:
+    """The bytes of ``bucket/key``, in one GET.
+
+    Raises
+    ------
+    StorageError
+        Naming the object, after botocore's retries.
+    """
+    bucket, key = split(path)
+    try:
+        return client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as error:
+        raise StorageError(f"cannot read s3://{path}: {error}") from None
+
+
 def download(path: str, folder: str) -> str:
     """Download ``bucket/key`` into a folder (under a name unique to it); its local path.
 
@@ -148,8 +181,9 @@ class S3Listing:
                 for item in page.get("Contents", ()):
                     path = f"{bucket}/{item['Key']}"
                     objects[path] = StoredObject(
-                        path, item["Size"], item["LastModified"].timestamp()
-                    )
+                        path, item["Size"], item["LastModified"].timestamp(),
+                        item["ETag"].strip('"'),
+                    )  # fmt: skip
                     yield objects[path]
         SNAPSHOTS[prefix.rstrip("/")] = objects
 

@@ -24,6 +24,7 @@ import os
 import posixpath
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pystac
@@ -31,7 +32,7 @@ import rasterio
 from pystac.extensions.file import FileExtension
 from rio_stac import create_stac_item
 
-from etm.cog import partial_path
+from etm.files import write_whole
 from etm.plan import Period, collection_href, collection_kind
 from etm.products import PRODUCTS
 
@@ -179,19 +180,6 @@ def item_for(
     return item
 
 
-def write_whole(text: str, path: str) -> None:
-    """Write a file whole or not at all: until then it is a hidden file beside its
-    destination, as a COG is."""
-    partial = partial_path(path)
-    try:
-        with open(partial, "w") as stream:
-            stream.write(text)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def write(stac_object: pystac.STACObject, path: str) -> None:
     """Write a STAC object as JSON with its own (relative) links, whole or not at all.
 
@@ -312,9 +300,56 @@ def indexed(item: dict, href: str) -> dict:
     return line
 
 
+def item_texts(
+    item_files: Sequence[str], hrefs: Sequence[str], *, on_s3: str | None, kept: str
+) -> list[str]:
+    """Each published Item's JSON text, in the order of ``hrefs``.
+
+    Locally, read from ``item_files``. On S3 (``on_s3``: the output prefix, ``bucket/key``),
+    from one listing of the prefix: an Item whose ETag is the MD5 of the text the previous
+    catalog kept (``kept``, JSON lines) is not read again; the others are read with one GET
+    each, 16 at a time. The texts are then kept for the next catalog.
+    """
+    if not on_s3:
+        texts = []
+        for path in item_files:
+            with open(path) as stream:
+                texts.append(stream.read())
+        return texts
+    from etm import s3  # boto3: the catalog on S3 only
+
+    before = {}
+    if os.path.exists(kept):
+        with open(kept) as stream:
+            before = {entry["href"]: entry["text"] for entry in map(json.loads, stream)}
+    etags = {o.path: o.etag for o in s3.S3Listing().walk(on_s3)}
+    paths = [f"{on_s3.rstrip('/')}/{href}" for href in hrefs]
+
+    def unchanged(href: str, path: str) -> bool:
+        known = before.get(href)
+        if known is None:
+            return False
+        return hashlib.md5(known.encode(), usedforsecurity=False).hexdigest() == etags.get(path)
+
+    texts = [before[h] if unchanged(h, p) else None for h, p in zip(hrefs, paths, strict=True)]
+    changed = [i for i, text in enumerate(texts) if text is None]
+    with ThreadPoolExecutor(16) as pool:
+        for i, data in zip(changed, pool.map(s3.read, [paths[i] for i in changed]), strict=True):
+            texts[i] = data.decode()
+    log.info(
+        "read %d of %d items from S3, the others kept by the last catalog", len(changed), len(texts)
+    )
+    lines = (json.dumps({"href": h, "text": t}) for h, t in zip(hrefs, texts, strict=True))
+    write_whole("".join(line + "\n" for line in lines), kept)
+    return texts
+
+
 def write_catalog(
-    items: Sequence[tuple[str, str]],
+    item_files: Sequence[str],
     *,
+    hrefs: Sequence[str],
+    on_s3: str | None,
+    kept: str,
     collections: Sequence[str],
     license: str,
     license_url: str | None,
@@ -326,8 +361,12 @@ def write_catalog(
 
     Parameters
     ----------
-    items : sequence of (str, str)
-        Each Item's path relative to the output prefix, and its local path.
+    item_files : sequence of str
+        Local paths of the published Items (not retrieved on S3).
+    hrefs : sequence of str
+        Each Item's path relative to the output prefix, in the order of ``item_files``.
+    on_s3, kept
+        As in :func:`item_texts`.
     collections : sequence of str
         Every Collection with at least one Item, in the catalog's order.
     license : str
@@ -343,16 +382,16 @@ def write_catalog(
     """
     by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
     lines = []
-    for href, path in items:
-        with open(path) as stream:
-            item = json.load(stream)
+    texts = item_texts(item_files, hrefs, on_s3=on_s3, kept=kept)
+    for href, text in zip(hrefs, texts, strict=True):
+        item = json.loads(text)
         by_collection[item["collection"]].append((href, item))
         lines.append(indexed(item, href))
     for collection, path in zip(collections, collection_files, strict=True):
-        hrefs, dicts = zip(*by_collection[collection], strict=True)
-        found = collection_for(collection, dicts, hrefs, license=license, license_url=license_url)
+        members, dicts = zip(*by_collection[collection], strict=True)
+        found = collection_for(collection, dicts, members, license=license, license_url=license_url)
         write(found, path)
-        log.info("wrote collection %s: %d items", path, len(hrefs))
+        log.info("wrote collection %s: %d items", path, len(members))
     write_whole("".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), index)
     write(catalog_for(collections), catalog)
     log.info("wrote catalog %s and the index of its %d items", catalog, len(lines))

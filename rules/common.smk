@@ -15,13 +15,18 @@ SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
 or_exit(check_placeholder, "default-storage-prefix", WORK_PREFIX)
 
 
-def stored(path):
-    """A config path as Snakemake sees it: local, or an S3 object of the default storage."""
-    return getattr(storage, PROVIDER)(RUN.named(path)) if PROVIDER else path
+def stored(path, retrieve=True):
+    """A config path as Snakemake sees it: local, or an S3 object of the default storage
+    (which a job reads itself with retrieve=False)."""
+    return (
+        getattr(storage, PROVIDER)(RUN.named(path), retrieve=retrieve)
+        if PROVIDER
+        else path
+    )
 
 
-def published(name, suffix):
-    return stored(plan.published(SETTINGS, name, suffix))
+def published(name, suffix, retrieve=True):
+    return stored(plan.published(SETTINGS, name, suffix), retrieve)
 
 
 wildcard_constraints:

@@ -12,16 +12,9 @@ rule chip_baseline:
     conda:
         "../envs/etm.yaml"
     resources:
-        containers=1,
-        container_slots=1,
+        **plan.CONTAINER,
     params:
-        prefixes=lambda wildcards: [
-            RUN.named(p) for p in SETTINGS.tiles[wildcards.tile].prefixes
-        ],
-        product=SETTINGS.products[0],
-        chips=lambda wildcards: plan.chip_names(SETTINGS, wildcards.tile),
-    message:
-        "Read the usual NaN share of tile {wildcards.tile}'s chips"
+        baseline=RUN.baseline_options,
     script:
         "../scripts/chip_baseline.py"
 
@@ -40,14 +33,9 @@ rule mosaic_tile:
         "../envs/etm.yaml"
     threads: SETTINGS.mosaic_threads
     resources:
-        containers=1,
-        container_slots=1,
-        cpus=lambda wildcards, threads: threads,
-        mem_mb=plan.job_memory_mb(SETTINGS),
+        **plan.mosaic_resources(SETTINGS),
     params:
         publish=publish_options,
-    message:
-        "Publish tile {wildcards.tile}, {wildcards.product} {wildcards.period}"
     script:
         "../scripts/mosaic.py"
 
@@ -66,5 +54,3 @@ use rule mosaic_tile as mosaic_region with:
         ),
     log:
         job=plan.REGION_LOG,
-    message:
-        "Publish the region, {wildcards.product} {wildcards.period}"

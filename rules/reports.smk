@@ -1,53 +1,44 @@
 import os
 
-from etm.report import MISSING_CSV, SNAPSHOT_JSON, SUMMARY_RST, heatmap_path
+from etm.report import SNAPSHOT_JSON, SUMMARY_RST, completeness_files
+from etm.web import page_files
 
 
 # Snakemake's HTML report opens on the verifier's summary (written when the workflow loads).
 report: os.path.abspath(f"{SETTINGS.reports_dir}/{SUMMARY_RST}")
 
 
-# What operators and end users see beside the COGs. Both rules run where Snakemake runs:
-# they read the main process's verification, or every published Item.
+# What operators and end users see beside the COGs. These rules run where Snakemake runs:
+# they read the main process's verification, every published Item, or the built map page.
+MAP_PAGE = or_exit(page_files, workflow.basedir) if workflow.is_main_process else {}
 
 
 rule completeness:
     input:
         local(f"{SETTINGS.reports_dir}/{SNAPSHOT_JSON}"),
     output:
-        heatmaps=[
-            report(
-                local(heatmap_path(SETTINGS.reports_dir, tile)),
-                category="Completeness",
-                labels={"tile": tile, "shows": "chip files by month"},
+        [
+            report(local(path), category="Completeness", labels=labels)
+            for path, labels in completeness_files(
+                SETTINGS.reports_dir, SETTINGS.tiles
             )
-            for tile in SETTINGS.tiles
         ],
-        missing=report(
-            local(f"{SETTINGS.reports_dir}/{MISSING_CSV}"),
-            category="Completeness",
-            labels={"tile": "all", "shows": "missing chip files"},
-        ),
     log:
         "logs/completeness.log",
     localrule: True
     conda:
         "../envs/etm.yaml"
-    message:
-        "Draw the completeness heatmaps"
     script:
         "../scripts/completeness.py"
 
 
 rule stac_catalog:
     input:
-        stac_items=[published(p.name, "json") for p in RUN.publications],
+        # Read by the job from one listing, only those changed since the last catalog.
+        stac_items=[published(p.name, "json", retrieve=False) for p in RUN.publications],
     output:
         catalog=published("catalog", "json"),
-        collections=[
-            stored(f"{SETTINGS.output}/{plan.collection_href(collection)}")
-            for collection in RUN.collections
-        ],
+        collections=[stored(path) for path in RUN.collection_files],
         index=published("items", "ndjson"),
     log:
         "logs/stac_catalog.log",
@@ -55,11 +46,22 @@ rule stac_catalog:
     conda:
         "../envs/etm.yaml"
     params:
-        hrefs=[f"{p.name}.json" for p in RUN.publications],
-        collections=RUN.collections,
-        license=SETTINGS.license,
-        license_url=SETTINGS.license_url,
-    message:
-        f"Write the STAC catalog of {len(RUN.publications)} items"
+        catalog=RUN.catalog_options,
     script:
         "../scripts/catalog.py"
+
+
+rule map_page:
+    input:
+        page=[local(path) for path in MAP_PAGE.values()],
+        # After the catalog; a new index does not redo the page.
+        index=ancient(rules.stac_catalog.output.index),
+    output:
+        page=[published(*name.split(".")) for name in MAP_PAGE],
+    log:
+        "logs/map_page.log",
+    localrule: True
+    conda:
+        "../envs/etm.yaml"
+    script:
+        "../scripts/map_page.py"

@@ -7,11 +7,9 @@ if __name__ == "__main__":
     run_job(
         snakemake.log[0],
         write_catalog,
-        items=list(zip(snakemake.params.hrefs, snakemake.input.stac_items, strict=True)),
-        collections=snakemake.params.collections,
-        license=snakemake.params.license,
-        license_url=snakemake.params.license_url,
+        item_files=list(snakemake.input.stac_items),
         catalog=snakemake.output.catalog,
         collection_files=list(snakemake.output.collections),
         index=snakemake.output.index,
+        **snakemake.params.catalog,
     )

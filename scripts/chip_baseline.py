@@ -7,8 +7,6 @@ if __name__ == "__main__":
     run_job(
         snakemake.log[0],
         write_baseline,
-        prefixes=snakemake.params.prefixes,
-        product=snakemake.params.product,
-        chips=snakemake.params.chips,
         baseline=snakemake.output.baseline,
+        **snakemake.params.baseline,
     )

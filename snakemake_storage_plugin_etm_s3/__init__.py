@@ -149,9 +149,14 @@ class StorageObject(S3StorageObject):
             if self.local_path().is_dir():
                 for item in self.local_path().rglob("*"):
                     if item.is_file():
-                        self.s3obj(subkey=item.relative_to(self.local_path())).upload_file(item)
+                        self.s3obj(subkey=item.relative_to(self.local_path())).upload_file(
+                            item, ExtraArgs={"ContentType": s3.content_type(item.name)}
+                        )
             else:
-                self.s3obj().upload_file(self.local_path())
+                self.s3obj().upload_file(
+                    self.local_path(),
+                    ExtraArgs={"ContentType": s3.content_type(self.local_path().name)},
+                )
 
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.

@@ -141,14 +141,15 @@ class Workspace(SampleWorkspace):
     def published(self) -> set[str]:
         """Every COG under the output prefix, hidden partial ones included, by relative path.
 
-        STAC JSON, the index and quicklook PNGs are left out (tests/workflow/test_publishing.py).
+        STAC JSON, the index, quicklook PNGs and the map page are left out
+        (tests/workflow/test_publishing.py).
         """
         if not self.output.exists():
             return set()
         return {
             str(p.relative_to(self.output))
             for p in self.output.rglob("*")
-            if p.is_file() and p.suffix not in (".json", ".png", ".ndjson")
+            if p.is_file() and p.suffix not in (".json", ".png", ".ndjson", ".html", ".js", ".css")
         }
 
     def snakemake(

@@ -27,11 +27,13 @@ def test_mosaic_benchmark_runs_the_three_methods_and_their_outputs_are_pixel_equ
 
 
 def test_dry_run_benchmark_reports_time_and_memory():
-    output = run("dry_run_1m.py", "--tiles", "1", "--years", "1")
+    output = run("dry_run_1m.py", "--tiles", "1", "--years", "1", "--repeats", "1")
     assert "layout: 3,600 chips" in output
     # 12 products x 12 months x (1 tile + the region), the tile's chip baseline, the
-    # catalog, the heatmaps, all.
-    assert "snakemake -n --quiet rules: 292 jobs" in output
+    # catalog, the heatmaps, the map page, all: the same DAG for etm and plain Snakemake.
+    rows = output.split("peak RSS MB\n", 1)[1].splitlines()[:2]
+    assert [row.split()[:2] for row in rows] == [["etm", "293"], ["plain", "293"]]
+    assert "etm/plain CPU (paired): " in output
 
 
 def test_rebuild_benchmark_times_the_workflow_gdal_and_bare_mosaics_and_prices_encodings():

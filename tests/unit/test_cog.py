@@ -8,8 +8,9 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from test_mosaic import write
 
-from etm.cog import Metadata, build_cog, partial_path
+from etm.cog import Metadata, build_cog
 from etm.errors import ChipReadError
+from etm.files import partial_path
 from etm.grid import Chip
 from etm.sample import chip_grid, field
 

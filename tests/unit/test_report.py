@@ -15,6 +15,7 @@ from etm.report import (
     NEVER_RUN,
     PRESENT,
     ROW,
+    completeness_files,
     heatmap,
     heatmap_cell,
     missing_lines,
@@ -104,3 +105,17 @@ def test_the_html_reports_opening_page_counts_chip_files_per_tile_and_product():
     cells = [cell.split(">")[-1] for cell in html.split("</td>")[:-1]]
     assert cells == [tile, "etasw", "4", "4", "0", "0", tile, "netet", "4", "3", "1", "0"]
     assert "8 chip files expected, 7 found, 1 missing" in html
+
+
+def test_the_report_shows_each_tile_heatmap_then_the_missing_chips_list():
+    assert completeness_files("reports/x", ["r50.0_tile5", "r50.0_tile6"]) == [
+        (
+            "reports/x/heatmaps/r50.0_tile5.png",
+            {"tile": "r50.0_tile5", "shows": "chip files by month"},
+        ),
+        (
+            "reports/x/heatmaps/r50.0_tile6.png",
+            {"tile": "r50.0_tile6", "shows": "chip files by month"},
+        ),
+        ("reports/x/missing_chips.csv", {"tile": "all", "shows": "missing chip files"}),
+    ]

@@ -181,7 +181,8 @@ def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_mon
     attempts = list(batch.batch.jobs.values())[before:]
     assert [job.exit_code for job in attempts] == [1, 1, 1]  # retries: 2 in profiles/aws
     assert result.stderr.count("Trying to restart job") == 2
-    assert "Publish tile r50.0_tile6, etasw 202007" in result.stderr
+    assert "Error in rule mosaic_tile" in result.stderr
+    assert "tiles/r50.0_tile6/etasw/2020/etasw_202007.tif" in result.stderr
     refusals = [line for job in attempts for line in job.log.read_text().splitlines()
                 if line.startswith("etm error:")]  # fmt: skip
     assert refusals and all(

@@ -7,6 +7,7 @@ the other worker runs the rest."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -21,9 +22,8 @@ from conftest import DEMO_REPORTS, SNAKEMAKE, TILE5, TILE6, snakemake_command
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from pystac.validation import validate_dict
+from rangeserver import certificate, serving
 from rio_cogeo.cogeo import cog_validate
-
-from etm.report import COLOURS, MISSING, PRESENT, heatmap_cell
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
@@ -45,7 +45,9 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
     assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} == {
         p for p in files if p.suffix == ".json"
     }
-    assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {Path("items.ndjson")}
+    assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {
+        Path("items.ndjson"), Path("index.html"), Path("map.js"), Path("map.css"),
+    }  # fmt: skip
     assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
         p for p in files if p.suffix == ".png"
     }
@@ -339,50 +341,6 @@ def test_annual_sums_equal_the_sum_of_the_monthly_cogs(demo):
             np.testing.assert_allclose(year, expected, rtol=2e-7, err_msg=str(where))
 
 
-def cell_colour(
-    pixels: np.ndarray, panel: int, row: int, column: int, chips: int, periods: int
-) -> str:
-    x, y = heatmap_cell(panel, row, column, chips, periods)
-    red, green, blue = (pixels[y, x, :3] * 255).round().astype(int)
-    return f"#{red:02x}{green:02x}{blue:02x}"
-
-
-def test_heatmaps_mark_exactly_the_removed_chips_and_unpublished_months_have_no_item(workspace):
-    removed = [
-        (TILE6, "chip45.4N-104.8E", "netet", 2021, 7),
-        (TILE5, "chip39.4N-112.8E", "etasw", 2020, 7),
-    ]
-    for tile, chip, product, year, month in removed:
-        workspace.chip(tile, chip, product, year, month).unlink()
-    refused = workspace.snakemake("-n")
-    assert refused.returncode == 1
-    # The run is refused, but the heatmaps were drawn for the operator.
-    assert (workspace.reports / "heatmaps" / f"{TILE6}.png").is_file()
-    workspace.config["missing_chips"] = "skip"
-    result = workspace.snakemake()
-    assert result.returncode == 0, result.stderr
-    snapshot = json.loads((workspace.reports / "verification.json").read_text())
-    periods = snapshot["periods"]
-    for tile in (TILE5, TILE6):
-        chips = snapshot["tiles"][tile]["chips"]
-        pixels = imread(workspace.reports / "heatmaps" / f"{tile}.png")
-        for panel, product in enumerate(("etasw", "netet")):
-            for row, chip in enumerate(chips):
-                for column, period in enumerate(periods):
-                    year, month = int(period[:4]), int(period[5:])
-                    status = MISSING if (tile, chip, product, year, month) in removed else PRESENT
-                    colour = cell_colour(pixels, panel, row, column, len(chips), len(periods))
-                    assert colour == COLOURS[status], (tile, chip, product, period)
-    output = workspace.output
-    assert not (output / "tiles" / TILE6 / "netet" / "2021" / "netet_202107.json").exists()
-    assert not (output / "mosaic" / "netet" / "2021" / "netet_202107.json").exists()
-    assert (output / "tiles" / TILE5 / "netet" / "2021" / "netet_202107.json").exists()
-    catalog = pystac.Catalog.from_file(str(output / "catalog.json"))
-    ids = {item.id for item in catalog.get_items(recursive=True)}
-    assert f"{TILE6}_netet_202107" not in ids and f"{TILE5}_netet_202107" in ids
-    assert len(ids) == len(workspace.expected_cogs({r[0:1] + r[2:] for r in removed}))
-
-
 def test_html_report_shows_the_heatmap_in_a_browser(demo):
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (make test installs it)"
@@ -414,6 +372,62 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         rendered = image.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
         browser.close()
     assert rendered == [True, imread(heatmap).shape[1], imread(heatmap).shape[0]]
+
+
+def map_pixels(page) -> np.ndarray:
+    """The map's pixels as RGB, 0-255, from a screenshot of it."""
+    png = page.locator("#map").screenshot()
+    return (imread(io.BytesIO(png), format="png")[..., :3] * 255).round()
+
+
+def coloured(pixels: np.ndarray) -> np.ndarray:
+    """Where the colour ramp is drawn: not the grey background, lines or labels."""
+    return pixels.max(axis=-1) - pixels.min(axis=-1) > 16
+
+
+def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    with serving(str(demo / OUTPUT)) as (url, requests), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + "index.html")
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
+        january = map_pixels(page)
+        # The month slider: July is the seventh of the product's 12 region months.
+        slide = "s => { s.value = 6; s.dispatchEvent(new Event('input')); }"
+        page.locator("#month").evaluate(slide)
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-07'")
+        july = map_pixels(page)
+        assert page.locator("#legend-high").inner_text().endswith(" mm")
+        box = page.locator("#map").bounding_box()
+        # Off the map's centre, which is the edge between the two tiles' pixels.
+        page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
+        page.wait_for_function("document.body.dataset.series")
+        lon, lat = map(float, page.evaluate("document.body.dataset.series").split(","))
+        rows = page.locator("#series-values tr").evaluate_all(
+            "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
+        )
+        points = page.locator("#series-chart circle").count()
+        browser.close()
+    assert not errors
+    # Most of the map shows the mosaic; July's colours are not January's.
+    assert coloured(january).mean() > 0.3 and coloured(july).mean() > 0.3
+    assert (np.abs(july - january).max(axis=-1) > 16).mean() > 0.2
+    # The series is the region COGs' pixel at the clicked point, month by month.
+    expected = []
+    for month in range(1, 13):
+        with rasterio.open(demo / OUTPUT / f"mosaic/etasw/2020/etasw_2020{month:02d}.tif") as cog:
+            row, col = cog.index(lon, lat)
+            value = cog.read(1, window=((row, row + 1), (col, col + 1)))[0, 0]
+        expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
+    assert [[period, value and float(value)] for period, value in rows] == expected
+    assert points == sum(value != "" for _, value in expected) > 0
+    # The index in one GET; the COGs only by range requests.
+    assert [r for r in requests if "items.ndjson" in r] == ["GET /items.ndjson whole"]
+    assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
 SERIES_CHIP = "sample/ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/chip43.4N-102.8E"
@@ -518,3 +532,24 @@ def test_timeseries_on_s3_reads_a_handful_of_ranges_per_month(demo, monkeypatch)
     assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 1, requests
     assert set(requests) <= {"GET", "HEAD"}, requests
     print(f"etm timeseries on S3, 12 months: {dict(requests)}")
+
+
+def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path, monkeypatch):
+    from etm.timeseries import point_series
+
+    cert, key = certificate(str(tmp_path))
+    # The certificate is trusted as a user's own CA would be: by GDAL's curl and Python.
+    monkeypatch.setenv("GDAL_CURL_CA_BUNDLE", cert)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
+    local = point_series(str(demo / OUTPUT), "etasw", lon, lat)
+    with serving(str(demo / OUTPUT), tls=(cert, key)) as (url, requests):
+        assert url.startswith("https://")
+        remote = point_series(url.rstrip("/"), "etasw", lon, lat)
+    assert remote == local and len(remote) == 12
+    # The index whole; per month a HEAD (the COG's size), its header and the point's block
+    # by range requests, never a whole COG.
+    assert [r for r in requests if ".tif" not in r] == ["GET /items.ndjson whole"]
+    cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
+    assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
+    print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")

@@ -37,21 +37,46 @@ def test_dry_run_lists_missing_chips_from_two_listings(s3ws):
     assert requests == {"LIST": 2}  # one paginated listing per tile prefix, nothing per chip
 
 
+def item_reads(s3ws) -> set[str]:
+    """The published Items read (GET) in the last run, relative to the output prefix."""
+    under = f"/ws-enduser/{OUTPUT}/"
+    return {
+        path.removeprefix(under)
+        for method, path, _ in s3ws.server.requests
+        if method == "GET" and path.startswith(under) and path.endswith(".json")
+        and path.count("/") > under.count("/") + 1  # Items are in folders; the catalog is not
+    }  # fmt: skip
+
+
 def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuploaded_month(s3ws):
     result, _ = s3ws.snakemake()
     assert result.returncode == 0, result.stderr
     assert s3ws.published() == s3ws.expected_cogs()
+    items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
+    assert item_reads(s3ws) == items  # the first catalog reads each Item once
     for cog in s3ws.published():
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
     # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog,
     # its Collections and its index.
     stac = {"catalog.json", *s3ws.expected_collections()}
-    items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
     assert s3ws.published((".json",)) == items | stac
     assert s3ws.published((".ndjson",)) == {"items.ndjson"}
     assert s3ws.published((".png",)) == {
         cog.removesuffix(".tif") + ".png" for cog in s3ws.expected_cogs() if "mosaic/" in cog
+    }
+    # The map page, with content types a static host serves it by (S3 website hosting).
+    assert s3ws.published((".html", ".js", ".css")) == {"index.html", "map.js", "map.css"}
+    cog = sorted(s3ws.expected_cogs())[0]
+    types = {
+        name: s3ws.s3.head_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{name}")["ContentType"]
+        for name in ("index.html", "map.js", "items.ndjson", cog)
+    }
+    assert types == {
+        "index.html": "text/html; charset=utf-8",
+        "map.js": "text/javascript; charset=utf-8",
+        "items.ndjson": "application/x-ndjson",
+        cog: "image/tiff; application=geotiff; profile=cloud-optimized",
     }
     key = s3ws.chip_key(TILE6, "chip43.4N-102.8E", "netet", 2021, JULY)
     chip = s3ws.download("ws-out", key)
@@ -74,6 +99,11 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     }  # fmt: skip
     rerun, _ = s3ws.snakemake()
     assert rerun.returncode == 0, rerun.stderr
+    # The catalog reads again only the month's two Items, from one listing of the prefix.
+    assert item_reads(s3ws) == {
+        f"tiles/{TILE6}/netet/2021/netet_202107.json",
+        "mosaic/netet/2021/netet_202107.json",
+    }
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
     # The month's COGs, Items and quicklook, and the index holding the new Items; the
     # catalog and Collections are rewritten, their content the same.

@@ -1,14 +1,21 @@
-"""The verifier through the real snakemake CLI: missing chips, skip, split runs, duplicates."""
+"""The verifier through the real snakemake CLI: missing chips, skip, split runs, duplicates,
+and the heatmaps it draws."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 
 import numpy as np
+import pystac
+import pytest
 import rasterio
 from conftest import JULY, TILE5, TILE6, rewrite_chip
+from matplotlib.image import imread
+
+from etm.report import COLOURS, MISSING, PRESENT, heatmap_cell
 
 # Three removals in different tiles, products and years; one is a whole year folder.
 REMOVED_FILE_5 = (TILE5, "chip45.4N-114.8E", "etasw", 2020)
@@ -162,3 +169,48 @@ def test_split_runs_and_duplicates_newest_wins(workspace):
     values, transform = chip_values(moved)
     window = cog_window(workspace.tile_cog(TILE6, "netet", 2021, JULY), transform, values.shape)
     np.testing.assert_allclose(window, values, rtol=1e-6)
+
+
+def cell_colour(
+    pixels: np.ndarray, panel: int, row: int, column: int, chips: int, periods: int
+) -> str:
+    x, y = heatmap_cell(panel, row, column, chips, periods)
+    red, green, blue = (pixels[y, x, :3] * 255).round().astype(int)
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+@pytest.mark.slow  # two runs; make test runs it
+def test_heatmaps_mark_exactly_the_removed_chips_and_unpublished_months_have_no_item(workspace):
+    removed = [
+        (TILE6, "chip45.4N-104.8E", "netet", 2021, 7),
+        (TILE5, "chip39.4N-112.8E", "etasw", 2020, 7),
+    ]
+    for tile, chip, product, year, month in removed:
+        workspace.chip(tile, chip, product, year, month).unlink()
+    refused = workspace.snakemake("-n")
+    assert refused.returncode == 1
+    # The run is refused, but the heatmaps were drawn for the operator.
+    assert (workspace.reports / "heatmaps" / f"{TILE6}.png").is_file()
+    workspace.config["missing_chips"] = "skip"
+    result = workspace.snakemake()
+    assert result.returncode == 0, result.stderr
+    snapshot = json.loads((workspace.reports / "verification.json").read_text())
+    periods = snapshot["periods"]
+    for tile in (TILE5, TILE6):
+        chips = snapshot["tiles"][tile]["chips"]
+        pixels = imread(workspace.reports / "heatmaps" / f"{tile}.png")
+        for panel, product in enumerate(("etasw", "netet")):
+            for row, chip in enumerate(chips):
+                for column, period in enumerate(periods):
+                    year, month = int(period[:4]), int(period[5:])
+                    status = MISSING if (tile, chip, product, year, month) in removed else PRESENT
+                    colour = cell_colour(pixels, panel, row, column, len(chips), len(periods))
+                    assert colour == COLOURS[status], (tile, chip, product, period)
+    output = workspace.output
+    assert not (output / "tiles" / TILE6 / "netet" / "2021" / "netet_202107.json").exists()
+    assert not (output / "mosaic" / "netet" / "2021" / "netet_202107.json").exists()
+    assert (output / "tiles" / TILE5 / "netet" / "2021" / "netet_202107.json").exists()
+    catalog = pystac.Catalog.from_file(str(output / "catalog.json"))
+    ids = {item.id for item in catalog.get_items(recursive=True)}
+    assert f"{TILE6}_netet_202107" not in ids and f"{TILE5}_netet_202107" in ids
+    assert len(ids) == len(workspace.expected_cogs({r[0:1] + r[2:] for r in removed}))

@@ -1,0 +1,42 @@
+"""The map page published beside the catalog (rule map_page).
+
+``web/`` holds the page (``index.html``) and its script's source (``map.js``); npm bundles
+the script and OpenLayers' style from the pinned packages of ``web/package-lock.json``
+into ``web/dist/`` (``make web``). The page reads ``items.ndjson`` and the region's monthly
+COGs from its own folder, by HTTP range requests: no server of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from etm.errors import EtmError
+from etm.files import copy_whole
+
+#: The page's files in ``web/``, by the name they are published under.
+PAGE = {"index.html": "index.html", "map.js": "dist/map.js", "map.css": "dist/map.css"}
+
+
+def page_files(workflow_dir: str) -> dict[str, str]:
+    """The page's files in the workflow's ``web/`` folder, by published name.
+
+    Raises
+    ------
+    EtmError
+        If the script is not built, saying how to build it.
+    """
+    web = Path(workflow_dir) / "web"
+    files = {name: web / path for name, path in PAGE.items()}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise EtmError(
+            f"the map page is not built ({', '.join(missing)} missing): run `make web` "
+            "(Node.js and npm) in the workflow's folder, then run again"
+        )
+    return {name: str(path) for name, path in files.items()}
+
+
+def write_page(sources: list[str], destinations: list[str]) -> None:
+    """Publish the page's files (:data:`PAGE`), each to its destination."""
+    for source, destination in zip(sources, destinations, strict=True):
+        copy_whole(source, destination)

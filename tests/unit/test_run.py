@@ -1,0 +1,65 @@
+"""The rules' parameters as a job process and the main process give them (etm.run)."""
+
+from pathlib import Path
+
+import yaml
+
+from etm.config import load_settings, read_schema
+from etm.grid import Chip
+from etm.inventory import ChipMonth, Verification
+from etm.plan import CONTAINER, mosaic_resources, policy, publications
+from etm.run import Process
+
+REPO = Path(__file__).resolve().parents[2]
+TILE6 = "r50.0_tile6"
+
+
+def settings(**changes):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return load_settings({**config, **changes}, read_schema(REPO))
+
+
+def test_a_tile_baseline_reads_the_tile_prefixes_first_product_and_configured_chips():
+    on_s3 = Process(settings(), on_s3=True)
+    options = on_s3.baseline_options({"tile": TILE6})
+    assert options["product"] == on_s3.settings.products[0]
+    assert options["prefixes"] and all(p.startswith("s3://") for p in options["prefixes"])
+    assert options["prefixes"] == [f"s3://{p}" for p in on_s3.settings.tiles[TILE6].prefixes]
+    assert options["chips"] is None  # the team's tiles take the chips found
+    local = Process(settings(), on_s3=False).baseline_options({"tile": TILE6})
+    assert local["prefixes"] == list(on_s3.settings.tiles[TILE6].prefixes)
+
+
+def test_a_rerun_is_the_team_command_with_quoted_values_and_one_marker_per_chip():
+    config = settings(missing_chips="rerun", chip_rerun_command="model {prefix} {chip} {year}")
+    process = Process(config, on_s3=True)
+    wildcards = {"tile": TILE6, "chip": "chip43.4N-102.8E", "year": "2020"}
+    prefix = config.tiles[TILE6].prefixes[0]
+    assert process.rerun_command(wildcards) == f"model s3://{prefix} chip43.4N-102.8E 2020"
+    chip = Chip.parse("chip43.4N-102.8E")
+    missing = [ChipMonth(TILE6, chip, "etasw", 2020, 7), ChipMonth(TILE6, chip, "netet", 2020, 8)]
+    process.policy = policy(config, Verification(config, {}, {}, missing, {}, []))
+    assert process.rerun_markers({"tile": TILE6, "year": "2020"}) == [
+        f"reruns/{TILE6}/2020/chip43.4N-102.8E.json"
+    ]
+    assert process.rerun_markers({"tile": TILE6, "year": "2021"}) == []
+
+
+def test_the_catalog_names_each_item_in_the_order_of_the_publications():
+    config = settings(license="other", license_url="https://example.org/terms")
+    process = Process(config, on_s3=False)
+    process.publications = publications(config)
+    options = process.catalog_options
+    assert options["hrefs"] == [f"{p.name}.json" for p in process.publications]
+    assert options["collections"] == process.collections
+    assert (options["license"], options["license_url"]) == ("other", "https://example.org/terms")
+    assert process.collection_files == [
+        f"{config.output}/{c}/collection.json" for c in process.collections
+    ]
+
+
+def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():
+    resources = mosaic_resources(settings(gdal_cache_mb=512))
+    assert {k: resources[k] for k in CONTAINER} == {"containers": 1, "container_slots": 1}
+    assert resources["cpus"](wildcards={}, threads=3) == 3
+    assert resources["mem_mb"] == 512 + 768
