@@ -35,7 +35,7 @@ TILES = ("r50.0_tile5", "r50.0_tile6", "r50.0_tile7")
 YEAR = 2020
 OUTPUT = "USA/TBD"
 #: What the workflow needs of the repository: the team runs it from a checkout.
-WORKFLOW = ("Snakefile", "rules", "scripts", "config", "envs", "profiles")
+WORKFLOW = (".gitignore", "Snakefile", "rules", "scripts", "config", "envs", "profiles")
 #: 3 tile-years (12 months and the year each), 1 region-year, 3 tile baselines.
 CONTAINERS = 7
 
@@ -49,11 +49,13 @@ def config(prefixes: list[str], output: str) -> dict:
 
 def checkout(folder: Path, settings: dict) -> Path:
     """A git checkout of the workflow with the config inside it, as the team runs it:
-    Snakemake sends jobs the checkout's files (git ls-files) and the config files."""
+    Snakemake sends jobs the checkout's files (git ls-files) and the config files. The
+    map page's built script (`make web`, git-ignored) is beside them."""
     folder.mkdir(parents=True)
     for name in WORKFLOW:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
+    shutil.copytree(REPO / "web", folder / "web", ignore=shutil.ignore_patterns("node_modules"))
     git = ["git", "-c", "user.name=etm", "-c", "user.email=etm@localhost"]
     subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
     subprocess.run([*git, "add", "."], cwd=folder, check=True)

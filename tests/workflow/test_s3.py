@@ -198,8 +198,9 @@ def test_aws_profile_resolves_offline(s3ws):
         "etm: AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) "
         "of 1 vCPU and 1,024 MiB, each running its jobs one at a time"
     ) in result.stderr.splitlines()
-    # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, all.
-    assert job_counts(result.stdout)["total"] == 17
+    # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, the map
+    # page, all.
+    assert job_counts(result.stdout)["total"] == 18
     assert requests == {"LIST": 4}
 
 
