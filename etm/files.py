@@ -3,9 +3,11 @@ its destination, then renamed into place."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 
 
 def partial_path(destination: str) -> str:
@@ -14,24 +16,26 @@ def partial_path(destination: str) -> str:
     return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.partial")
 
 
-def write_whole(text: str, path: str) -> None:
-    """Write a text file whole or not at all."""
-    partial = partial_path(path)
-    try:
-        with open(partial, "w") as stream:
-            stream.write(text)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def copy_whole(source: str, destination: str) -> None:
-    """Copy a file whole or not at all."""
+@contextlib.contextmanager
+def whole(destination: str) -> Iterator[str]:
+    """A hidden path to write the destination under: renamed into place when the block
+    ends, removed if it raises."""
     partial = partial_path(destination)
     try:
-        shutil.copyfile(source, partial)
+        yield partial
         os.replace(partial, destination)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def write_whole(text: str, path: str) -> None:
+    """Write a text file whole or not at all."""
+    with whole(path) as partial, open(partial, "w") as stream:
+        stream.write(text)
+
+
+def copy_whole(source: str, destination: str) -> None:
+    """Copy a file whole or not at all."""
+    with whole(destination) as partial:
+        shutil.copyfile(source, partial)
