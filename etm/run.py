@@ -265,6 +265,27 @@ class MainProcess(Process):
     def _release_at_exit(self) -> None:
         say(self._release_lock(), prefix="etm warning: ")
 
+    def unbuilt(self) -> str | None:
+        """After a run of every target: a line naming the run's COGs that are still missing.
+
+        Snakemake 9 may leave a tile's months out of a run in which it reran the tile's
+        chip_baseline for a changed code or params (their input is ``ancient``, snakemake
+        issue #4166), and still end with success.
+        """
+        cogs = [plan.published(self.settings, p.name, "tif") for p in self.publications]
+        if self.on_s3:
+            found = {o.path for o in s3.S3Listing().walk(self.settings.output)}
+            missing = [cog for cog in cogs if cog not in found]
+        else:
+            missing = [cog for cog in cogs if not Path(cog).exists()]
+        if not missing:
+            return None
+        return (
+            f"{len(missing)} of the run's {len(cogs)} COGs were not built, e.g. "
+            f"{self.named(missing[0])}: Snakemake left them out after rerunning a tile's "
+            "chip_baseline (snakemake issue #4166); run the same command again to build them"
+        )
+
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify.
 

@@ -63,3 +63,19 @@ def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():
     assert {k: resources[k] for k in CONTAINER} == {"containers": 1, "container_slots": 1}
     assert resources["cpus"](wildcards={}, threads=3) == 3
     assert resources["mem_mb"] == 512 + 768
+
+
+def test_a_run_of_every_target_that_left_cogs_out_names_them(tmp_path):
+    from etm.run import MainProcess
+
+    output = tmp_path / "out"
+    process = MainProcess(settings(enduser_cog_output=str(output)), on_s3=False)
+    process.publications = publications(process.settings)
+    cogs = [output / f"{p.name}.tif" for p in process.publications]
+    line = process.unbuilt()
+    assert line.startswith(f"{len(cogs)} of the run's {len(cogs)} COGs were not built, e.g. ")
+    assert "run the same command again" in line
+    for cog in cogs:
+        cog.parent.mkdir(parents=True, exist_ok=True)
+        cog.touch()
+    assert process.unbuilt() is None
