@@ -8,8 +8,8 @@ monthly files of the configured products count: ``etasw5_200803.tif`` is not an
 from __future__ import annotations
 
 import re
-import statistics
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -186,8 +186,10 @@ def month_paths(
 def undersized(files: dict[ChipKey, StoredObject]) -> list[ChipKey]:
     """Chip files smaller than most files of their chip: truncated uploads.
 
-    Chips are uncompressed, so every file of a chip has the same size; one clearly smaller
-    (under 90% of the chip's median) was cut short.
+    Chips are uncompressed, so every whole file of a chip has the same size: the size most
+    of its files share. A file under 90% of it was cut short. A chip whose files share no
+    size (two files, one of them odd) gives no such size, and its jobs' checks decide: a
+    file larger than usual (an extra band) must not make its siblings look cut short.
 
     Parameters
     ----------
@@ -198,11 +200,17 @@ def undersized(files: dict[ChipKey, StoredObject]) -> list[ChipKey]:
     -------
     list of ChipKey
     """
-    sizes: dict[Chip, list[int]] = {}
+    sizes: dict[Chip, Counter[int]] = defaultdict(Counter)
     for (chip, *_rest), obj in files.items():
-        sizes.setdefault(chip, []).append(obj.size)
-    typical = {chip: statistics.median(values) for chip, values in sizes.items()}
-    return [key for key, obj in files.items() if obj.size < 0.9 * typical[key[0]]]
+        sizes[chip][obj.size] += 1
+    typical = {}
+    for chip, counts in sizes.items():
+        most = max(counts.values())
+        if most > 1:  # the largest of the most shared sizes: a cut short pair is not whole
+            typical[chip] = max(size for size, count in counts.items() if count == most)
+    return [
+        key for key, obj in files.items() if key[0] in typical and obj.size < 0.9 * typical[key[0]]
+    ]
 
 
 def _more(strays: list) -> str:

@@ -25,8 +25,9 @@ SUMMARY_TXT = "verifier.txt"
 SUMMARY_RST = "summary.rst"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
-#: The published Items' texts as the last STAC catalog on S3 read them (etm.stac.item_texts).
-STAC_KEPT = "stac_items.ndjson"
+#: Where the work area keeps the published Items' texts as the last STAC catalog on S3 read
+#: them (etm.stac.item_texts), one file per output prefix.
+STAC_KEPT = "stac_items"
 PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
 #: How a finding's status shows on the heatmaps.
 FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}
@@ -180,8 +181,9 @@ def summary_lines(verification: Verification) -> list[str]:
     if verification.truncated:
         lines.append(
             f"warning: {_plural(len(verification.truncated), 'chip file')} smaller than the "
-            "other files of their chip (truncated uploads; their months will fail, re-upload "
-            f"them; list: {os.path.join(settings.reports_dir, TRUNCATED_CSV)}):"
+            "other files of their chip (likely truncated uploads: a month whose file cannot be "
+            "read in full fails; re-upload those; list: "
+            f"{os.path.join(settings.reports_dir, TRUNCATED_CSV)}):"
         )
         lines.extend(
             f"truncated {line}" for line in missing_lines(verification.truncated, settings.months)

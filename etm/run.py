@@ -61,10 +61,13 @@ class Process:
     settings : Settings
     on_s3 : bool
         Whether config paths are ``bucket/prefix`` on S3 (a default storage provider).
+    work_prefix : str or None
+        Snakemake's default storage prefix (``s3://bucket/prefix``), where job logs go.
     """
 
-    def __init__(self, settings: Settings, *, on_s3: bool):
+    def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
         self.settings, self.on_s3 = settings, on_s3
+        self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
         self.listing = s3.S3Listing() if on_s3 else LocalListing()
         if on_s3:  # the chips are read-only for every storage operation of the process
             s3.protect(p for tile in settings.tiles.values() for p in tile.prefixes)
@@ -91,11 +94,13 @@ class Process:
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,
-        the Collections and the license."""
+        the Collections and the license. On S3, the texts of the Items the last catalog
+        read are kept in the work area, for a catalog run from any machine."""
+        output = self.settings.output
         return dict(
             hrefs=[f"{p.name}.json" for p in self.publications],
-            on_s3=self.settings.output if self.on_s3 else None,
-            kept=f"{self.settings.reports_dir}/{STAC_KEPT}",
+            on_s3=output if self.on_s3 else None,
+            kept=f"{self.work_prefix}/{STAC_KEPT}/{output}.ndjson" if self.on_s3 else None,
             collections=self.collections,
             license=self.settings.license,
             license_url=self.settings.license_url,
@@ -174,12 +179,11 @@ class MainProcess(Process):
     on_s3 : bool
         Whether config paths are ``bucket/prefix`` on S3 (a default storage provider).
     work_prefix : str or None
-        Snakemake's default storage prefix (``s3://bucket/prefix``), where job logs go.
+        As for :class:`Process`.
     """
 
     def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
-        super().__init__(settings, on_s3=on_s3)
-        self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
+        super().__init__(settings, on_s3=on_s3, work_prefix=work_prefix)
         self.started = time.time()
         self.verification: Verification | None = None
         self.lock = OutputLock(settings.output, on_s3=on_s3, label=self.named(settings.output))

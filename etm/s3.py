@@ -115,8 +115,8 @@ def content_type(path: str) -> str:
     return CONTENT_TYPES.get(os.path.splitext(path)[1], "binary/octet-stream")
 
 
-def read(path: str) -> bytes:
-    """The bytes of ``bucket/key``, in one GET.
+def read(path: str, *, missing_ok: bool = False) -> bytes | None:
+    """The bytes of ``bucket/key``, in one GET; None if it does not exist and ``missing_ok``.
 
     Raises
     ------
@@ -126,8 +126,27 @@ def read(path: str) -> bytes:
     bucket, key = split(path)
     try:
         return client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    except (BotoCoreError, ClientError) as error:
+    except ClientError as error:
+        if missing_ok and error.response["Error"]["Code"] == "NoSuchKey":
+            return None
         raise StorageError(f"cannot read s3://{path}: {error}") from None
+    except BotoCoreError as error:
+        raise StorageError(f"cannot read s3://{path}: {error}") from None
+
+
+def write(path: str, data: bytes) -> None:
+    """Store ``data`` as ``bucket/key``, whole (one PUT), with its content type.
+
+    Raises
+    ------
+    StorageError
+        Naming the object, after botocore's retries.
+    """
+    bucket, key = split(path)
+    try:
+        client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type(key))
+    except (BotoCoreError, ClientError) as error:
+        raise StorageError(f"cannot write s3://{path}: {error}") from None
 
 
 def download(path: str, folder: str) -> str:

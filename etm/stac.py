@@ -301,14 +301,15 @@ def indexed(item: dict, href: str) -> dict:
 
 
 def item_texts(
-    item_files: Sequence[str], hrefs: Sequence[str], *, on_s3: str | None, kept: str
+    item_files: Sequence[str], hrefs: Sequence[str], *, on_s3: str | None, kept: str | None
 ) -> list[str]:
     """Each published Item's JSON text, in the order of ``hrefs``.
 
     Locally, read from ``item_files``. On S3 (``on_s3``: the output prefix, ``bucket/key``),
     from one listing of the prefix: an Item whose ETag is the MD5 of the text the previous
-    catalog kept (``kept``, JSON lines) is not read again; the others are read with one GET
-    each, 16 at a time. The texts are then kept for the next catalog.
+    catalog kept (``kept``: ``bucket/key`` of JSON lines in the work area) is not read again;
+    the others are read with one GET each, 16 at a time. The texts are then kept for the
+    next catalog, from whichever machine it runs.
     """
     if not on_s3:
         texts = []
@@ -318,11 +319,9 @@ def item_texts(
         return texts
     from etm import s3  # boto3: the catalog on S3 only
 
-    before = {}
-    if os.path.exists(kept):
-        with open(kept) as stream:
-            before = {entry["href"]: entry["text"] for entry in map(json.loads, stream)}
     etags = {o.path: o.etag for o in s3.S3Listing().walk(on_s3)}
+    previous = s3.read(kept, missing_ok=True) or b""
+    before = {entry["href"]: entry["text"] for entry in map(json.loads, previous.splitlines())}
     paths = [f"{on_s3.rstrip('/')}/{href}" for href in hrefs]
 
     def unchanged(href: str, path: str) -> bool:
@@ -340,7 +339,7 @@ def item_texts(
         "read %d of %d items from S3, the others kept by the last catalog", len(changed), len(texts)
     )
     lines = (json.dumps({"href": h, "text": t}) for h, t in zip(hrefs, texts, strict=True))
-    write_whole("".join(line + "\n" for line in lines), kept)
+    s3.write(kept, "".join(line + "\n" for line in lines).encode())
     return texts
 
 
@@ -349,7 +348,7 @@ def write_catalog(
     *,
     hrefs: Sequence[str],
     on_s3: str | None,
-    kept: str,
+    kept: str | None,
     collections: Sequence[str],
     license: str,
     license_url: str | None,

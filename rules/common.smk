@@ -71,7 +71,7 @@ if workflow.is_main_process:
     if cap_jobs_in_flight():
         say([plan.containers(SETTINGS, RUN.publications).describe()])
 else:
-    RUN = Process(SETTINGS, on_s3=bool(PROVIDER))
+    RUN = Process(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
 
 
 def period_of(wildcards):

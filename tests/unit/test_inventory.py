@@ -128,6 +128,24 @@ def test_a_chip_file_clearly_smaller_than_its_siblings_is_a_truncated_upload():
     assert undersized(files) == [(west, "etasw", 2008, 4)]
 
 
+@pytest.mark.parametrize(
+    ("sizes", "cut_short"),
+    [
+        ([7400, 14800], []),  # one file with an extra band: its sibling is whole
+        ([7400, 5000], []),  # no shared size to judge by: the job's checks decide
+        ([7400, 14800, 14800], [0]),
+        ([5000, 5000, 7400, 7400], [0, 1]),  # a tie: the larger size is the whole one
+    ],
+)
+def test_a_chip_size_is_the_one_most_of_its_files_share(sizes, cut_short):
+    chip = Chip(474, -1068)
+    files = {
+        (chip, "etasw", 2008, month): StoredObject(f"{month}", size, 0.0)
+        for month, size in enumerate(sizes)
+    }
+    assert undersized(files) == [(chip, "etasw", 2008, month) for month in cut_short]
+
+
 def discovered(tmp_path, chips, months=(3,)):
     prefix = str(tmp_path / "r50.0_tile6")
     for chip in chips:

@@ -56,6 +56,10 @@ def test_the_catalog_names_each_item_in_the_order_of_the_publications():
     assert process.collection_files == [
         f"{config.output}/{c}/collection.json" for c in process.collections
     ]
+    # On S3 the texts the catalog read are kept in the work area, for any machine.
+    assert options["kept"] is None
+    on_s3 = Process(config, on_s3=True, work_prefix="s3://ws-work/etm/").catalog_options
+    assert on_s3["kept"] == f"ws-work/etm/stac_items/{config.output}.ndjson"
 
 
 def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():

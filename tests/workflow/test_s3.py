@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     assert job_counts(dry.stdout) == {
         "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "all": 1, "total": 4,
     }  # fmt: skip
+    # The Items' texts the catalog read are kept in the work area, not on this machine.
+    assert [k for k in s3ws.objects("ws-work") if "stac_items" in k] == [
+        f"etm/stac_items/ws-enduser/{OUTPUT}.ndjson"
+    ]
+    shutil.rmtree(s3ws.root / "reports")  # as from another machine
     rerun, _ = s3ws.snakemake()
     assert rerun.returncode == 0, rerun.stderr
     # The catalog reads again only the month's two Items, from one listing of the prefix.
