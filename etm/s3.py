@@ -124,14 +124,13 @@ def read(path: str, *, missing_ok: bool = False) -> bytes | None:
         Naming the object, after botocore's retries.
     """
     bucket, key = split(path)
-    try:
-        return client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if missing_ok and error.response["Error"]["Code"] == "NoSuchKey":
-            return None
-        raise StorageError(f"cannot read s3://{path}: {error}") from None
-    except BotoCoreError as error:
-        raise StorageError(f"cannot read s3://{path}: {error}") from None
+    with storage_errors("read", path):
+        try:
+            return client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if missing_ok and error.response["Error"]["Code"] == "NoSuchKey":
+                return None
+            raise
 
 
 def write(path: str, data: bytes) -> None:
@@ -143,10 +142,8 @@ def write(path: str, data: bytes) -> None:
         Naming the object, after botocore's retries.
     """
     bucket, key = split(path)
-    try:
+    with storage_errors("write", path):
         client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type(key))
-    except (BotoCoreError, ClientError) as error:
-        raise StorageError(f"cannot write s3://{path}: {error}") from None
 
 
 def download(path: str, folder: str) -> str:
@@ -159,10 +156,8 @@ def download(path: str, folder: str) -> str:
     """
     bucket, key = split(path)
     local = os.path.join(folder, key.replace("/", "_"))
-    try:
+    with storage_errors("read", path):
         client().download_file(bucket, key, local)
-    except (BotoCoreError, ClientError) as error:
-        raise StorageError(f"cannot read s3://{path}: {error}") from None
     return local
 
 
@@ -195,7 +190,7 @@ class S3Listing:
         bucket, key = split(as_folder(prefix))
         objects = {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-        with listing_errors(prefix):
+        with storage_errors("list", as_folder(prefix)):
             for page in pages:
                 for item in page.get("Contents", ()):
                     path = f"{bucket}/{item['Key']}"
@@ -226,7 +221,7 @@ class S3Listing:
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=key, Delimiter="/"
         )
-        with listing_errors(prefix):
+        with storage_errors("list", as_folder(prefix)):
             return [
                 common["Prefix"][len(key) :].rstrip("/")
                 for page in pages
@@ -235,14 +230,15 @@ class S3Listing:
 
 
 @contextlib.contextmanager
-def listing_errors(prefix: str):
-    """Turn a failed S3 listing (after botocore's retries) into one line naming the prefix."""
+def storage_errors(doing: str, path: str):
+    """Turn a failed S3 request (after botocore's retries) into one line naming the object
+    or prefix (``bucket/key``) and what was being done to it."""
     try:
         yield
     except (BotoCoreError, ClientError) as error:
         raise StorageError(
-            f"cannot list s3://{prefix.rstrip('/')}/: {error}; check the network, "
-            "AWS_ENDPOINT_URL and the credentials, then run again"
+            f"cannot {doing} s3://{path}: {error}; check the network, AWS_ENDPOINT_URL and "
+            "the credentials, then run again"
         ) from None
 
 
