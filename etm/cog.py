@@ -27,7 +27,7 @@ from rasterio.errors import RasterioError
 
 from etm.checks import ChipExpectation
 from etm.errors import ChipError, PublishError
-from etm.files import partial_path
+from etm.files import whole
 from etm.mosaic import Mosaic, write_levels
 
 log = logging.getLogger(__name__)
@@ -244,38 +244,35 @@ def build_cog(
     release_freed_blocks()
     for name in names or sources:
         log.info("read %s", name)
-    partial = partial_path(destination)
     options = creation_options(
         compress=compress, level=level, predictor=predictor, blocksize=blocksize, threads=threads
     )
-    try:
-        with tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch:
-            try:
-                with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
-                    mosaic = write_levels(
-                        sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
-                        combine=combine, chips=chips,
-                    )  # fmt: skip
-                if accept:
-                    accept(mosaic)
-                vrt = os.path.join(scratch, "mosaic.vrt")
-                with open(vrt, "w") as stream:
-                    stream.write(vrt_with_overviews(mosaic, dtype, metadata))
-                with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
-                    rasterio.shutil.copy(vrt, partial, driver="COG", **options)
-                validate(partial)
-            except ChipError:
-                raise
-            except Exception:
-                # A full disk shows as a write or seek error, or as a truncated COG.
-                needed = sum(os.path.getsize(source) for source in sources)
-                folders = (os.path.dirname(partial) or ".", os.path.dirname(scratch))
-                check_free_space(destination_name or destination, needed, *folders)
-                raise
-        os.replace(partial, destination)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with (
+        whole(destination) as partial,
+        tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch,
+    ):
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
+                mosaic = write_levels(
+                    sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
+                    combine=combine, chips=chips,
+                )  # fmt: skip
+            if accept:
+                accept(mosaic)
+            vrt = os.path.join(scratch, "mosaic.vrt")
+            with open(vrt, "w") as stream:
+                stream.write(vrt_with_overviews(mosaic, dtype, metadata))
+            with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+                rasterio.shutil.copy(vrt, partial, driver="COG", **options)
+            validate(partial)
+        except ChipError:
+            raise
+        except Exception:
+            # A full disk shows as a write or seek error, or as a truncated COG.
+            needed = sum(os.path.getsize(source) for source in sources)
+            folders = (os.path.dirname(partial) or ".", os.path.dirname(scratch))
+            check_free_space(destination_name or destination, needed, *folders)
+            raise
     log.info(
         "wrote valid COG %s (%d x %d pixels, %d overviews)",
         destination_name or destination,
