@@ -216,6 +216,24 @@ def tile_name(prefix: str) -> str:
     return name
 
 
+def without_scheme(key: str, path: str, local: bool) -> str:
+    """A prefix as the workflow names it: ``s3://bucket/prefix`` is ``bucket/prefix`` on S3.
+
+    Raises
+    ------
+    ConfigError
+        For an ``s3://`` prefix in a local run (no default storage provider).
+    """
+    if not path.startswith("s3://"):
+        return path
+    if local:
+        raise ConfigError(
+            f"config key '{key}': {path} is on S3, and this run reads and writes local "
+            "folders; run with --profile profiles/ec2 (or profiles/aws)"
+        )
+    return path.removeprefix("s3://")
+
+
 def resolved(path: str, local: bool) -> str:
     """A prefix as a folder to compare with others: symlinks and ``..`` resolved, absolute
     (local), or normalised ``bucket/prefix`` (S3); always with one trailing slash."""
@@ -224,7 +242,7 @@ def resolved(path: str, local: bool) -> str:
     return posixpath.normpath(path.lstrip("/")) + "/"
 
 
-def check_prefixes(config: dict, local: bool) -> None:
+def check_prefixes(inputs: list[str], output: str, reports_dir: str | None, local: bool) -> None:
     """Refuse braces in a prefix, a prefix listed twice, and writing where chips are.
 
     Paths are compared resolved: an absolute output path inside a relative input prefix,
@@ -235,12 +253,9 @@ def check_prefixes(config: dict, local: bool) -> None:
     ConfigError
         Naming the key and the prefixes.
     """
-    inputs = config["unmosaicked_inputs"]
-    written = {"enduser_cog_output": config["enduser_cog_output"]}
+    written = {"enduser_cog_output": output}
     if local:  # reports are always local files: only local chips can be under them
-        written["reports_dir"] = config["reports_dir"] or default_reports_dir(
-            config["enduser_cog_output"]
-        )
+        written["reports_dir"] = reports_dir or default_reports_dir(output)
     for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
         if "{" in path or "}" in path:
             raise ConfigError(
@@ -421,12 +436,14 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         On any invalid key or inconsistent values, as one line naming the key.
     """
     validate(config, schema)
+    inputs = [without_scheme("unmosaicked_inputs", p, local) for p in config["unmosaicked_inputs"]]
+    output = without_scheme("enduser_cog_output", config["enduser_cog_output"], local).rstrip("/")
     if config["end_year"] < config["start_year"]:
         raise ConfigError(
             f"config key 'end_year': {config['end_year']} is before start_year "
             f"{config['start_year']}"
         )
-    check_prefixes(config, local)
+    check_prefixes(inputs, output, config["reports_dir"], local)
     if config["annual"] and len(set(config["months"])) < 12:
         raise ConfigError(
             "config key 'annual': a year is made from all 12 months; remove 'months' "
@@ -436,7 +453,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
-    for prefix in config["unmosaicked_inputs"]:
+    for prefix in inputs:
         prefixes.setdefault(tile_name(prefix), []).append(prefix.rstrip("/"))
     years = config["end_year"] - config["start_year"] + 1
     months = len(set(config["months"]))
@@ -457,7 +474,6 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         )
         for name, paths in prefixes.items()
     }
-    output = config["enduser_cog_output"].rstrip("/")
     return Settings(
         products=tuple(dict.fromkeys(config["products"])),
         years=tuple(range(config["start_year"], config["end_year"] + 1)),

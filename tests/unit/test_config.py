@@ -73,6 +73,20 @@ def test_split_run_prefixes_of_one_tile_are_one_tile():
     assert len(settings.tiles["r50.0_tile6"].prefixes) == 2
 
 
+def test_s3_urls_are_bucket_prefixes_on_s3_and_refused_locally():
+    config = team_config()
+    config["unmosaicked_inputs"] = ["s3://" + p for p in config["unmosaicked_inputs"]]
+    config["enduser_cog_output"] = "s3://ws-enduser/USA/TBD/"
+    settings = load_settings(config, SCHEMA, local=False)
+    assert settings.tiles == load_settings(team_config(), SCHEMA, local=False).tiles
+    assert settings.output == "ws-enduser/USA/TBD"
+    # A local run would write a folder named "s3:".
+    with pytest.raises(
+        ConfigError, match="^config key 'unmosaicked_inputs': s3://ws-out/.* is on S3"
+    ):
+        load_settings(config, SCHEMA)
+
+
 def test_tiles_by_bounds_or_by_chip_list():
     config = team_config()
     config["tiles"] = {

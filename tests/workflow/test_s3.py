@@ -25,6 +25,8 @@ def test_dry_run_lists_missing_chips_from_two_listings(s3ws):
     missing += list(s3ws.objects("ws-out", year_folder + "/"))
     for key in missing:
         s3ws.s3.delete_object(Bucket="ws-out", Key=key)
+    # As the AWS CLI spells prefixes.
+    s3ws.config["unmosaicked_inputs"] = ["s3://" + p for p in s3ws.config["unmosaicked_inputs"]]
     result, requests = s3ws.snakemake("-n")
     assert result.returncode != 0
     lines = result.stderr.splitlines()
@@ -138,7 +140,7 @@ def test_failed_run_and_output_deletion_never_touch_the_input_bucket(s3ws):
 
 
 def test_output_prefix_overlapping_an_input_prefix_is_refused(s3ws):
-    s3ws.config["enduser_cog_output"] = s3ws.prefix(TILE5) + "cogs/"
+    s3ws.config["enduser_cog_output"] = "s3://" + s3ws.prefix(TILE5) + "cogs/"
     result, requests = s3ws.snakemake("-n")
     assert result.returncode != 0
     assert "etm error: config key 'enduser_cog_output':" in result.stderr
