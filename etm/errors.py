@@ -1,8 +1,23 @@
 """One exception family: every error a user can cause, with a message that says what to do."""
 
+import re
+
+#: The user and password of a URL (``https://user:password@host``).
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@\"']+@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``: an
+    endpoint URL can carry them, and botocore quotes the endpoint in its errors."""
+    return _URL_USERINFO.sub("***@", text)
+
 
 class EtmError(Exception):
-    """Base class of every error etm reports to a user as one line."""
+    """Base class of every error etm reports to a user as one line, never with a password
+    in it."""
+
+    def __str__(self) -> str:
+        return without_passwords(super().__str__())
 
 
 class ConfigError(EtmError):

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from etm import s3
 from etm.errors import EtmError
@@ -153,7 +153,7 @@ class OutputLock:
                     self.held = me
                     return note
                 other = self.holder()
-            except (ClientError, OSError) as error:
+            except (BotoCoreError, ClientError, OSError) as error:
                 raise OutputLockedError(
                     f"cannot lock the output prefix {self.label}: {error}; check the access "
                     f"to it (etm writes {LOCK_NAME} there while a run writes)"

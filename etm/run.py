@@ -15,7 +15,7 @@ from pathlib import Path
 
 from etm import findings, plan, rerun, s3
 from etm.config import Settings
-from etm.errors import EtmError
+from etm.errors import EtmError, without_passwords
 from etm.inventory import Verification, month_chip_paths, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import OutputLock
@@ -39,9 +39,10 @@ AfterReruns = Callable[[], object]
 
 
 def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
-    """Lines for the terminal, on stderr as Snakemake's own."""
+    """Lines for the terminal, on stderr as Snakemake's own; some quote errors of boto3,
+    whose URLs may hold a password."""
     for line in lines:
-        print(f"{prefix}{line}", file=sys.stderr)
+        print(f"{prefix}{without_passwords(line)}", file=sys.stderr)
 
 
 def or_exit(step: Callable, *arguments, **options):

@@ -236,8 +236,9 @@ def storage_errors(doing: str, path: str):
     try:
         yield
     except (BotoCoreError, ClientError) as error:
+        reason = " ".join(str(error).split())  # botocore's messages can span lines
         raise StorageError(
-            f"cannot {doing} s3://{path}: {error}; check the network, AWS_ENDPOINT_URL and "
+            f"cannot {doing} s3://{path}: {reason}; check the network, AWS_ENDPOINT_URL and "
             "the credentials, then run again"
         ) from None
 

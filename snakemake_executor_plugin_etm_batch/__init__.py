@@ -33,7 +33,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
 from etm.config import check_placeholder
-from etm.errors import ConfigError
+from etm.errors import ConfigError, without_passwords
 
 #: The main process's S3 settings a job gets, when they are set.
 FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
@@ -90,7 +90,8 @@ class Executor(BatchExecutor):
                 job_command=self.format_job_exec(job), batch_client=self.batch_client,
             ).submit()  # fmt: skip
         except Exception as error:
-            raise WorkflowError(f"Failed to submit AWS Batch job: {error}") from error
+            reason = without_passwords(str(error))
+            raise WorkflowError(f"Failed to submit AWS Batch job: {reason}") from None
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=submitted["jobId"], aux=dict(submitted))
         )

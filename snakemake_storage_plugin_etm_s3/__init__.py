@@ -21,7 +21,7 @@ from typing import Optional
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
 from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
@@ -29,6 +29,7 @@ from snakemake_storage_plugin_s3 import StorageObject as S3StorageObject
 from snakemake_storage_plugin_s3 import StorageProvider as S3StorageProvider
 
 from etm import s3
+from etm.errors import without_passwords
 
 
 @dataclass
@@ -60,13 +61,14 @@ class StorageObject(S3StorageObject):
 
     @contextlib.contextmanager
     def _permission(self, needed: str):
-        """Turn S3's 403 into one line naming the object and the permission it needs."""
+        """Turn S3's 403 into one line naming the object and the permission it needs, and
+        any other failure into an error without the endpoint's password, if it has one."""
         try:
             yield
-        except (ClientError, S3UploadFailedError) as error:
+        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
             code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
             if code not in DENIED and not any(f"({d})" in str(error) for d in DENIED):
-                raise
+                raise WorkflowError(without_passwords(str(error))) from None
             problem = (
                 f"S3 refused access (403) to s3://{self._path()}: the role running etm needs "
                 f"{needed} (README: On S3 and AWS, the least-privilege policy)"
@@ -120,7 +122,7 @@ class StorageObject(S3StorageObject):
 
     def is_dir(self) -> bool:
         listed, _chip = s3.listed_input(self._path())
-        return False if listed else super().is_dir()
+        return False if listed else self._checked(super().is_dir)
 
     def retrieve_object(self):
         listed, chip = s3.listed_input(self._path())

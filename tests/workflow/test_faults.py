@@ -40,9 +40,14 @@ def reference(tmp_path_factory, pristine):
     return workspace
 
 
-def proxied(s3ws, **faults) -> FaultProxy:
+#: A password in the endpoint URL, which no message or log may show.
+ENDPOINT_PASSWORD = "etm-endpoint-pw-0123"
+
+
+def proxied(s3ws, password: bool = False, **faults) -> FaultProxy:
     proxy = FaultProxy(s3ws.server.endpoint, **faults)
-    s3ws.endpoint = proxy.endpoint
+    userinfo = f"etm:{ENDPOINT_PASSWORD}@" if password else ""
+    s3ws.endpoint = proxy.endpoint.replace("://", f"://{userinfo}")
     return proxy
 
 
@@ -93,12 +98,13 @@ def test_throttled_checks_of_missing_objects_are_retried_for_the_whole_run(s3ws)
 
 def test_every_request_failing_stops_with_one_line_and_publishes_nothing(s3ws):
     s3ws.environment["AWS_MAX_ATTEMPTS"] = "3"  # the standard variable; keeps the test short
-    proxy = proxied(s3ws, every=1, faults=("slowdown", "internal", "reset"))
+    proxy = proxied(s3ws, password=True, every=1, faults=("slowdown", "internal", "reset"))
     try:
         result, requests = s3ws.snakemake()
     finally:
         proxy.stop()
     assert result.returncode == 1
+    assert ENDPOINT_PASSWORD not in result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
     assert lines == [
         f"etm error: cannot list s3://{s3ws.prefix(TILE5).rstrip('/')}/: "
@@ -124,12 +130,16 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
     finally:
         proxy.stop()
     # Past the listings and the output prefix's lock (one PUT), every request fails.
-    proxy = proxied(s3ws, every=1, after=start + 1, faults=("slowdown", "internal", "reset"))
+    proxy = proxied(
+        s3ws, password=True, every=1, after=start + 1, faults=("reset",)
+    )
     try:
         result, _ = s3ws.snakemake("--retries", "0")
     finally:
         proxy.stop()
     assert result.returncode != 0
+    for text in (result.stdout, result.stderr, *s3ws.logs()):
+        assert ENDPOINT_PASSWORD not in text
     assert proxy.forwarded == start + 1
     # The first job is a tile's chip baseline (its output is checked first), or a mosaic.
     first = (
