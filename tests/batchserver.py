@@ -6,8 +6,9 @@ DescribeJobs, DeregisterJobDefinition, TerminateJob; reached through
 compute environment: platform EC2, whole vCPUs and memory in MiB that fit its largest
 instance. It runs each submitted job's registered command with ``podman run --network
 host`` in the image, in an empty working directory, with only the job definition's
-environment plus what an instance role gives (credentials and region). Nothing of the
-executor or of etm is replaced: only AWS is.
+environment plus what Batch gives a job with a job role: its region, and the address
+from which the AWS SDKs fetch the role's temporary credentials (as from the ECS agent).
+Nothing of the executor or of etm is replaced: only AWS is.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import json
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+#: Where containers fetch the job role's credentials (the ECS agent's address, on loopback).
+ROLE_CREDENTIALS = "/v2/credentials/etm-batch-job"
 #: The largest instance of the stand-in's compute environment (an m5.2xlarge).
 LARGEST_VCPUS, LARGEST_MEMORY_MIB = 8, 30_000
 
@@ -40,18 +44,22 @@ class BatchServer:
     """The stand-in: ``podman`` (run with ``podman_environment``) runs the containers, at
     most ``slots`` at a time.
 
-    ``role_environment`` is what an instance role gives a container (credentials and
-    region). Each container's output is kept under ``logs`` (CloudWatch's part).
+    ``role_credentials`` are the job role's temporary credentials (``AccessKeyId``,
+    ``SecretAccessKey``, ``Token``), served to containers only. Each container's output is
+    kept under ``logs`` (CloudWatch's part).
     """
 
     podman: list[str]
     podman_environment: dict[str, str]
-    role_environment: dict[str, str]
+    role_credentials: dict[str, str]
+    region: str
     logs: Path
     slots: int = 2
     definitions: dict[str, dict] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    #: How many times containers fetched the role's credentials.
+    credential_reads: int = 0
 
     def __post_init__(self):
         self._ids = itertools.count(1)
@@ -63,10 +71,21 @@ class BatchServer:
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                if self.path != ROLE_CREDENTIALS:
+                    self.send_error(404)
+                    return
+                server.credential_reads += 1
+                expires = datetime.now(UTC) + timedelta(hours=1)
+                answer = {**server.role_credentials, "Expiration": expires.isoformat()}
+                self._send(200, answer)
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
                 action = self.path.rstrip("/").rsplit("/", 1)[-1]
-                status, answer = server.answer(action, body)
+                self._send(*server.answer(action, body))
+
+            def _send(self, status: int, answer: dict) -> None:
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -152,7 +171,10 @@ class BatchServer:
     def _run(self, job: Job) -> None:
         properties = job.definition["containerProperties"]
         environment = {e["name"]: e["value"] for e in properties["environment"]}
-        environment.update(self.role_environment)
+        environment.update(
+            AWS_REGION=self.region,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI=self.endpoint + ROLE_CREDENTIALS,
+        )
         job.log = self.logs / f"{job.id}.log"
         command = [
             *self.podman, "run", "--rm", "--network", "host",

@@ -2,9 +2,9 @@
 
 The job image is built from the Dockerfile with podman (tests/image.py). The Batch API is
 a stand-in on loopback (tests/batchserver.py) that runs each registered job's command in
-that image, with only the job definition's environment and an instance role's
-credentials; S3 is moto's server on loopback. Three tiles, annual COGs; the same config
-run locally gives the pixels to compare with.
+that image, with only the job definition's environment and a job role's credentials,
+fetched from the stand-in as from the ECS agent; S3 is moto's server on loopback. Three
+tiles, annual COGs; the same config run locally gives the pixels to compare with.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
 from s3workspace import BATCH, WORK_AREA
 
 from etm.sample import tile_prefix, write_sample
+
+#: The job role's temporary credentials: only containers get them, and every job needs them.
+JOB_ROLE = {
+    "AccessKeyId": "ASIAETMTESTJOBROLE00",
+    "SecretAccessKey": "etm-test-job-role-secret-0123456789abcdef",
+    "Token": "etm-test-job-role-session-token",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +123,8 @@ def batch(tmp_path_factory):
     server.upload_tree(sample / "ws-out", "ws-out")
     logs = root / "containers"
     logs.mkdir()
-    role = {**FAKE_CREDENTIALS, "AWS_REGION": FAKE_CREDENTIALS["AWS_DEFAULT_REGION"]}
-    stand_in = BatchServer(["podman"], podman_environment(), role, logs)
+    region = FAKE_CREDENTIALS["AWS_DEFAULT_REGION"]
+    stand_in = BatchServer(["podman"], podman_environment(), JOB_ROLE, region, logs)
     prefixes = [f"ws-out/USA/Run08_18_2021/run_{tile}/{tile}/" for tile in TILES]
     folder = checkout(root / "checkout", config(prefixes, f"ws-enduser/{OUTPUT}"))
     environment = {
@@ -169,7 +176,11 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
             assert cog.transform == reference.transform
             np.testing.assert_array_equal(cog.read(1), reference.read(1))
     assert batch.objects("ws-out") == chips
-    assert_no_credentials(*(p.read_text() for p in batch.batch.logs.glob("*.log")))
+    assert batch.batch.credential_reads >= CONTAINERS
+    container_logs = [p.read_text() for p in batch.batch.logs.glob("*.log")]
+    assert_no_credentials(*container_logs)
+    for secret in (JOB_ROLE["SecretAccessKey"], JOB_ROLE["Token"]):
+        assert not any(secret in text for text in container_logs)
 
 
 def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_month(batch):
