@@ -346,9 +346,10 @@ def reference_files(
 ) -> dict[str, list[str]]:
     """Up to three files of each chip a tile's usual NaN shares are read from.
 
-    For each chip, the first monthly file of ``product`` in its first, middle and last
-    year folder found: the model's NaN mask does not change with the month, and three
-    spread-out files outvote one written without data.
+    For each chip, the first, middle and last of the monthly files of ``product`` in its
+    first, middle and last year folders found: the model's NaN mask does not change with
+    the month, and three spread-out files outvote one written without data, even in an
+    archive of one year.
 
     Parameters
     ----------
@@ -370,19 +371,23 @@ def reference_files(
     if chips is None:
         found = {name for prefix in prefixes for name in listing.folders(prefix)}
         chips = sorted(name for name in found if not isinstance(parse_chip_folder(name), str))
+
+    def spread(found: list[str]) -> list[str]:
+        return list(dict.fromkeys(found[index] for index in (0, len(found) // 2, -1) if found))
+
     files: dict[str, list[str]] = {}
     for chip in chips:
         years = sorted({y for p in prefixes for y in listing.folders(join(p, chip)) if y.isdigit()})
-        for year in dict.fromkeys(years[index] for index in (0, len(years) // 2, -1) if years):
-            monthly = sorted(
-                obj.path
-                for prefix in prefixes
-                for obj in listing.walk(join(prefix, chip, year))
-                if (match := CHIP_FILE.match(obj.path[len(prefix) + 1 :]))
-                and match["product"] == product
-            )
-            if monthly:
-                files.setdefault(chip, []).append(monthly[0])
+        monthly = sorted(
+            (match["year"], match["month"], obj.path)
+            for year in spread(years)
+            for prefix in prefixes
+            for obj in listing.walk(join(prefix, chip, year))
+            if (match := CHIP_FILE.match(obj.path[len(prefix) + 1 :]))
+            and match["product"] == product
+        )
+        if monthly:
+            files[chip] = spread([path for _year, _month, path in monthly])
     return files
 
 

@@ -15,10 +15,12 @@ from etm.checks import (
     check_header,
     clean_values,
     judge,
+    reference_files,
     suspicion,
 )
 from etm.errors import ChipContentError, SuspectChipError
 from etm.grid import Chip
+from etm.listing import LocalListing
 from etm.sample import MODEL_PIXEL, TILE_CORNERS, chip_grid, tile_chips
 
 CHIP = Chip(434, -1028)
@@ -119,3 +121,27 @@ def test_suspect_chips_block_their_month_or_are_published_with_a_warning():
     assert list(findings.suspect) == ["b.tif", "c.tif"]
     warned = judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "warn"), Findings())
     assert [line.split(":")[0] for line in warned] == ["chip b.tif", "chip c.tif"]
+
+
+@pytest.mark.parametrize(
+    "years, expected",
+    [
+        # One year: January alone would make a January written without data usual.
+        ([2020], ["2020/etasw_202001", "2020/etasw_202007", "2020/etasw_202012"]),
+        ([2019, 2020], ["2019/etasw_201901", "2020/etasw_202001", "2020/etasw_202012"]),
+        (range(2001, 2021),
+         ["2001/etasw_200101", "2011/etasw_201107", "2020/etasw_202012"]),
+    ],
+)  # fmt: skip
+def test_a_chips_usual_nan_share_is_read_from_files_spread_over_months_and_years(
+    tmp_path, years, expected
+):
+    chip = tmp_path / "r50.0_tile6" / "chip43.4N-102.8E"
+    for year in years:
+        (chip / str(year)).mkdir(parents=True)
+        for month in range(1, 13):
+            for name in (f"etasw_{year}{month:02d}", f"etasw5_{year}{month:02d}"):
+                (chip / str(year) / f"{name}.tif").touch()
+        (chip / str(year) / f"etasw_{year}001.tif").touch()  # a daily file
+    files = reference_files(LocalListing(), [str(tmp_path / "r50.0_tile6")], "etasw", None)
+    assert files == {"chip43.4N-102.8E": [f"{chip}/{name}.tif" for name in expected]}

@@ -129,10 +129,9 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
         start = proxy.forwarded
     finally:
         proxy.stop()
-    # Past the listings and the output prefix's lock (one PUT), every request fails.
-    proxy = proxied(
-        s3ws, password=True, every=1, after=start + 1, faults=("reset",)
-    )
+    # Past the listings and the output prefix's lock (one PUT), every request fails, with
+    # an error that quotes the endpoint URL and its password.
+    proxy = proxied(s3ws, password=True, every=1, after=start + 1, faults=("reset",))
     try:
         result, _ = s3ws.snakemake("--retries", "0")
     finally:
