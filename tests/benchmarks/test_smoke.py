@@ -22,7 +22,7 @@ def test_mosaic_benchmark_runs_the_three_methods_and_their_outputs_are_pixel_equ
     table = output.split("median of 1\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert [line.split()[0] for line in table] == ["etm", "gdal", "merge"]
     assert all(line.split()[5] == "yes" for line in table)  # pixel-equal
-    assert "x the GDAL command line's (goal <= 0.9)" in output
+    assert "x the GDAL command line's, paired by repeat (goal <= 0.9)" in output
     assert "pixel-equal: yes" in output.split("goals:", 1)[1]
 
 
