@@ -75,7 +75,8 @@ class BatchServer:
                 if self.path != ROLE_CREDENTIALS:
                     self.send_error(404)
                     return
-                server.credential_reads += 1
+                with server._lock:  # containers ask at once
+                    server.credential_reads += 1
                 expires = datetime.now(UTC) + timedelta(hours=1)
                 answer = {**server.role_credentials, "Expiration": expires.isoformat()}
                 self._send(200, answer)
