@@ -13,7 +13,7 @@ Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from etm.checks import ChipChecks, ChipPolicy
 from etm.config import Settings
@@ -29,6 +29,10 @@ REGION_LOG = "logs/mosaic_region/{year}/{product}_{period}.log"
 FINDINGS_LOG = "logs/findings/{tile}/{year}/{product}_{period}.json"
 #: Each tile's chips' usual NaN shares (rule chip_baseline), in the work area.
 BASELINE = "baselines/{tile}.json"
+#: Where the work area keeps published Items' texts for the STAC catalog on S3, per output
+#: prefix: those the last catalog read (``.ndjson``), and under the folder of the same name
+#: each region period's, tiles' Items included, kept by its job (:func:`kept_items`).
+KEPT_ITEMS = "{work}/stac_items/{output}"
 
 
 @dataclass(frozen=True, order=True)
@@ -167,6 +171,11 @@ class Publication:
         at = dict(product=self.product, year=self.period.year, period=self.period)
         return TILE.format(tile=self.tile, **at) if self.tile else REGION.format(**at)
 
+    def kept_items(self, kept: str) -> str:
+        """Where its region period's job keeps the period's Items (tiles' and region's),
+        under ``kept`` (:data:`KEPT_ITEMS`)."""
+        return f"{kept}/{replace(self, tile=None).name}.ndjson"
+
 
 def collections(settings: Settings, published: list[Publication]) -> list[str]:
     """The STAC Collections of what is published, in the catalog's order: by product,
@@ -285,6 +294,22 @@ def region_sources(settings: Settings, product: str, period: Period) -> tuple[li
     return tiles, published(settings, REGION.format(**at), "tif")
 
 
+def tile_items(settings: Settings, product: str, period: Period) -> list[dict]:
+    """:func:`etm.stac.item_for`'s parameters of a period's tile Items, in the order of the
+    region period's sources (:func:`region_sources`)."""
+    return [
+        dict(
+            href=f"{tile.name}.json",
+            collection=tile.collection,
+            product=product,
+            tile=tile.tile,
+            period=str(period),
+            aggregation=aggregation(settings, product, period),
+        )  # fmt: skip
+        for tile in (Publication(product, period, name) for name in settings.tiles)
+    ]
+
+
 def still_missing(
     verification: Verification, found: dict, tile: str, product: str, year: int, month: int
 ) -> list[str]:
@@ -320,16 +345,19 @@ def publish_options(
     destination: str,
     missing: list[str],
     prefixes: list[str],
+    kept: str | None = None,
 ) -> dict:
     """The named parameters of :func:`etm.publish.publish` for one tile or region period,
-    but for the local paths Snakemake gives the job."""
-    name = (TILE if tile else REGION).format(
-        tile=tile, product=product, year=period.year, period=period
-    )
+    but for the local paths Snakemake gives the job. With ``kept`` (:data:`KEPT_ITEMS`, on
+    S3), a region period's job keeps its tiles' Items and its own for the catalog."""
+    publication = Publication(product, period, tile)
+    keeps = kept is not None and tile is None
     checked = tile is not None and period.is_month
     return dict(
-        item_href=f"{name}.json",
-        collection=collection_id(product, tile, period),
+        item_href=f"{publication.name}.json",
+        collection=publication.collection,
+        kept_items=publication.kept_items(kept) if keeps else None,
+        tile_items=tile_items(settings, product, period) if keeps else [],
         product=product,
         tile=tile,
         period=str(period),

@@ -109,6 +109,8 @@ def publish(
     names: Sequence[str] | None = None,
     destination_name: str | None = None,
     prefixes: Sequence[str] = (),
+    kept_items: str | None = None,
+    tile_items: Sequence[dict] = (),
 ) -> None:
     """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
 
@@ -143,6 +145,12 @@ def publish(
         As in :func:`etm.cog.build_cog`.
     prefixes : sequence of str
         The run prefixes the chips came from, named in the COG's metadata.
+    kept_items : str, optional
+        For a region period on S3, where the work area keeps the period's Items for the
+        catalog (:func:`etm.stac.keep_items`): its own, and its tiles', made again from
+        ``sources``.
+    tile_items : sequence of dict
+        With ``kept_items``, the :func:`etm.stac.item_for` parameters of each source's Item.
 
     Raises
     ------
@@ -191,3 +199,8 @@ def publish(
     )
     stac.write(stac_item, item)
     log.info("wrote STAC item %s%s", item_href, " and its quicklook" if thumbnail else "")
+    if kept_items:
+        texts = {item_href: stac.as_json(stac_item)}
+        for source, tile in zip(sources, tile_items, strict=True):
+            texts[tile["href"]] = stac.as_json(stac.item_for(source, **tile))
+        stac.keep_items(kept_items, texts)

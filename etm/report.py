@@ -25,9 +25,6 @@ SUMMARY_TXT = "verifier.txt"
 SUMMARY_RST = "summary.rst"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
-#: Where the work area keeps the published Items' texts as the last STAC catalog on S3 read
-#: them (etm.stac.item_texts), one file per output prefix.
-STAC_KEPT = "stac_items"
 PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
 #: How a finding's status shows on the heatmaps.
 FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}

@@ -23,7 +23,6 @@ from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
     SNAPSHOT_JSON,
-    STAC_KEPT,
     render,
     summary_lines,
     terminal_lines,
@@ -69,6 +68,10 @@ class Process:
     def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
         self.settings, self.on_s3 = settings, on_s3
         self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
+        #: Where the STAC catalog's Items are kept in the work area, on S3 only.
+        self.kept = (
+            plan.KEPT_ITEMS.format(work=self.work_prefix, output=settings.output) if on_s3 else None
+        )
         self.listing = s3.S3Listing() if on_s3 else LocalListing()
         if on_s3:  # the chips are read-only for every storage operation of the process
             s3.protect(p for tile in settings.tiles.values() for p in tile.prefixes)
@@ -95,13 +98,16 @@ class Process:
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,
-        the Collections and the license. On S3, the texts of the Items the last catalog
-        read are kept in the work area, for a catalog run from any machine."""
+        the Collections and the license. On S3, the Items' texts are kept in the work area
+        (:data:`etm.plan.KEPT_ITEMS`), for a catalog run from any machine."""
         output = self.settings.output
         return dict(
             hrefs=[f"{p.name}.json" for p in self.publications],
             on_s3=output if self.on_s3 else None,
-            kept=f"{self.work_prefix}/{STAC_KEPT}/{output}.ndjson" if self.on_s3 else None,
+            kept=self.kept,
+            kept_by_region=[p.kept_items(self.kept) for p in self.publications]
+            if self.kept
+            else None,
             collections=self.collections,
             license=self.settings.license,
             license_url=self.settings.license_url,
@@ -167,7 +173,7 @@ class Process:
             self.settings, tile=tile, product=product, period=period, sources=sources,
             names=[self.named(p) for p in sources], destination=self.named(destination),
             missing=[self.named(p) for p in missing],
-            prefixes=[self.named(p) for p in prefixes],
+            prefixes=[self.named(p) for p in prefixes], kept=self.kept,
         )  # fmt: skip
 
 

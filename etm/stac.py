@@ -32,6 +32,7 @@ import rasterio
 from pystac.extensions.file import FileExtension
 from rio_stac import create_stac_item
 
+from etm.errors import StorageError
 from etm.files import write_whole
 from etm.plan import Period, collection_href, collection_kind
 from etm.products import PRODUCTS
@@ -180,13 +181,18 @@ def item_for(
     return item
 
 
-def write(stac_object: pystac.STACObject, path: str) -> None:
-    """Write a STAC object as JSON with its own (relative) links, whole or not at all.
+def as_json(stac_object: pystac.STACObject) -> str:
+    """A STAC object as JSON with its own (relative) links.
 
     Raises ValueError rather than write NaN or infinity, which are not JSON.
     """
     document = stac_object.to_dict(include_self_link=False, transform_hrefs=False)
-    write_whole(json.dumps(document, allow_nan=False), path)
+    return json.dumps(document, allow_nan=False)
+
+
+def write(stac_object: pystac.STACObject, path: str) -> None:
+    """Write a STAC object as :func:`as_json`, whole or not at all."""
+    write_whole(as_json(stac_object), path)
 
 
 def collection_for(
@@ -300,15 +306,50 @@ def indexed(item: dict, href: str) -> dict:
     return line
 
 
+def _kept_lines(texts: dict[str, str]) -> bytes:
+    """Items' texts by href, as JSON lines (how the work area keeps them)."""
+    return "".join(json.dumps({"href": h, "text": t}) + "\n" for h, t in texts.items()).encode()
+
+
+def _kept_texts(data: bytes | None) -> dict[str, str]:
+    return {entry["href"]: entry["text"] for entry in map(json.loads, (data or b"").splitlines())}
+
+
+def keep_items(path: str, texts: dict[str, str]) -> None:
+    """Keep a region period's Items' texts (by href) in one object of the work area, where
+    the catalog reads them in one GET; if it cannot, the catalog reads each Item itself.
+
+    Parameters
+    ----------
+    path : str
+        ``bucket/key`` (:meth:`etm.plan.Publication.kept_items`).
+    texts : dict
+        Each Item's text as published, by its path relative to the output prefix.
+    """
+    from etm import s3  # boto3: region jobs on S3 only
+
+    try:
+        s3.write(path, _kept_lines(texts))
+    except StorageError as error:
+        log.warning("%s; the catalog will read these %d Items one by one", error, len(texts))
+
+
 def item_texts(
-    item_files: Sequence[str], hrefs: Sequence[str], *, on_s3: str | None, kept: str | None
+    item_files: Sequence[str],
+    hrefs: Sequence[str],
+    *,
+    on_s3: str | None,
+    kept: str | None,
+    kept_by_region: Sequence[str] | None,
 ) -> list[str]:
     """Each published Item's JSON text, in the order of ``hrefs``.
 
     Locally, read from ``item_files``. On S3 (``on_s3``: the output prefix, ``bucket/key``),
-    from one listing of the prefix: an Item whose ETag is the MD5 of the text the previous
-    catalog kept (``kept``: ``bucket/key`` of JSON lines in the work area) is not read again;
-    the others are read with one GET each, 16 at a time. The texts are then kept for the
+    from one listing of the prefix: an Item is read again only if its ETag is not the MD5
+    of a text the work area keeps (``kept``, :data:`etm.plan.KEPT_ITEMS`). The texts are
+    looked for first in those the last catalog kept (``<kept>.ndjson``), then in those its
+    region period's job kept (``kept_by_region``, one object per region period, listed
+    once); the others are read with one GET each, 16 at a time. Then all are kept for the
     next catalog, from whichever machine it runs.
     """
     if not on_s3:
@@ -320,26 +361,36 @@ def item_texts(
     from etm import s3  # boto3: the catalog on S3 only
 
     etags = {o.path: o.etag for o in s3.S3Listing().walk(on_s3)}
-    previous = s3.read(kept, missing_ok=True) or b""
-    before = {entry["href"]: entry["text"] for entry in map(json.loads, previous.splitlines())}
     paths = [f"{on_s3.rstrip('/')}/{href}" for href in hrefs]
 
-    def unchanged(href: str, path: str) -> bool:
-        known = before.get(href)
-        if known is None:
-            return False
-        return hashlib.md5(known.encode(), usedforsecurity=False).hexdigest() == etags.get(path)
+    def current(index: int, known: dict[str, str]) -> str | None:
+        """The known text of an Item, if it is the published one (ETag: MD5 of one PUT)."""
+        text = known.get(hrefs[index], "")
+        digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+        return text if text and digest == etags.get(paths[index]) else None
 
-    texts = [before[h] if unchanged(h, p) else None for h, p in zip(hrefs, paths, strict=True)]
-    changed = [i for i, text in enumerate(texts) if text is None]
-    with ThreadPoolExecutor(16) as pool:
-        for i, data in zip(changed, pool.map(s3.read, [paths[i] for i in changed]), strict=True):
-            texts[i] = data.decode()
+    def read_all(objects: Sequence[str]) -> list[bytes]:
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(s3.read, objects))
+
+    before = _kept_texts(s3.read(f"{kept}.ndjson", missing_ok=True))
+    texts = [current(i, before) for i in range(len(hrefs))]
+    from_catalog = sum(text is not None for text in texts)
+    listed = {o.path for o in s3.S3Listing().walk(kept)}
+    wanted = sorted({kept_by_region[i] for i, t in enumerate(texts) if t is None} & listed)
+    by_region = {}
+    for data in read_all(wanted):
+        by_region.update(_kept_texts(data))
+    texts = [text or current(i, by_region) for i, text in enumerate(texts)]
+    alone = [i for i, text in enumerate(texts) if text is None]
+    for i, data in zip(alone, read_all([paths[i] for i in alone]), strict=True):
+        texts[i] = data.decode()
     log.info(
-        "read %d of %d items from S3, the others kept by the last catalog", len(changed), len(texts)
-    )
-    lines = (json.dumps({"href": h, "text": t}) for h, t in zip(hrefs, texts, strict=True))
-    s3.write(kept, "".join(line + "\n" for line in lines).encode())
+        "%d Items: %d kept by the last catalog, %d by region jobs (%d objects read), %d read "
+        "one by one",
+        len(texts), from_catalog, len(texts) - from_catalog - len(alone), len(wanted), len(alone),
+    )  # fmt: skip
+    s3.write(f"{kept}.ndjson", _kept_lines(dict(zip(hrefs, texts, strict=True))))
     return texts
 
 
@@ -349,6 +400,7 @@ def write_catalog(
     hrefs: Sequence[str],
     on_s3: str | None,
     kept: str | None,
+    kept_by_region: Sequence[str] | None,
     collections: Sequence[str],
     license: str,
     license_url: str | None,
@@ -364,7 +416,7 @@ def write_catalog(
         Local paths of the published Items (not retrieved on S3).
     hrefs : sequence of str
         Each Item's path relative to the output prefix, in the order of ``item_files``.
-    on_s3, kept
+    on_s3, kept, kept_by_region
         As in :func:`item_texts`.
     collections : sequence of str
         Every Collection with at least one Item, in the catalog's order.
@@ -381,7 +433,7 @@ def write_catalog(
     """
     by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
     lines = []
-    texts = item_texts(item_files, hrefs, on_s3=on_s3, kept=kept)
+    texts = item_texts(item_files, hrefs, on_s3=on_s3, kept=kept, kept_by_region=kept_by_region)
     for href, text in zip(hrefs, texts, strict=True):
         item = json.loads(text)
         by_collection[item["collection"]].append((href, item))

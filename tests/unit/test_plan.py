@@ -20,6 +20,7 @@ from etm.plan import (
     policy,
     publications,
     publish_options,
+    region_sources,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,6 +138,28 @@ def test_a_tile_month_is_published_from_checked_chips_and_a_region_year_from_its
     assert region["collection"] == "etasw-yearly"
     assert region["item_href"] == "mosaic/etasw/2020/etasw_2020.json"
     assert (region["checks"], region["combine"], region["aggregation"]) == (None, "first", "sum")
+    assert (region["kept_items"], region["tile_items"]) == (None, [])  # locally
+
+
+def test_on_s3_a_region_job_keeps_its_period_items_for_the_catalog():
+    config = settings(annual=True)
+    at = dict(product="etasw", period=Period(2020), missing=[], prefixes=[], kept="w/etm/out")
+    tile = publish_options(
+        config, tile=TILE6, sources=[], names=[], destination="s3://x.tif", **at
+    )  # fmt: skip
+    assert (tile["kept_items"], tile["tile_items"]) == (None, [])
+    sources, _ = region_sources(config, "etasw", Period(2020))
+    region = publish_options(
+        config, tile=None, sources=sources, names=sources, destination="s3://y.tif", **at
+    )  # fmt: skip
+    assert region["kept_items"] == "w/etm/out/mosaic/etasw/2020/etasw_2020.ndjson"
+    # Each tile's Item as its own job makes it, in the order of the region's sources.
+    assert [item["href"].removesuffix(".json") for item in region["tile_items"]] == [
+        source.removeprefix(f"{config.output}/").removesuffix(".tif") for source in sources
+    ]
+    assert next(item for item in region["tile_items"] if item["tile"] == TILE6) == {
+        key: tile[key] for key in ("collection", "product", "tile", "period", "aggregation")
+    } | {"href": tile["item_href"]}
 
 
 def test_each_kind_of_period_has_its_collection_the_regions_months_first():

@@ -56,10 +56,20 @@ def test_the_catalog_names_each_item_in_the_order_of_the_publications():
     assert process.collection_files == [
         f"{config.output}/{c}/collection.json" for c in process.collections
     ]
-    # On S3 the texts the catalog read are kept in the work area, for any machine.
-    assert options["kept"] is None
-    on_s3 = Process(config, on_s3=True, work_prefix="s3://ws-work/etm/").catalog_options
-    assert on_s3["kept"] == f"ws-work/etm/stac_items/{config.output}.ndjson"
+    # On S3 the Items' texts are kept in the work area, for any machine: each Item's among
+    # those its region period's job kept.
+    assert (options["kept"], options["kept_by_region"]) == (None, None)
+    on_s3 = Process(config, on_s3=True, work_prefix="s3://ws-work/etm/")
+    on_s3.publications = process.publications
+    kept = f"ws-work/etm/stac_items/{config.output}"
+    assert on_s3.catalog_options["kept"] == kept
+    by_href = dict(zip(options["hrefs"], on_s3.catalog_options["kept_by_region"], strict=True))
+    assert by_href[f"tiles/{TILE6}/etasw/2020/etasw_202007.json"] == by_href[
+        "mosaic/etasw/2020/etasw_202007.json"
+    ] == f"{kept}/mosaic/etasw/2020/etasw_202007.ndjson"  # fmt: skip
+    assert len(set(on_s3.catalog_options["kept_by_region"])) == len(
+        {(p.product, p.period) for p in process.publications}
+    )
 
 
 def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():

@@ -4,7 +4,14 @@ import hashlib
 from datetime import UTC, datetime
 
 from etm.products import colour_scale
-from etm.stac import indexed, multihash_sha256, period_bounds, relative_link
+from etm.stac import (
+    indexed,
+    item_texts,
+    keep_items,
+    multihash_sha256,
+    period_bounds,
+    relative_link,
+)
 
 
 def test_periods_span_the_whole_month_or_year():
@@ -51,3 +58,48 @@ def test_an_index_line_has_its_hrefs_from_the_output_prefix():
     ]  # fmt: skip
     assert line["assets"]["data"]["href"] == "./tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
+
+
+def test_the_catalog_on_s3_reads_an_item_itself_only_if_no_kept_text_is_the_published_one(
+    monkeypatch, caplog
+):
+    from s3server import S3Server
+
+    server = S3Server()
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    s3 = server.client()
+    for bucket in ("out", "work"):
+        s3.create_bucket(Bucket=bucket)
+    published = {href: f'{{"id": "{href}"}}' for href in ("a.json", "b.json", "c.json")}
+    for href, text in published.items():
+        s3.put_object(Bucket="out", Key=f"run/{href}", Body=text.encode())
+    kept = "work/etm/stac_items/out/run"
+    # Region period 1's job kept a and an older b; region period 2's kept object is gone.
+    keep_items(f"{kept}/p1.ndjson", {"a.json": published["a.json"], "b.json": '{"id": "old"}'})
+    hrefs = list(published)
+    options = dict(
+        on_s3="out/run", kept=kept, kept_by_region=[f"{kept}/p{n}.ndjson" for n in (1, 1, 2)]
+    )
+
+    def items_read() -> list[str]:
+        return sorted(
+            path for method, path, _ in server.requests if method == "GET" and "." in path
+        )
+
+    try:
+        server.reset_count()
+        assert item_texts([], hrefs, **options) == list(published.values())
+        assert items_read() == [
+            "/out/run/b.json", "/out/run/c.json", f"/{kept}.ndjson", f"/{kept}/p1.ndjson"
+        ]  # fmt: skip
+        # The next catalog finds every text kept by this one.
+        server.reset_count()
+        assert item_texts([], hrefs, **options) == list(published.values())
+        assert items_read() == [f"/{kept}.ndjson"]
+        # A region job that cannot keep its Items says so in its log, and its job goes on.
+        keep_items("no-such-bucket/p3.ndjson", {"d.json": "{}"})
+        assert "cannot write s3://no-such-bucket/p3.ndjson" in caplog.text
+        assert "the catalog will read these 1 Items one by one" in caplog.text
+    finally:
+        server.stop()

@@ -51,12 +51,43 @@ def item_reads(s3ws) -> set[str]:
     }  # fmt: skip
 
 
+def kept_reads(s3ws) -> list[str]:
+    """The objects the work area keeps Items' texts in that were read (GET) in the last run,
+    relative to the output prefix's folder there."""
+    under = f"/ws-work/etm/stac_items/ws-enduser/{OUTPUT}"
+    return sorted(
+        path.removeprefix(under)
+        for method, path, _ in s3ws.server.requests
+        if method == "GET" and path.startswith(under)
+    )
+
+
+def catalog_log(s3ws) -> str:
+    return (
+        s3ws.s3.get_object(Bucket="ws-work", Key="etm/logs/stac_catalog.log")["Body"]
+        .read()
+        .decode()
+    )
+
+
 def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuploaded_month(s3ws):
     result, _ = s3ws.snakemake()
     assert result.returncode == 0, result.stderr
     assert s3ws.published() == s3ws.expected_cogs()
     items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
-    assert item_reads(s3ws) == items  # the first catalog reads each Item once
+    # The first catalog reads no Item: each region period's job kept its period's Items.
+    assert item_reads(s3ws) == set()
+    region_periods = sorted(
+        "/" + cog.removesuffix(".tif") + ".ndjson"
+        for cog in s3ws.expected_cogs()
+        if "mosaic/" in cog
+    )
+    assert kept_reads(s3ws) == [".ndjson", *region_periods]
+    regions = len(region_periods)
+    assert (
+        f"{len(items)} Items: 0 kept by the last catalog, {len(items)} by region jobs "
+        f"({regions} objects read), 0 read one by one" in catalog_log(s3ws)
+    )
     for cog in s3ws.published():
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
@@ -100,18 +131,22 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     assert job_counts(dry.stdout) == {
         "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "all": 1, "total": 4,
     }  # fmt: skip
-    # The Items' texts the catalog read are kept in the work area, not on this machine.
-    assert [k for k in s3ws.objects("ws-work") if "stac_items" in k] == [
-        f"etm/stac_items/ws-enduser/{OUTPUT}.ndjson"
+    # The Items' texts are kept in the work area, not on this machine.
+    kept = f"etm/stac_items/ws-enduser/{OUTPUT}"
+    assert sorted(k for k in s3ws.objects("ws-work") if "stac_items" in k) == [
+        f"{kept}{name}" for name in (".ndjson", *region_periods)
     ]
     shutil.rmtree(s3ws.root / "reports")  # as from another machine
     rerun, _ = s3ws.snakemake()
     assert rerun.returncode == 0, rerun.stderr
-    # The catalog reads again only the month's two Items, from one listing of the prefix.
-    assert item_reads(s3ws) == {
-        f"tiles/{TILE6}/netet/2021/netet_202107.json",
-        "mosaic/netet/2021/netet_202107.json",
-    }
+    # From one listing of the prefix, the catalog finds the month's two Items changed, and
+    # reads them from what their region job kept, not one by one.
+    assert item_reads(s3ws) == set()
+    assert kept_reads(s3ws) == [".ndjson", "/mosaic/netet/2021/netet_202107.ndjson"]
+    assert (
+        f"{len(items)} Items: {len(items) - 2} kept by the last catalog, 2 by region jobs "
+        "(1 objects read), 0 read one by one" in catalog_log(s3ws)
+    )
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
     # The month's COGs, Items and quicklook, and the index holding the new Items; the
     # catalog and Collections are rewritten, their content the same.
