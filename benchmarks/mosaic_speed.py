@@ -17,7 +17,7 @@ true area mean. Then, with size 375, the region built from its 15 tile COGs agai
 direct one; and the goals, with etm's wall against GDAL's paired by repeat (median,
 min-max). Encodings are priced by benchmarks/rebuild.py.
 
-Usage: .venv/bin/python benchmarks/mosaic_speed.py [--sizes 25 100 375] [--repeat 3]
+Usage: .venv/bin/python benchmarks/mosaic_speed.py [--sizes 25 100 375] [--repeat 3] [--threads 2]
        .venv/bin/python benchmarks/mosaic_speed.py --smoke    (one coarse tile, for CI)
 """
 
@@ -281,6 +281,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 100, 375], choices=SUBSETS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="one tile of coarse chips, once")
+    parser.add_argument(
+        "--threads", type=int, help="threads of each method (default: mosaic_threads)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -294,6 +297,7 @@ def main() -> None:
     pixel = MODEL_PIXEL * (10 if args.smoke else 1)
     sizes, repeat = ([25], 1) if args.smoke else (args.sizes, args.repeat)
     options = workflow_settings()
+    options["threads"] = args.threads or options["threads"]
     cli = subprocess.run(["gdalinfo", "--version"], capture_output=True, text=True).stdout
     print(
         f"{time.strftime('%Y-%m-%d')} {platform.node()}, {os.cpu_count()} cores, "

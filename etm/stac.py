@@ -386,7 +386,7 @@ def item_texts(
     for i, data in zip(alone, read_all([paths[i] for i in alone]), strict=True):
         texts[i] = data.decode()
     log.info(
-        "%d Items: %d kept by the last catalog, %d by region jobs (%d objects read), %d read "
+        "%d Items: %d kept by the last catalog, %d by region jobs (objects read: %d), %d read "
         "one by one",
         len(texts), from_catalog, len(texts) - from_catalog - len(alone), len(wanted), len(alone),
     )  # fmt: skip

@@ -86,7 +86,7 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     regions = len(region_periods)
     assert (
         f"{len(items)} Items: 0 kept by the last catalog, {len(items)} by region jobs "
-        f"({regions} objects read), 0 read one by one" in catalog_log(s3ws)
+        f"(objects read: {regions}), 0 read one by one" in catalog_log(s3ws)
     )
     for cog in s3ws.published():
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
@@ -145,7 +145,7 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     assert kept_reads(s3ws) == [".ndjson", "/mosaic/netet/2021/netet_202107.ndjson"]
     assert (
         f"{len(items)} Items: {len(items) - 2} kept by the last catalog, 2 by region jobs "
-        "(1 objects read), 0 read one by one" in catalog_log(s3ws)
+        "(objects read: 1), 0 read one by one" in catalog_log(s3ws)
     )
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
     # The month's COGs, Items and quicklook, and the index holding the new Items; the
