@@ -306,13 +306,31 @@ def indexed(item: dict, href: str) -> dict:
     return line
 
 
-def _kept_lines(texts: dict[str, str]) -> bytes:
-    """Items' texts by href, as JSON lines (how the work area keeps them)."""
-    return "".join(json.dumps({"href": h, "text": t}) + "\n" for h, t in texts.items()).encode()
+def _kept_lines(texts: dict[str, str], etags: dict[str, str] | None = None) -> bytes:
+    """Items' texts by href, and the ETags they were read with, as JSON lines (how the
+    work area keeps them)."""
+    etags = etags or {}
+    return "".join(
+        json.dumps({"href": href, "text": text, "etag": etags.get(href)}) + "\n"
+        for href, text in texts.items()
+    ).encode()
 
 
-def _kept_texts(data: bytes | None) -> dict[str, str]:
-    return {entry["href"]: entry["text"] for entry in map(json.loads, (data or b"").splitlines())}
+def _kept_texts(data: bytes | None) -> dict[str, tuple[str, str | None]]:
+    """What :func:`_kept_lines` wrote: (text, ETag) by href."""
+    entries = map(json.loads, (data or b"").splitlines())
+    return {entry["href"]: (entry["text"], entry.get("etag")) for entry in entries}
+
+
+def is_published(text: str, etag: str | None, kept_etag: str | None) -> bool:
+    """Whether a kept text is the published Item's, whose ETag is now ``etag``: it was kept
+    with that ETag, or that ETag is its MD5 (an object of one PUT, not encrypted with
+    SSE-KMS, whose ETags are not MD5s)."""
+    if etag is None:
+        return False
+    return (
+        etag == kept_etag or hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() == etag
+    )
 
 
 def keep_items(path: str, texts: dict[str, str]) -> None:
@@ -345,8 +363,9 @@ def item_texts(
     """Each published Item's JSON text, in the order of ``hrefs``.
 
     Locally, read from ``item_files``. On S3 (``on_s3``: the output prefix, ``bucket/key``),
-    from one listing of the prefix: an Item is read again only if its ETag is not the MD5
-    of a text the work area keeps (``kept``, :data:`etm.plan.KEPT_ITEMS`). The texts are
+    from one listing of the prefix: an Item is read again only if no text the work area
+    keeps (``kept``, :data:`etm.plan.KEPT_ITEMS`) is the published one (:func:`is_published`,
+    from the listed ETag). The texts are
     looked for first in those the last catalog kept (``<kept>.ndjson``), then in those its
     region period's job kept (``kept_by_region``, one object per region period, listed
     once); the others are read with one GET each, 16 at a time. Then all are kept for the
@@ -363,11 +382,10 @@ def item_texts(
     etags = {o.path: o.etag for o in s3.S3Listing().walk(on_s3)}
     paths = [f"{on_s3.rstrip('/')}/{href}" for href in hrefs]
 
-    def current(index: int, known: dict[str, str]) -> str | None:
-        """The known text of an Item, if it is the published one (ETag: MD5 of one PUT)."""
-        text = known.get(hrefs[index], "")
-        digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-        return text if text and digest == etags.get(paths[index]) else None
+    def current(index: int, known: dict[str, tuple[str, str | None]]) -> str | None:
+        """The known text of an Item, if it is the published one."""
+        text, kept_etag = known.get(hrefs[index], ("", None))
+        return text if text and is_published(text, etags.get(paths[index]), kept_etag) else None
 
     def read_all(objects: Sequence[str]) -> list[bytes]:
         with ThreadPoolExecutor(16) as pool:
@@ -376,8 +394,8 @@ def item_texts(
     before = _kept_texts(s3.read(f"{kept}.ndjson", missing_ok=True))
     texts = [current(i, before) for i in range(len(hrefs))]
     from_catalog = sum(text is not None for text in texts)
-    listed = {o.path for o in s3.S3Listing().walk(kept)}
-    wanted = sorted({kept_by_region[i] for i, t in enumerate(texts) if t is None} & listed)
+    kept_objects = {o.path for o in s3.S3Listing().walk(kept)}
+    wanted = sorted({kept_by_region[i] for i, t in enumerate(texts) if t is None} & kept_objects)
     by_region = {}
     for data in read_all(wanted):
         by_region.update(_kept_texts(data))
@@ -390,7 +408,8 @@ def item_texts(
         "one by one",
         len(texts), from_catalog, len(texts) - from_catalog - len(alone), len(wanted), len(alone),
     )  # fmt: skip
-    s3.write(f"{kept}.ndjson", _kept_lines(dict(zip(hrefs, texts, strict=True))))
+    read_with = {href: etags.get(path) for href, path in zip(hrefs, paths, strict=True)}
+    s3.write(f"{kept}.ndjson", _kept_lines(dict(zip(hrefs, texts, strict=True)), read_with))
     return texts
 
 

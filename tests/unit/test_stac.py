@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from etm.products import colour_scale
 from etm.stac import (
     indexed,
+    is_published,
     item_texts,
     keep_items,
     multihash_sha256,
@@ -58,6 +59,16 @@ def test_an_index_line_has_its_hrefs_from_the_output_prefix():
     ]  # fmt: skip
     assert line["assets"]["data"]["href"] == "./tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
+
+
+def test_a_kept_text_is_the_published_item_by_its_md5_or_the_etag_it_was_kept_with():
+    text = '{"id": "a"}'
+    md5 = hashlib.md5(text.encode()).hexdigest()
+    assert is_published(text, md5, None)  # one PUT, without SSE-KMS: the ETag is the MD5
+    assert is_published(text, "5a1e8f0c-kms", "5a1e8f0c-kms")  # SSE-KMS: as last read
+    assert not is_published(text, "0b3c-kms", "5a1e8f0c-kms")  # published again since
+    assert not is_published('{"id": "b"}', md5, None)
+    assert not is_published(text, None, None)  # no longer published
 
 
 def test_the_catalog_on_s3_reads_an_item_itself_only_if_no_kept_text_is_the_published_one(

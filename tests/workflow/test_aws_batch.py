@@ -176,6 +176,17 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
             assert cog.transform == reference.transform
             np.testing.assert_array_equal(cog.read(1), reference.read(1))
     assert batch.objects("ws-out") == chips
+    # The region jobs, in their containers, kept their periods' Items for the catalog.
+    catalog_log = batch.server.client().get_object(
+        Bucket="ws-work", Key="etm/logs/stac_catalog.log"
+    )
+    items = sum(
+        name.startswith(("tiles/", "mosaic/")) and name.endswith(".json") for name in published
+    )
+    assert (
+        f"{items} Items: 0 kept by the last catalog, {items} by region jobs"
+        in catalog_log["Body"].read().decode()
+    )
     assert batch.batch.credential_reads >= CONTAINERS
     container_logs = [p.read_text() for p in batch.batch.logs.glob("*.log")]
     assert_no_credentials(*container_logs)
