@@ -31,7 +31,8 @@ FINDINGS_LOG = "logs/findings/{tile}/{year}/{product}_{period}.json"
 BASELINE = "baselines/{tile}.json"
 #: Where the work area keeps published Items' texts for the STAC catalog on S3, per output
 #: prefix: those the last catalog read (``.ndjson``), and under the folder of the same name
-#: each region period's, tiles' Items included, kept by its job (:func:`kept_items`).
+#: each region period's, tiles' Items included, kept by its job
+#: (:meth:`Publication.kept_items`).
 KEPT_ITEMS = "{work}/stac_items/{output}"
 
 
@@ -294,20 +295,24 @@ def region_sources(settings: Settings, product: str, period: Period) -> tuple[li
     return tiles, published(settings, REGION.format(**at), "tif")
 
 
+def item_options(settings: Settings, publication: Publication) -> dict:
+    """:func:`etm.stac.item_for`'s parameters of a publication's Item, but for its COG and
+    quicklook."""
+    product, period = publication.product, publication.period
+    return dict(
+        href=f"{publication.name}.json",
+        collection=publication.collection,
+        product=product,
+        tile=publication.tile,
+        period=str(period),
+        aggregation=aggregation(settings, product, period),
+    )
+
+
 def tile_items(settings: Settings, product: str, period: Period) -> list[dict]:
-    """:func:`etm.stac.item_for`'s parameters of a period's tile Items, in the order of the
-    region period's sources (:func:`region_sources`)."""
-    return [
-        dict(
-            href=f"{tile.name}.json",
-            collection=tile.collection,
-            product=product,
-            tile=tile.tile,
-            period=str(period),
-            aggregation=aggregation(settings, product, period),
-        )  # fmt: skip
-        for tile in (Publication(product, period, name) for name in settings.tiles)
-    ]
+    """:func:`item_options` of a period's tiles, in the order of the region period's
+    sources (:func:`region_sources`)."""
+    return [item_options(settings, Publication(product, period, tile)) for tile in settings.tiles]
 
 
 def still_missing(
@@ -351,18 +356,15 @@ def publish_options(
     but for the local paths Snakemake gives the job. With ``kept`` (:data:`KEPT_ITEMS`, on
     S3), a region period's job keeps its tiles' Items and its own for the catalog."""
     publication = Publication(product, period, tile)
+    item = item_options(settings, publication)
     keeps = kept is not None and tile is None
     checked = tile is not None and period.is_month
     return dict(
-        item_href=f"{publication.name}.json",
-        collection=publication.collection,
+        item_href=item.pop("href"),
+        **item,
         kept_items=publication.kept_items(kept) if keeps else None,
         tile_items=tile_items(settings, product, period) if keeps else [],
-        product=product,
-        tile=tile,
-        period=str(period),
-        aggregation=aggregation(settings, product, period),
-        combine=(aggregation(settings, product, period) if tile else None) or "first",
+        combine=(item["aggregation"] if tile else None) or "first",
         missing=missing,
         checks=chip_checks(settings, product, sources) if checked else None,
         names=names,

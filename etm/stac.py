@@ -365,11 +365,10 @@ def item_texts(
     Locally, read from ``item_files``. On S3 (``on_s3``: the output prefix, ``bucket/key``),
     from one listing of the prefix: an Item is read again only if no text the work area
     keeps (``kept``, :data:`etm.plan.KEPT_ITEMS`) is the published one (:func:`is_published`,
-    from the listed ETag). The texts are
-    looked for first in those the last catalog kept (``<kept>.ndjson``), then in those its
-    region period's job kept (``kept_by_region``, one object per region period, listed
-    once); the others are read with one GET each, 16 at a time. Then all are kept for the
-    next catalog, from whichever machine it runs.
+    from the listed ETag). The texts are looked for first in those the last catalog kept
+    (``<kept>.ndjson``), then in those its region period's job kept (``kept_by_region``,
+    one object per region period, listed once); the others are read with one GET each, 16
+    at a time. Then all are kept for the next catalog, from whichever machine it runs.
     """
     if not on_s3:
         texts = []
@@ -379,7 +378,8 @@ def item_texts(
         return texts
     from etm import s3  # boto3: the catalog on S3 only
 
-    etags = {o.path: o.etag for o in s3.S3Listing().walk(on_s3)}
+    shared = s3.client()  # for every request: making a client per thread is not safe
+    etags = {o.path: o.etag for o in s3.S3Listing(shared).walk(on_s3)}
     paths = [f"{on_s3.rstrip('/')}/{href}" for href in hrefs]
 
     def current(index: int, known: dict[str, tuple[str, str | None]]) -> str | None:
@@ -389,12 +389,12 @@ def item_texts(
 
     def read_all(objects: Sequence[str]) -> list[bytes]:
         with ThreadPoolExecutor(16) as pool:
-            return list(pool.map(s3.read, objects))
+            return list(pool.map(lambda path: s3.read(path, using=shared), objects))
 
-    before = _kept_texts(s3.read(f"{kept}.ndjson", missing_ok=True))
+    before = _kept_texts(s3.read(f"{kept}.ndjson", missing_ok=True, using=shared))
     texts = [current(i, before) for i in range(len(hrefs))]
     from_catalog = sum(text is not None for text in texts)
-    kept_objects = {o.path for o in s3.S3Listing().walk(kept)}
+    kept_objects = {o.path for o in s3.S3Listing(shared).walk(kept)}
     wanted = sorted({kept_by_region[i] for i, t in enumerate(texts) if t is None} & kept_objects)
     by_region = {}
     for data in read_all(wanted):
