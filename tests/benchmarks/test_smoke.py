@@ -43,3 +43,18 @@ def test_rebuild_benchmark_times_the_workflow_gdal_and_bare_mosaics_and_prices_e
     assert "workflow/bare CPU (paired): " in output
     encodings = output.split("Encodings of one tile-month's levels", 1)[1].splitlines()
     assert [line for line in encodings if line.endswith("<- default")][0].startswith("ZSTD 9 ")
+
+
+def test_catalog_benchmark_reads_one_object_per_region_period_then_only_what_changed():
+    output = run("catalog_reads.py", "--tiles", "1", "--years", "1")
+    rows = {
+        line[:36].strip(): [int(line[36:44].replace(",", "")), int(line[44:50])]
+        for line in output.split("CPU-s\n", 1)[1].splitlines()
+    }
+    # 12 products x 13 periods x (1 tile + the region) Items, and a region object each.
+    assert rows == {
+        "1. one by one (nothing kept)": [1 + 312, 2],
+        "2. first, from 156 region objects": [1 + 156, 2],
+        "3. nothing changed": [1, 2],
+        "4. one month redone": [1 + 1, 2],
+    }
