@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from etm.errors import ConfigError
+from etm.errors import ConfigError, one_line
 from etm.grid import Chip, chips_in_bounds, to_tenths
 
 if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in mosaic jobs
@@ -141,8 +141,9 @@ def read_config_file(path: str) -> dict:
         with open(path) as stream:
             config = yaml.safe_load(stream)
     except (OSError, yaml.YAMLError) as error:
-        reason = " ".join(str(error).split())
-        raise ConfigError(f"config file {path}: cannot be read as YAML ({reason})") from None
+        raise ConfigError(
+            f"config file {path}: cannot be read as YAML ({one_line(error)})"
+        ) from None
     if not isinstance(config, dict):
         raise ConfigError(
             f"config file {path}: is a {type(config).__name__}, not a mapping of keys like "

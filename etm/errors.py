@@ -6,6 +6,11 @@ import re
 _URL_USERINFO = re.compile(r"(?<=://)[^/\s@\"']+@")
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line: GDAL's, botocore's and YAML's can span several."""
+    return " ".join(str(error).split())
+
+
 def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced by ``***``: an
     endpoint URL can carry them, and botocore quotes the endpoint in its errors."""

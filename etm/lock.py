@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from etm import s3
-from etm.errors import EtmError
+from etm.errors import EtmError, one_line
 
 LOCK_NAME = ".etm-lock.json"
 
@@ -155,8 +155,8 @@ class OutputLock:
                 other = self.holder()
             except (BotoCoreError, ClientError, OSError) as error:
                 raise OutputLockedError(
-                    f"cannot lock the output prefix {self.label}: {error}; check the access "
-                    f"to it (etm writes {LOCK_NAME} there while a run writes)"
+                    f"cannot lock the output prefix {self.label}: {one_line(error)}; check the "
+                    f"access to it (etm writes {LOCK_NAME} there while a run writes)"
                 ) from None
             if other is not None and not other.is_gone():
                 raise OutputLockedError(

@@ -28,7 +28,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from etm.checks import ChipExpectation, ChipStats, check_header, clean_values
-from etm.errors import ChipGridError, ChipReadError
+from etm.errors import ChipGridError, ChipReadError, one_line
 
 #: Largest distance from a whole pixel offset accepted as "on the lattice", in pixels.
 LATTICE_TOLERANCE_PX = 0.01
@@ -169,8 +169,7 @@ def _open(path: str, name: str, stack: ExitStack):
 
 
 def _gdal_reason(error: Exception) -> str:
-    cause = error.__cause__ or error
-    return " ".join(str(cause).split())
+    return one_line(error.__cause__ or error)
 
 
 def band_rows(width: int, itemsize: int, unit: int, budget_bytes: int) -> int:

@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from etm.errors import ConfigError, StorageError
+from etm.errors import ConfigError, StorageError, one_line
 from etm.listing import StoredObject
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
@@ -239,10 +239,9 @@ def storage_errors(doing: str, path: str):
     try:
         yield
     except (BotoCoreError, ClientError) as error:
-        reason = " ".join(str(error).split())  # botocore's messages can span lines
         raise StorageError(
-            f"cannot {doing} s3://{path}: {reason}; check the network, AWS_ENDPOINT_URL and "
-            "the credentials, then run again"
+            f"cannot {doing} s3://{path}: {one_line(error)}; check the network, "
+            "AWS_ENDPOINT_URL and the credentials, then run again"
         ) from None
 
 

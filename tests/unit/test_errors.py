@@ -1,8 +1,8 @@
-"""Error messages never show a password, even one inside a URL that boto3 quotes."""
+"""Error messages say one line, and never show a password, even one inside a URL boto3 quotes."""
 
 import pytest
 
-from etm.errors import StorageError, without_passwords
+from etm.errors import StorageError, one_line, without_passwords
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,9 @@ def test_passwords_in_urls_are_hidden_and_nothing_else(text, shown):
 def test_every_etm_error_hides_them():
     error = StorageError('cannot list s3://ws-out/: "http://alice:s3cret@10.0.0.1/ws-out"')
     assert "s3cret" not in str(error) and "http://***@10.0.0.1/ws-out" in str(error)
+
+
+def test_an_error_message_spanning_lines_is_said_on_one():
+    assert one_line(ValueError("Parameter validation failed:\n  Invalid bucket name")) == (
+        "Parameter validation failed: Invalid bucket name"
+    )
