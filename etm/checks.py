@@ -3,7 +3,8 @@
 A chip is refused (its month is not published; the other months are) when its header
 or values cannot be those of the chip its folder names:
 
-- one band of float32 or float64 (the model writes float64, NaN where it has no value);
+- one band of float32 or float64 (the model writes float64, NaN where it has no value),
+  holding millimetres as stored: no scale or offset tag, no unit tag other than mm;
 - a finite, north-up geotransform;
 - its footprint: the upper-left corner within half a pixel of the name's corner, and its
   size the chip's square on its pixel lattice, or one pixel more (the model's overlap);
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Pixel types a chip may have.
 FLOAT_TYPES = ("float32", "float64")
+#: Unit tags a chip may carry (the model writes none; every product is in mm).
+MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
 #: Slack on the half-pixel corner tolerance, for rounding in the stored geotransform.
 CORNER_SLACK_PX = 1e-6
 
@@ -72,7 +75,17 @@ def _corner_text(west: float, north: float) -> str:
 
 
 def check_header(
-    name: str, dtype: str, transform, crs, width: int, height: int, expected: ChipExpectation
+    name: str,
+    dtype: str,
+    transform,
+    crs,
+    width: int,
+    height: int,
+    expected: ChipExpectation,
+    *,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    unit: str = "",
 ) -> None:
     """Refuse a chip whose header is not its chip's.
 
@@ -88,6 +101,8 @@ def check_header(
         Its size in pixels.
     expected : ChipExpectation
         The chip its folder names.
+    scale, offset, unit : float, float, str
+        Its band's scale, offset and unit tags (GDAL's defaults when untagged).
 
     Raises
     ------
@@ -98,6 +113,14 @@ def check_header(
         raise ChipContentError(
             name, f"is {dtype}; chips are float32 or float64 with NaN where there is no value"
         )
+    if scale != 1.0 or offset != 0.0:
+        raise ChipContentError(
+            name,
+            f"has scale {scale:g} and offset {offset:g} tags: its stored values are not mm; "
+            "chips hold mm with no scale or offset (rewrite it, or rerun the chip)",
+        )
+    if unit.strip().lower() not in MM_UNITS:
+        raise ChipContentError(name, f"is tagged in {unit!r}; every product is in mm")
     coefficients = tuple(transform)[:6]
     if not all(math.isfinite(value) for value in coefficients):
         raise ChipContentError(name, f"has a geotransform that is not finite: {coefficients}")

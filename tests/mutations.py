@@ -61,6 +61,14 @@ def resized(path: Path, pixels: int, fill: float = 999.0) -> None:
     _write(path, profile, grown)
 
 
+def scale_tagged(path: Path, scale: float = 0.1) -> None:
+    """Values stored as ``value / scale`` with a scale tag saying so (packed data)."""
+    profile, values = _read(path)
+    _write(path, profile, values / scale)
+    with rasterio.open(path, "r+") as target:
+        target.scales = (scale,)
+
+
 def with_values(path: Path, value: float, count: int = 5) -> None:
     """``count`` valid pixels set to ``value`` (inf, 1e300, -50, 5000...)."""
     profile, values = _read(path)

@@ -80,6 +80,20 @@ def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
         check_header("c.tif", dtype, transform, None, 961, 961, EXPECTED)
 
 
+@pytest.mark.parametrize(
+    "tags, message",
+    [
+        (dict(scale=0.1), "has scale 0.1 and offset 0 tags: its stored values are not mm"),
+        (dict(offset=-273.15), "has scale 1 and offset -273.15 tags"),
+        (dict(unit="in"), "is tagged in 'in'; every product is in mm"),
+    ],
+)
+def test_values_stored_in_another_unit_or_packed_are_refused(tags, message):
+    with pytest.raises(ChipContentError, match=message):
+        check_header("c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, **tags)
+    check_header("c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, unit="mm")
+
+
 def test_a_nodata_tag_becomes_nan_and_infinities_are_refused():
     values = np.array([[1.0, -9999.0], [np.nan, 3.0]])
     clean_values("c.tif", values, -9999.0, "float32")

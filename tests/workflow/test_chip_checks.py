@@ -32,7 +32,7 @@ CASES = {
     5: (lambda c, w: mutations.resized(c, 4, fill=999.0), "it is cut short or padded"),
     6: (lambda c, w: mutations.int16_with_nodata(c), "is int16; chips are float32 or float64"),
     7: (lambda c, w: mutations.with_values(c, np.inf), "infinite values or values beyond"),
-    8: (lambda c, w: mutations.with_values(c, 1e300), "infinite values or values beyond"),
+    8: (lambda c, w: mutations.scale_tagged(c), "has scale 0.1 and offset 0 tags"),
     9: (lambda c, w: mutations.nodata_tag(c), None),
     10: (lambda c, w: mutations.nan_geotransform(c), "has a geotransform that is not finite"),
     11: (lambda c, w: mutations.with_values(c, -50.0), "is suspect: values from -50 to"),
