@@ -7,20 +7,16 @@ import math
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+import rasterio
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+from rasterio.coords import BoundingBox
+from rasterio.enums import Resampling
 
-matplotlib.use("Agg")  # no display: files only
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
-from rasterio.coords import BoundingBox  # noqa: E402
-from rasterio.enums import Resampling  # noqa: E402
-
-from etm.plan import Period  # noqa: E402
-from etm.products import PRODUCTS, colour_scale  # noqa: E402
+from etm.plan import Period
+from etm.products import PRODUCTS, colour_scale
 
 #: Longest side of the map in a quicklook, in pixels.
 MAP_PIXELS = 800
@@ -49,9 +45,11 @@ def draw(
 ) -> Figure:  # fmt: skip
     """The quicklook's figure: the map on its longitudes and latitudes, each tile outlined,
     and a legend in mm."""
-    colours = plt.get_cmap(PRODUCTS[product].colormap).with_extremes(bad=(0, 0, 0, 0))
+    colours = matplotlib.colormaps[PRODUCTS[product].colormap].with_extremes(bad=(0, 0, 0, 0))
     height, width = values.shape
-    figure, axes = plt.subplots(figsize=(width / 100 + 1.9, height / 100 + 0.9), dpi=100)
+    # A Figure of its own, not pyplot's: region jobs draw in threads of one process.
+    figure = Figure(figsize=(width / 100 + 1.9, height / 100 + 0.9), dpi=100)
+    axes = figure.subplots()
     extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
     image = axes.imshow(
         np.ma.masked_invalid(values), cmap=colours, vmin=scale[0], vmax=scale[1], extent=extent
@@ -109,4 +107,3 @@ def render(
         scale=colour_scale(product, annual=aggregation),
     )  # fmt: skip
     figure.savefig(png, transparent=True, bbox_inches="tight")
-    plt.close(figure)

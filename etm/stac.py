@@ -50,6 +50,11 @@ KIND_TITLES = {
 
 log = logging.getLogger(__name__)
 
+# pystac-core 1.15.2 finds its extensions on first use, which is unsafe in threads: it marks
+# them found, then loads them, and a second thread meanwhile migrates an Item with none
+# (mosaic jobs share a process). Found here once: Python runs a module's import once.
+pystac.EXTENSION_HOOKS._discover()
+
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
     """First and last instant of a period: ``YYYYMM`` (a month) or ``YYYY`` (a year)."""

@@ -29,15 +29,16 @@ rule mosaic_tile:
     log:
         job=plan.TILE_LOG,
         findings=plan.FINDINGS_LOG,
-    conda:
-        "../envs/etm.yaml"
     threads: SETTINGS.mosaic_threads
     resources:
         **plan.mosaic_resources(SETTINGS),
     params:
         publish=publish_options,
-    script:
-        "../scripts/mosaic.py"
+    run:
+        # A thread of Snakemake's process (profiles/default); an etm error, logged already,
+        # fails the job without a traceback.
+        if failed := publish_job(input, output, params, threads, resources, log):
+            raise failed
 
 
 use rule mosaic_tile as mosaic_region with:

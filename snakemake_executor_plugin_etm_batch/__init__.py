@@ -1,6 +1,6 @@
 """Snakemake executor plugin ``etm-batch``: AWS Batch jobs in the etm image.
 
-A thin subclass of snakemake-executor-plugin-aws-batch 0.2.1 that changes three things:
+A thin subclass of snakemake-executor-plugin-aws-batch 0.2.1 that changes four things:
 
 - Nothing is installed when a job starts. The aws-batch plugin has Snakemake prefix each
   job with ``pip install`` of every storage plugin registered in the main process, and
@@ -13,6 +13,9 @@ A thin subclass of snakemake-executor-plugin-aws-batch 0.2.1 that changes three 
 - The S3 endpoint and retry settings of the main process (``AWS_ENDPOINT_URL``,
   ``AWS_ENDPOINT_URL_S3``, ``AWS_MAX_ATTEMPTS``, ``AWS_RETRY_MODE``) reach the jobs when
   they are set. Credentials never do: jobs take the job role's.
+- A group's container runs its mosaic jobs in threads of its Snakemake process, as a
+  single job's does: Snakemake passes ``--force-use-threads`` to single jobs only, and
+  without it each ``run:`` job of a group would start another Snakemake.
 
 Settings are the aws-batch plugin's, prefixed ``--etm-batch-``, plus ``image``; a value
 still holding the profile's ``FILL-IN`` placeholder stops the run, even a dry run, with
@@ -76,6 +79,9 @@ class Executor(BatchExecutor):
     def __post_init__(self):
         super().__post_init__()
         self.container_image = self.settings.image
+
+    def additional_general_args(self) -> str:
+        return "--force-use-threads"  # one string: Snakemake joins it in as it is
 
     def envvars(self) -> dict:
         forwarded = {name: os.environ[name] for name in FORWARDED if os.environ.get(name)}

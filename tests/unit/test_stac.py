@@ -1,6 +1,8 @@
 """STAC periods, relative links, checksums and the index."""
 
 import hashlib
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 from etm.products import colour_scale
@@ -114,3 +116,38 @@ def test_the_catalog_on_s3_reads_an_item_itself_only_if_no_kept_text_is_the_publ
         assert "the catalog will read these 1 Items one by one" in caplog.text
     finally:
         server.stop()
+
+
+#: In a fresh interpreter: 8 threads migrate a projection v1.1 Item at once, as mosaic
+#: jobs in one Snakemake process do; prints how many lost the migration.
+MIGRATING_THREADS = """
+import threading
+import etm.stac
+import pystac
+item = {
+    "type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": None, "links": [],
+    "properties": {"datetime": "2020-01-01T00:00:00Z", "proj:epsg": 4326}, "assets": {},
+    "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
+}
+start, lost = threading.Barrier(8), []
+def migrate():
+    start.wait()
+    copy = dict(item, properties=dict(item["properties"]))
+    if "proj:code" not in pystac.Item.from_dict(copy, migrate=True).properties:
+        lost.append(copy)
+threads = [threading.Thread(target=migrate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(lost))
+"""
+
+
+def test_items_made_in_threads_at_once_are_all_migrated():
+    # pystac-core 1.15.2 finds its extensions lazily and unsafely; etm.stac finds them first.
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", MIGRATING_THREADS], capture_output=True, text=True
+        )
+        assert result.stdout.strip() == "0", result.stderr

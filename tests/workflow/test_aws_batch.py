@@ -158,6 +158,8 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
         assert environment["AWS_ENDPOINT_URL"] == batch.server.endpoint
         assert environment["AWS_MAX_ATTEMPTS"] == "7"
         assert "AWS_SECRET_ACCESS_KEY" not in environment and "AWS_ACCESS_KEY_ID" not in environment
+        # A group's mosaics too run in its Snakemake's threads, not each in another Snakemake.
+        assert "--force-use-threads" in " ".join(definition["containerProperties"]["command"])
     published = {
         key.removeprefix(f"{OUTPUT}/") for key in batch.objects("ws-enduser", f"{OUTPUT}/")
     }
