@@ -120,7 +120,9 @@ def gdal_options(options: dict) -> dict:
 def run_merge(sources: list[str], output: str, options: dict) -> None:
     from rasterio.merge import merge
 
-    with rasterio.Env(GDAL_CACHEMAX=options["gdal_cache_mb"]):
+    from etm.cog import cache_bytes
+
+    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(options["gdal_cache_mb"])):
         mosaic, transform = merge(sources, nodata=np.nan, dtype=options["dtype"], method="first")
         with rasterio.open(sources[0]) as first:
             crs = first.crs

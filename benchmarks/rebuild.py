@@ -41,7 +41,7 @@ import yaml
 from mosaic_speed import gdal_command, workflow_settings
 
 from etm.checks import ChipExpectation
-from etm.cog import build_cog, creation_options, vrt_with_overviews
+from etm.cog import READ_CACHE_MB, build_cog, cache_bytes, creation_options, vrt_with_overviews
 from etm.grid import Chip, chip_name
 from etm.mosaic import write_levels
 from etm.sample import MODEL_PIXEL, TILE_CORNERS, tile_prefix, write_sample
@@ -211,7 +211,7 @@ def compare_encodings(tiles, months, pixel: float, workflow_cpu_per_tile_month: 
     options = workflow_settings()
     sources = next(iter(archive(tiles, months, pixel).values()))
     with tempfile.TemporaryDirectory(prefix="encodings-", dir=CACHE / "runs") as scratch:
-        with rasterio.Env(GDAL_CACHEMAX=64):
+        with rasterio.Env(GDAL_CACHEMAX=cache_bytes(READ_CACHE_MB)):
             mosaic = write_levels(
                 sources, scratch, dtype=options["dtype"], blocksize=options["blocksize"]
             )
@@ -226,7 +226,7 @@ def compare_encodings(tiles, months, pixel: float, workflow_cpu_per_tile_month: 
                 blocksize=options["blocksize"], threads=1,
             )  # fmt: skip
             before = resource.getrusage(resource.RUSAGE_SELF)
-            with rasterio.Env(GDAL_CACHEMAX=options["gdal_cache_mb"]):
+            with rasterio.Env(GDAL_CACHEMAX=cache_bytes(options["gdal_cache_mb"])):
                 rasterio.shutil.copy(vrt, output, driver="COG", **cog)
             after = resource.getrusage(resource.RUSAGE_SELF)
             cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

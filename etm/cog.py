@@ -54,6 +54,14 @@ def release_freed_blocks() -> None:
     libc.mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD
 
 
+def cache_bytes(megabytes: int) -> int:
+    """GDAL_CACHEMAX for rasterio.Env, which passes it to GDALSetCacheMax64 as bytes.
+
+    (GDAL reads a small GDAL_CACHEMAX as MB; rasterio does not: 256 would be 256 bytes.)
+    """
+    return megabytes * 2**20
+
+
 def creation_options(
     *, compress: str, level: int, predictor: str, blocksize: int, threads: int = 1
 ) -> dict:
@@ -252,7 +260,7 @@ def build_cog(
         tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch,
     ):
         try:
-            with rasterio.Env(GDAL_CACHEMAX=min(gdal_cache_mb, READ_CACHE_MB)):
+            with rasterio.Env(GDAL_CACHEMAX=cache_bytes(min(gdal_cache_mb, READ_CACHE_MB))):
                 mosaic = write_levels(
                     sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
                     combine=combine, chips=chips,
@@ -262,7 +270,7 @@ def build_cog(
             vrt = os.path.join(scratch, "mosaic.vrt")
             with open(vrt, "w") as stream:
                 stream.write(vrt_with_overviews(mosaic, dtype, metadata))
-            with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+            with rasterio.Env(GDAL_CACHEMAX=cache_bytes(gdal_cache_mb)):
                 rasterio.shutil.copy(vrt, partial, driver="COG", **options)
             validate(partial)
         except ChipError:

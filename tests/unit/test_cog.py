@@ -1,6 +1,8 @@
 """COG writing: validity, overviews, statistics, precision, and publishing only when valid."""
 
+import ctypes
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from test_mosaic import write
 
-from etm.cog import Metadata, build_cog
+from etm.cog import Metadata, build_cog, cache_bytes
 from etm.errors import ChipReadError
 from etm.files import partial_path
 from etm.grid import Chip
@@ -85,3 +87,28 @@ def test_failed_mosaic_publishes_nothing(tmp_path):
     with pytest.raises(ChipReadError):
         build_cog(sources, str(destination), dtype="float32", **COG)
     assert not destination.exists() and not os.path.exists(partial_path(str(destination)))
+
+
+def gdal_cache_max() -> int:
+    """GDAL's block cache limit in bytes, from the libgdal this process loaded."""
+    with open("/proc/self/maps") as maps:
+        path = next(line.split()[-1] for line in maps if "libgdal" in line)
+    gdal = ctypes.CDLL(path)
+    gdal.GDALGetCacheMax64.restype = ctypes.c_int64
+    return gdal.GDALGetCacheMax64()
+
+
+def test_the_block_cache_is_the_configured_megabytes_in_a_jobs_thread_too():
+    # rasterio hands GDAL_CACHEMAX to GDAL as bytes: 64 would be 64 bytes, and jobs in one
+    # process would then contend for a cache of nothing.
+    seen = []
+
+    def job() -> None:
+        with rasterio.Env(GDAL_CACHEMAX=cache_bytes(64)):
+            seen.append(gdal_cache_max())
+
+    job()
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    assert seen == [64 * 2**20, 64 * 2**20]

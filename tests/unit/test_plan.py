@@ -113,7 +113,7 @@ def test_containers_are_one_per_tile_year_region_year_and_tile_baseline():
         "1 vCPU and 1,024 MiB, each running its jobs one at a time"
     )
     assert (
-        "of 3 vCPUs and 1,280 MiB"
+        "of 3 vCPUs and 1,504 MiB"
         in containers(
             settings(mosaic_threads=3, gdal_cache_mb=512), publications(config)
         ).describe()

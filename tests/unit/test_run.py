@@ -76,7 +76,7 @@ def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():
     resources = mosaic_resources(settings(gdal_cache_mb=512))
     assert {k: resources[k] for k in CONTAINER} == {"containers": 1, "container_slots": 1}
     assert resources["cpus"](wildcards={}, threads=3) == 3
-    assert resources["mem_mb"] == 512 + 768
+    assert resources["mem_mb"] == 512 + 992
 
 
 def test_a_run_of_every_target_that_left_cogs_out_names_them(tmp_path):
