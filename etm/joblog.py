@@ -1,15 +1,19 @@
 """Run a workflow step with its log file, turning an etm error into one line.
 
-Steps run either in a script's own process (:func:`run_job`) or, for the mosaics that make
-up nearly every job, in a thread of the Snakemake process that runs the job
-(:func:`publish_job`): that spares each job starting Python and importing rasterio, numpy,
-pystac and Snakemake's script support, about 1 CPU-second a job.
+Steps run either in a script's own process (:func:`run_job`) or, for the mosaics and chip
+baselines that make up nearly every job, in a thread of the Snakemake process that runs the
+job (:func:`publish_job`, :func:`baseline_job`): that spares each job starting Python and
+importing rasterio, numpy, pystac and Snakemake's script support, about 1 CPU-second a job.
+Beyond :data:`THREAD_JOBS` at once, a job runs in a process of its own (:func:`run_step`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import pickle
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -86,22 +90,53 @@ def run_job(log_path: str, step: Callable[..., object], **arguments) -> None:
             sys.exit(1)
 
 
-def run_in_thread(log_path: str, step: Callable[..., object], **arguments) -> JobFailed | None:
-    """Call ``step(**arguments)`` in this thread, with this thread's logging to the log file.
+#: Jobs that run at once in threads of one Snakemake process; any more each run in a
+#: process of its own. A job holds the GIL for about 0.1-0.4 s of Python (rasterio's opens
+#: and closes, pystac; measured with py-spy on a real-size tile-month), so a box running
+#: dozens of jobs at once in threads would wait on the GIL, not compute.
+THREAD_JOBS = 4
+_THREAD_SLOTS = threading.BoundedSemaphore(THREAD_JOBS)
+
+
+def run_step(log_path: str, step: str, **arguments) -> JobFailed | None:
+    """Run a job's step in this thread, or, with THREAD_JOBS running, in a new process.
+
+    Parameters
+    ----------
+    log_path : str
+        The job's log file.
+    step : str
+        ``module:function`` in etm, e.g. ``etm.publish:publish``.
+    **arguments
+        Passed to the step.
 
     Returns
     -------
     JobFailed or None
-        For an :class:`EtmError`, logged to the file and as one line to stderr: the rule
+        For an :class:`EtmError`: logged to the file and as one line to stderr, the rule
         raises it, so that Snakemake reports the job failed with no traceback of etm's.
     """
-    with _logging_to(log_path):
-        try:
-            step(**arguments)
-        except EtmError as error:
-            log.error("%s", error)
-            return JobFailed(f"stopped by the etm error above (log: {log_path})")
-    return None
+    failed = JobFailed(f"stopped by the etm error above (log: {log_path})")
+    if not _THREAD_SLOTS.acquire(blocking=False):
+        job = pickle.dumps((log_path, step, arguments))
+        apart = subprocess.run([sys.executable, "-m", "etm.joblog"], input=job, check=False)
+        return failed if apart.returncode else None
+    try:
+        with _logging_to(log_path):
+            try:
+                _function(step)(**arguments)
+            except EtmError as error:
+                log.error("%s", error)
+                return failed
+        return None
+    finally:
+        _THREAD_SLOTS.release()
+
+
+def _function(step: str) -> Callable[..., object]:
+    """``module:function`` imported (in the job: parsing the Snakefile never imports it)."""
+    module, name = step.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def publish_job(input, output, params, threads: int, resources, log_files) -> JobFailed | None:
@@ -109,18 +144,34 @@ def publish_job(input, output, params, threads: int, resources, log_files) -> Jo
 
     Parameters are the ``run:`` block's own (Snakemake's named lists).
     """
-    from etm.publish import publish  # in the job, not when Snakemake parses the Snakefile
-
-    return run_in_thread(
-        log_files.job,
-        publish,
-        sources=list(input.sources),
-        cog=output.cog,
-        item=output.item,
+    optional = dict(
         thumbnail=output.get("thumbnail"),
-        baseline=input.get("baseline") or None,
+        baseline=input.get("baseline"),
         findings=log_files.get("findings"),
+    )  # Snakemake's files are str subclasses: passed on as str, to pickle plainly
+    return run_step(
+        str(log_files.job),
+        "etm.publish:publish",
+        sources=[str(source) for source in input.sources],
+        cog=str(output.cog),
+        item=str(output.item),
         threads=threads,
         tmpdir=resources.tmpdir,
+        **{name: str(path) if path else None for name, path in optional.items()},
         **params.publish,
     )
+
+
+def baseline_job(output, params, log_files) -> JobFailed | None:
+    """The rule chip_baseline: :func:`etm.checks.write_baseline` for its tile."""
+    return run_step(
+        str(log_files[0]),
+        "etm.checks:write_baseline",
+        baseline=str(output.baseline),
+        **params.baseline,
+    )
+
+
+if __name__ == "__main__":  # a job run apart by run_step: its arguments come on stdin
+    log_path, step, arguments = pickle.load(sys.stdin.buffer)
+    run_job(log_path, _function(step), **arguments)

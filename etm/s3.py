@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 import boto3
@@ -92,9 +93,15 @@ def gdal_options() -> dict[str, str]:
     return options
 
 
+#: boto3's default session is not safe to make clients from in threads (jobs in one
+#: process); a client, once made, is.
+_MAKING_CLIENTS = threading.Lock()
+
+
 def client():
     """An S3 client honouring AWS_ENDPOINT_URL and the credential chain, with retries."""
-    return boto3.client("s3", config=client_config())
+    with _MAKING_CLIENTS:
+        return boto3.client("s3", config=client_config())
 
 
 #: Content types of what etm publishes, so that browsers and static hosts (S3 website

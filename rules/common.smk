@@ -3,7 +3,7 @@ import sys
 
 from etm import plan
 from etm.config import check_placeholder, load_settings, read_schema
-from etm.joblog import publish_job
+from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
 from etm.run import MainProcess, Process, or_exit, say
 

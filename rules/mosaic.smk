@@ -9,14 +9,14 @@ rule chip_baseline:
         baseline=plan.BASELINE,
     log:
         "logs/chip_baseline/{tile}.log",
-    conda:
-        "../envs/etm.yaml"
     resources:
         **plan.CONTAINER,
     params:
         baseline=RUN.baseline_options,
-    script:
-        "../scripts/chip_baseline.py"
+    run:
+        # Like the mosaics below: a thread of Snakemake's process (profiles/default).
+        if failed := baseline_job(output, params, log):
+            raise failed
 
 
 rule mosaic_tile:

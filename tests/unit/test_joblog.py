@@ -1,29 +1,34 @@
-"""Jobs side by side in one process keep their own logs; an etm error fails only its job."""
+"""Jobs side by side in one process keep their own logs; an etm error fails only its job;
+beyond THREAD_JOBS at once, a job runs in a process of its own."""
 
 import logging
+import os
 import threading
 
+from etm import joblog
 from etm.errors import ChipContentError
-from etm.joblog import JobFailed, run_in_thread
+from etm.joblog import THREAD_JOBS, JobFailed, run_step
 
 log = logging.getLogger("etm.test")
+both_started = threading.Barrier(2)
+
+
+def step(name: str, fail: bool) -> None:
+    both_started.wait()  # both jobs' logs are in place while each logs
+    log.info("working on %s", name)
+    both_started.wait()
+    if fail:
+        raise ChipContentError(f"{name}.tif", "is int16")
 
 
 def test_jobs_in_threads_log_to_their_own_files_and_an_etm_error_fails_only_its_job(
     tmp_path, capsys
 ):
-    both_started = threading.Barrier(2)
     results = {}
 
-    def step(name: str, fail: bool) -> None:
-        both_started.wait()  # both jobs' handlers are in place while each logs
-        log.info("working on %s", name)
-        both_started.wait()
-        if fail:
-            raise ChipContentError(f"{name}.tif", "is int16")
-
     def job(name: str, fail: bool) -> None:
-        results[name] = run_in_thread(str(tmp_path / f"{name}.log"), step, name=name, fail=fail)
+        log_path = str(tmp_path / f"{name}.log")
+        results[name] = run_step(log_path, "test_joblog:step", name=name, fail=fail)
 
     threads = [threading.Thread(target=job, args=(n, n == "b")) for n in ("a", "b")]
     for thread in threads:
@@ -41,3 +46,30 @@ def test_jobs_in_threads_log_to_their_own_files_and_an_etm_error_fails_only_its_
     errors = [line for line in capsys.readouterr().err.splitlines() if line]
     assert errors == ["etm error: chip b.tif: is int16"]
     assert len(logging.getLogger("etm").handlers) == 1  # the jobs' one router, installed once
+
+
+def test_with_every_thread_slot_taken_a_job_runs_in_a_process_of_its_own(tmp_path, capfd):
+    for _ in range(THREAD_JOBS):
+        joblog._THREAD_SLOTS.acquire()
+    try:
+        status = tmp_path / "status.txt"  # the process the step ran in, as it saw itself
+        done = run_step(
+            str(tmp_path / "ok.log"), "etm.files:copy_whole",
+            source="/proc/self/status", destination=str(status),
+        )  # fmt: skip
+        failed = run_step(
+            str(tmp_path / "bad.log"), "etm.config:check_placeholder",
+            key="etm-batch-region", value="FILL-IN-region",
+        )  # fmt: skip
+    finally:
+        for _ in range(THREAD_JOBS):
+            joblog._THREAD_SLOTS.release()
+    assert done is None
+    assert f"\nPid:\t{os.getpid()}\n" not in status.read_text()
+    assert "\nPid:\t" in status.read_text()
+    assert isinstance(failed, JobFailed)
+    errors = [line for line in capfd.readouterr().err.splitlines() if line]
+    assert len(errors) == 1 and errors[0].startswith(
+        "etm error: profile key 'etm-batch-region' is still the placeholder"
+    ), errors
+    assert "is still the placeholder" in (tmp_path / "bad.log").read_text()
