@@ -82,12 +82,20 @@ def run_job(log_path: str, step: Callable[..., object], **arguments) -> None:
     **arguments
         Passed to ``step``.
     """
+    if not _logged(log_path, step, arguments):
+        sys.exit(1)
+
+
+def _logged(log_path: str, step: Callable[..., object], arguments: dict) -> bool:
+    """Run the step with this thread's logging to the log file; False after an EtmError,
+    logged to the file and as one line to stderr."""
     with _logging_to(log_path):
         try:
             step(**arguments)
         except EtmError as error:
             log.error("%s", error)
-            sys.exit(1)
+            return False
+    return True
 
 
 #: Jobs that run at once in threads of one Snakemake process; any more each run in a
@@ -116,21 +124,16 @@ def run_step(log_path: str, step: str, **arguments) -> JobFailed | None:
         For an :class:`EtmError`: logged to the file and as one line to stderr, the rule
         raises it, so that Snakemake reports the job failed with no traceback of etm's.
     """
-    failed = JobFailed(f"stopped by the etm error above (log: {log_path})")
-    if not _THREAD_SLOTS.acquire(blocking=False):
+    if _THREAD_SLOTS.acquire(blocking=False):
+        try:
+            done = _logged(log_path, _function(step), arguments)
+        finally:
+            _THREAD_SLOTS.release()
+    else:
         job = pickle.dumps((log_path, step, arguments))
         apart = subprocess.run([sys.executable, "-m", "etm.joblog"], input=job, check=False)
-        return failed if apart.returncode else None
-    try:
-        with _logging_to(log_path):
-            try:
-                _function(step)(**arguments)
-            except EtmError as error:
-                log.error("%s", error)
-                return failed
-        return None
-    finally:
-        _THREAD_SLOTS.release()
+        done = apart.returncode == 0
+    return None if done else JobFailed(f"stopped by the error above (log: {log_path})")
 
 
 def _function(step: str) -> Callable[..., object]:
