@@ -100,13 +100,15 @@ def current(
     named : callable
         A chip's config path as findings name it (``s3://...`` on S3).
     """
-    by_name = {
-        named(chip_file.path): (ChipMonth(tile, *key), chip_file)
-        for tile, inventory in verification.inventories.items()
-        for key, chip_file in inventory.files.items()
-    }
+    judged = _flatten(findings.values())
+    names = {finding.chip for finding in judged}
+    by_name = {}
+    for tile, inventory in verification.inventories.items() if names else ():
+        for key, chip_file in inventory.files.items():
+            if (name := named(chip_file.path)) in names:
+                by_name[name] = (ChipMonth(tile, *key), chip_file)
     held = {}
-    for finding in _flatten(findings.values()):
+    for finding in judged:
         chip_month, chip_file = by_name.get(finding.chip, (None, None))
         if chip_month is not None and chip_file.mtime <= finding.recorded:
             held[chip_month] = finding

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from etm.errors import ConfigError
 
@@ -47,9 +47,9 @@ def _format_tenths(tenths: int) -> str:
     return f"{sign}{abs(tenths) // 10}.{abs(tenths) % 10}"
 
 
-@dataclass(frozen=True)
-class Chip:
-    """A chip, by its upper-left corner in tenths of a degree."""
+class Chip(NamedTuple):
+    """A chip, by its upper-left corner in tenths of a degree (a tuple: a million chip
+    files are keyed by it, and a tuple hashes in C)."""
 
     north: int
     west: int

@@ -12,6 +12,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from etm.config import Settings, TileSpec
 from etm.errors import ChipNameError, MissingChipsError
@@ -99,10 +100,11 @@ def scan_tile(
         times, the prefix listed last in the config) and a :class:`Duplicate` is recorded.
     """
     wanted = (set(products), set(years), set(months))
-    candidates: dict[ChipKey, list[StoredObject]] = {}
+    files: dict[ChipKey, StoredObject] = {}
+    elsewhere: dict[ChipKey, list[StoredObject]] = {}  # the others of a chip-month
     inventory = TileInventory()
-    chips: dict[str, Chip | str] = {}  # one parse per folder name: a million keys share few
     for prefix in spec.prefixes:
+        chips: dict[str, Chip | str] = {}  # one parse per folder: a million files share few
         for sub in subfolders:
             for obj in listing.walk(join(prefix, sub) if sub else prefix):
                 match = CHIP_FILE.match(obj.path[len(prefix) + 1 :])
@@ -110,23 +112,29 @@ def scan_tile(
                     continue
                 name = match["chip"]
                 if name not in chips:
-                    chips[name] = parse_chip_folder(name)
-                chip, folder = chips[name], join(prefix, name)
+                    chip = chips[name] = parse_chip_folder(name)
+                    if isinstance(chip, str):
+                        inventory.bad_folders.setdefault(join(prefix, name), chip)
+                    else:
+                        inventory.chip_folders.setdefault(chip, join(prefix, name))
+                chip = chips[name]
                 if isinstance(chip, str):
-                    inventory.bad_folders.setdefault(folder, chip)
                     continue
-                inventory.chip_folders.setdefault(chip, folder)
                 product = sys.intern(match["product"])
                 key = (chip, product, int(match["year"]), int(match["month"]))
                 if product in wanted[0] and key[2] in wanted[1] and key[3] in wanted[2]:
-                    candidates.setdefault(key, []).append(obj)
-    for key, objects in candidates.items():
+                    if key in files:
+                        elsewhere.setdefault(key, []).append(obj)
+                    else:
+                        files[key] = obj
+    for key, others in elsewhere.items():
+        objects = [files[key], *others]
         # max() keeps the last of equal times, i.e. the later prefix in config order.
         newest = max(reversed(objects), key=lambda obj: obj.mtime)
-        inventory.files[key] = newest
-        if len(objects) > 1:
-            others = tuple(obj for obj in objects if obj is not newest)
-            inventory.duplicates.append(Duplicate(spec.name, key, newest, others))
+        files[key] = newest
+        others = tuple(obj for obj in objects if obj is not newest)
+        inventory.duplicates.append(Duplicate(spec.name, key, newest, others))
+    inventory.files = files
     return inventory
 
 
@@ -144,9 +152,9 @@ class Verification:
     #: ChipMonth to :class:`etm.findings.ChipFinding` (see :func:`etm.findings.current`).
     findings: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def incomplete(self) -> set[tuple[str, str, int, int]]:
-        """(tile, product, year, month) with at least one missing chip."""
+        """(tile, product, year, month) with at least one missing chip (asked per job)."""
         return {(m.tile, m.product, m.year, m.month) for m in self.missing}
 
     def found(self, chip_month: ChipMonth) -> StoredObject:

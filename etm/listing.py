@@ -78,34 +78,38 @@ class LocalListing:
         StorageError
             Naming the path, for a symbolic link loop or an unreadable entry.
         """
-        yield from self._walk(prefix, set())
-
-    def _walk(self, folder: str, above: set[tuple[int, int]]) -> Iterator[StoredObject]:
-        try:
-            identity = os.stat(folder or ".")
-            entries = list(os.scandir(folder or "."))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as error:
-            raise StorageError(f"cannot list {folder}: {error.strerror}") from None
-        here = (identity.st_dev, identity.st_ino)
-        if here in above:
-            raise StorageError(
-                f"{folder} is a symbolic link loop (it leads back to a folder above it); "
-                "remove the link"
-            )
-        for entry in entries:
-            path = join(folder, entry.name)
+        # Depth first from a stack: each file passes through one generator, not one per
+        # folder level (a million chip files are five levels deep).
+        stack = [(prefix, frozenset())]
+        while stack:
+            folder, above = stack.pop()
             try:
-                if entry.is_dir(follow_symlinks=True):
-                    yield from self._walk(path, above | {here})
-                elif entry.is_file(follow_symlinks=True):
-                    stat = entry.stat(follow_symlinks=True)
-                    yield StoredObject(path, stat.st_size, stat.st_mtime)
+                identity = os.stat(folder or ".")
+                entries = list(os.scandir(folder or "."))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
             except OSError as error:
+                raise StorageError(f"cannot list {folder}: {error.strerror}") from None
+            here = (identity.st_dev, identity.st_ino)
+            if here in above:
                 raise StorageError(
-                    f"cannot read {path}: {error.strerror}; remove or fix it"
-                ) from None
+                    f"{folder} is a symbolic link loop (it leads back to a folder above it); "
+                    "remove the link"
+                )
+            folders, base = [], join(folder, "")
+            for entry in entries:
+                path = base + entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=True):
+                        folders.append((path, above | {here}))
+                    elif entry.is_file(follow_symlinks=True):
+                        stat = entry.stat(follow_symlinks=True)
+                        yield StoredObject(path, stat.st_size, stat.st_mtime)
+                except OSError as error:
+                    raise StorageError(
+                        f"cannot read {path}: {error.strerror}; remove or fix it"
+                    ) from None
+            stack.extend(reversed(folders))
 
     def folders(self, prefix: str) -> list[str]:
         """Names of the subdirectories of a directory; empty if it does not exist.

@@ -93,3 +93,17 @@ def test_a_run_of_every_target_that_left_cogs_out_names_them(tmp_path):
         cog.parent.mkdir(parents=True, exist_ok=True)
         cog.touch()
     assert process.unbuilt() is None
+
+
+def test_the_main_process_walks_every_object_less_often(tmp_path):
+    import gc
+
+    from etm.run import FULL_COLLECTIONS_AFTER, MainProcess
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)  # Python's defaults
+        MainProcess(settings(enduser_cog_output=str(tmp_path)), on_s3=False)
+        assert gc.get_threshold() == (700, 10, FULL_COLLECTIONS_AFTER) != (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
