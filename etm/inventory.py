@@ -19,8 +19,9 @@ from etm.errors import ChipNameError, MissingChipsError
 from etm.grid import Chip, chip_order, off_lattice, tile_frame
 from etm.listing import Listing, StoredObject, join
 
+# No "^": matched from where a prefix ends (re's match() anchors there; "^" would not).
 CHIP_FILE = re.compile(
-    r"^(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif$"
+    r"(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif$"
 )
 
 #: (chip, product, year, month): one chip file's identity within a tile.
@@ -107,10 +108,10 @@ def scan_tile(
         chips: dict[str, Chip | str] = {}  # one parse per folder: a million files share few
         for sub in subfolders:
             for obj in listing.walk(join(prefix, sub) if sub else prefix):
-                match = CHIP_FILE.match(obj.path[len(prefix) + 1 :])
+                match = CHIP_FILE.match(obj.path, len(prefix) + 1)
                 if not match:
                     continue
-                name = match["chip"]
+                name, year, product, month = match.groups()
                 if name not in chips:
                     chip = chips[name] = parse_chip_folder(name)
                     if isinstance(chip, str):
@@ -120,8 +121,8 @@ def scan_tile(
                 chip = chips[name]
                 if isinstance(chip, str):
                     continue
-                product = sys.intern(match["product"])
-                key = (chip, product, int(match["year"]), int(match["month"]))
+                product = sys.intern(product)
+                key = (chip, product, int(year), int(month))
                 if product in wanted[0] and key[2] in wanted[1] and key[3] in wanted[2]:
                     if key in files:
                         elsewhere.setdefault(key, []).append(obj)
