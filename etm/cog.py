@@ -3,7 +3,7 @@
 The mosaic and its overview levels are written uncompressed (:func:`etm.mosaic.write_levels`)
 and tied together by a small VRT that declares the levels as the band's overviews; GDAL's
 COG driver then only compresses and lays them out (it neither reads the full resolution
-again to compute overviews or statistics, nor holds anything but its block cache in memory).
+again to compute overviews, nor holds anything but its block cache in memory).
 
 A COG is written under a hidden temporary name beside its destination, validated with
 rio-cogeo, and only then renamed to its final name, so an interrupted or failed job
@@ -77,8 +77,8 @@ def creation_options(
     Returns
     -------
     dict
-        The source's overviews are used as they are; band statistics are embedded (the
-        source's, where it has them); BigTIFF is used only when needed.
+        The source's overviews are used as they are; band statistics are embedded;
+        BigTIFF is used only when needed.
     """
     options = dict(
         COMPRESS=compress,
@@ -110,8 +110,7 @@ def _metadata_xml(items: dict[str, str]) -> str:
 
 
 def vrt_with_overviews(mosaic: Mosaic, dtype: str, metadata: Metadata | None = None) -> str:
-    """A VRT of a mosaic's full resolution whose band declares the other levels as overviews
-    and carries the full resolution's statistics (the COG driver copies them as they are).
+    """A VRT of a mosaic's full resolution whose band declares the other levels as overviews.
 
     Parameters
     ----------
@@ -146,7 +145,6 @@ def vrt_with_overviews(mosaic: Mosaic, dtype: str, metadata: Metadata | None = N
         f"<SRS>{escape(layout.crs.to_wkt())}</SRS><GeoTransform>{geotransform}</GeoTransform>"
         f"{_metadata_xml(metadata.items) if metadata else ''}"
         f'<VRTRasterBand dataType="{dtype.capitalize()}" band="1">{described}'
-        f"{_metadata_xml(mosaic.statistics.items())}"
         "<NoDataValue>nan</NoDataValue>"
         f'<SimpleSource><SourceFilename relativeToVRT="1">{full}</SourceFilename>'
         "<SourceBand>1</SourceBand></SimpleSource>"

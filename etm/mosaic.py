@@ -13,7 +13,6 @@ Annual aggregates use the same streaming path, adding up or averaging the monthl
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -35,8 +34,6 @@ from etm.errors import ChipGridError, ChipReadError, one_line
 LATTICE_TOLERANCE_PX = 0.01
 #: Largest relative pixel-size difference accepted as "the same pixel size".
 PIXEL_SIZE_TOLERANCE = 1e-9
-#: Pixels of a band whose squared deviations are summed at once, in float64.
-STATISTICS_CHUNK_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -254,65 +251,15 @@ def area_means(sums: np.ndarray, counts: np.ndarray, dtype: str) -> np.ndarray:
         return (sums / counts).astype(dtype)
 
 
-class BandStatistics:
-    """Exact statistics of a band's valid pixels, gathered band of rows by band of rows.
-
-    Means and squared deviations are combined as in Chan et al. (1979), so that a large
-    mean over a small spread loses no precision. Written into the COG as GDAL's
-    ``STATISTICS_*`` items, which spares the COG driver a pass over every pixel.
-    """
-
-    def __init__(self) -> None:
-        self.pixels = self.count = 0
-        self.minimum, self.maximum = math.inf, -math.inf
-        self.mean = self.squares = 0.0  # squares: sum of squared deviations from the mean
-
-    def add(self, values: np.ndarray, valid: np.ndarray) -> None:
-        """Count one band: its values, and where they are valid (not NaN)."""
-        self.pixels += values.size
-        count = int(np.count_nonzero(valid))
-        if not count:
-            return
-        self.minimum = min(self.minimum, float(np.nanmin(values)))
-        self.maximum = max(self.maximum, float(np.nanmax(values)))
-        mean = float(np.sum(values, where=valid, dtype=np.float64)) / count
-        squares = 0.0
-        step = max(1, STATISTICS_CHUNK_PIXELS // values.shape[1])  # rows: caps the float64 copy
-        for top in range(0, values.shape[0], step):
-            deviations = values[top : top + step].astype(np.float64)
-            deviations -= mean
-            np.square(deviations, out=deviations)
-            squares += float(np.sum(deviations, where=valid[top : top + step]))
-        total = self.count + count
-        delta = mean - self.mean
-        self.squares += squares + delta * delta * self.count * count / total
-        self.mean += delta * count / total
-        self.count = total
-
-    def items(self) -> dict[str, str]:
-        """GDAL's band metadata items, formatted as GDAL writes them; none without a valid
-        pixel."""
-        if not self.count:
-            return {}
-        values = dict(
-            MINIMUM=self.minimum, MAXIMUM=self.maximum, MEAN=self.mean,
-            STDDEV=math.sqrt(self.squares / self.count),
-            VALID_PERCENT=100 * self.count / self.pixels,
-        )  # fmt: skip
-        return {f"STATISTICS_{key}": f"{value:.14g}" for key, value in values.items()}
-
-
 @dataclass(frozen=True)
 class Mosaic:
     """A mosaic written as one uncompressed GeoTIFF per level: full resolution first.
 
-    ``stats`` holds, for checked chips, what each one's pixels held (else empty);
-    ``statistics``, those of the full resolution's valid pixels.
+    ``stats`` holds, for checked chips, what each one's pixels held (else empty).
     """
 
     layout: Layout
     levels: tuple[str, ...]
-    statistics: BandStatistics
     stats: tuple[ChipStats, ...] = ()
 
 
@@ -447,7 +394,6 @@ def write_levels(
         # A reader thread fills the next band while this one is written and reduced
         # (each dataset is used by one thread only).
         reader = stack.enter_context(ThreadPoolExecutor(1))
-        statistics = BandStatistics()
         tops = range(0, layout.height, rows)
         upcoming = reader.submit(assemble, tops[0])
         for index, top in enumerate(tops):
@@ -455,9 +401,7 @@ def write_levels(
             if index + 1 < len(tops):
                 upcoming = reader.submit(assemble, tops[index + 1])
             outputs[0].write(band, 1, window=Window(0, top, layout.width, band.shape[0]))
-            valid = ~np.isnan(band)
-            statistics.add(band, valid)
-            counts = valid.view(np.uint8)
+            counts = (~np.isnan(band)).view(np.uint8)
             sums = np.nan_to_num(band, copy=False)  # written already: reuse its memory
             for level, output in enumerate(outputs[1:], start=1):
                 sums, counts = halve(sums, counts)
@@ -465,7 +409,7 @@ def write_levels(
                     counts = counts.astype(np.uint32)
                 means = area_means(sums, counts, dtype)
                 output.write(means, 1, window=Window(0, top >> level, *means.shape[::-1]))
-    return Mosaic(layout, paths, statistics, stats)
+    return Mosaic(layout, paths, stats)
 
 
 def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtype: str):

@@ -180,8 +180,7 @@ class Process:
 
 #: Collections of the younger generations before a full one (Python's default: 10). The
 #: main process holds Snakemake's DAG, millions of objects that live until the run ends,
-#: which every full collection walks again: 22 of them took 18 of a 1M-chip dry run's
-#: 240 CPU-s (benchmarks/dry_run_1m.py).
+#: and every full collection walks all of them again.
 FULL_COLLECTIONS_AFTER = 1000
 
 

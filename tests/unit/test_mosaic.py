@@ -9,15 +9,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from etm.errors import ChipGridError, ChipReadError
-from etm.mosaic import (
-    BandStatistics,
-    Footprint,
-    band_rows,
-    halve,
-    overview_sizes,
-    plan_layout,
-    write_levels,
-)
+from etm.mosaic import Footprint, band_rows, halve, overview_sizes, plan_layout, write_levels
 
 WGS84 = CRS.from_epsg(4326)
 RES = 0.0020810045
@@ -109,32 +101,6 @@ def test_first_valid_value_wins_and_bands_stitch_exactly(tmp_path):
         )
         assert result.block_shapes == [(16, 16)] and np.isnan(result.nodata)
         np.testing.assert_array_equal(result.read(1), expected)
-
-
-def test_statistics_gathered_band_by_band_are_those_of_every_valid_pixel(monkeypatch):
-    # A large mean over a small spread: a sum of squares would lose the spread.
-    rng = np.random.default_rng(2)
-    values = (1e6 + rng.random((50, 40))).astype("float64")
-    values[rng.random(values.shape) < 0.3] = np.nan
-    values[7:19] = np.nan  # a band with no valid pixel
-    monkeypatch.setattr("etm.mosaic.STATISTICS_CHUNK_PIXELS", 100)  # several chunks a band
-    statistics = BandStatistics()
-    for top, bottom in ((0, 7), (7, 19), (19, 20), (20, 50)):
-        band = values[top:bottom]
-        statistics.add(band, ~np.isnan(band))
-    valid = values[~np.isnan(values)]
-    items = {key: float(value) for key, value in statistics.items().items()}
-    assert items == pytest.approx(
-        dict(
-            STATISTICS_MINIMUM=valid.min(),
-            STATISTICS_MAXIMUM=valid.max(),
-            STATISTICS_MEAN=valid.mean(),
-            STATISTICS_STDDEV=valid.std(),
-            STATISTICS_VALID_PERCENT=100 * valid.size / values.size,
-        ),
-        rel=1e-9,  # a spread of 0.3 under a mean of 1e6 keeps 11 digits (GDAL's: 10)
-    )
-    assert BandStatistics().items() == {}  # no valid pixel: no statistics
 
 
 @pytest.mark.parametrize("combine", ["sum", "mean"])
