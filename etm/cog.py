@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 READ_CACHE_MB = 64
 #: glibc's malloc thresholds, fixed for the process. Buffers under 16 MB (GDAL's blocks,
 #: most of a band's arrays) are reused from the heap, not mapped and zeroed anew at every
-#: allocation; each thread's heap keeps at most 32 MB free. Measured as
+#: allocation; the heap keeps at most 32 MB free. Measured as
 #: benchmarks/mosaic_speed.py does, one thread, one run each: a 25-chip tile took 4.0 s
 #: with a 128 KB threshold, 2.6 s left to glibc's adjustment, 2.5 s fixed here; a 375-chip
 #: region from its 15 tile COGs 41 s and 374 MB, 23 s and 447 MB, 23-25 s and 410 MB. The
@@ -45,20 +45,27 @@ READ_CACHE_MB = 64
 #: with these values, 860-1,310 MB with 32 and 64 MB (glibc's adjustment's ceiling).
 MMAP_THRESHOLD_BYTES = 16 << 20
 TRIM_THRESHOLD_BYTES = 32 << 20
+#: glibc's heaps (M_ARENA_MAX): one for every thread. A heap per thread (glibc's default)
+#: kept up to TRIM_THRESHOLD_BYTES free in each of the jobs' and readers' threads: the
+#: rebuild benchmark's workflow used 31-32 CPU-s and peaked at 600-720 MB with one heap,
+#: 32-36 CPU-s and 700-880 MB with a heap per thread (4 runs each, in turn); bare build_cog
+#: in one process was unchanged, and so was the mosaic benchmark with two threads.
+HEAPS = 1
 #: Least free space under which a failed write is reported as a full disk (more if the
 #: sources are larger: a COG needs at most about their size).
 FULL_DISK_BYTES = 1 << 20
 
 
 def fix_allocator_thresholds() -> None:
-    """Fix glibc's malloc thresholds (MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES) for the
-    whole process; no-op elsewhere."""
+    """Fix glibc's malloc thresholds (MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES) and heaps
+    (HEAPS) for the whole process; no-op elsewhere."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc: its allocator has no such settings
         return
     libc.mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD
     libc.mallopt(-1, TRIM_THRESHOLD_BYTES)  # -1: M_TRIM_THRESHOLD
+    libc.mallopt(-8, HEAPS)  # -8: M_ARENA_MAX
 
 
 def cache_bytes(megabytes: int) -> int:

@@ -148,3 +148,34 @@ def test_band_sized_buffers_come_from_the_heap_not_new_mappings():
 
     assert mapped("default") >= 12 << 20
     assert mapped("fixed") == 0
+
+
+HEAPS_IN_USE = """
+import ctypes, sys, threading
+import numpy as np
+from etm.cog import fix_allocator_thresholds
+
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+if sys.argv[1] == "fixed":
+    fix_allocator_thresholds()
+buffers = []
+reader = threading.Thread(target=lambda: buffers.append(np.ones(1 << 20, np.uint8)))
+reader.start()
+reader.join()
+report = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(report))
+libc.fclose(ctypes.c_void_p(report))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_threads_share_one_heap(tmp_path):
+    # A heap per thread keeps its own free memory: the workflow's jobs and readers are threads.
+    def heaps(mode: str) -> int:
+        report = tmp_path / f"{mode}.xml"
+        subprocess.run([sys.executable, "-c", HEAPS_IN_USE, mode, str(report)], check=True)
+        return report.read_text().count("<heap nr=")
+
+    assert heaps("default") >= 2
+    assert heaps("fixed") == 1
