@@ -120,7 +120,7 @@ def test_the_block_cache_is_the_configured_megabytes_in_a_jobs_thread_too():
 MAPPED_BYTES = """
 import ctypes, sys
 import numpy as np
-from etm.cog import fix_allocator_thresholds
+from etm.cog import tune_allocator
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -130,7 +130,7 @@ class MallInfo2(ctypes.Structure):
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "fixed":
-    fix_allocator_thresholds()
+    tune_allocator()
 before = libc.mallinfo2().hblkhd
 buffer = np.ones(12 << 20, np.uint8)
 print(libc.mallinfo2().hblkhd - before)
@@ -153,12 +153,12 @@ def test_band_sized_buffers_come_from_the_heap_not_new_mappings():
 HEAPS_IN_USE = """
 import ctypes, sys, threading
 import numpy as np
-from etm.cog import fix_allocator_thresholds
+from etm.cog import tune_allocator
 
 libc = ctypes.CDLL("libc.so.6")
 libc.fopen.restype = ctypes.c_void_p
 if sys.argv[1] == "fixed":
-    fix_allocator_thresholds()
+    tune_allocator()
 buffers = []
 reader = threading.Thread(target=lambda: buffers.append(np.ones(1 << 20, np.uint8)))
 reader.start()
