@@ -40,9 +40,10 @@ READ_CACHE_MB = 64
 #: allocation; the heap keeps at most 32 MB free. Measured as
 #: benchmarks/mosaic_speed.py does, one thread, one run each: a 25-chip tile took 4.0 s
 #: with a 128 KB threshold, 2.6 s left to glibc's adjustment, 2.5 s fixed here; a 375-chip
-#: region from its 15 tile COGs 41 s and 374 MB, 23 s and 447 MB, 23-25 s and 410 MB. The
-#: rebuild benchmark's workflow (two jobs in one Snakemake process) peaked at 750-770 MB
-#: with these values, 860-1,310 MB with 32 and 64 MB (glibc's adjustment's ceiling).
+#: region from its 15 tile COGs 41 s and 374 MB, 23 s and 447 MB, 23-25 s and 410 MB. With
+#: a heap per thread, the rebuild benchmark's workflow (two jobs in one Snakemake process)
+#: peaked at 750-770 MB with these values, 860-1,310 MB with 32 and 64 MB (glibc's
+#: adjustment's ceiling).
 MMAP_THRESHOLD_BYTES = 16 << 20
 TRIM_THRESHOLD_BYTES = 32 << 20
 #: glibc's heaps (M_ARENA_MAX): one for every thread. A heap per thread (glibc's default)

@@ -137,17 +137,19 @@ print(libc.mallinfo2().hblkhd - before)
 """
 
 
+def in_new_process(script: str, *arguments: str) -> str:
+    """Run a script in a new Python process (the allocator's settings are process-wide)."""
+    run = subprocess.run(
+        [sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True
+    )
+    return run.stdout
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 def test_band_sized_buffers_come_from_the_heap_not_new_mappings():
     # A mapping per buffer costs a page fault per 4 KB at every band: a third of a tile's time.
-    def mapped(mode: str) -> int:
-        run = subprocess.run(
-            [sys.executable, "-c", MAPPED_BYTES, mode], capture_output=True, text=True, check=True
-        )
-        return int(run.stdout)
-
-    assert mapped("default") >= 12 << 20
-    assert mapped("fixed") == 0
+    assert int(in_new_process(MAPPED_BYTES, "default")) >= 12 << 20
+    assert int(in_new_process(MAPPED_BYTES, "fixed")) == 0
 
 
 HEAPS_IN_USE = """
@@ -174,7 +176,7 @@ def test_threads_share_one_heap(tmp_path):
     # A heap per thread keeps its own free memory: the workflow's jobs and readers are threads.
     def heaps(mode: str) -> int:
         report = tmp_path / f"{mode}.xml"
-        subprocess.run([sys.executable, "-c", HEAPS_IN_USE, mode, str(report)], check=True)
+        in_new_process(HEAPS_IN_USE, mode, str(report))
         return report.read_text().count("<heap nr=")
 
     assert heaps("default") >= 2
