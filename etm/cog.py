@@ -62,7 +62,11 @@ FULL_DISK_BYTES = 1 << 20
 
 def tune_allocator() -> None:
     """Set glibc's malloc thresholds (MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES) and heaps
-    (HEAPS) for the whole process; no-op elsewhere."""
+    (HEAPS) for the whole process; no-op elsewhere.
+
+    A thread that allocated before keeps a heap of its own: the workflow calls this when
+    Snakemake loads it, before the threads its jobs run in.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc: its allocator has no such settings

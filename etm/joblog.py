@@ -1,9 +1,10 @@
 """Run a workflow step with its log file, turning an etm error into one line.
 
 Steps run either in a script's own process (:func:`run_job`) or, for the mosaics and chip
-baselines that make up nearly every job, in a thread of the Snakemake process that runs the
-job (:func:`publish_job`, :func:`baseline_job`): that spares each job starting Python and
-importing rasterio, numpy, pystac and Snakemake's script support, about 1 CPU-second a job.
+baselines that make up nearly every job and the completeness heatmaps, in a thread of the
+Snakemake process that runs the job (:func:`publish_job`, :func:`baseline_job`,
+:func:`completeness_job`): that spares each job starting Python and importing rasterio,
+numpy, pystac or matplotlib and Snakemake's script support, about 1 CPU-second a job.
 Beyond :data:`THREAD_JOBS` at once, a job runs in a process of its own (:func:`run_step`).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -162,6 +164,17 @@ def publish_job(input, output, params, threads: int, resources, log_files) -> Jo
         tmpdir=resources.tmpdir,
         **{name: str(path) if path else None for name, path in optional.items()},
         **params.publish,
+    )
+
+
+def completeness_job(input, log_files) -> JobFailed | None:
+    """The rule completeness: :func:`etm.report.render` from the verification snapshot."""
+    snapshot = str(input[0])
+    return run_step(
+        str(log_files[0]),
+        "etm.report:render",
+        snapshot_path=snapshot,
+        folder=os.path.dirname(snapshot),
     )
 
 

@@ -396,8 +396,9 @@ def render(snapshot_path: str, folder: str) -> None:
         log.info("drew %s", path)
 
 
-def write_reports(verification: Verification) -> str:
-    """Write the verification snapshot, the CSV lists and the summary.
+def write_reports(verification: Verification) -> bool:
+    """Write the verification snapshot, the CSV lists (:data:`MISSING_CSV`, ...) and the
+    summary.
 
     The snapshot is rewritten only when it changes, so that the heatmaps drawn from it
     (rule ``completeness``, :func:`render`) are redrawn only then.
@@ -408,19 +409,20 @@ def write_reports(verification: Verification) -> str:
 
     Returns
     -------
-    str
-        The path of the missing chips CSV.
+    bool
+        Whether the snapshot changed.
     """
     folder = Path(verification.settings.reports_dir)
     folder.mkdir(parents=True, exist_ok=True)
     data = snapshot(verification)
     text = json.dumps(data)
     path = folder / SNAPSHOT_JSON
-    if not path.exists() or path.read_text() != text:
+    changed = not path.exists() or path.read_text() != text
+    if changed:
         path.write_text(text)
     write_tables(data, str(folder))
     (folder / SUMMARY_RST).write_text(summary_rst(verification))
-    return str(folder / MISSING_CSV)
+    return changed
 
 
 # The completeness heatmap: one cell per chip and month, one panel per product, at fixed
@@ -466,16 +468,14 @@ def month_label(period: str, wide: bool) -> str | None:
 
 def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: dict) -> None:
     """Draw a tile's completeness: chips down, months across, one panel per product."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
 
     cell = column_width(len(periods))
     width = LEFT + max(len(periods) * cell, len(COLOURS) * LEGEND_STEP) + 20
     height = panel_top(len(panels), len(chips)) - TOP
-    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    # A Figure of its own, not pyplot's: the rule completeness draws in a thread.
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
     palette = np.array([to_rgb(COLOURS[status]) for status in sorted(COLOURS)])
     figure.text(4 / width, 1 - 14 / height, f"{tile}: chip files by month", fontsize=9)
     for index, status in enumerate(sorted(COLOURS)):
@@ -500,4 +500,3 @@ def heatmap(path: str, tile: str, chips: list[str], periods: list[str], panels: 
                 x = (LEFT + column * cell) / width
                 figure.text(x, 1 - (axis + 20) / height, period[:4], fontsize=7)
     figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -154,6 +154,9 @@ def item_for(
         asset_media_type=pystac.MediaType.COG,
         with_proj=True,
         with_raster=True,
+        # Its statistics and histogram, from a decimated read, give way to the COG's exact
+        # statistics below: a small read (0.016 instead of 0.05 CPU-s a real-size tile).
+        raster_max_size=64,
     )
     # rio-stac writes the projection extension v1.1 (proj:epsg); pystac migrates it.
     item = pystac.Item.from_dict(item.to_dict(transform_hrefs=False), migrate=True)
@@ -164,7 +167,8 @@ def item_for(
     item.common_metadata.end_datetime = end
     item.common_metadata.title = f"{PRODUCTS[product].title}, {place}, {period}"
     band = item.assets["data"].extra_fields["raster:bands"][0]
-    band.pop("histogram", None)  # computed from a decimated read, and not asked for
+    band.pop("histogram", None)
+    band.pop("statistics", None)
     band.update(unit="mm", nodata="nan")
     statistics = _embedded_statistics(cog)
     if statistics:

@@ -2,10 +2,14 @@ import re
 import sys
 
 from etm import plan
+from etm.cog import tune_allocator
 from etm.config import check_placeholder, load_settings, read_schema
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
 from etm.run import MainProcess, Process, or_exit, say
+
+# Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.
+tune_allocator()
 
 # With a default storage provider (profiles/ec2, profiles/aws), every config path is
 # `bucket/prefix` on S3; otherwise a local directory.

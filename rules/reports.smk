@@ -1,5 +1,6 @@
 import os
 
+from etm.joblog import completeness_job
 from etm.report import SNAPSHOT_JSON, SUMMARY_RST, completeness_files
 from etm.web import page_files
 
@@ -26,10 +27,10 @@ rule completeness:
     log:
         "logs/completeness.log",
     localrule: True
-    conda:
-        "../envs/etm.yaml"
-    script:
-        "../scripts/completeness.py"
+    run:
+        # Like the mosaics: a thread of Snakemake's process, with no Python to start.
+        if failed := completeness_job(input, log):
+            raise failed
 
 
 rule stac_catalog:

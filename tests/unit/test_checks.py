@@ -15,6 +15,7 @@ from etm.checks import (
     check_header,
     clean_values,
     judge,
+    nan_share,
     reference_files,
     suspicion,
 )
@@ -159,3 +160,16 @@ def test_a_chips_usual_nan_share_is_read_from_files_spread_over_months_and_years
         (chip / str(year) / f"etasw_{year}001.tif").touch()  # a daily file
     files = reference_files(LocalListing(), [str(tmp_path / "r50.0_tile6")], "etasw", None)
     assert files == {"chip43.4N-102.8E": [f"{chip}/{name}.tif" for name in expected]}
+
+
+@pytest.mark.parametrize("lost_rows", [0, 1, 300, 961])
+def test_a_chips_nan_share_from_every_fourth_row_is_right_within_four_rows(tmp_path, lost_rows):
+    import rasterio
+
+    values = np.ones((961, 962))
+    values[:lost_rows] = np.nan  # the model's mask: whole rows of sea, say
+    path = tmp_path / "chip.tif"
+    grid = dict(driver="GTiff", width=962, height=961, count=1, dtype="float64")
+    with rasterio.open(path, "w", **grid, transform=chip_grid(CHIP, MODEL_PIXEL).transform) as chip:
+        chip.write(values, 1)
+    assert abs(nan_share(str(path)) - lost_rows / 961) <= 4 / 961

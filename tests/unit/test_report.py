@@ -22,6 +22,7 @@ from etm.report import (
     month_label,
     statuses,
     summary_rst,
+    write_reports,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +120,21 @@ def test_the_report_shows_each_tile_heatmap_then_the_missing_chips_list():
         ),
         ("reports/x/missing_chips.csv", {"tile": "all", "shows": "missing chip files"}),
     ]
+
+
+def test_the_reports_say_when_their_snapshot_changed_so_heatmaps_are_redrawn_only_then(
+    tmp_path,
+):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(start_year=2020, end_year=2020, months=[7], products=["etasw"])
+    config.update(reports_dir=str(tmp_path))
+    settings = load_settings(config, read_schema(REPO), local=True)
+    tile = next(iter(settings.tiles))
+    present = Verification(settings, {tile: (CHIP,)}, {}, [], {}, [])
+    missing = Verification(
+        settings, {tile: (CHIP,)}, {}, [ChipMonth(tile, CHIP, "etasw", 2020, 7)], {}, []
+    )
+    assert write_reports(present)
+    assert not write_reports(present)
+    assert write_reports(missing)
+    assert (tmp_path / "missing_chips.csv").read_text().count("\n") == 2
