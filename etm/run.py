@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -185,6 +186,19 @@ class Process:
 FULL_COLLECTIONS_AFTER = 1000
 
 
+def end_scheduler_timers() -> None:
+    """Cancel the timers Snakemake's scheduler left waiting, once its run has ended.
+
+    With ``max-jobs-per-timespan`` (300/3s in the profiles), each pass of Snakemake's
+    scheduler starts a ``threading.Timer`` of the timespan to wake it again (snakemake 9.27,
+    ``JobScheduler._schedule_reevalutation``), and Python waits for the last one before it
+    exits: up to 3 s idle at the end of every run.
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
 class MainProcess(Process):
     """The run as the main process sees it.
 
@@ -308,13 +322,15 @@ class MainProcess(Process):
         )
 
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
-        """The run ended: release the lock, gather findings, redraw the reports, notify.
+        """The run ended: release the lock, gather findings, redraw the reports, notify,
+        and let the process exit at once (:func:`end_scheduler_timers`).
 
         Returns
         -------
         list of str
             Warnings for the terminal (suspect chips used, failed notifications).
         """
+        end_scheduler_timers()
         atexit.unregister(self._release_at_exit)
         lines = self._release_lock()
         try:

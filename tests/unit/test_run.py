@@ -1,5 +1,6 @@
 """The rules' parameters as a job process and the main process give them (etm.run)."""
 
+import threading
 from pathlib import Path
 
 import yaml
@@ -8,7 +9,7 @@ from etm.config import load_settings, read_schema
 from etm.grid import Chip
 from etm.inventory import ChipMonth, Verification
 from etm.plan import CONTAINER, mosaic_resources, policy, publications
-from etm.run import Process
+from etm.run import Process, end_scheduler_timers
 
 REPO = Path(__file__).resolve().parents[2]
 TILE6 = "r50.0_tile6"
@@ -107,3 +108,13 @@ def test_the_main_process_walks_every_object_less_often(tmp_path):
         assert gc.get_threshold() == (700, 10, FULL_COLLECTIONS_AFTER) != (700, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+def test_a_run_that_ended_leaves_no_scheduler_timer_for_python_to_wait_for():
+    # As Snakemake's scheduler starts them: not daemons, so Python waits for them at exit.
+    woken = []
+    timer = threading.Timer(60, woken.append, ["scheduler"])
+    timer.start()
+    end_scheduler_timers()
+    timer.join(timeout=10)
+    assert not timer.is_alive() and woken == []
