@@ -48,12 +48,13 @@ MMAP_THRESHOLD_BYTES = 16 << 20
 TRIM_THRESHOLD_BYTES = 32 << 20
 #: glibc's heaps (M_ARENA_MAX): one for every thread. A heap per thread (glibc's default)
 #: kept up to TRIM_THRESHOLD_BYTES free in each of the jobs' and readers' threads: the
-#: rebuild benchmark's workflow used 31-32 CPU-s and peaked at 600-720 MB with one heap,
-#: 32-36 CPU-s and 700-880 MB with a heap per thread (4 runs each, in turn); bare build_cog
-#: in one process was unchanged; the mosaic benchmark with two threads printed 0.72 and
-#: 0.56 x GDAL's wall against 0.68 and 0.55. The cost: a 375-chip region from its tile COGs
-#: peaked at 444-450 MB in 25.5-26 s, against about 410 MB in 23-25 s (glibc returns a
-#: heap's free memory from its top only).
+#: rebuild benchmark's workflow (two jobs in one Snakemake process) peaked at 700-880 MB
+#: with a heap per thread, 600-720 MB with one heap set at its first job (the threads that
+#: had allocated kept theirs), 520-600 MB set when Snakemake loads the workflow (3 runs
+#: each, in turn); bare build_cog in one process was unchanged; the mosaic benchmark with
+#: two threads printed 0.72 and 0.56 x GDAL's wall against 0.68 and 0.55. The cost: a
+#: 375-chip region from its tile COGs peaked at 444-450 MB in 25.5-26 s, against about
+#: 410 MB in 23-25 s (glibc returns a heap's free memory from its top only).
 HEAPS = 1
 #: Least free space under which a failed write is reported as a full disk (more if the
 #: sources are larger: a COG needs at most about their size).
