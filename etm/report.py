@@ -365,6 +365,16 @@ def heatmap_path(folder: str, tile: str) -> str:
     return os.path.join(folder, HEATMAPS, f"{tile}.png")
 
 
+def heatmaps_behind(folder: str, tiles: Iterable[str]) -> bool:
+    """Whether a tile's heatmap is missing or older than the verification snapshot, which
+    is rewritten only when it changes (:func:`write_reports`)."""
+    snapshot_time = os.path.getmtime(os.path.join(folder, SNAPSHOT_JSON))
+    return any(
+        not os.path.exists(path) or os.path.getmtime(path) <= snapshot_time
+        for path in (heatmap_path(folder, tile) for tile in tiles)
+    )
+
+
 def completeness_files(folder: str, tiles: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
     """The completeness pictures and lists in Snakemake's HTML report, with their labels:
     each tile's heatmap, then the CSV of missing chip files."""
@@ -396,9 +406,8 @@ def render(snapshot_path: str, folder: str) -> None:
         log.info("drew %s", path)
 
 
-def write_reports(verification: Verification) -> bool:
-    """Write the verification snapshot, the CSV lists (:data:`MISSING_CSV`, ...) and the
-    summary.
+def write_reports(verification: Verification) -> str:
+    """Write the verification snapshot, the CSV lists and the summary.
 
     The snapshot is rewritten only when it changes, so that the heatmaps drawn from it
     (rule ``completeness``, :func:`render`) are redrawn only then.
@@ -409,20 +418,19 @@ def write_reports(verification: Verification) -> bool:
 
     Returns
     -------
-    bool
-        Whether the snapshot changed.
+    str
+        The path of the missing chips CSV.
     """
     folder = Path(verification.settings.reports_dir)
     folder.mkdir(parents=True, exist_ok=True)
     data = snapshot(verification)
     text = json.dumps(data)
     path = folder / SNAPSHOT_JSON
-    changed = not path.exists() or path.read_text() != text
-    if changed:
+    if not path.exists() or path.read_text() != text:
         path.write_text(text)
     write_tables(data, str(folder))
     (folder / SUMMARY_RST).write_text(summary_rst(verification))
-    return changed
+    return str(folder / MISSING_CSV)
 
 
 # The completeness heatmap: one cell per chip and month, one panel per product, at fixed

@@ -24,8 +24,8 @@ from etm.lock import OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
-    MISSING_CSV,
     SNAPSHOT_JSON,
+    heatmaps_behind,
     render,
     summary_lines,
     terminal_lines,
@@ -237,11 +237,10 @@ class MainProcess(Process):
         self.verification = verification
         self.policy = plan.policy(self.settings, verification)
         self.publications = plan.publications(self.settings, self.policy.skipped)
-        write_reports(verification)
+        missing_csv = write_reports(verification)
         lines = summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
         if verification.missing:
-            missing_csv = str(self.reports / MISSING_CSV)
             lines.append(plan.missing_line(self.settings, len(verification.missing), missing_csv))
         if self.refuses:
             # No job runs, so the heatmaps are drawn here for the operator.
@@ -361,7 +360,8 @@ class MainProcess(Process):
         findings.save(path, kept)
         verification = self.verification
         verification.findings = findings.current(kept, verification, self.named)
-        if write_reports(verification):  # the heatmaps show the findings
+        write_reports(verification)
+        if heatmaps_behind(str(self.reports), self.settings.tiles):
             render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
         published = [f for found in new.values() for f in found if f.status == "suspect"]
         if published and self.settings.suspect_chips == "warn":

@@ -18,8 +18,10 @@ from etm.report import (
     completeness_files,
     heatmap,
     heatmap_cell,
+    heatmaps_behind,
     missing_lines,
     month_label,
+    render,
     statuses,
     summary_rst,
     write_reports,
@@ -122,19 +124,18 @@ def test_the_report_shows_each_tile_heatmap_then_the_missing_chips_list():
     ]
 
 
-def test_the_reports_say_when_their_snapshot_changed_so_heatmaps_are_redrawn_only_then(
-    tmp_path,
-):
+def test_heatmaps_are_redrawn_at_a_runs_end_only_when_missing_or_behind_the_snapshot(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(start_year=2020, end_year=2020, months=[7], products=["etasw"])
-    config.update(reports_dir=str(tmp_path))
-    settings = load_settings(config, read_schema(REPO), local=True)
+    settings = load_settings({**config, "reports_dir": str(tmp_path)}, read_schema(REPO))
     tile = next(iter(settings.tiles))
     present = Verification(settings, {tile: (CHIP,)}, {}, [], {}, [])
-    missing = Verification(
-        settings, {tile: (CHIP,)}, {}, [ChipMonth(tile, CHIP, "etasw", 2020, 7)], {}, []
-    )
-    assert write_reports(present)
-    assert not write_reports(present)
-    assert write_reports(missing)
-    assert (tmp_path / "missing_chips.csv").read_text().count("\n") == 2
+    missing = [ChipMonth(tile, CHIP, "etasw", 2020, 7)]
+    write_reports(present)
+    assert heatmaps_behind(str(tmp_path), [tile])  # never drawn
+    render(str(tmp_path / "verification.json"), str(tmp_path))
+    assert not heatmaps_behind(str(tmp_path), [tile])
+    write_reports(present)  # the same verification: the snapshot is left as it was
+    assert not heatmaps_behind(str(tmp_path), [tile])
+    write_reports(Verification(settings, {tile: (CHIP,)}, {}, missing, {}, []))
+    assert heatmaps_behind(str(tmp_path), [tile])
