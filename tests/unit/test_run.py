@@ -1,5 +1,6 @@
 """The rules' parameters as a job process and the main process give them (etm.run)."""
 
+import gc
 import threading
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from etm.config import load_settings, read_schema
 from etm.grid import Chip
 from etm.inventory import ChipMonth, Verification
 from etm.plan import CONTAINER, mosaic_resources, policy, publications
-from etm.run import Process, end_scheduler_timers
+from etm.run import Process, exit_promptly
 
 REPO = Path(__file__).resolve().parents[2]
 TILE6 = "r50.0_tile6"
@@ -110,11 +111,15 @@ def test_the_main_process_walks_every_object_less_often(tmp_path):
         gc.set_threshold(*before)
 
 
-def test_a_run_that_ended_leaves_no_scheduler_timer_for_python_to_wait_for():
+def test_a_run_that_ended_leaves_python_nothing_to_wait_for_or_walk_at_exit():
     # As Snakemake's scheduler starts them: not daemons, so Python waits for them at exit.
     woken = []
     timer = threading.Timer(60, woken.append, ["scheduler"])
     timer.start()
-    end_scheduler_timers()
-    timer.join(timeout=10)
-    assert not timer.is_alive() and woken == []
+    try:
+        exit_promptly()
+        timer.join(timeout=10)
+        assert not timer.is_alive() and woken == []
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
