@@ -369,9 +369,9 @@ def heatmaps_behind(folder: str, tiles: Iterable[str]) -> bool:
     """Whether a tile's heatmap is missing or older than the verification snapshot, which
     is rewritten only when it changes (:func:`write_reports`)."""
     snapshot_time = os.path.getmtime(os.path.join(folder, SNAPSHOT_JSON))
+    paths = [heatmap_path(folder, tile) for tile in tiles]
     return any(
-        not os.path.exists(path) or os.path.getmtime(path) <= snapshot_time
-        for path in (heatmap_path(folder, tile) for tile in tiles)
+        not os.path.exists(path) or os.path.getmtime(path) <= snapshot_time for path in paths
     )
 
 
