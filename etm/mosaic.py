@@ -2,8 +2,8 @@
 
 Chips are cut from one master grid, so every chip sits at a whole-pixel offset of its
 neighbours; adjacent chips may overlap by a pixel. A mosaic is planned from the rasters'
-headers (:func:`plan_layout`), then filled band by band into a tiled temporary GeoTIFF,
-so memory depends on the mosaic's width, never on its area.
+headers (:func:`plan_layout`), then filled band by band into temporary GeoTIFFs, one per
+level, so memory depends on the mosaic's width, never on its area.
 
 Overlaps: the first valid (non-NaN) value wins, in the order the sources are given
 (the workflow gives chips in reading order, north-west first). Where the model is
@@ -13,6 +13,7 @@ Annual aggregates use the same streaming path, adding up or averaging the monthl
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -194,6 +195,36 @@ def band_rows(width: int, itemsize: int, unit: int, budget_bytes: int) -> int:
     return unit * max(1, budget_bytes // (unit * width * itemsize))
 
 
+def level_layout(band_rows: int, level: int, blocksize: int) -> dict:
+    """GTiff layout of a level file in which every band of rows fills whole blocks.
+
+    A block written in parts stays in GDAL's block cache, which all threads share; if
+    another thread (another job's, in Snakemake's process) evicts it meanwhile, its first
+    part can be lost (GDAL #2011: half an overview tile came out NaN). So a level's blocks
+    are as tall as a band's rows at that level allow: tiles ``blocksize`` wide, or strips
+    where that height is not a multiple of 16 (TIFF tiles must be).
+
+    Parameters
+    ----------
+    band_rows : int
+        Full-resolution rows per band, a multiple of ``2 ** level``.
+    level : int
+        0 for the full resolution, 1 for the 2x overview, ...
+    blocksize : int
+        The COG's tile edge.
+
+    Returns
+    -------
+    dict
+        rasterio creation keywords.
+    """
+    rows = band_rows >> level
+    height = math.gcd(rows, blocksize)
+    if height % 16 == 0:
+        return dict(tiled=True, blockxsize=blocksize, blockysize=height)
+    return dict(tiled=False, blockysize=rows)
+
+
 def overview_sizes(width: int, height: int, blocksize: int) -> list[tuple[int, int]]:
     """Sizes of the overview levels (factors 2, 4, 8, ...), rounding odd sizes up.
 
@@ -217,6 +248,40 @@ def overview_sizes(width: int, height: int, blocksize: int) -> list[tuple[int, i
     return sizes
 
 
+def _corners(rows: int, cols: int):
+    """Each cell position of a 2 x 2 block, and the next level's cells it exists for.
+
+    Top-left corners exist for every next-level cell; at an odd edge the others do not
+    (the cell counts alone, and no padded copy of a band is made).
+    """
+    for row, col in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        cells = (slice(row, None, 2), slice(col, None, 2))
+        yield cells, (slice(0, (rows - row + 1) // 2), slice(0, (cols - col + 1) // 2))
+
+
+def halve_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of the valid (non-NaN) pixels of 2 x 2 blocks of a band.
+
+    The first overview level, computed a quarter of the band at a time: the band itself
+    is left as it is (it may not be written yet).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Sums (float64, 0 where none is valid) and counts (uint32), as :func:`halve` takes.
+    """
+    rows, cols = values.shape
+    size = ((rows + 1) // 2, (cols + 1) // 2)
+    # Sums in float64: exactly rounded means, which also compress about 10% better than
+    # means of float32 sums (rounding noise in the low bits defeats the predictor).
+    total, count = np.zeros(size), np.zeros(size, dtype=np.uint32)
+    for cells, inner in _corners(rows, cols):
+        valid = ~np.isnan(values[cells])
+        total[inner] += np.where(valid, values[cells], 0)
+        count[inner] += valid
+    return total, count
+
+
 def halve(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Add up 2 x 2 blocks of valid-pixel sums and counts (an odd edge counts alone).
 
@@ -233,22 +298,41 @@ def halve(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         The next level's sums and counts; ``sums / counts`` is the true area mean.
     """
     rows, cols = sums.shape
-    if rows % 2 or cols % 2:
-        pad = ((0, rows % 2), (0, cols % 2))
-        sums, counts = np.pad(sums, pad), np.pad(counts, pad)
-    # Sums in float64: exactly rounded means, which also compress about 10% better than
-    # means of float32 sums (rounding noise in the low bits defeats the predictor).
-    first = sums[0::2, 0::2].astype(np.float64, copy=False)
-    return (
-        first + sums[1::2, 0::2] + sums[0::2, 1::2] + sums[1::2, 1::2],
-        counts[0::2, 0::2] + counts[1::2, 0::2] + counts[0::2, 1::2] + counts[1::2, 1::2],
-    )
+    size = ((rows + 1) // 2, (cols + 1) // 2)
+    total, count = np.zeros(size), np.zeros(size, dtype=counts.dtype)
+    for cells, inner in _corners(rows, cols):
+        total[inner] += sums[cells]
+        count[inner] += counts[cells]
+    return total, count
+
+
+def overview_bands(band: np.ndarray, overviews: int, dtype: str) -> list[np.ndarray]:
+    """A band's rows at each overview level: the mean of the valid pixels each covers.
+
+    Parameters
+    ----------
+    band : numpy.ndarray
+        Full-resolution rows, NaN where no value; left unchanged.
+    overviews : int
+        How many levels (factors 2, 4, ...).
+    dtype : str
+        Pixel type of the levels.
+    """
+    levels = []
+    if overviews:
+        sums, counts = halve_values(band)
+        levels.append(area_means(sums, counts, dtype))
+        for _ in range(overviews - 1):
+            sums, counts = halve(sums, counts)
+            levels.append(area_means(sums, counts, dtype))
+    return levels
 
 
 def area_means(sums: np.ndarray, counts: np.ndarray, dtype: str) -> np.ndarray:
     """Mean of the valid pixels each cell covers; NaN where it covers none."""
+    means = np.empty(sums.shape, dtype=dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).astype(dtype)
+        return np.divide(sums, counts, out=means, casting="same_kind")
 
 
 @dataclass(frozen=True)
@@ -304,7 +388,7 @@ def write_levels(
         Single-band rasters on one pixel lattice.
     folder : str
         Where ``level0.tif`` (full resolution), ``level1.tif`` (2x), ... are written:
-        tiled ``blocksize``, uncompressed, NaN nodata.
+        uncompressed, NaN nodata, in whole blocks (:func:`level_layout`).
     dtype : str
         Output pixel type, e.g. ``float32``.
     blocksize : int
@@ -376,10 +460,8 @@ def write_levels(
                     crs=layout.crs,
                     transform=layout.transform @ Affine.scale(2**level),
                     nodata=float("nan"),
-                    tiled=True,
-                    blockxsize=blocksize,
-                    blockysize=blocksize,
                     BIGTIFF="IF_SAFER",
+                    **level_layout(rows, level, blocksize),
                 )
             )  # fmt: skip
             for level, (path, (width, height)) in enumerate(zip(paths, sizes, strict=True))
@@ -391,25 +473,36 @@ def write_levels(
                 return _first_valid(readers, layout, top, height, dtype)
             return _aggregate(readers, layout, top, height, dtype, combine)
 
-        # A reader thread fills the next band while this one is written and reduced
-        # (each dataset is used by one thread only).
-        reader = stack.enter_context(ThreadPoolExecutor(1))
+        def write(top: int, levels: list[np.ndarray]) -> None:
+            for level, (output, values) in enumerate(zip(outputs, levels, strict=True)):
+                _write_rows(output, values, top >> level)
+
+        # One thread makes all of this job's GDAL calls, in turn: a band's reads, then the
+        # previous band's writes; this one computes the overviews meanwhile. (Other
+        # threads' GDAL calls cannot harm the level files: see level_layout.)
+        gdal_calls = stack.enter_context(ThreadPoolExecutor(1))
         tops = range(0, layout.height, rows)
-        upcoming = reader.submit(assemble, tops[0])
+        upcoming = gdal_calls.submit(assemble, tops[0])
+        written = None
         for index, top in enumerate(tops):
             band = upcoming.result()
             if index + 1 < len(tops):
-                upcoming = reader.submit(assemble, tops[index + 1])
-            outputs[0].write(band, 1, window=Window(0, top, layout.width, band.shape[0]))
-            counts = (~np.isnan(band)).view(np.uint8)
-            sums = np.nan_to_num(band, copy=False)  # written already: reuse its memory
-            for level, output in enumerate(outputs[1:], start=1):
-                sums, counts = halve(sums, counts)
-                if level == 1:  # from here on, counts of many pixels
-                    counts = counts.astype(np.uint32)
-                means = area_means(sums, counts, dtype)
-                output.write(means, 1, window=Window(0, top >> level, *means.shape[::-1]))
+                upcoming = gdal_calls.submit(assemble, tops[index + 1])
+            levels = [band, *overview_bands(band, len(outputs) - 1, dtype)]
+            if written:
+                written.result()
+            written = gdal_calls.submit(write, top, levels)
+            del band, levels  # freed once written
+        written.result()
     return Mosaic(layout, paths, stats)
+
+
+def _write_rows(output, values: np.ndarray, top: int) -> None:
+    """Write rows of a one-band raster from row ``top``.
+
+    Given as one band of a 3-D view: rasterio copies a 2-D array before writing it.
+    """
+    output.write(values[np.newaxis], window=Window(0, top, values.shape[1], values.shape[0]))
 
 
 def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtype: str):

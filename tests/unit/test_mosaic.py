@@ -1,5 +1,6 @@
 """Mosaic layout on the pixel lattice, and streaming mosaics of tiny rasters."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -9,7 +10,16 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from etm.errors import ChipGridError, ChipReadError
-from etm.mosaic import Footprint, band_rows, halve, overview_sizes, plan_layout, write_levels
+from etm.mosaic import (
+    Footprint,
+    band_rows,
+    halve,
+    halve_values,
+    level_layout,
+    overview_sizes,
+    plan_layout,
+    write_levels,
+)
 
 WGS84 = CRS.from_epsg(4326)
 RES = 0.0020810045
@@ -140,6 +150,66 @@ def test_halve_sums_blocks_and_an_odd_edge_alone():
     sums, counts = halve(np.arange(15.0).reshape(3, 5), np.ones((3, 5), dtype=np.uint8))
     np.testing.assert_array_equal(sums, [[12, 20, 13], [21, 25, 14]])
     np.testing.assert_array_equal(counts, [[4, 4, 2], [2, 2, 1]])
+
+
+def test_first_level_counts_valid_pixels_only_and_leaves_the_band_unchanged():
+    values = np.arange(15.0, dtype=np.float32).reshape(3, 5)
+    values[0, 0] = values[2, 4] = np.nan
+    before = values.copy()
+    sums, counts = halve_values(values)
+    np.testing.assert_array_equal(sums, [[12, 20, 13], [21, 25, 0]])
+    np.testing.assert_array_equal(counts, [[3, 4, 2], [2, 2, 0]])
+    assert sums.dtype == np.float64
+    np.testing.assert_array_equal(values, before)
+
+
+@pytest.mark.parametrize(
+    "band_rows, level, layout",
+    [
+        (512, 0, dict(tiled=True, blockxsize=512, blockysize=512)),
+        (512, 1, dict(tiled=True, blockxsize=512, blockysize=256)),
+        (512, 5, dict(tiled=True, blockxsize=512, blockysize=16)),
+        (512, 6, dict(tiled=False, blockysize=8)),
+        (1536, 0, dict(tiled=True, blockxsize=512, blockysize=512)),
+        (1536, 1, dict(tiled=True, blockxsize=512, blockysize=256)),
+        (1536, 4, dict(tiled=True, blockxsize=512, blockysize=32)),
+        (1536, 5, dict(tiled=True, blockxsize=512, blockysize=16)),
+        (1536, 6, dict(tiled=False, blockysize=24)),
+    ],
+)
+def test_a_band_fills_whole_blocks_of_every_level(band_rows, level, layout):
+    assert level_layout(band_rows, level, 512) == layout
+
+
+def test_level_files_are_written_in_whole_blocks(tmp_path):
+    values = np.ones((100, 70))
+    mosaic = write_levels(
+        [write(tmp_path / "c.tif", values, 0, 0)], str(tmp_path), dtype="float32",
+        blocksize=16, band_budget_bytes=1,
+    )  # fmt: skip
+    # Bands of 16 rows (one tile row): 8, 4, 2 rows of the overviews, in strips.
+    heights = []
+    for path in mosaic.levels:
+        with rasterio.open(path) as level:
+            heights.append((level.block_shapes[0][0], level.profile.get("tiled", False)))
+    assert heights == [(16, True), (8, False), (4, False), (2, False)]
+
+
+def test_every_gdal_read_and_write_of_a_mosaic_is_made_by_one_thread(tmp_path, monkeypatch):
+    """GDAL's block cache is shared: a dirty block evicted by another thread can be lost."""
+    sources = [write(tmp_path / f"c{i}.tif", np.full((64, 64), i), i * 63, 0) for i in range(3)]
+    threads = {"read": set(), "write": set()}
+    for cls, method in ((rasterio.io.DatasetReader, "read"), (rasterio.io.DatasetWriter, "write")):
+        real = getattr(cls, method)
+
+        def spy(self, *args, _real=real, _calls=threads[method], **kwargs):
+            _calls.add(threading.get_ident())
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, spy)
+    mosaic = write_levels(sources, str(tmp_path), dtype="float32", blocksize=16)
+    assert len(mosaic.levels) == 5 and threads["write"] == threads["read"]
+    assert len(threads["read"]) == 1 and threading.get_ident() not in threads["read"]
 
 
 def test_overviews_are_true_area_means_of_the_valid_full_resolution_pixels(tmp_path):
