@@ -195,7 +195,7 @@ def band_rows(width: int, itemsize: int, unit: int, budget_bytes: int) -> int:
     return unit * max(1, budget_bytes // (unit * width * itemsize))
 
 
-def level_layout(band_rows: int, level: int, blocksize: int) -> dict:
+def level_layout(rows_per_band: int, level: int, blocksize: int) -> dict:
     """GTiff layout of a level file in which every band of rows fills whole blocks.
 
     A block written in parts stays in GDAL's block cache, which all threads share; if
@@ -206,7 +206,7 @@ def level_layout(band_rows: int, level: int, blocksize: int) -> dict:
 
     Parameters
     ----------
-    band_rows : int
+    rows_per_band : int
         Full-resolution rows per band, a multiple of ``2 ** level``.
     level : int
         0 for the full resolution, 1 for the 2x overview, ...
@@ -218,7 +218,7 @@ def level_layout(band_rows: int, level: int, blocksize: int) -> dict:
     dict
         rasterio creation keywords.
     """
-    rows = band_rows >> level
+    rows = rows_per_band >> level
     height = math.gcd(rows, blocksize)
     if height % 16 == 0:
         return dict(tiled=True, blockxsize=blocksize, blockysize=height)

@@ -164,7 +164,7 @@ def test_first_level_counts_valid_pixels_only_and_leaves_the_band_unchanged():
 
 
 @pytest.mark.parametrize(
-    "band_rows, level, layout",
+    "rows_per_band, level, layout",
     [
         (512, 0, dict(tiled=True, blockxsize=512, blockysize=512)),
         (512, 1, dict(tiled=True, blockxsize=512, blockysize=256)),
@@ -177,8 +177,8 @@ def test_first_level_counts_valid_pixels_only_and_leaves_the_band_unchanged():
         (1536, 6, dict(tiled=False, blockysize=24)),
     ],
 )
-def test_a_band_fills_whole_blocks_of_every_level(band_rows, level, layout):
-    assert level_layout(band_rows, level, 512) == layout
+def test_a_band_fills_whole_blocks_of_every_level(rows_per_band, level, layout):
+    assert level_layout(rows_per_band, level, 512) == layout
 
 
 def test_level_files_are_written_in_whole_blocks(tmp_path):
