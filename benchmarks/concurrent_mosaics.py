@@ -7,14 +7,15 @@ round builds three mosaics at once with etm.mosaic.write_levels: two 125-chip st
 region from tile COGs (the region job's case) and one 25-chip tile from chips, at real chip
 size (the chips of benchmarks/mosaic_speed.py; the 15 tile COGs are built from them once).
 Every overview level is then checked against the full resolution: an overview pixel is NaN
-exactly where the full-resolution pixels it covers all are. Prints how many levels were wrong; exits 1
-if any.
+exactly where the full-resolution pixels it covers all are. Prints how many levels were
+wrong; exits 1 if any.
 
 With --check, checks COGs already published instead (local paths or GDAL paths such as
 /vsis3/bucket/key.tif), one at a time, in memory: about 2 GB for a 375-chip region.
 
 Usage: .venv/bin/python benchmarks/concurrent_mosaics.py [--rounds 8] [--cache-mb 64]
        .venv/bin/python benchmarks/concurrent_mosaics.py --check COG [COG ...]
+       .venv/bin/python benchmarks/concurrent_mosaics.py --smoke    (coarse chips, for CI)
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import rasterio
 from mosaic_speed import BLOCK, CACHE, block, ensure_chips, workflow_settings
 
 
-def tile_cogs(rows: list[list[Path]], options: dict) -> list[str]:
+def tile_cogs(rows: list[list[Path]], options: dict, pixel: float) -> list[str]:
     """The block's 15 tile COGs, built once with the workflow's settings."""
     from etm.cog import build_cog
 
-    folder = CACHE / "tile-cogs"
+    folder = CACHE / f"tile-cogs-{pixel:.10f}"
     folder.mkdir(parents=True, exist_ok=True)
     tiles = []
     for tile_row in range(0, BLOCK[0], 5):
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--cache-mb", type=int, default=64, help="GDAL's block cache")
     parser.add_argument("--check", nargs="+", metavar="COG", help="check published COGs")
+    parser.add_argument("--smoke", action="store_true", help="coarse chips, one round")
     args = parser.parse_args()
     if args.check:
         check_published(args.check)
@@ -118,13 +120,15 @@ def main() -> None:
     from etm.sample import MODEL_PIXEL
 
     tune_allocator()
-    rows = ensure_chips(CACHE / f"chips-{MODEL_PIXEL:.10f}", MODEL_PIXEL)
-    tiles = tile_cogs(rows, workflow_settings())
+    pixel = MODEL_PIXEL * (10 if args.smoke else 1)
+    rounds = 1 if args.smoke else args.rounds
+    rows = ensure_chips(CACHE / f"chips-{pixel:.10f}", pixel)
+    tiles = tile_cogs(rows, workflow_settings(), pixel)
     jobs = {"strip 1": tiles[:5], "strip 2": tiles[5:10], "tile": block(rows, 5, 10, 5)}
     failures = []
     start = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=cache_bytes(args.cache_mb)):
-        for round_ in range(args.rounds):
+        for round_ in range(rounds):
 
             def build(name: str, sources: list[str], round_: int = round_) -> None:
                 failures.extend((round_, name, level) for level in built_wrong_levels(sources))
@@ -134,7 +138,7 @@ def main() -> None:
                 thread.start()
             for thread in threads:
                 thread.join()
-    built = args.rounds * len(jobs)
+    built = rounds * len(jobs)
     print(
         f"{len(failures)} wrong overview levels in {built} mosaics built 3 at a time "
         f"({time.perf_counter() - start:.0f} s, GDAL cache {args.cache_mb} MB)"

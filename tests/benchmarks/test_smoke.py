@@ -7,6 +7,8 @@ import sys
 
 from conftest import REPO
 
+from etm.sample import MODEL_PIXEL
+
 
 def run(script: str, *args: str) -> str:
     result = subprocess.run(
@@ -24,6 +26,13 @@ def test_mosaic_benchmark_runs_the_three_methods_and_their_outputs_are_pixel_equ
     assert all(line.split()[5] == "yes" for line in table)  # pixel-equal
     assert "x the GDAL command line's, paired by repeat (goal <= 0.9)" in output
     assert "pixel-equal: yes" in output.split("goals:", 1)[1]
+
+
+def test_concurrent_mosaics_benchmark_checks_every_overview_level():
+    output = run("concurrent_mosaics.py", "--smoke")
+    assert output.startswith("0 wrong overview levels in 3 mosaics built 3 at a time")
+    cog = REPO / "benchmarks" / "cache" / f"tile-cogs-{MODEL_PIXEL * 10:.10f}" / "tile0_0.tif"
+    assert run("concurrent_mosaics.py", "--check", str(cog)) == f"{cog}: ok\n"
 
 
 def test_dry_run_benchmark_reports_time_and_memory():
