@@ -55,7 +55,7 @@ TRIM_THRESHOLD_BYTES = 32 << 20
 #: two threads printed 0.72 and 0.56 x GDAL's wall against 0.68 and 0.55. The cost: a
 #: 375-chip region from its tile COGs peaked at 444-450 MB in 25.5-26 s, against about
 #: 410 MB in 23-25 s (glibc returns a heap's free memory from its top only); since the
-#: mosaic stopped copying its bands, 341-367 MB in 22-23.5 s.
+#: mosaic stopped copying its bands, 341-358 MB in 22.7-23.5 s.
 HEAPS = 1
 #: Least free space under which a failed write is reported as a full disk (more if the
 #: sources are larger: a COG needs at most about their size).
