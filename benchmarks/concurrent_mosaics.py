@@ -26,28 +26,10 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rasterio
-from mosaic_speed import BLOCK, CACHE, block, ensure_chips, workflow_settings
-
-
-def tile_cogs(rows: list[list[Path]], options: dict, pixel: float) -> list[str]:
-    """The block's 15 tile COGs, built once with the workflow's settings."""
-    from etm.cog import build_cog
-
-    folder = CACHE / f"tile-cogs-{pixel:.10f}"
-    folder.mkdir(parents=True, exist_ok=True)
-    tiles = []
-    for tile_row in range(0, BLOCK[0], 5):
-        for tile_col in range(0, BLOCK[1], 5):
-            path = folder / f"tile{tile_row}_{tile_col}.tif"
-            if not path.exists():
-                chips = block(rows, tile_row, tile_col, 5)
-                build_cog(chips, str(path), tmpdir=str(folder), **options)
-            tiles.append(str(path))
-    return tiles
+from mosaic_speed import CACHE, block, ensure_chips, tile_cogs, workflow_settings
 
 
 def all_nan_below(nan: np.ndarray) -> np.ndarray:
@@ -123,7 +105,7 @@ def main() -> None:
     pixel = MODEL_PIXEL * (10 if args.smoke else 1)
     rounds = 1 if args.smoke else args.rounds
     rows = ensure_chips(CACHE / f"chips-{pixel:.10f}", pixel)
-    tiles = tile_cogs(rows, workflow_settings(), pixel)
+    tiles = tile_cogs(rows, workflow_settings(), CACHE / f"tile-cogs-{pixel:.10f}")
     jobs = {"strip 1": tiles[:5], "strip 2": tiles[5:10], "tile": block(rows, 5, 10, 5)}
     failures = []
     start = time.perf_counter()

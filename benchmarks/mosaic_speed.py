@@ -258,16 +258,25 @@ def compare_methods(sizes: list[int], rows, options: dict, repeat: int) -> dict:
     return results
 
 
-def region_from_tiles(rows, options: dict) -> None:
-    """The 375-chip region from its 15 tile COGs (as the workflow does) against from chips."""
+def tile_cogs(rows: list[list[Path]], options: dict, folder: Path) -> list[str]:
+    """The block's 15 tile COGs in a folder, built with ``options`` where not there yet."""
     from etm.cog import build_cog
 
-    work = tempfile.mkdtemp(prefix="region-", dir=CACHE / "runs")
+    folder.mkdir(parents=True, exist_ok=True)
     tiles = []
     for tile_row in range(0, BLOCK[0], 5):
         for tile_col in range(0, BLOCK[1], 5):
-            tiles.append(os.path.join(work, f"tile{tile_row}_{tile_col}.tif"))
-            build_cog(block(rows, tile_row, tile_col, 5), tiles[-1], tmpdir=work, **options)
+            path = folder / f"tile{tile_row}_{tile_col}.tif"
+            if not path.exists():
+                chips = block(rows, tile_row, tile_col, 5)
+                build_cog(chips, str(path), tmpdir=str(folder), **options)
+            tiles.append(str(path))
+    return tiles
+
+
+def region_from_tiles(rows, options: dict) -> None:
+    """The 375-chip region from its 15 tile COGs (as the workflow does) against from chips."""
+    tiles = tile_cogs(rows, options, Path(tempfile.mkdtemp(prefix="region-", dir=CACHE / "runs")))
     from_tiles = measure("etm", tiles, options)
     direct = measure("etm", subset(rows, 375), options)
     equal = pixel_equal(direct["path"], from_tiles["path"])
