@@ -1,6 +1,11 @@
-"""One exception family: every error a user can cause, with a message that says what to do."""
+"""One exception family: every error a user can cause, with a message that says what to do,
+and the one way its lines reach the terminal (:func:`say`)."""
 
+import contextlib
+import logging
 import re
+import sys
+from collections.abc import Iterable
 
 #: The user and password of a URL (``https://user:password@host``).
 _URL_USERINFO = re.compile(r"(?<=://)[^/\s@\"']+@")
@@ -15,6 +20,34 @@ def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced by ``***``: an
     endpoint URL can carry them, and botocore quotes the endpoint in its errors."""
     return _URL_USERINFO.sub("***@", text)
+
+
+#: Snakemake's logger. Its terminal handler writes a message, then its newline: between the
+#: two, a line from a job's thread would be glued to Snakemake's line ("Select jobs to
+#: execute...etm error: chip ...").
+_SNAKEMAKE_LOG = logging.getLogger("snakemake.logging")
+
+
+def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
+    """Lines on stderr, each whole and at the start of a line, never with a password.
+
+    In a Snakemake process, written while holding the locks of Snakemake's log handlers:
+    each holds its own for the whole of a message and its newline.
+
+    Parameters
+    ----------
+    lines : iterable of str
+        Some quote errors of boto3, whose URLs may hold a password.
+    prefix : str
+        ``etm: ``, ``etm warning: `` or ``etm error: ``.
+    """
+    text = "".join(f"{prefix}{without_passwords(line)}\n" for line in lines)
+    with contextlib.ExitStack() as held:
+        for handler in _SNAKEMAKE_LOG.handlers:
+            handler.acquire()
+            held.callback(handler.release)
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 class EtmError(Exception):

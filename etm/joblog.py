@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from etm.errors import EtmError
+from etm.errors import EtmError, say
 
 log = logging.getLogger("etm")
 
@@ -46,6 +46,14 @@ class _JobLogs(logging.Handler):
                 handler.handle(record)
 
 
+class _OneLine(logging.Handler):
+    """An error record as one ``etm error:`` line on the terminal, never glued to a line of
+    Snakemake's that a job's thread would otherwise write into (:func:`etm.errors.say`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say([record.getMessage()], prefix="etm error: ")
+
+
 _JOB_LOGS = _JobLogs()
 log.addHandler(_JOB_LOGS)
 log.setLevel(logging.INFO)
@@ -56,9 +64,7 @@ def _logging_to(log_path: str) -> Iterator[None]:
     """This thread's etm records to the job's log file, and its errors as one line to stderr."""
     to_file = logging.FileHandler(log_path)
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    to_stderr = logging.StreamHandler(sys.stderr)
-    to_stderr.setLevel(logging.ERROR)
-    to_stderr.setFormatter(logging.Formatter("etm error: %(message)s"))
+    to_stderr = _OneLine(logging.ERROR)
     thread = threading.get_ident()
     _JOB_LOGS.jobs[thread] = (to_file, to_stderr)
     try:

@@ -12,12 +12,12 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from etm import findings, plan, rerun, s3
 from etm.config import Settings
-from etm.errors import EtmError, without_passwords
+from etm.errors import EtmError, say
 from etm.inventory import Verification, month_chip_paths, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import OutputLock
@@ -38,13 +38,6 @@ TERMINAL_LINES = 40
 #: Called before a tile-month's chips are listed again after reruns of the model; raises
 #: (Snakemake's checkpoint) until the reruns ran.
 AfterReruns = Callable[[], object]
-
-
-def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
-    """Lines for the terminal, on stderr as Snakemake's own; some quote errors of boto3,
-    whose URLs may hold a password."""
-    for line in lines:
-        print(f"{prefix}{without_passwords(line)}", file=sys.stderr)
 
 
 def or_exit(step: Callable, *arguments, **options):

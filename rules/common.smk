@@ -4,9 +4,10 @@ import sys
 from etm import plan
 from etm.cog import tune_allocator
 from etm.config import check_placeholder, load_settings, read_schema
+from etm.errors import say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
-from etm.run import MainProcess, Process, or_exit, say
+from etm.run import MainProcess, Process, or_exit
 
 # Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.
 tune_allocator()

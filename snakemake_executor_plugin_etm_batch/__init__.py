@@ -36,7 +36,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
 from etm.config import check_placeholder
-from etm.errors import ConfigError, without_passwords
+from etm.errors import ConfigError, say, without_passwords
 
 #: The main process's S3 settings a job gets, when they are set.
 FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
@@ -64,7 +64,7 @@ class ExecutorSettings(BatchSettings):
             for name in ("region", "job_queue", "job_role", "image"):
                 check_placeholder(f"etm-batch-{name.replace('_', '-')}", getattr(self, name))
         except ConfigError as error:
-            print(f"etm error: {error}", file=sys.stderr)
+            say([str(error)], prefix="etm error: ")
             sys.exit(1)
 
 

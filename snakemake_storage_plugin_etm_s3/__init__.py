@@ -15,7 +15,6 @@ A thin subclass of snakemake-storage-plugin-s3:
 
 import contextlib
 import shutil
-import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -29,7 +28,7 @@ from snakemake_storage_plugin_s3 import StorageObject as S3StorageObject
 from snakemake_storage_plugin_s3 import StorageProvider as S3StorageProvider
 
 from etm import s3
-from etm.errors import without_passwords
+from etm.errors import say, without_passwords
 
 
 @dataclass
@@ -74,7 +73,7 @@ class StorageObject(S3StorageObject):
                 f"{needed} (README: On S3 and AWS, the least-privilege policy)"
             )
             # Snakemake wraps the error in its own lines; this one says it all.
-            print(f"etm error: {problem}", file=sys.stderr)
+            say([problem], prefix="etm error: ")
             raise WorkflowError(problem) from None
 
     def _checked(self, question):

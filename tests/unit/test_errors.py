@@ -1,8 +1,14 @@
 """Error messages say one line, and never show a password, even one inside a URL boto3 quotes."""
 
-import pytest
+import io
+import logging
+import sys
+import threading
 
-from etm.errors import StorageError, one_line, without_passwords
+import pytest
+from snakemake.logging import ColorizingTextHandler
+
+from etm.errors import StorageError, one_line, say, without_passwords
 
 
 @pytest.mark.parametrize(
@@ -29,3 +35,45 @@ def test_an_error_message_spanning_lines_is_said_on_one():
     assert one_line(ValueError("Parameter validation failed:\n  Invalid bucket name")) == (
         "Parameter validation failed: Invalid bucket name"
     )
+
+
+class Terminal(io.StringIO):
+    """stderr whose first write, Snakemake's message before its newline, waits to be let go."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside, self.go = threading.Event(), threading.Event()
+
+    def write(self, text):
+        written = super().write(text)
+        if not self.inside.is_set():
+            self.inside.set()
+            self.go.wait(10)
+        return written
+
+
+def test_a_line_said_while_snakemake_writes_one_starts_a_line_of_its_own(monkeypatch):
+    """A job's thread says its error while Snakemake's handler is between a message and its
+    newline (what the workflow's jobs do: they run in threads of Snakemake's process)."""
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    snakemake_log = logging.getLogger("snakemake.logging")
+    monkeypatch.setattr(snakemake_log, "level", logging.INFO)
+    handler = ColorizingTextHandler(nocolor=True, stream=terminal)
+    snakemake_log.addHandler(handler)
+    try:
+        snakemake = threading.Thread(target=snakemake_log.info, args=["Select jobs to execute..."])
+        snakemake.start()
+        assert terminal.inside.wait(10)
+        job = threading.Thread(target=say, args=[["chip x: is int16"], "etm error: "])
+        job.start()
+        job.join(0.5)  # it waits for Snakemake's line; without the lock it would write now
+        terminal.go.set()
+        snakemake.join(10)
+        job.join(10)
+    finally:
+        snakemake_log.removeHandler(handler)
+    assert terminal.getvalue().splitlines() == [
+        "Select jobs to execute...",
+        "etm error: chip x: is int16",
+    ]
