@@ -240,8 +240,8 @@ CONTAINER = {"containers": 1, "container_slots": 1}
 
 def job_memory_mb(settings: Settings) -> int:
     """Memory of one mosaic job: GDAL's cache, and the Snakemake process that runs the job in
-    its thread, with the job's buffers (a tile peaks at about 270 MB, a 375-chip region at
-    450 MB: benchmarks/mosaic_speed.py)."""
+    its thread, with the job's buffers (a tile peaks at about 245 MB, a 375-chip region at
+    about 360 MB: benchmarks/mosaic_speed.py)."""
     return settings.gdal_cache_mb + 992
 
 
