@@ -163,7 +163,11 @@ def _open(path: str, name: str, stack: ExitStack):
     try:
         dataset = stack.enter_context(rasterio.open(path))
     except RasterioIOError as error:
-        raise ChipReadError(name, f"cannot be opened ({_gdal_reason(error)})") from None
+        raise ChipReadError(
+            name,
+            f"cannot be opened ({_gdal_reason(error)}); it is not a whole GeoTIFF: re-upload it, "
+            "or rerun the model for it",
+        ) from None
     if dataset.count != 1:
         raise ChipGridError(name, f"has {dataset.count} bands; chips have one")
     return dataset

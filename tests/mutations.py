@@ -7,11 +7,14 @@ is not the chip its name says. Used by the workflow tests on copies of the sampl
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.warp
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
 
 def _read(path: Path):
@@ -88,3 +91,79 @@ def nan_geotransform(path: Path) -> None:
     profile, values = _read(path)
     t = profile["transform"]
     _write(path, {**profile, "transform": Affine(t.a, 0.0, float("nan"), 0.0, t.e, t.f)}, values)
+
+
+def two_bands(path: Path) -> None:
+    """A second band (twice the first) after the chip's own."""
+    profile, values = _read(path)
+    with rasterio.open(path, "w", **{**profile, "count": 2}) as target:
+        target.write(np.stack([values, values * 2]))
+
+
+def web_mercator(path: Path) -> None:
+    """The same pixels, their corner and size in EPSG:3857 metres."""
+    profile, values = _read(path)
+    t = profile["transform"]
+    (x,), (y,) = rasterio.warp.transform("EPSG:4326", "EPSG:3857", [t.c], [t.f])
+    metres = Affine(t.a * 111_320, 0.0, x, 0.0, t.e * 111_320, y)
+    _write(path, {**profile, "crs": "EPSG:3857", "transform": metres}, values)
+
+
+def without_crs(path: Path) -> None:
+    """The same pixels and geotransform, no CRS."""
+    profile, values = _read(path)
+    _write(path, {**profile, "crs": None}, values)
+
+
+def coarser(path: Path) -> None:
+    """The same square at twice the pixel size (every other row and column)."""
+    profile, values = _read(path)
+    t = profile["transform"]
+    half = Affine(t.a * 2, 0.0, t.c, 0.0, t.e * 2, t.f)
+    _write(path, {**profile, "transform": half}, values[::2, ::2].copy())
+
+
+def complex_values(path: Path) -> None:
+    """The same values as complex64."""
+    profile, values = _read(path)
+    _write(path, {**profile, "dtype": "complex64"}, values.astype("complex64"))
+
+
+def empty(path: Path) -> None:
+    """Zero bytes: an upload that never started."""
+    path.write_bytes(b"")
+
+
+def error_document(path: Path) -> None:
+    """S3's XML error saved under the chip's name (a download that failed)."""
+    path.write_text("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+
+
+def png(path: Path) -> None:
+    """A PNG quicklook (bytes) under the chip's name."""
+    _profile, values = _read(path)
+    height, width = values.shape
+    with warnings.catch_warnings(category=NotGeoreferencedWarning, action="ignore"):
+        with rasterio.open(
+            path, "w", driver="PNG", width=width, height=height, count=1, dtype="uint8"
+        ) as target:  # a PNG has no geotransform
+            target.write(np.nan_to_num(values).astype("uint8"), 1)
+
+
+def tiled_deflate(path: Path) -> None:
+    """The same chip, tiled and DEFLATE-compressed: valid, and smaller than its siblings."""
+    profile, values = _read(path)
+    layout = dict(tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    _write(path, {**profile, **layout}, values)
+
+
+def big_endian(path: Path) -> None:
+    """The same chip, its pixels stored big-endian: valid."""
+    profile, values = _read(path)
+    _write(path, {**profile, "endianness": "big"}, values)
+
+
+def as_float32(path: Path) -> None:
+    """The same chip as float32: valid."""
+    profile, values = _read(path)
+    _write(path, {**profile, "dtype": "float32"}, values.astype("float32"))

@@ -73,6 +73,20 @@ def window_of(cog, transform, shape):
         return source.read(1, window=rasterio.windows.Window(col, row, shape[1], shape[0]))
 
 
+def published_as_read(workspace, month, original) -> list:
+    """The month's tile and region COGs, which hold the chip's values where its file had
+    them (as float32)."""
+    values, transform = original
+    cogs = []
+    for kind in (f"tiles/{TILE6}", "mosaic"):
+        cog = workspace.output / kind / "etasw" / f"{YEAR}" / f"etasw_{YEAR}{month:02d}.tif"
+        mosaic = window_of(cog, transform, values.shape)
+        assert np.array_equal(np.isnan(mosaic), np.isnan(values)), (month, kind)
+        np.testing.assert_allclose(mosaic, values, rtol=1e-6)
+        cogs.append(cog)
+    return cogs
+
+
 # With 8 cores, the jobs beyond etm.joblog.THREAD_JOBS at once run in processes of their own.
 @pytest.mark.parametrize("cores", ["2", "8"])
 def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_published(
@@ -104,12 +118,7 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
         assert cog_validate(str(months.output / cog), quiet=True)[0], cog
     # The nodata-tagged chip is published as the model meant it: NaN where it said -9999.
     for month in (9, 12):
-        values, transform = originals[month]
-        for kind in (f"tiles/{TILE6}", "mosaic"):
-            cog = months.output / kind / "etasw" / f"{YEAR}" / f"etasw_{YEAR}{month:02d}.tif"
-            mosaic = window_of(cog, transform, values.shape)
-            assert np.array_equal(np.isnan(mosaic), np.isnan(values)), (month, kind)
-            np.testing.assert_allclose(mosaic, values, rtol=1e-6)
+        for cog in published_as_read(months, month, originals[month]):
             with rasterio.open(cog) as source:
                 assert np.nanmin(source.read(1)) > 0 and np.nanmax(source.read(1)) < 300
     item = json.loads(
@@ -131,6 +140,49 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
     again = months.snakemake("-n")
     assert "10 chip files refused and 2 suspect" not in again.stderr
     assert "8 chip files refused and 2 suspect when their month was last mosaicked" in again.stderr
+
+
+#: Month: (how the chip's file is not a chip file, the one line naming it), or None: the
+#: chip in another valid layout, published as its values say.
+NOT_CHIPS = {
+    1: (mutations.two_bands, "has 2 bands; chips have one"),
+    2: (mutations.web_mercator, "has CRS EPSG:3857, not EPSG:4326 like"),
+    3: (lambda c: None, None),
+    4: (mutations.empty, "it is not a whole GeoTIFF: re-upload it"),
+    5: (mutations.error_document, "it is not a whole GeoTIFF: re-upload it"),
+    6: (mutations.tiled_deflate, None),
+    7: (mutations.without_crs, "has no CRS"),
+    8: (mutations.coarser, "has pixel size"),
+    9: (mutations.complex_values, "is complex64; chips are float32 or float64"),
+    10: (mutations.png, "is uint8; chips are float32 or float64"),
+    11: (mutations.big_endian, None),
+    12: (mutations.as_float32, None),
+}
+
+
+def test_files_that_are_not_chips_are_refused_and_other_valid_layouts_published(months):
+    originals = {month: read(chip(months, month)) for month in NOT_CHIPS}
+    for month, (mutate, _line) in NOT_CHIPS.items():
+        mutate(chip(months, month))
+    result = months.snakemake("--keep-going")
+    assert result.returncode == 1, result.stderr
+
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    for month, (_mutate, line) in NOT_CHIPS.items():
+        named = f"etm error: chip {chip(months, month).relative_to(months.root)}: "
+        mine = [error for error in errors if error.startswith(named)]
+        assert len(mine) == (line is not None) and all(line in e for e in mine), (month, mine)
+    assert len(errors) == 8 and "Traceback" not in result.stderr, result.stderr
+
+    valid = [month for month, (_mutate, line) in NOT_CHIPS.items() if line is None]
+    assert {p for p in months.published() if p.endswith(".tif")} == {
+        f"{kind}/etasw/{YEAR}/etasw_{YEAR}{month:02d}.tif"
+        for month in valid
+        for kind in (f"tiles/{TILE6}", "mosaic")
+    }
+    for month in valid:
+        for cog in published_as_read(months, month, originals[month]):
+            assert cog_validate(str(cog), quiet=True)[0], cog
 
 
 def test_suspect_chips_published_on_request_and_an_all_nan_month_is_refused(months):
