@@ -165,16 +165,18 @@ def _open(path: str, name: str, stack: ExitStack):
     except RasterioIOError as error:
         raise ChipReadError(
             name,
-            f"cannot be opened ({_gdal_reason(error)}); it is not a whole GeoTIFF: re-upload it, "
-            "or rerun the model for it",
+            f"cannot be opened ({_gdal_reason(error, path)}); it is not a whole GeoTIFF: "
+            "re-upload it, or rerun the model for it",
         ) from None
     if dataset.count != 1:
         raise ChipGridError(name, f"has {dataset.count} bands; chips have one")
     return dataset
 
 
-def _gdal_reason(error: Exception) -> str:
-    return one_line(error.__cause__ or error)
+def _gdal_reason(error: Exception, path: str) -> str:
+    """GDAL's message without the path it quotes (on S3, Snakemake's local copy of the
+    chip): the line names the chip already."""
+    return one_line(error.__cause__ or error).replace(f"'{path}' ", "")
 
 
 def band_rows(width: int, itemsize: int, unit: int, budget_bytes: int) -> int:
@@ -521,7 +523,8 @@ def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtyp
     except RasterioIOError as error:
         raise ChipReadError(
             place.path,
-            f"cannot be read in full, truncated or corrupt ({_gdal_reason(error)}); "
+            f"cannot be read in full, truncated or corrupt "
+            f"({_gdal_reason(error, source.dataset.name)}); "
             "re-upload it, then rerun",
         ) from None
     return data, (slice(first - top, last - top), slice(place.col, place.col + place.width))
