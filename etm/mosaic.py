@@ -523,7 +523,7 @@ def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtyp
     except RasterioIOError as error:
         raise ChipReadError(
             place.path,
-            f"cannot be read in full, truncated or corrupt "
+            "cannot be read in full, truncated or corrupt "
             f"({_gdal_reason(error, source.dataset.name)}); "
             "re-upload it, then rerun",
         ) from None
