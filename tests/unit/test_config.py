@@ -164,6 +164,9 @@ def test_the_teams_file_with_the_old_orchestrators_keys_loads_with_a_note_for_ea
     assert "the STAC Collections link no license terms" in settings.notes[3]
     assert settings.max_concurrent_containers == 60
     assert settings.mosaic_threads == 1
+    # Keys without effect are not refused for how their values are written.
+    written = dict(max_cpu_percent="80%", min_memory_available="30GB", sleep_time=0.5)
+    assert load_settings({**config, **written}, SCHEMA, local=False).notes == settings.notes
     for key in ("max_cpu_percent", "min_memory_available", "sleep_time"):
         del config[key]
     config["license_url"] = "https://example.org/etm-terms"
