@@ -73,6 +73,17 @@ def window_of(cog, transform, shape):
         return source.read(1, window=rasterio.windows.Window(col, row, shape[1], shape[0]))
 
 
+def one_line_each(workspace, result, cases) -> list[str]:
+    """The run's ``etm error`` lines, of which exactly one names the chip of each month whose
+    case has a line, with that line in it, and none the chip of the other months."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    for month, (_mutate, line) in cases.items():
+        named = f"etm error: chip {chip(workspace, month).relative_to(workspace.root)}: "
+        mine = [error for error in errors if error.startswith(named)]
+        assert len(mine) == (line is not None) and all(line in e for e in mine), (month, mine)
+    return errors
+
+
 def published_as_read(workspace, month, original) -> list:
     """The month's tile and region COGs, which hold the chip's values where its file had
     them (as float32)."""
@@ -98,14 +109,7 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
     result = months.snakemake("--keep-going", "--cores", cores)  # chips unchanged afterwards
     assert result.returncode == 1, result.stderr
 
-    errors = sorted({line for line in result.stderr.splitlines() if line.startswith("etm error")})
-    for month, (_mutate, line) in CASES.items():
-        named = f"etm error: chip {chip(months, month).relative_to(months.root)}: "
-        mine = [error for error in errors if error.startswith(named)]
-        if line is None:
-            assert mine == [], mine
-        else:
-            assert len(mine) == 1 and line in mine[0], (month, mine, result.stderr)
+    errors = one_line_each(months, result, CASES)
     assert len(errors) == 10, errors  # no other line: no traceback, nothing about the rest
 
     published = {p for p in months.published() if p.endswith(".tif")}
@@ -167,11 +171,7 @@ def test_files_that_are_not_chips_are_refused_and_other_valid_layouts_published(
     result = months.snakemake("--keep-going")
     assert result.returncode == 1, result.stderr
 
-    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
-    for month, (_mutate, line) in NOT_CHIPS.items():
-        named = f"etm error: chip {chip(months, month).relative_to(months.root)}: "
-        mine = [error for error in errors if error.startswith(named)]
-        assert len(mine) == (line is not None) and all(line in e for e in mine), (month, mine)
+    errors = one_line_each(months, result, NOT_CHIPS)
     assert len(errors) == 8 and "Traceback" not in result.stderr, result.stderr
 
     valid = [month for month, (_mutate, line) in NOT_CHIPS.items() if line is None]
