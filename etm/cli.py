@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from etm.errors import EtmError
+from etm.errors import EtmError, say
 from etm.lock import OutputLock
 
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(run.get(args.command, check_image)())
     except EtmError as error:
-        print(f"etm error: {error}", file=sys.stderr)
+        say([str(error)], prefix="etm error: ")
         return 1
     return 0
 
