@@ -245,14 +245,11 @@ def job_memory_mb(settings: Settings) -> int:
     return settings.gdal_cache_mb + 992
 
 
-def _cpus(wildcards: object, threads: int) -> int:
-    """A job's ``cpus`` are its threads (``--cores`` caps them on clusters and clouds)."""
-    return threads
-
-
 def mosaic_resources(settings: Settings) -> dict:
-    """Snakemake resources of a mosaic job: a container, its threads, its memory."""
-    return {**CONTAINER, "cpus": _cpus, "mem_mb": job_memory_mb(settings)}
+    """Snakemake resources of a mosaic job: a container, its threads as ``cpus`` (which
+    ``--cores`` caps on clusters and clouds), its memory. Values, not functions: Snakemake
+    inspects a function's signature at each of its calls, for every job of the DAG."""
+    return {**CONTAINER, "cpus": settings.mosaic_threads, "mem_mb": job_memory_mb(settings)}
 
 
 def containers(settings: Settings, published: list[Publication]) -> Containers:

@@ -75,9 +75,9 @@ def test_the_catalog_names_each_item_in_the_order_of_the_publications():
 
 
 def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():
-    resources = mosaic_resources(settings(gdal_cache_mb=512))
+    resources = mosaic_resources(settings(gdal_cache_mb=512, mosaic_threads=3))
     assert {k: resources[k] for k in CONTAINER} == {"containers": 1, "container_slots": 1}
-    assert resources["cpus"](wildcards={}, threads=3) == 3
+    assert resources["cpus"] == 3
     assert resources["mem_mb"] == 512 + 992
 
 
