@@ -258,6 +258,13 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str | None, loca
     if local:  # reports are always local files: only local chips can be under them
         written["reports_dir"] = reports_dir or default_reports_dir(output)
     for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
+        if not local:
+            from etm import s3  # boto3: only runs on S3 need it
+
+            try:
+                s3.split(path)
+            except ConfigError as error:
+                raise ConfigError(f"config key '{key}': {error}") from None
         if "{" in path or "}" in path:
             raise ConfigError(
                 f"config key '{key}': {path} has a brace; Snakemake would read it as a "
@@ -298,6 +305,25 @@ def check_placeholder(key: str, value: str | None) -> None:
             f"profile key '{key}' is still the placeholder {value!r}; fill it in (README: "
             "On S3 and AWS)"
         )
+
+
+def check_work_prefix(prefix: str | None) -> None:
+    """Refuse a ``default-storage-prefix`` that is still the profiles' placeholder, or that
+    is no S3 prefix (a user or password before its bucket, which the storage would quote).
+
+    Raises
+    ------
+    ConfigError
+    """
+    key = "default-storage-prefix"
+    check_placeholder(key, prefix)
+    if prefix:
+        from etm import s3  # boto3: only runs on S3 have a default storage
+
+        try:
+            s3.split(prefix.removeprefix("s3://"))
+        except ConfigError as error:
+            raise ConfigError(f"profile key '{key}': {error}") from None
 
 
 def default_reports_dir(output: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 
@@ -55,17 +56,27 @@ def client_config() -> Config:
     )
 
 
+#: A bucket name as botocore accepts it (older buckets may have capitals and underscores).
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+
+
 def split(path: str) -> tuple[str, str]:
     """Split ``bucket/prefix`` into the bucket and the key prefix (no leading slash).
 
     Raises
     ------
     ConfigError
-        If there is no bucket name.
+        If there is no bucket name, or it is not one; never quoting a user or password
+        written before the bucket (botocore's own error would).
     """
     bucket, _, key = path.lstrip("/").partition("/")
-    if not bucket:
-        raise ConfigError(f"{path!r} is not a 'bucket/prefix' path")
+    if "@" in bucket:
+        raise ConfigError(
+            f"***@{bucket.rpartition('@')[2]}/{key}: an S3 path holds no user or password; "
+            "etm takes credentials from the AWS chain only (environment, profile, IAM role)"
+        )
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(f"{path!r} is not a 'bucket/prefix' path: {bucket!r} is no bucket name")
     return bucket, key
 
 

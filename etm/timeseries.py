@@ -58,6 +58,8 @@ def read_text(url: str) -> str:
                 return response.read().decode()
         with open(url) as stream:
             return stream.read()
+    except EtmError:
+        raise
     except Exception as error:
         raise EtmError(f"{url}: cannot be read ({error}); is it an etm output prefix?") from None
 

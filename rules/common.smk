@@ -3,7 +3,7 @@ import sys
 
 from etm import plan
 from etm.cog import tune_allocator
-from etm.config import check_placeholder, load_settings, read_schema
+from etm.config import check_work_prefix, load_settings, read_schema
 from etm.errors import say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
@@ -18,7 +18,7 @@ PROVIDER = workflow.storage_settings.default_storage_provider
 WORK_PREFIX = workflow.storage_settings.default_storage_prefix
 SCHEMA = read_schema(workflow.basedir)
 SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
-or_exit(check_placeholder, "default-storage-prefix", WORK_PREFIX)
+or_exit(check_work_prefix, WORK_PREFIX)
 
 
 def stored(path, retrieve=True):

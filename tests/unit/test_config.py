@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import load_settings, read_config_file, read_schema
+from etm.config import check_work_prefix, load_settings, read_config_file, read_schema
 from etm.errors import ConfigError
 from etm.grid import Chip
 
@@ -85,6 +85,57 @@ def test_s3_urls_are_bucket_prefixes_on_s3_and_refused_locally():
         ConfigError, match="^config key 'unmosaicked_inputs': s3://ws-out/.* is on S3"
     ):
         load_settings(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix", "message"),
+    [
+        (
+            "unmosaicked_inputs",
+            "s3://AKIAEXAMPLE:s3cr3t@ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/",
+            r"^config key 'unmosaicked_inputs': \*\*\*@ws-out/USA/.*: an S3 path holds no "
+            "user or password; etm takes credentials from the AWS chain only",
+        ),
+        (
+            "enduser_cog_output",
+            "AKIAEXAMPLE:s3cr3t@ws-enduser/{x}/",
+            r"^config key 'enduser_cog_output': \*\*\*@ws-enduser/\{x\}: an S3 path holds",
+        ),
+        (
+            "enduser_cog_output",
+            "ws enduser/USA/",
+            "^config key 'enduser_cog_output': 'ws enduser/USA' is not a 'bucket/prefix' "
+            "path: 'ws enduser' is no bucket name$",
+        ),
+    ],
+)
+def test_an_s3_prefix_that_is_no_bucket_is_refused_without_its_password(key, prefix, message):
+    """botocore would quote the bucket, and the password before it, in its own error."""
+    config = team_config()
+    if key == "unmosaicked_inputs":
+        config[key][0] = prefix
+    else:
+        config[key] = prefix
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings(config, SCHEMA, local=False)
+    assert "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("s3://FILL-IN-work-bucket/etm", "is still the placeholder"),
+        ("s3://AKIAEXAMPLE:s3cr3t@ws-work/etm", r"\*\*\*@ws-work/etm: an S3 path holds no"),
+    ],
+)
+def test_a_work_prefix_to_fill_in_or_with_a_password_is_refused(prefix, message):
+    with pytest.raises(
+        ConfigError, match=f"^profile key 'default-storage-prefix'.*{message}"
+    ) as refused:
+        check_work_prefix(prefix)
+    assert "s3cr3t" not in str(refused.value)
+    check_work_prefix("s3://ws-work/etm")
+    check_work_prefix(None)  # local runs have no default storage
 
 
 def test_tiles_by_bounds_or_by_chip_list():

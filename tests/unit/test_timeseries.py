@@ -2,7 +2,10 @@
 
 import math
 
-from etm.timeseries import Reading, as_csv, output_prefix
+import pytest
+
+from etm.errors import EtmError
+from etm.timeseries import Reading, as_csv, output_prefix, point_series
 
 
 def test_the_output_prefix_is_found_from_itself_its_catalog_or_its_index():
@@ -17,3 +20,11 @@ def test_the_csv_gives_back_float32_values_and_leaves_nan_empty():
     assert point == "period,value_mm\n2020-07,18.1437683\n2020-08,\n"
     polygon = as_csv([Reading("202007", 2.5, 12)])
     assert polygon == "period,mean_mm,valid_pixels\n2020-07,2.5,12\n"
+
+
+def test_an_s3_prefix_with_a_password_is_refused_without_quoting_it():
+    with pytest.raises(
+        EtmError, match=r"^\*\*\*@bucket/out/items.ndjson: an S3 path holds no"
+    ) as refused:
+        point_series("s3://AKIAEXAMPLE:s3cr3t@bucket/out/", "etasw", -106.7, 47.3)
+    assert "s3cr3t" not in str(refused.value)
