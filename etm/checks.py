@@ -8,8 +8,9 @@ or values cannot be those of the chip its folder names:
 - a finite, north-up geotransform;
 - its footprint: the upper-left corner within half a pixel of the name's corner, and its
   size the chip's square on its pixel lattice, or one pixel more (the model's overlap);
-- no infinite value, and none beyond the range of the output type. A nodata tag is
-  honoured: the tagged value is missing (NaN), never data.
+- no infinite value, and none beyond the range of the output type. A nodata tag, or a
+  mask band, is honoured: the tagged value, or what the pixels the mask leaves out hold,
+  is missing (NaN), never data.
 
 A chip is *suspect* when its values are possible but implausible (:func:`suspicion`):
 outside its product's valid range, or far more NaN than its usual share. The checks use
@@ -165,8 +166,11 @@ def check_footprint(name: str, transform, width: int, height: int, expected: Chi
         )
 
 
-def clean_values(name: str, values: np.ndarray, nodata: float | None, dtype: str) -> None:
-    """Turn a chip's nodata value into NaN, in place; refuse infinite values.
+def clean_values(
+    name: str, values: np.ndarray, nodata: float | None, dtype: str, mask: np.ndarray | None = None
+) -> None:
+    """Turn a chip's nodata value, and the pixels its mask band leaves out, into NaN, in
+    place; refuse infinite values.
 
     Parameters
     ----------
@@ -177,6 +181,9 @@ def clean_values(name: str, values: np.ndarray, nodata: float | None, dtype: str
         Its nodata tag.
     dtype : str
         The mosaic's pixel type: values beyond its range would become infinite.
+    mask : numpy.ndarray, optional
+        The block of the chip's mask band (GDAL's, 0 where a pixel has no value), if it has
+        one: whatever such a pixel holds is not a value.
 
     Raises
     ------
@@ -184,6 +191,8 @@ def clean_values(name: str, values: np.ndarray, nodata: float | None, dtype: str
     """
     if nodata is not None and not math.isnan(nodata):
         values[values == nodata] = np.nan
+    if mask is not None:
+        values[mask == 0] = np.nan
     limit = np.finfo(dtype).max
     with np.errstate(invalid="ignore"):
         bad = ~(np.abs(values) <= limit) & ~np.isnan(values)
@@ -334,13 +343,24 @@ def nan_share(path: str) -> float:
     import rasterio
 
     with rasterio.open(path) as source:
-        rows = -(-source.height // BASELINE_ROW_STEP)
-        values = source.read(1, out_shape=(rows, source.width))
+        shape = (-(-source.height // BASELINE_ROW_STEP), source.width)
+        values = source.read(1, out_shape=shape)
+        mask = source.read_masks(1, out_shape=shape) if has_mask_band(source) else None
         nodata = source.nodata
     missing = np.isnan(values)
     if nodata is not None and not math.isnan(nodata):
         missing |= values == nodata
+    if mask is not None:
+        missing |= mask == 0
     return float(missing.mean())
+
+
+def has_mask_band(dataset) -> bool:
+    """Whether a rasterio dataset says which pixels have no value with a mask band (GDAL's
+    per-dataset mask, e.g. an internal TIFF mask) rather than NaN or a nodata tag."""
+    from rasterio.enums import MaskFlags
+
+    return MaskFlags.per_dataset in dataset.mask_flag_enums[0]
 
 
 def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:

@@ -28,7 +28,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from etm.checks import ChipExpectation, ChipStats, check_header, clean_values
+from etm.checks import ChipExpectation, ChipStats, check_header, clean_values, has_mask_band
 from etm.errors import ChipGridError, ChipReadError, one_line
 
 #: Largest distance from a whole pixel offset accepted as "on the lattice", in pixels.
@@ -355,17 +355,20 @@ class Mosaic:
 
 @dataclass(frozen=True)
 class _Source:
-    """An open source and how its pixels are read: checked (a chip) or as they are."""
+    """An open source and how its pixels are read: checked (a chip: its nodata tag or mask
+    band made NaN) or as they are (etm's own COGs)."""
 
     dataset: object
     name: str
     stats: ChipStats | None
+    masked: bool
 
     def read(self, window: Window, dtype: str) -> np.ndarray:
         if self.stats is None:
             return self.dataset.read(1, window=window, out_dtype=dtype)
         values = self.dataset.read(1, window=window)
-        clean_values(self.name, values, self.dataset.nodata, dtype)
+        mask = self.dataset.read_masks(1, window=window) if self.masked else None
+        clean_values(self.name, values, self.dataset.nodata, dtype, mask)
         self.stats.add(values)
         return values
 
@@ -436,7 +439,7 @@ def write_levels(
                 )  # fmt: skip
         stats = tuple(ChipStats() for _ in datasets) if chips is not None else ()
         readers = [
-            _Source(dataset, name, stats[index] if stats else None)
+            _Source(dataset, name, stats[index] if stats else None, has_mask_band(dataset))
             for index, (dataset, name) in enumerate(zip(datasets, names, strict=True))
         ]
         layout = plan_layout(

@@ -167,3 +167,16 @@ def as_float32(path: Path) -> None:
     """The same chip as float32: valid."""
     profile, values = _read(path)
     _write(path, {**profile, "dtype": "float32"}, values.astype("float32"))
+
+
+def masked_rows(path: Path, rows: slice, fill: float = 0.0) -> None:
+    """Rows without a value: they hold ``fill``, and an internal mask band (GDAL's
+    per-dataset mask) says they have none, as a nodata tag would: valid."""
+    profile, values = _read(path)
+    mask = np.full(values.shape, 255, dtype="uint8")
+    mask[rows] = 0
+    values[rows] = fill
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **profile) as target:
+            target.write(values, 1)
+            target.write_mask(mask)

@@ -105,6 +105,12 @@ def test_a_nodata_tag_becomes_nan_and_infinities_are_refused():
     clean_values("c.tif", np.array([[1.0, 1e300]]), None, "float64")  # a float64 COG holds it
 
 
+def test_pixels_a_mask_band_leaves_out_become_nan_whatever_they_hold():
+    values = np.array([[1.0, np.inf], [0.0, 3.0]])
+    clean_values("c.tif", values, None, "float32", mask=np.array([[255, 0], [0, 255]]))
+    np.testing.assert_array_equal(values, [[1.0, np.nan], [np.nan, 3.0]])
+
+
 def stats_of(values) -> ChipStats:
     stats = ChipStats()
     stats.add(np.asarray(values, dtype=float))
@@ -162,14 +168,21 @@ def test_a_chips_usual_nan_share_is_read_from_files_spread_over_months_and_years
     assert files == {"chip43.4N-102.8E": [f"{chip}/{name}.tif" for name in expected]}
 
 
+@pytest.mark.parametrize("mask_band", [False, True])
 @pytest.mark.parametrize("lost_rows", [0, 1, 300, 961])
-def test_a_chips_nan_share_from_every_fourth_row_is_right_within_four_rows(tmp_path, lost_rows):
+def test_a_chips_nan_share_from_every_fourth_row_is_right_within_four_rows(
+    tmp_path, lost_rows, mask_band
+):
     import rasterio
 
     values = np.ones((961, 962))
-    values[:lost_rows] = np.nan  # the model's mask: whole rows of sea, say
+    values[:lost_rows] = 0.0 if mask_band else np.nan  # the model's mask: rows of sea, say
     path = tmp_path / "chip.tif"
     grid = dict(driver="GTiff", width=962, height=961, count=1, dtype="float64")
-    with rasterio.open(path, "w", **grid, transform=chip_grid(CHIP, MODEL_PIXEL).transform) as chip:
-        chip.write(values, 1)
+    transform = chip_grid(CHIP, MODEL_PIXEL).transform
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **grid, transform=transform) as chip:
+            chip.write(values, 1)
+            if mask_band:  # the missing rows said by GDAL's mask band instead
+                chip.write_mask(np.where(np.arange(961)[:, None] < lost_rows, 0, 255))
     assert abs(nan_share(str(path)) - lost_rows / 961) <= 4 / 961

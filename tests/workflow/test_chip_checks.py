@@ -148,10 +148,11 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
 
 #: Month: (how the chip's file is not a chip file, the one line naming it), or None: the
 #: chip in another valid layout, published as its values say.
+MASKED_ROWS = slice(40, 50)  # inside the chip: its edge rows overlap its neighbours'
 NOT_CHIPS = {
     1: (mutations.two_bands, "has 2 bands; chips have one"),
     2: (mutations.web_mercator, "has CRS EPSG:3857, not EPSG:4326 like"),
-    3: (lambda c: None, None),
+    3: (lambda c: mutations.masked_rows(c, MASKED_ROWS), None),
     4: (mutations.empty, "it is not a whole GeoTIFF: re-upload it"),
     5: (mutations.error_document, "it is not a whole GeoTIFF: re-upload it"),
     6: (mutations.tiled_deflate, None),
@@ -166,6 +167,7 @@ NOT_CHIPS = {
 
 def test_files_that_are_not_chips_are_refused_and_other_valid_layouts_published(months):
     originals = {month: read(chip(months, month)) for month in NOT_CHIPS}
+    originals[3][0][MASKED_ROWS] = np.nan  # the rows its mask band leaves out
     for month, (mutate, _line) in NOT_CHIPS.items():
         mutate(chip(months, month))
     result = months.snakemake("--keep-going")
