@@ -75,12 +75,21 @@ def _reason_to_differ(fp: Footprint, ref: Footprint) -> str | None:
     t, r = fp.transform, ref.transform
     if fp.crs is None:
         return "has no CRS"
-    if fp.crs != ref.crs:
+    if not _same_crs(fp.crs, ref.crs):
         return f"has CRS {fp.crs.to_string()}, not {ref.crs.to_string()} like {ref.path}"
     for mine, theirs in ((t.a, r.a), (-t.e, -r.e)):
         if abs(mine - theirs) > PIXEL_SIZE_TOLERANCE * abs(theirs):
             return f"has pixel size {t.a!r} x {-t.e!r}, not {r.a!r} x {-r.e!r} like {ref.path}"
     return None
+
+
+def _same_crs(crs: CRS, other: CRS) -> bool:
+    """Whether two CRSs are one: equal, or both the same EPSG code however written (ArcGIS
+    writes WGS 84 as ``GCS_WGS_1984``, which rasterio does not find equal to EPSG:4326)."""
+    if crs == other:
+        return True
+    code = crs.to_epsg()
+    return code is not None and code == other.to_epsg()
 
 
 def _grid_key(fp: Footprint) -> tuple[str, float, float]:

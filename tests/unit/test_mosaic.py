@@ -70,6 +70,19 @@ def test_rasters_from_another_grid_are_named(odd, message):
         plan_layout([footprint("a", 0, 0), odd, footprint("b", 0, 7)])
 
 
+#: WGS 84 as ArcGIS writes it: rasterio does not find it equal to EPSG:4326.
+ESRI_WGS84 = CRS.from_wkt(
+    'GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,298.257223563]],'
+    'PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]]'
+)
+
+
+def test_a_crs_written_another_way_is_the_same_grid():
+    assert ESRI_WGS84 != WGS84
+    layout = plan_layout([footprint("a", 0, 0), footprint("esri", 9, 0, crs=ESRI_WGS84)])
+    assert layout.crs == WGS84 and [p.col for p in layout.placements] == [0, 9]
+
+
 def test_rotated_grid_is_refused():
     rotated = Footprint("r", WGS84, Affine(RES, 0.001, 0, 0, -RES, 0), 4, 4)
     with pytest.raises(ChipGridError, match="is not a north-up grid"):
