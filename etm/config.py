@@ -259,12 +259,7 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str | None, loca
         written["reports_dir"] = reports_dir or default_reports_dir(output)
     for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
         if not local:
-            from etm import s3  # boto3: only runs on S3 need it
-
-            try:
-                s3.split(path)
-            except ConfigError as error:
-                raise ConfigError(f"config key '{key}': {error}") from None
+            check_bucket(f"config key '{key}'", path)
         if "{" in path or "}" in path:
             raise ConfigError(
                 f"config key '{key}': {path} has a brace; Snakemake would read it as a "
@@ -318,12 +313,23 @@ def check_work_prefix(prefix: str | None) -> None:
     key = "default-storage-prefix"
     check_placeholder(key, prefix)
     if prefix:
-        from etm import s3  # boto3: only runs on S3 have a default storage
+        check_bucket(f"profile key '{key}'", prefix.removeprefix("s3://"))
 
-        try:
-            s3.split(prefix.removeprefix("s3://"))
-        except ConfigError as error:
-            raise ConfigError(f"profile key '{key}': {error}") from None
+
+def check_bucket(setting: str, path: str) -> None:
+    """Refuse an S3 ``bucket/prefix`` whose bucket is no bucket name, naming the setting.
+
+    Raises
+    ------
+    ConfigError
+        Never quoting a user or password written before the bucket.
+    """
+    from etm import s3  # boto3: only runs on S3 need it
+
+    try:
+        s3.split(path)
+    except ConfigError as error:
+        raise ConfigError(f"{setting}: {error}") from None
 
 
 def default_reports_dir(output: str) -> str:
