@@ -97,18 +97,22 @@ def test_a_run_of_every_target_that_left_cogs_out_names_them(tmp_path):
     assert process.unbuilt() is None
 
 
-def test_the_main_process_walks_every_object_less_often(tmp_path):
+def test_the_main_process_walks_every_object_never_while_planning_and_seldom_after(tmp_path):
     import gc
 
-    from etm.run import FULL_COLLECTIONS_AFTER, MainProcess
+    from etm.run import FULL_COLLECTIONS_AFTER, FULL_COLLECTIONS_WHILE_PLANNING, MainProcess
 
     before = gc.get_threshold()
     try:
         gc.set_threshold(700, 10, 10)  # Python's defaults
-        MainProcess(settings(enduser_cog_output=str(tmp_path)), on_s3=False)
+        process = MainProcess(settings(enduser_cog_output=str(tmp_path)), on_s3=False)
+        assert gc.get_threshold() == (700, 10, FULL_COLLECTIONS_WHILE_PLANNING)
+        process.start()
         assert gc.get_threshold() == (700, 10, FULL_COLLECTIONS_AFTER) != (700, 10, 10)
+        process.end(True, [])
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()  # end() freezes every object for the exit
 
 
 def test_a_run_that_ended_leaves_python_nothing_to_wait_for_or_walk_at_exit():
