@@ -9,7 +9,9 @@ once under benchmarks/cache/ (git-ignored). Then, repeated, in rotating order:
    baselines, checks and every tile-month COG with its STAC Item, config defaults;
 2. gdal: each tile-month through gdalbuildvrt + gdal_translate -of COG, same creation
    options and threads, N tile-months at a time;
-3. bare: each tile-month through etm.cog.build_cog (chips checked), one process, in turn.
+3. bare: each tile-month through etm.cog.build_cog (chips checked) in one process, N at a
+   time in threads, as the workflow runs its jobs (the yardstick of its overhead);
+4. bare 1: the same, one tile-month after the other.
 
 CPU-seconds are user + system of the command and every process it waited for; peak RSS is
 that of the largest single process. Then one tile-month's levels are compressed with each
@@ -137,20 +139,26 @@ def run_gdal(chips: dict, options: dict, cores: int) -> dict:
     return result
 
 
-def run_bare(tiles: list[str], months: list[int], pixel: float) -> dict:
+def run_bare(tiles: list[str], months: list[int], pixel: float, side_by_side: int) -> dict:
     child = ["--bare", ",".join(tiles), *map(str, months), "--pixel", str(pixel)]
-    return timed([[sys.executable, __file__, *child]])
+    return timed([[sys.executable, __file__, *child, "--cores", str(side_by_side)]])
 
 
-def bare(tiles: list[str], months: list[int], pixel: float) -> None:
-    """One process: every tile-month through build_cog, as the workflow's jobs call it."""
+def bare(tiles: list[str], months: list[int], pixel: float, side_by_side: int) -> None:
+    """One process: every tile-month through build_cog, as the workflow's jobs call it,
+    ``side_by_side`` at a time in threads."""
     options = workflow_settings()
     chip_size = 20  # tenths of a degree: the model's 2-degree chips
     work = tempfile.mkdtemp(prefix="bare-", dir=CACHE / "runs")
-    for (tile, month), sources in archive(tiles, months, pixel).items():
+
+    def build(tile_month: tuple[str, int], sources: list[str]) -> None:
         chips = [ChipExpectation(Chip.parse(chip_name(path)), chip_size) for path in sources]
-        output = os.path.join(work, f"{tile}_{month}.tif")
+        output = os.path.join(work, "{}_{}.tif".format(*tile_month))
         build_cog(sources, output, chips=chips, tmpdir=work, **options)
+
+    chips = archive(tiles, months, pixel)
+    with ThreadPoolExecutor(side_by_side) as pool:
+        list(pool.map(build, chips.keys(), chips.values()))
     shutil.rmtree(work)
 
 
@@ -166,12 +174,14 @@ def compare_methods(tiles, months, cores: int, repeat: int, pixel: float) -> dic
     methods = {
         "workflow": lambda: run_workflow(tiles, months, cores, pixel),
         "gdal": lambda: run_gdal(chips, options, cores),
-        "bare": lambda: run_bare(tiles, months, pixel),
+        "bare": lambda: run_bare(tiles, months, pixel, cores),
+        "bare 1": lambda: run_bare(tiles, months, pixel, 1),
     }
     runs = {method: [] for method in methods}
     order = list(methods)
     for index in range(repeat):
-        for method in order[index % 3 :] + order[: index % 3]:  # rotate: no method always first
+        turn = index % len(order)
+        for method in order[turn:] + order[:turn]:  # rotate: no method always first
             runs[method].append(methods[method]())
     count = len(chips)
     print(
@@ -193,6 +203,7 @@ def compare_methods(tiles, months, cores: int, repeat: int, pixel: float) -> dic
             f"{max(r['rss_mb'] for r in results):12.0f}"
         )
     paired = [w["cpu"] / b["cpu"] for w, b in zip(runs["workflow"], runs["bare"], strict=True)]
+    in_turn = [w["cpu"] / b["cpu"] for w, b in zip(runs["workflow"], runs["bare 1"], strict=True)]
     walls = [w["wall"] / g["wall"] for w, g in zip(runs["workflow"], runs["gdal"], strict=True)]
     jobs = count + len(tiles)  # tile-months and the tiles' chip baselines
     overhead = [
@@ -200,6 +211,7 @@ def compare_methods(tiles, months, cores: int, repeat: int, pixel: float) -> dic
     ]
     used = [r["cpu"] / r["wall"] / cores for r in runs["workflow"]]
     print(f"workflow/bare CPU (paired): {spread(paired, 2)}   goal <= 1.10")
+    print(f"workflow/bare 1 CPU (paired): {spread(in_turn, 2)}")
     print(f"workflow overhead per job: {spread(overhead, 2)} CPU-s, {jobs} jobs   goal < 0.5")
     print(f"workflow/gdal wall (paired): {spread(walls, 2)}")
     print(f"workflow share of the cores busy: {spread(used, 2)}   goal > 0.90")
@@ -273,7 +285,8 @@ def main() -> None:
     parser.add_argument("--pixel", type=float, default=MODEL_PIXEL, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        return bare(args.bare[0].split(","), [int(m) for m in args.bare[1:]], args.pixel)
+        tiles, months = args.bare[0].split(","), [int(m) for m in args.bare[1:]]
+        return bare(tiles, months, args.pixel, args.cores)
     if args.smoke:
         args.tiles, args.months, args.repeat, args.pixel = 1, 2, 1, 10 * MODEL_PIXEL
     tiles = list(TILE_CORNERS)[: args.tiles]

@@ -48,8 +48,8 @@ def test_dry_run_benchmark_reports_time_and_memory():
 def test_rebuild_benchmark_times_the_workflow_gdal_and_bare_mosaics_and_prices_encodings():
     output = run("rebuild.py", "--smoke")
     table = output.split("median (min-max) of 1\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert [line.split()[0] for line in table[1:4]] == ["workflow", "gdal", "bare"]
-    assert "workflow/bare CPU (paired): " in output
+    assert [line[:9].strip() for line in table[1:5]] == ["workflow", "gdal", "bare", "bare 1"]
+    assert "workflow/bare CPU (paired): " in output and "workflow/bare 1 CPU (paired): " in output
     encodings = output.split("Encodings of one tile-month's levels", 1)[1].splitlines()
     assert [line for line in encodings if line.endswith("<- default")][0].startswith("ZSTD 9 ")
 
