@@ -184,12 +184,12 @@ FULL_COLLECTIONS_WHILE_PLANNING = 2**31 - 1
 
 
 def exit_promptly() -> None:
-    """Let the process exit as soon as Snakemake is done with it, once the run has ended.
+    """Once the run has ended, cancel the timers Snakemake's scheduler left waiting.
 
-    - Cancel the timers Snakemake's scheduler left waiting. With ``max-jobs-per-timespan``
-      (300/3s in the profiles), each pass of the scheduler starts a ``threading.Timer`` of
-      the timespan to wake it again (snakemake 9.27, ``JobScheduler._schedule_reevalutation``),
-      and Python waits for the last one before it exits: up to 3 s idle.
+    With ``max-jobs-per-timespan`` (300/3s in the profiles), each pass of the scheduler
+    starts a ``threading.Timer`` of the timespan to wake it again (snakemake 9.27,
+    ``JobScheduler._schedule_reevalutation``), and Python waits for the last one before the
+    process exits: up to 3 s idle.
     """
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
