@@ -117,7 +117,7 @@ def test_the_main_process_walks_every_object_never_while_planning_and_seldom_aft
 #: A process that leaves a reference cycle (as Snakemake's DAG is) for Python's exit, with
 #: or without etm's main process; the cycle says when it is freed.
 CYCLE_AT_EXIT = """
-import os, sys
+import gc, os, sys
 from pathlib import Path
 import yaml
 from etm.config import load_settings, read_schema
@@ -132,6 +132,7 @@ class Node:
     def __del__(self, write=os.write):
         write(1, b"freed")
 
+gc.collect()  # no young collection can come before the exit's
 node = Node()
 node.itself = node
 del node
