@@ -6,8 +6,8 @@ or values cannot be those of the chip its folder names:
 - one band of float32 or float64 (the model writes float64, NaN where it has no value),
   holding millimetres as stored: no scale or offset tag, no unit tag other than mm;
 - a finite, north-up geotransform;
-- its footprint: the upper-left corner within half a pixel of the name's corner, and its
-  size the chip's square on its pixel lattice, or one pixel more (the model's overlap);
+- its footprint: the chip's named square on the master lattice, each edge within a pixel
+  of the square's either way (chips cut with nearest, outward or inward rounding);
 - no infinite value, and none beyond the range of the output type. A nodata tag, or a
   mask band, is honoured: the tagged value, or what the pixels the mask leaves out hold,
   is missing (NaN), never data.
@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 FLOAT_TYPES = ("float32", "float64")
 #: Unit tags a chip may carry (the model writes none; every product is in mm).
 MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
-#: Slack on the half-pixel corner tolerance, for rounding in the stored geotransform.
+#: How far a chip's edges may lie from its named square's, in pixels, either way: chips
+#: cut from the master lattice with nearest, outward or inward rounding.
+EDGE_SLACK_PX = 1.0
+#: Slack on that tolerance, for rounding in the stored geotransform.
 CORNER_SLACK_PX = 1e-6
 
 
@@ -133,7 +136,12 @@ def check_header(
 
 
 def check_footprint(name: str, transform, width: int, height: int, expected: ChipExpectation):
-    """Refuse a chip whose corner or size is not its name's square on its pixel lattice.
+    """Refuse a chip whose footprint is not its name's square, give or take a pixel a side.
+
+    Chips are cut from one master lattice: their edges fall on its lines, up to a pixel
+    outside their named square (outward rounding: ``rasterio.mask(crop=True)``,
+    ``gdalwarp -tap``), inside it (inward rounding) or either (nearest). Beyond a pixel
+    on any side, the file is another chip's, shifted, cut short or padded.
 
     Raises
     ------
@@ -142,28 +150,33 @@ def check_footprint(name: str, transform, width: int, height: int, expected: Chi
     chip = expected.chip
     west, north, edge = chip.west / 10, chip.north / 10, expected.size / 10
     xres, yres = transform.a, -transform.e
-    dx, dy = (transform.c - west) / xres, (north - transform.f) / yres
-    if max(abs(dx), abs(dy)) > 0.5 + CORNER_SLACK_PX:
+    # How far each edge lies outside the named square, in pixels (negative: inside).
+    left, top = (west - transform.c) / xres, (transform.f - north) / yres
+    if max(abs(left), abs(top)) > EDGE_SLACK_PX + CORNER_SLACK_PX:
         corner = Chip(round(transform.f * 10), round(transform.c * 10))
         near = max(
             abs(corner.west / 10 - transform.c) / xres, abs(corner.north / 10 - transform.f) / yres
         )
-        whose = f"it looks like {corner.name}'s file" if near <= 0.5 else "it is another file"
+        whose = (
+            f"it looks like {corner.name}'s file" if near <= EDGE_SLACK_PX else "it is another file"
+        )
         raise ChipContentError(
             name,
             f"its upper-left corner is at {_corner_text(transform.c, transform.f)}, "
-            f"{math.hypot(dx, dy):.1f} pixels from its name's corner "
+            f"{math.hypot(left, top):.1f} pixels from its name's corner "
             f"{_corner_text(west, north)}: {whose}, not this chip's",
         )
-    columns = round((west + edge - transform.c) / xres)
-    rows = round((transform.f - (north - edge)) / yres)
-    if width not in (columns, columns + 1) or height not in (rows, rows + 1):
-        raise ChipContentError(
-            name,
-            f"is {width} x {height} pixels; its {edge:g}-degree square on its pixel lattice "
-            f"is {columns} x {rows} (or one pixel more, the model's overlap): it is cut "
-            "short or padded, not this chip's file",
-        )
+    right = (transform.c + width * xres - (west + edge)) / xres
+    bottom = ((north - edge) - (transform.f - height * yres)) / yres
+    for side, beyond in (("east", right), ("south", bottom)):
+        if abs(beyond) > EDGE_SLACK_PX + CORNER_SLACK_PX:
+            where = "beyond" if beyond > 0 else "short of"
+            raise ChipContentError(
+                name,
+                f"is {width} x {height} pixels: its {side} edge is {abs(beyond):.1f} pixels "
+                f"{where} its {edge:g}-degree square's (at most one pixel either way, as cut "
+                "from the master lattice): it is cut short or padded, not this chip's file",
+            )
 
 
 def clean_values(

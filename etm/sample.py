@@ -1,11 +1,12 @@
 """A small, realistic sample of the model's chips, for the demo, the tests and benchmarks.
 
 Chips are written the way the model writes them: 2-degree squares cut from one master
-pixel lattice (so neighbours overlap by a pixel where a chip edge falls inside a pixel),
-float64, uncompressed, one-row strips, NaN for missing pixels and no nodata tag, at
-``<root>/ws-out/USA/<run>/run_<tile>/<tile>/chip<N>N<E>E/<YYYY>/<product>_<YYYYMM>.tif``.
+pixel lattice with outward rounding, as ``rasterio.mask(crop=True)`` cuts them (so a
+chip's corner lies up to a pixel west and north of its name's, and neighbours overlap by
+a pixel); float64, uncompressed, one-row strips, NaN for missing pixels and no nodata
+tag, at ``<root>/ws-out/USA/<run>/run_<tile>/<tile>/chip<N>N<E>E/<YYYY>/<product>_<YYYYMM>.tif``.
 
-Usage: ``python -m etm.sample <root> [--pixel DEG] [--months 1 2 ...]``
+Usage: ``python -m etm.sample <root> [--pixel DEG] [--months 1 2 ...] [--rounding inward]``
 """
 
 from __future__ import annotations
@@ -60,16 +61,30 @@ class ChipGrid:
     lats: np.ndarray
 
 
-def chip_grid(chip: Chip, pixel: float, size_deg: float = 2.0) -> ChipGrid:
-    """The master-lattice pixels of a chip: from the lattice corner nearest its own corner
-    to the first lattice line at or past its square's far edges (so a chip overlaps its
-    east and south neighbours by a pixel where its edge falls inside a pixel)."""
+#: How a chip's window on the master lattice is rounded from its named square: outward
+#: (floor of the start, ceiling of the end: ``rasterio.mask(crop=True)``, ``gdalwarp -tap``),
+#: nearest start with the end at the first lattice line at or past the square, or inward.
+ROUNDINGS = {
+    "outward": (math.floor, math.ceil),
+    "nearest": (round, lambda end: math.ceil(end - 1e-9)),
+    "inward": (math.ceil, math.floor),
+}
+
+
+def chip_grid(
+    chip: Chip, pixel: float, size_deg: float = 2.0, rounding: str = "outward"
+) -> ChipGrid:
+    """The master-lattice pixels of a chip's named square, rounded to whole pixels.
+
+    With the default outward rounding a chip covers its square and up to a pixel more on
+    each side, so neighbours overlap by a pixel; inward rounding leaves the pixel where
+    two chips meet to neither.
+    """
+    start, end = ROUNDINGS[rounding]
     x0, y0 = MASTER_ORIGIN
     north, west = chip.north / 10, chip.west / 10
-    first_col = round((west - x0) / pixel)
-    last_col = math.ceil((west + size_deg - x0) / pixel - 1e-9)
-    first_row = round((y0 - north) / pixel)
-    last_row = math.ceil((y0 - north + size_deg) / pixel - 1e-9)
+    first_col, last_col = start((west - x0) / pixel), end((west + size_deg - x0) / pixel)
+    first_row, last_row = start((y0 - north) / pixel), end((y0 - north + size_deg) / pixel)
     cols, rows = np.arange(first_col, last_col), np.arange(first_row, last_row)
     transform = Affine(pixel, 0, x0 + first_col * pixel, 0, -pixel, y0 - first_row * pixel)
     return ChipGrid(transform, x0 + (cols + 0.5) * pixel, y0 - (rows + 0.5) * pixel)
@@ -134,6 +149,7 @@ def write_sample(
     chips_per_side: int = 5,
     decoys: bool = True,
     tiles: tuple[str, ...] = SAMPLE_TILES,
+    rounding: str = "outward",
 ) -> list[str]:
     """Write the sample's chips (and decoys the verifier must ignore).
 
@@ -154,6 +170,8 @@ def write_sample(
         Which tiles (of :data:`TILE_CORNERS`).
     decoys : bool
         Also write the decoy files.
+    rounding : str
+        How chips are cut from the master lattice (:data:`ROUNDINGS`).
 
     Returns
     -------
@@ -163,7 +181,7 @@ def write_sample(
     written = []
     for tile in tiles:
         for chip in tile_chips(tile, chips_per_side):
-            grid = chip_grid(chip, pixel)
+            grid = chip_grid(chip, pixel, rounding=rounding)
             for year in years:
                 folder = os.path.join(tile_prefix(root, tile), chip.name, f"{year}")
                 for product in products:
@@ -190,6 +208,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, nargs="+", default=list(range(1, 13)))
     parser.add_argument("--products", nargs="+", default=["etasw", "netet"])
     parser.add_argument("--chips-per-side", type=int, default=5)
+    parser.add_argument("--rounding", choices=ROUNDINGS, default="outward")
     args = parser.parse_args()
     written = write_sample(
         args.root,
@@ -198,6 +217,7 @@ def main() -> None:
         months=tuple(args.months),
         pixel=args.pixel,
         chips_per_side=args.chips_per_side,
+        rounding=args.rounding,
     )
     print(f"wrote {len(written)} chip files under {args.root}")
 

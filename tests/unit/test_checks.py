@@ -22,17 +22,18 @@ from etm.checks import (
 from etm.errors import ChipContentError, SuspectChipError
 from etm.grid import Chip
 from etm.listing import LocalListing
-from etm.sample import MODEL_PIXEL, TILE_CORNERS, chip_grid, tile_chips
+from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chips
 
 CHIP = Chip(434, -1028)
 EXPECTED = ChipExpectation(CHIP, 20)
 
 
+@pytest.mark.parametrize("rounding", ROUNDINGS)
 @pytest.mark.parametrize("pixel", [MODEL_PIXEL, 10 * MODEL_PIXEL])
-def test_every_chip_the_model_writes_passes_on_both_pixel_sizes(pixel):
+def test_every_chip_the_model_writes_passes_on_both_pixel_sizes(pixel, rounding):
     for tile in TILE_CORNERS:
         for chip in tile_chips(tile):
-            grid = chip_grid(chip, pixel)
+            grid = chip_grid(chip, pixel, rounding=rounding)
             check_footprint(
                 chip.name, grid.transform, len(grid.lons), len(grid.lats), ChipExpectation(chip, 20)
             )
@@ -48,13 +49,14 @@ def footprint(dx_px=0.0, dy_px=0.0, grow=0):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(dx_px=0.6), "its upper-left corner is at .*, 0.6 pixels from its name's corner"),
+        (dict(dx_px=1.2), "its upper-left corner is at .*, 1.2 pixels from its name's corner"),
+        (dict(dy_px=-1.1), "1.1 pixels from its name's corner"),
         (dict(dx_px=-961.07), "it looks like chip43.4N-104.8E's file, not this chip's"),
         (
             dict(grow=-3),
-            "is 958 x 958 pixels; its 2-degree square on its pixel lattice is 961 x 961",
+            "is 958 x 958 pixels: its east edge is 3.1 pixels short of its 2-degree square's",
         ),
-        (dict(grow=+3), "is 964 x 964 pixels"),
+        (dict(grow=+3), "is 964 x 964 pixels: its east edge is 2.9 pixels beyond"),
     ],
 )
 def test_a_chip_off_its_corner_or_of_another_size_is_refused(change, message):
@@ -62,10 +64,22 @@ def test_a_chip_off_its_corner_or_of_another_size_is_refused(change, message):
         check_footprint("c.tif", *footprint(**change), EXPECTED)
 
 
-def test_the_models_one_pixel_overlap_is_allowed():
-    transform, width, height = footprint()
-    check_footprint("c.tif", transform, width + 1, height + 1, EXPECTED)
-    check_footprint("c.tif", footprint(dx_px=0.4)[0], width, height, EXPECTED)
+@pytest.mark.parametrize(
+    "corner_px, extra_px",
+    [(0, 1), (0.4, 0), (-1, 2), (-0.7, 1), (1, -1), (0.9, -1), (1, 0), (0, 0)],
+)
+def test_each_edge_may_lie_a_pixel_either_way_of_the_named_square(corner_px, extra_px):
+    """Outward rounding (corner west and north, wider), inward (corner inside, narrower) and
+    nearest; the named square is 961.07 model pixels wide."""
+    transform = footprint(dx_px=corner_px, dy_px=corner_px)[0]
+    check_footprint("c.tif", transform, 961 + extra_px, 961 + extra_px, EXPECTED)
+
+
+def test_an_edge_a_pixel_and_more_off_is_refused():
+    with pytest.raises(ChipContentError, match="its south edge is 1.9 pixels beyond"):
+        check_footprint("c.tif", footprint()[0], 961, 963, EXPECTED)
+    with pytest.raises(ChipContentError, match="its east edge is 1.1 pixels short of"):
+        check_footprint("c.tif", footprint(dx_px=-1, dy_px=-1)[0], 961, 962, EXPECTED)
 
 
 @pytest.mark.parametrize(

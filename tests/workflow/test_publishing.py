@@ -501,7 +501,7 @@ def test_timeseries_outside_the_region_is_one_line(demo):
     )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        "etm error: point (-60.0, 42.0) is outside the published region (west -116.7999, "
+        "etm error: point (-60.0, 42.0) is outside the published region (west -116.8207, "
         "south 37.3922, east -96.7806, north 47.4018)"
     ]
 
