@@ -377,7 +377,12 @@ def has_mask_band(dataset) -> bool:
 
 
 def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
-    """Each chip's usual NaN share: the median over a few of its files.
+    """Each chip's usual NaN share: the least over a few of its files.
+
+    The model's NaN mask does not change from month to month, and a file written without
+    (all of) its data only has more NaN: so the least share is the chip's own, however many
+    of the files it is read from went wrong (a median is outvoted by two bad files of
+    three, as a model run that died mid-archive leaves them).
 
     Parameters
     ----------
@@ -387,7 +392,7 @@ def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
     Returns
     -------
     dict
-        Chip name to its median NaN share; an unreadable file is left out (its month's
+        Chip name to its least NaN share; an unreadable file is left out (its month's
         mosaic names it).
     """
     from rasterio.errors import RasterioError
@@ -401,7 +406,7 @@ def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
             except RasterioError:
                 continue
         if shares:
-            usual[chip] = float(np.median(shares))
+            usual[chip] = min(shares)
     return usual
 
 
@@ -412,8 +417,8 @@ def reference_files(
 
     For each chip, the first, middle and last of the monthly files of ``product`` in its
     first, middle and last year folders found: the model's NaN mask does not change with
-    the month, and three spread-out files outvote one written without data, even in an
-    archive of one year.
+    the month: the least share of three spread-out files is the chip's own, even if two
+    were written without data (:func:`usual_nan_shares`).
 
     Parameters
     ----------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import math
 import os
 import posixpath
 from dataclasses import dataclass
@@ -71,6 +73,8 @@ class Settings:
     months: tuple[int, ...]
     tiles: dict[str, TileSpec]
     output: str
+    #: The output prefix's own folder name (:func:`output_key`).
+    key: str
     missing_chips: str
     chip_size: int
     reports_dir: str
@@ -180,6 +184,24 @@ def describe_violation(error: jsonschema.ValidationError) -> str:
     return f"config key '{where or '(top level)'}': {error.message}"
 
 
+def check_finite(value: object, key: str = "") -> None:
+    """Refuse NaN and infinities anywhere in a config: YAML reads ``.nan`` and ``.inf`` as
+    numbers, which pass a schema's bounds (every comparison with NaN is false) and would turn
+    a check off.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (``plausibility.ranges.etasw.0``).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}': {value} is not a finite number; write a number")
+    if isinstance(value, dict | list):
+        children = value.items() if isinstance(value, dict) else enumerate(value)
+        for name, child in children:
+            check_finite(child, f"{key}.{name}" if key else str(name))
+
+
 def validate(config: dict, schema: dict) -> None:
     """Validate a config in place, filling schema defaults.
 
@@ -197,6 +219,7 @@ def validate(config: dict, schema: dict) -> None:
     """
     import jsonschema
 
+    check_finite(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -243,7 +266,7 @@ def resolved(path: str, local: bool) -> str:
     return posixpath.normpath(path.lstrip("/")) + "/"
 
 
-def check_prefixes(inputs: list[str], output: str, reports_dir: str | None, local: bool) -> None:
+def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool) -> None:
     """Refuse braces in a prefix, a prefix listed twice, and writing where chips are.
 
     Paths are compared resolved: an absolute output path inside a relative input prefix,
@@ -256,7 +279,7 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str | None, loca
     """
     written = {"enduser_cog_output": output}
     if local:  # reports are always local files: only local chips can be under them
-        written["reports_dir"] = reports_dir or default_reports_dir(output)
+        written["reports_dir"] = reports_dir
     for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
         if not local:
             check_bucket(f"config key '{key}'", path)
@@ -332,9 +355,20 @@ def check_bucket(setting: str, path: str) -> None:
         raise ConfigError(f"{setting}: {error}") from None
 
 
-def default_reports_dir(output: str) -> str:
-    """The reports folder of an output prefix: ``reports/<prefix with / as _>``."""
-    return "reports/" + "_".join(part for part in output.split("/") if part not in ("", "."))
+def output_key(output: str, local: bool) -> str:
+    """A folder name for one output prefix and no other, under which a run keeps its reports,
+    logs and chip baselines: the prefix with ``/`` as ``_`` (a local one relative to the
+    working directory when inside it), and 8 hex digits of the SHA-256 of where it is (the
+    resolved local folder, or ``s3://bucket/prefix``), so that ``pub/x`` and ``pub_x``, or
+    ``/data/out`` and ``data/out``, never share one."""
+    if local:  # one folder however it is written: relative, absolute, through a link
+        where = os.path.realpath(output)
+        inside = os.path.relpath(where)
+        output = where if inside.startswith("..") else inside
+    else:
+        where = f"s3://{resolved(output, local).rstrip('/')}"
+    readable = "_".join(part for part in output.split("/") if part not in ("", "."))
+    return f"{readable[:80]}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
 
 def obsolete_notes(config: dict) -> tuple[str, ...]:
@@ -476,7 +510,8 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             f"config key 'end_year': {config['end_year']} is before start_year "
             f"{config['start_year']}"
         )
-    check_prefixes(inputs, output, config["reports_dir"], local)
+    key = output_key(output, local)
+    check_prefixes(inputs, output, config["reports_dir"] or f"reports/{key}", local)
     if config["annual"] and len(set(config["months"])) < 12:
         raise ConfigError(
             "config key 'annual': a year is made from all 12 months; remove 'months' "
@@ -513,9 +548,10 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         months=tuple(sorted(set(config["months"]))),
         tiles=tiles,
         output=output,
+        key=key,
         missing_chips=config["missing_chips"],
         chip_size=chip_size,
-        reports_dir=(config["reports_dir"] or default_reports_dir(output)).rstrip("/"),
+        reports_dir=(config["reports_dir"] or f"reports/{key}").rstrip("/"),
         cog=dict(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],

@@ -90,6 +90,10 @@ class ChipContentError(ChipError):
     """A chip's header or values are not those of the chip its name says."""
 
 
+class ChipChangedError(ChipError):
+    """A chip was rewritten while its month was built, or since the run listed it."""
+
+
 class SuspectChipError(ChipError):
     """A chip's values are implausible, and suspect chips block their month."""
 

@@ -149,6 +149,8 @@ class Verification:
     missing: list[ChipMonth]
     unexpected: dict[str, list[Chip]]
     truncated: list[ChipMonth]
+    #: Chips listed in unproduced_chips that have files: left out of every mosaic.
+    left_out: list[ChipMonth] = field(default_factory=list)
     #: Chips refused or found suspect by their month's last mosaic, still unchanged:
     #: ChipMonth to :class:`etm.findings.ChipFinding` (see :func:`etm.findings.current`).
     findings: dict = field(default_factory=dict)
@@ -168,14 +170,14 @@ class Verification:
         prefix = self.settings.tiles[missing.tile].prefixes[0]
         return chip_path(prefix, missing.chip, missing.product, missing.year, missing.month)
 
-    def chip_paths(self, tile: str, product: str, year: int, month: int) -> list[str]:
-        """The chip files of one tile-month, in reading order; see :func:`month_paths`."""
-        return month_paths(tile, self.expected[tile], self.inventories[tile], product, year, month)
+    def chip_files(self, tile: str, product: str, year: int, month: int) -> list[StoredObject]:
+        """The chip files of one tile-month, in reading order; see :func:`month_files`."""
+        return month_files(tile, self.expected[tile], self.inventories[tile], product, year, month)
 
 
-def month_paths(
+def month_files(
     tile: str, chips: Iterable[Chip], inventory: TileInventory, product: str, year: int, month: int
-) -> list[str]:
+) -> list[StoredObject]:
     """The chip files of one tile-month, in the order of ``chips``.
 
     Raises
@@ -184,7 +186,7 @@ def month_paths(
         If a chip of that month is missing.
     """
     try:
-        return [inventory.files[(chip, product, year, month)].path for chip in chips]
+        return [inventory.files[(chip, product, year, month)] for chip in chips]
     except KeyError as error:
         raise MissingChipsError(
             f"{tile} {error.args[0][0]} {product} {year}-{month:02d}: chip missing; "
@@ -243,8 +245,8 @@ def _expected_chips(settings: Settings, spec: TileSpec, inventory: TileInventory
             "; move or delete it, or fix chip_size_deg",
         )
     if spec.chips is not None:
-        outside = sorted(set(found) - set(spec.chips), key=chip_order)
-        return tuple(sorted(spec.chips, key=chip_order)), outside
+        outside = set(found) - set(spec.chips) - settings.unproduced
+        return tuple(sorted(spec.chips, key=chip_order)), sorted(outside, key=chip_order)
     if not found:
         return (), []
     frame, outside = tile_frame(found, size, grid.size, (grid.north, grid.west))
@@ -279,7 +281,7 @@ def verify(settings: Settings, listing: Listing) -> Verification:
     MissingChipsError
         If a tile without configured chips has no chips at all.
     """
-    expected, inventories, unexpected, missing, truncated = {}, {}, {}, [], []
+    expected, inventories, unexpected, missing, truncated, left_out = {}, {}, {}, [], [], []
     for name, spec in settings.tiles.items():
         inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
         for folder, reason in inventory.bad_folders.items():
@@ -302,12 +304,17 @@ def verify(settings: Settings, listing: Listing) -> Verification:
             if (chip, product, year, month) not in inventory.files
         )
         truncated.extend(ChipMonth(name, *key) for key in undersized(inventory.files))
-    return Verification(settings, expected, inventories, missing, unexpected, truncated)
+        left_out.extend(
+            ChipMonth(name, *key) for key in inventory.files if key[0] in settings.unproduced
+        )
+    return Verification(
+        settings, expected, inventories, missing, unexpected, truncated, left_out=left_out
+    )
 
 
-def month_chip_paths(
+def month_chip_files(
     settings: Settings, listing: Listing, tile: str, product: str, year: int, month: int
-) -> list[str]:
+) -> list[StoredObject]:
     """The chip files of one tile-month, from listings of that year's chip folders only.
 
     Used inside job processes, which must not list the whole archive again.
@@ -319,7 +326,7 @@ def month_chip_paths(
     """
     chips = job_chips(settings, listing, tile)
     inventory = month_inventory(settings, listing, tile, chips, product, year)
-    return month_paths(tile, chips, inventory, product, year, month)
+    return month_files(tile, chips, inventory, product, year, month)
 
 
 def job_chips(settings: Settings, listing: Listing, tile: str) -> list[Chip]:

@@ -151,7 +151,8 @@ def _function(step: str) -> Callable[..., object]:
 
 
 def publish_job(input, output, params, threads: int, resources, log_files) -> JobFailed | None:
-    """The rules mosaic_tile and mosaic_region: :func:`etm.publish.publish` on their files.
+    """The rules mosaic_tile and mosaic_region: :func:`etm.publish.publish` of their period's
+    plan (``params.plan``) on their files.
 
     Parameters are the ``run:`` block's own (Snakemake's named lists).
     """
@@ -159,17 +160,18 @@ def publish_job(input, output, params, threads: int, resources, log_files) -> Jo
         thumbnail=output.get("thumbnail"),
         baseline=input.get("baseline"),
         findings=log_files.get("findings"),
+        record=log_files.get("provenance"),
     )  # Snakemake's files are str subclasses: passed on as str, to pickle plainly
     return run_step(
         str(log_files.job),
         "etm.publish:publish",
+        plan=params.plan,
         sources=[str(source) for source in input.sources],
         cog=str(output.cog),
         item=str(output.item),
         threads=threads,
         tmpdir=resources.tmpdir,
         **{name: str(path) if path else None for name, path in optional.items()},
-        **params.publish,
     )
 
 
@@ -184,13 +186,14 @@ def completeness_job(input, log_files) -> JobFailed | None:
     )
 
 
-def baseline_job(output, params, log_files) -> JobFailed | None:
-    """The rule chip_baseline: :func:`etm.checks.write_baseline` for its tile."""
+def baseline_job(output, options: dict, log_files) -> JobFailed | None:
+    """The rule chip_baseline: :func:`etm.checks.write_baseline` for its tile, with the
+    ``options`` of :meth:`etm.run.Process.baseline_options`."""
     return run_step(
         str(log_files[0]),
         "etm.checks:write_baseline",
         baseline=str(output.baseline),
-        **params.baseline,
+        **options,
     )
 
 

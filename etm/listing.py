@@ -18,12 +18,31 @@ from etm.errors import StorageError
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     """One stored file: its path as the config spells it, its size and modification time,
-    and on S3 its ETag (the MD5 of its bytes, for an object stored in one part)."""
+    and its identity: on S3 its ETag (the MD5 of its bytes, for an object stored in one
+    part), locally its status (see :func:`local_identity`)."""
 
     path: str
     size: int
     mtime: float
     etag: str | None = None
+    #: Locally, :func:`local_identity` of the file.
+    status: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """What changes whenever the object's bytes may have: ``etag:<ETag>`` on S3, else
+        :func:`local_identity`."""
+        return f"etag:{self.etag}" if self.etag is not None else self.status or ""
+
+
+def local_identity(stat: os.stat_result) -> str:
+    """A local file's identity: inode, size, and modification and change times in ns.
+
+    The change time (ctime) moves whenever the file is written and cannot be set back, so
+    a rewrite that keeps an older modification time (``cp -p``, ``rsync -a``) still
+    changes it.
+    """
+    return f"stat:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
 
 
 def join(prefix: str, *parts: str) -> str:
@@ -104,7 +123,9 @@ class LocalListing:
                         folders.append((path, above | {here}))
                     elif entry.is_file(follow_symlinks=True):
                         stat = entry.stat(follow_symlinks=True)
-                        yield StoredObject(path, stat.st_size, stat.st_mtime)
+                        yield StoredObject(
+                            path, stat.st_size, stat.st_mtime, status=local_identity(stat)
+                        )
                 except OSError as error:
                     raise StorageError(
                         f"cannot read {path}: {error.strerror}; remove or fix it"

@@ -12,7 +12,7 @@ Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from etm.checks import ChipChecks, ChipPolicy
@@ -22,18 +22,31 @@ from etm.inventory import ChipMonth, Verification
 
 TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
 REGION = "mosaic/{product}/{year}/{product}_{period}"
-#: Job logs of the mosaic rules: ``etm.notify`` reads what a failed job built from them.
-TILE_LOG = "logs/mosaic_tile/{tile}/{year}/{product}_{period}.log"
-REGION_LOG = "logs/mosaic_region/{year}/{product}_{period}.log"
+#: What a run keeps for its output prefix, apart from every other prefix's: under
+#: ``logs/<key>`` (:attr:`etm.config.Settings.key`; on S3, in the work area) its job logs,
+#: each tile-month's findings and provenance record, and each tile's chip baseline.
+LOGS = "logs/{key}"
+#: Job logs of the mosaic rules, under :data:`LOGS`: ``etm.notify`` reads what a failed job
+#: built from them.
+TILE_LOG = "mosaic_tile/{tile}/{year}/{product}_{period}.log"
+REGION_LOG = "mosaic_region/{year}/{product}_{period}.log"
 #: Where each tile-month's mosaic records the chips it refused or found suspect.
-FINDINGS_LOG = "logs/findings/{tile}/{year}/{product}_{period}.json"
-#: Each tile's chips' usual NaN shares (rule chip_baseline), in the work area.
+FINDINGS_LOG = "findings/{tile}/{year}/{product}_{period}.json"
+#: Where each tile-month's mosaic records what it was built from (:mod:`etm.provenance`),
+#: by the COG's name: the record's path names its month.
+PROVENANCE_LOG = f"provenance/{TILE}.json"
+#: Each tile's chips' usual NaN shares (rule chip_baseline).
 BASELINE = "baselines/{tile}.json"
 #: Where the work area keeps published Items' texts for the STAC catalog on S3, per output
 #: prefix: those the last catalog read (``.ndjson``), and under the folder of the same name
 #: each region period's, tiles' Items included, kept by its job
 #: (:meth:`Publication.kept_items`).
 KEPT_ITEMS = "{work}/stac_items/{output}"
+
+
+def kept(settings: Settings, template: str) -> str:
+    """A path a run keeps for its output prefix (a template under :data:`LOGS`)."""
+    return f"{LOGS.format(key=settings.key)}/{template}"
 
 
 @dataclass(frozen=True, order=True)
@@ -307,12 +320,6 @@ def item_options(settings: Settings, publication: Publication) -> dict:
     )
 
 
-def tile_items(settings: Settings, product: str, period: Period) -> list[dict]:
-    """:func:`item_options` of a period's tiles, in the order of the region period's
-    sources (:func:`region_sources`)."""
-    return [item_options(settings, Publication(product, period, tile)) for tile in settings.tiles]
-
-
 def still_missing(
     verification: Verification, found: dict, tile: str, product: str, year: int, month: int
 ) -> list[str]:
@@ -324,7 +331,7 @@ def still_missing(
     ]
 
 
-def chip_checks(settings: Settings, product: str, chip_paths: list[str]) -> ChipChecks:
+def chip_checks(settings: Settings, product: str, chip_paths: Sequence[str]) -> ChipChecks:
     """How a tile-month's chips are checked (see :mod:`etm.checks`)."""
     return ChipChecks(
         tuple(chip_name(path) for path in chip_paths),
@@ -337,37 +344,81 @@ def chip_checks(settings: Settings, product: str, chip_paths: list[str]) -> Chip
     )
 
 
-def publish_options(
+@dataclass(frozen=True)
+class Source:
+    """A period's source as the user knows it (an S3 URL or a local path), and its identity
+    when the run listed it (:attr:`etm.listing.StoredObject.identity`; empty for etm's own
+    COGs)."""
+
+    name: str
+    identity: str = ""
+
+
+@dataclass(frozen=True)
+class PeriodPlan:
+    """Everything a tile or region period's job needs but the local paths Snakemake gives it:
+    what it publishes and where, its sources with their identities, how they are checked,
+    combined and encoded, and what the work area keeps of it."""
+
+    publication: Publication
+    sources: tuple[Source, ...]
+    #: The COG, as the user knows it.
+    destination: str
+    #: :func:`etm.stac.item_for`'s parameters (:func:`item_options`).
+    item: dict
+    #: How sources are combined per pixel (:func:`etm.mosaic.write_levels`).
+    combine: str
+    #: The config's ``cog`` section.
+    encoding: dict
+    gdal_cache_mb: int
+    #: The run prefixes the chips came from, named in the COG's metadata.
+    prefixes: tuple[str, ...]
+    #: A tile-month's chip checks; None for etm's own COGs.
+    checks: ChipChecks | None = None
+    #: Chips still missing after the model was rerun for them.
+    missing: tuple[str, ...] = ()
+    #: On S3, where a region period's job keeps its Items and its tiles' for the catalog.
+    kept_items: str | None = None
+    #: With ``kept_items``, :func:`item_options` of each source's Item.
+    tile_items: tuple[dict, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """For people: ``tile r50.0_tile6 etasw 2020-07``, ``region etasw 2020``."""
+        p = self.publication
+        place = f"tile {p.tile}" if p.tile else "region"
+        return f"{place} {p.product} {p.period.label}"
+
+
+def period_plan(
     settings: Settings,
+    publication: Publication,
     *,
-    tile: str | None,
-    product: str,
-    period: Period,
-    sources: list[str],
-    names: list[str],
+    sources: Sequence[Source],
     destination: str,
-    missing: list[str],
-    prefixes: list[str],
+    missing: Sequence[str],
+    prefixes: Sequence[str],
     kept: str | None = None,
-) -> dict:
-    """The named parameters of :func:`etm.publish.publish` for one tile or region period,
-    but for the local paths Snakemake gives the job. With ``kept`` (:data:`KEPT_ITEMS`, on
-    S3), a region period's job keeps its tiles' Items and its own for the catalog."""
-    publication = Publication(product, period, tile)
+) -> PeriodPlan:
+    """The plan of one tile or region period. With ``kept`` (:data:`KEPT_ITEMS`, on S3), a
+    region period's job keeps its tiles' Items and its own for the catalog."""
+    tile, product, period = publication.tile, publication.product, publication.period
     item = item_options(settings, publication)
     keeps = kept is not None and tile is None
-    checked = tile is not None and period.is_month
-    return dict(
-        item_href=item.pop("href"),
-        **item,
-        kept_items=publication.kept_items(kept) if keeps else None,
-        tile_items=tile_items(settings, product, period) if keeps else [],
+    # In the order of the region period's sources (:func:`region_sources`).
+    tiles = [replace(publication, tile=name) for name in settings.tiles] if keeps else []
+    names = [source.name for source in sources]
+    return PeriodPlan(
+        publication,
+        tuple(sources),
+        destination,
+        item,
         combine=(item["aggregation"] if tile else None) or "first",
-        missing=missing,
-        checks=chip_checks(settings, product, sources) if checked else None,
-        names=names,
-        destination_name=destination,
-        prefixes=prefixes,
-        gdal_cache_mb=settings.gdal_cache_mb,
         encoding=settings.cog,
+        gdal_cache_mb=settings.gdal_cache_mb,
+        prefixes=tuple(prefixes),
+        checks=chip_checks(settings, product, names) if tile and period.is_month else None,
+        missing=tuple(missing),
+        kept_items=publication.kept_items(kept) if keeps else None,
+        tile_items=tuple(item_options(settings, p) for p in tiles),
     )

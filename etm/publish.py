@@ -8,13 +8,17 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from etm import stac
-from etm.checks import ChipChecks, ChipExpectation, Findings, judge
+import rasterio
+
+from etm import provenance, stac
+from etm.checks import ChipExpectation, Findings, judge
 from etm.cog import Metadata, build_cog
-from etm.errors import ChipError, EmptyMosaicError, MissingChipsError
+from etm.errors import ChipChangedError, ChipError, EmptyMosaicError, MissingChipsError
+from etm.files import write_whole
 from etm.grid import Chip
+from etm.listing import local_identity
 from etm.mosaic import Mosaic
-from etm.plan import Period
+from etm.plan import PeriodPlan
 from etm.products import PRODUCTS
 
 log = logging.getLogger(__name__)
@@ -33,21 +37,32 @@ def _write_findings(path: str, findings: Findings) -> None:
 
 
 def _checked_build(
-    sources, cog, names, label: str, checks: ChipChecks, baseline, record: str, cog_options
+    plan: PeriodPlan,
+    sources: Sequence[str],
+    cog: str,
+    identities: Sequence[str],
+    baseline: str | None,
+    record: str | None,
+    cog_options: dict,
 ) -> None:
     """Build a tile-month's COG from checked chips; record what was refused or suspect."""
+    checks, names = plan.checks, [source.name for source in plan.sources]
     chips = [Chip.parse(name) for name in checks.chips]
     usual = _usual_nan_shares(baseline)
     findings = Findings()
+    read = zip(names, sources, identities, strict=True)
+    local = [(name, path, identity) for name, path, identity in read if identity[:5] == "stat:"]
 
     def accept(mosaic: Mosaic) -> None:
+        if local:  # every pixel is read: a chip rewritten meanwhile fails its month
+            provenance.check_unchanged(*zip(*local, strict=True))
         if not any(stats.valid for stats in mosaic.stats):
             findings.refused.update(dict.fromkeys(names, "all NaN, as every chip of its month"))
             raise EmptyMosaicError(
-                f"{label}: every chip is all NaN; nothing was published. The model wrote "
+                f"{plan.label}: every chip is all NaN; nothing was published. The model wrote "
                 "files without data: rerun it for this month"
             )
-        for line in judge(list(names), chips, mosaic.stats, usual, checks.policy, findings):
+        for line in judge(names, chips, mosaic.stats, usual, checks.policy, findings):
             log.warning("%s", line)
 
     try:
@@ -56,6 +71,8 @@ def _checked_build(
             chips=[ChipExpectation(chip, checks.chip_size) for chip in chips],
             accept=accept, **cog_options,
         )  # fmt: skip
+    except ChipChangedError:
+        raise
     except ChipError as error:
         if error.path not in findings.suspect:
             findings.refused[error.path] = error.problem
@@ -65,142 +82,137 @@ def _checked_build(
             _write_findings(record, findings)
 
 
-def cog_metadata(
-    product: str, tile: str | None, period: str, aggregation: str | None, prefixes: Sequence[str]
-) -> Metadata:
+def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
+    """What each source is as the job reads it: a local chip's identity now (it may have
+    changed since the run listed it; :func:`etm.provenance.check_unchanged` checks that it
+    does not change while it is read), an S3 chip's listed ETag (the storage plugin's
+    download matched it), and an etm COG's own sources' digest."""
+    identities = []
+    for source, path in zip(plan.sources, sources, strict=True):
+        if source.identity.startswith("stat:"):
+            identities.append(local_identity(os.stat(path)))
+        elif source.identity:
+            identities.append(source.identity)
+        else:
+            with rasterio.open(path) as cog:
+                identities.append(f"digest:{cog.tags().get(SOURCES_DIGEST, '')}")
+    return identities
+
+
+#: COG metadata items naming every source and identity it was built from, and their digest
+#: (:func:`etm.provenance.digest`).
+SOURCES, SOURCES_DIGEST = "ETM_SOURCES", "ETM_SOURCES_DIGEST"
+
+
+def cog_metadata(plan: PeriodPlan, identities: Sequence[str], sources_digest: str) -> Metadata:
     """What a COG says of itself: product, place, period, aggregation, provenance."""
-    place = f"tile {tile}" if tile else "region"
-    label = Period.parse(period).label
+    p = plan.publication
+    place = f"tile {p.tile}" if p.tile else "region"
+    names = [source.name for source in plan.sources]
     return Metadata(
-        description=f"{PRODUCTS[product].title} ({product}), {place}, {label}",
+        description=f"{PRODUCTS[p.product].title} ({p.product}), {place}, {p.period.label}",
         unit="mm",
         items={
-            "ETM_PRODUCT": product,
-            "ETM_PLACE": tile or stac.REGION,
-            "ETM_PERIOD": period,
-            "ETM_AGGREGATION": aggregation or "month",
-            "ETM_RUN_PREFIXES": " ".join(prefixes),
+            "ETM_PRODUCT": p.product,
+            "ETM_PLACE": p.tile or stac.REGION,
+            "ETM_PERIOD": str(p.period),
+            "ETM_AGGREGATION": plan.item["aggregation"] or "month",
+            "ETM_RUN_PREFIXES": " ".join(plan.prefixes),
+            SOURCES: json.dumps(list(zip(names, identities, strict=True))),
+            SOURCES_DIGEST: sources_digest,
             "ETM_VERSION": version("etm"),
         },
     )
 
 
 def publish(
-    sources: Sequence[str],
+    plan: PeriodPlan,
     *,
+    sources: Sequence[str],
     cog: str,
     item: str,
-    item_href: str,
-    collection: str,
-    product: str,
-    tile: str | None,
-    period: str,
-    aggregation: str | None,
-    combine: str,
     thumbnail: str | None = None,
-    missing: Sequence[str] = (),
-    checks: ChipChecks | None = None,
     baseline: str | None = None,
     findings: str | None = None,
-    encoding: dict,
-    gdal_cache_mb: int,
+    record: str | None = None,
     threads: int = 1,
     tmpdir: str | None = None,
-    names: Sequence[str] | None = None,
-    destination_name: str | None = None,
-    prefixes: Sequence[str] = (),
-    kept_items: str | None = None,
-    tile_items: Sequence[dict] = (),
 ) -> None:
-    """Build and publish a COG, then its quicklook (if asked) and its STAC Item.
+    """Build and publish a period's COG, then its quicklook (if asked) and its STAC Item.
 
     Parameters
     ----------
+    plan : PeriodPlan
+        What to publish, from what, and how (:func:`etm.plan.period_plan`).
     sources : sequence of str
-        Chips, monthly tile COGs (a tile's year) or tile COGs (the region).
+        Local paths of the plan's sources: chips, monthly tile COGs (a tile's year) or tile
+        COGs (the region).
     cog, item : str
         Local paths of the COG and its Item (Snakemake uploads them with S3 storage).
-    item_href : str
-        The Item's path relative to the output prefix, for its relative links.
-    collection : str
-        The Item's Collection (:func:`etm.plan.collection_id`).
-    product, tile, period, aggregation
-        What is published (see :func:`etm.stac.item_for`).
-    combine : {"first", "sum", "mean"}
-        How sources are combined (see :func:`etm.mosaic.write_levels`).
     thumbnail : str, optional
         Local path of a quicklook PNG to draw beside the COG.
-    missing : sequence of str
-        Chips of the period still missing after the model was rerun for them.
-    checks : ChipChecks, optional
-        For a tile's month, how its chips are checked (:mod:`etm.checks`).
     baseline : str, optional
         JSON file of each chip's usual NaN share (rule chip_baseline).
     findings : str, optional
         JSON file where the refused and suspect chips are recorded (``[]`` if none),
         written even when the job fails.
-    encoding : dict
-        The config's ``cog`` section: dtype, compress, level, predictor, blocksize.
-    gdal_cache_mb, threads, tmpdir, names, destination_name
+    record : str, optional
+        For a tile-month, where what it was built from is recorded once it is published
+        (:func:`etm.provenance.record`).
+    threads, tmpdir
         As in :func:`etm.cog.build_cog`.
-    prefixes : sequence of str
-        The run prefixes the chips came from, named in the COG's metadata.
-    kept_items : str, optional
-        For a region period on S3, where the work area keeps the period's Items for the
-        catalog (:func:`etm.stac.keep_items`): its own, and its tiles', made again from
-        ``sources``.
-    tile_items : sequence of dict
-        With ``kept_items``, the :func:`etm.stac.item_for` parameters of each source's Item.
 
     Raises
     ------
     MissingChipsError
         If a chip is still missing after the model's rerun; nothing is published.
     ChipError
-        If a chip is refused, or is suspect and suspect chips block their month; nothing
-        is published.
+        If a chip is refused, is suspect and suspect chips block their month, or was
+        rewritten while it was read; nothing is published.
     EmptyMosaicError
         If every chip of the month is all NaN; nothing is published.
     """
     if findings:
         _write_findings(findings, Findings())  # a job killed mid-way leaves a record
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    if plan.missing:
+        more = f" (and {len(plan.missing) - 1} more)" if len(plan.missing) > 1 else ""
         raise MissingChipsError(
-            f"chip {missing[0]}: still missing after the model was rerun for it{more}; see "
-            "the rerun job's log under logs/rerun_chip/, then run again to rerun it"
+            f"chip {plan.missing[0]}: still missing after the model was rerun for it{more}; "
+            "see the rerun job's log under logs/, then run again to rerun it"
         )
+    identities = source_identities(plan, sources)
+    names = [source.name for source in plan.sources]
+    sources_digest = provenance.digest(zip(names, identities, strict=True))
     cog_options = dict(
-        gdal_cache_mb=gdal_cache_mb, threads=threads, tmpdir=tmpdir,
-        destination_name=destination_name,
-        metadata=cog_metadata(product, tile, period, aggregation, prefixes), **encoding,
+        gdal_cache_mb=plan.gdal_cache_mb, threads=threads, tmpdir=tmpdir,
+        destination_name=plan.destination,
+        metadata=cog_metadata(plan, identities, sources_digest), **plan.encoding,
     )  # fmt: skip
-    names = names or sources
-    if checks:
-        label = f"tile {tile} {product} {Period.parse(period).label}"
-        _checked_build(sources, cog, names, label, checks, baseline, findings, cog_options)
+    if plan.checks:
+        _checked_build(plan, sources, cog, identities, baseline, findings, cog_options)
     else:
-        build_cog(sources, cog, combine=combine, names=names, **cog_options)
+        build_cog(sources, cog, combine=plan.combine, names=names, **cog_options)
     if thumbnail:
         from etm import quicklook  # matplotlib: region jobs only
 
+        p = plan.publication
         quicklook.render(
-            cog, thumbnail, product=product, period=period, aggregation=aggregation, tiles=sources
-        )
-    stac_item = stac.item_for(
-        cog,
-        href=item_href,
-        collection=collection,
-        product=product,
-        tile=tile,
-        period=period,
-        aggregation=aggregation,
-        thumbnail=os.path.basename(thumbnail) if thumbnail else None,
-    )
+            cog, thumbnail, product=p.product, period=str(p.period),
+            aggregation=plan.item["aggregation"], tiles=sources,
+        )  # fmt: skip
+    item_options = {**plan.item}
+    item_href = item_options.pop("href")
+    thumbnail_name = os.path.basename(thumbnail) if thumbnail else None
+    stac_item = stac.item_for(cog, href=item_href, thumbnail=thumbnail_name, **item_options)
     stac.write(stac_item, item)
     log.info("wrote STAC item %s%s", item_href, " and its quicklook" if thumbnail else "")
-    if kept_items:
+    if plan.kept_items:
         texts = {item_href: stac.as_json(stac_item)}
-        for source, tile in zip(sources, tile_items, strict=True):
+        for source, tile in zip(sources, plan.tile_items, strict=True):
             texts[tile["href"]] = stac.as_json(stac.item_for(source, **tile))
-        stac.keep_items(kept_items, texts)
+        stac.keep_items(plan.kept_items, texts)
+    if record and plan.checks:
+        build_id = provenance.build(plan.encoding["dtype"])
+        name = plan.publication.name
+        write_whole(provenance.record(name, build_id, sources_digest).decode(), record)
+        log.info("recorded its chips' digest %s", sources_digest)

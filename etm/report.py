@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -20,12 +21,16 @@ MISSING_CSV = "missing_chips.csv"
 TRUNCATED_CSV = "truncated_chips.csv"
 DUPLICATES_CSV = "duplicate_chips.csv"
 FINDINGS_CSV = "chip_findings.csv"
+#: Published tile-months whose chips changed since they were built (etm.provenance).
+OUTDATED_CSV = "outdated_months.csv"
 SUMMARY_TXT = "verifier.txt"
 #: The HTML report's opening page (Snakemake's global ``report:``).
 SUMMARY_RST = "summary.rst"
 SNAPSHOT_JSON = "verification.json"
 HEATMAPS = "heatmaps"
 PRESENT, MISSING, TRUNCATED, SUSPECT, REFUSED, NEVER_RUN = 0, 1, 2, 3, 4, 5
+#: The status, in the findings' list, of a chip file of a chip listed in unproduced_chips.
+LEFT_OUT = "left out"
 #: How a finding's status shows on the heatmaps.
 FINDING_STATUS = {"suspect": SUSPECT, "refused": REFUSED}
 
@@ -168,6 +173,14 @@ def summary_lines(verification: Verification) -> list[str]:
         lines.append(
             f"{duplicates} chip files exist under more than one run prefix; the newest was "
             f"used (list: {os.path.join(settings.reports_dir, DUPLICATES_CSV)})"
+        )
+    left_out = Counter((m.tile, m.chip) for m in verification.left_out)
+    for (tile, chip), count in sorted(left_out.items()):
+        lines.append(
+            f"warning: {tile} {chip} is listed in unproduced_chips but has "
+            f"{_plural(count, 'chip file')}: left out of every mosaic (its months' COGs have "
+            "a hole there); remove it from unproduced_chips to publish it (list: "
+            f"{os.path.join(settings.reports_dir, FINDINGS_CSV)})"
         )
     for tile, strays in verification.unexpected.items():
         if strays:
@@ -324,6 +337,10 @@ def snapshot(verification: Verification) -> dict:
         "findings": [
             [*row(m, finding.chip), finding.status, finding.reason]
             for m, finding in verification.findings.items()
+        ] + [
+            [*row(m, verification.found(m).path), LEFT_OUT,
+             "listed in unproduced_chips, but has this file: not in the mosaic"]
+            for m in verification.left_out
         ],
         "duplicates": [
             [d.tile, d.key[0].name, d.key[1], d.key[2], d.key[3], d.kept.path, _iso(d.kept.mtime),
@@ -358,6 +375,32 @@ def write_tables(data: dict, folder: str) -> None:
     )
     with open(os.path.join(folder, SUMMARY_TXT), "w") as stream:
         stream.writelines(f"{line}\n" for line in data["summary"])
+
+
+def adopt_reports(output: str, folder: str) -> str | None:
+    """Rename the reports folder an earlier etm kept for an output prefix,
+    ``reports/<prefix with / as _>`` (a name two prefixes could share), to ``folder``, the
+    prefix's own, if that does not exist yet: its findings are kept.
+
+    Returns
+    -------
+    str or None
+        A line saying so.
+    """
+    old = "reports/" + "_".join(part for part in output.split("/") if part not in ("", "."))
+    if not os.path.isdir(old) or os.path.exists(folder):
+        return None
+    os.replace(old, folder)
+    return f"the reports of {output} moved from {old} to {folder}, its own folder"
+
+
+def outdated_csv(outdated: Iterable) -> str:
+    """The published COGs to build again (:class:`etm.provenance.Outdated`), and why."""
+    lines = io.StringIO()
+    writer = csv.writer(lines)
+    writer.writerow(["cog", "reason"])
+    writer.writerows([f"{o.name}.tif", o.reason] for o in outdated)
+    return lines.getvalue()
 
 
 def heatmap_path(folder: str, tile: str) -> str:

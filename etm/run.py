@@ -15,17 +15,21 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from etm import findings, plan, rerun, s3
+from etm import findings, plan, provenance, rerun, s3
 from etm.config import Settings
 from etm.errors import EtmError, say
-from etm.inventory import Verification, month_chip_paths, month_inventory, verify
+from etm.files import whole
+from etm.inventory import Verification, month_chip_files, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
+    OUTDATED_CSV,
     SNAPSHOT_JSON,
+    adopt_reports,
     heatmaps_behind,
+    outdated_csv,
     render,
     summary_lines,
     terminal_lines,
@@ -74,6 +78,8 @@ class Process:
         self.policy = plan.Policy()
         #: What the run publishes; known in the main process only (after verify).
         self.publications: list[plan.Publication] = []
+        #: Names of the published tile-months to build again; known in the main process only.
+        self.outdated: set[str] = set()
         self._chips: dict[tuple[str, str, int, int], tuple[list[str], list[str]]] = {}
 
     def named(self, path: str) -> str:
@@ -127,12 +133,13 @@ class Process:
         """The markers of a tile-year's chip reruns (an input function)."""
         tile, year = wildcards["tile"], wildcards["year"]
         chips = self.policy.rerun_chips(tile, int(year))
-        return [rerun.MARKER.format(tile=tile, year=year, chip=chip) for chip in chips]
+        marker = plan.kept(self.settings, rerun.MARKER)
+        return [marker.format(tile=tile, year=year, chip=chip) for chip in chips]
 
     def month_chips(
         self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
-    ) -> tuple[list[str], list[str]]:
-        """(chip files, chips still missing) of a tile-month, as config paths."""
+    ) -> tuple[list[StoredObject], list[str]]:
+        """(chip files, config paths of chips still missing) of a tile-month."""
         at = (tile, product, year, month)
         if at not in self._chips:
             self._chips[at] = self._find_chips(*at, after_reruns)
@@ -140,8 +147,8 @@ class Process:
 
     def _find_chips(
         self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
-    ) -> tuple[list[str], list[str]]:
-        return month_chip_paths(self.settings, self.listing, tile, product, year, month), []
+    ) -> tuple[list[StoredObject], list[str]]:
+        return month_chip_files(self.settings, self.listing, tile, product, year, month), []
 
     def sources(
         self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
@@ -151,24 +158,35 @@ class Process:
             return plan.region_sources(self.settings, product, period)
 
         def chip_files(month: int) -> list[str]:
-            return self.month_chips(tile, product, period.year, month, after_reruns)[0]
+            chips = self.month_chips(tile, product, period.year, month, after_reruns)[0]
+            return [chip.path for chip in chips]
 
         return plan.tile_sources(self.settings, tile, product, period, chip_files)
 
-    def publish_options(
+    def outdated_inputs(
         self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
-    ) -> dict:
-        """The named parameters of :func:`etm.publish.publish` for a tile or region period."""
-        sources, destination = self.sources(tile, product, period, after_reruns)
-        missing = []
+    ) -> list[str]:
+        """For a published tile-month whose chips changed since it was built, the list of
+        such months the run keeps (:meth:`MainProcess._compare_provenance`): newer than its
+        COG, it makes Snakemake build the month again (an input function)."""
+        name = plan.Publication(product, period, tile).name
+        return [plan.kept(self.settings, OUTDATED_CSV)] if name in self.outdated else []
+
+    def period_plan(
+        self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
+    ) -> plan.PeriodPlan:
+        """The plan of a tile or (``tile`` None) region period (:class:`etm.plan.PeriodPlan`)."""
+        paths, destination = self.sources(tile, product, period, after_reruns)
+        sources, missing = [plan.Source(self.named(path)) for path in paths], []
         if tile and period.is_month:
-            missing = self.month_chips(tile, product, period.year, period.month, after_reruns)[1]
+            at = (tile, product, period.year, period.month)
+            chips, missing = self.month_chips(*at, after_reruns)
+            sources = [plan.Source(self.named(chip.path), chip.identity) for chip in chips]
         tiles = [tile] if tile else list(self.settings.tiles)
         prefixes = [p for name in tiles for p in self.settings.tiles[name].prefixes]
-        return plan.publish_options(
-            self.settings, tile=tile, product=product, period=period, sources=sources,
-            names=[self.named(p) for p in sources], destination=self.named(destination),
-            missing=[self.named(p) for p in missing],
+        return plan.period_plan(
+            self.settings, plan.Publication(product, period, tile), sources=sources,
+            destination=self.named(destination), missing=[self.named(p) for p in missing],
             prefixes=[self.named(p) for p in prefixes], kept=self.kept,
         )  # fmt: skip
 
@@ -216,6 +234,10 @@ class MainProcess(Process):
         atexit.register(gc.freeze)
         self.started = time.time()
         self.verification: Verification | None = None
+        #: Each published tile-month's (build, digest) from the verifier's listing, and the
+        #: ledger of what each was built from (:mod:`etm.provenance`).
+        self.current: dict[str, tuple[str, str]] = {}
+        self.ledger = provenance.Ledger()
         self.lock = OutputLock(settings.output, on_s3=on_s3, label=self.named(settings.output))
 
     @property
@@ -231,6 +253,11 @@ class MainProcess(Process):
             The summary for the terminal, its last line saying what the policy does with
             the missing chips.
         """
+        moved = []
+        if self.settings.reports_dir == f"reports/{self.settings.key}":
+            moved = (
+                [note] if (note := adopt_reports(self.settings.output, str(self.reports))) else []
+            )
         verification = verify(self.settings, self.listing)
         kept = findings.load(str(self.reports / findings.RECORDS))
         verification.findings = findings.current(kept, verification, self.named)
@@ -238,20 +265,106 @@ class MainProcess(Process):
         self.policy = plan.policy(self.settings, verification)
         self.publications = plan.publications(self.settings, self.policy.skipped)
         missing_csv = write_reports(verification)
-        lines = summary_lines(verification)
+        lines = [moved] * bool(moved) + summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
         if verification.missing:
             lines.append(plan.missing_line(self.settings, len(verification.missing), missing_csv))
         if self.refuses:
             # No job runs, so the heatmaps are drawn here for the operator.
             render(str(self.reports / SNAPSHOT_JSON), str(self.reports))
-        elif self.on_s3:
+            return lines
+        if self.on_s3:
             # One listing of the outputs, and one of the tiles' baselines in the work area:
             # Snakemake's existence and time checks read them.
             self.listing.snapshot(self.settings.output)
-            if self.work_prefix:
-                self.listing.snapshot(f"{self.work_prefix}/{plan.BASELINE.split('/')[0]}")
-        return lines
+            self.listing.snapshot(self.kept_path(plan.BASELINE.split("/")[0]))
+        return lines + self._compare_provenance()
+
+    def kept_path(self, template: str) -> str:
+        """A path the run keeps for its output prefix (:func:`etm.plan.kept`), as the
+        listing spells it: in the work area on S3."""
+        path = plan.kept(self.settings, template)
+        return f"{self.work_prefix}/{path}" if self.on_s3 else path
+
+    def _ledger_path(self) -> str:
+        return f"{self.settings.output}/{provenance.LEDGER}"
+
+    def _current(self) -> dict[str, tuple[str, str]]:
+        """Each published tile-month's (build, digest), from the verifier's listing."""
+        if self.on_s3:
+            found = {o.path for o in s3.SNAPSHOTS[self.settings.output].values()}
+        else:
+            found = {o.path for o in self.listing.walk(self.settings.output)}
+        build = provenance.build(self.settings.cog["dtype"])
+        current = {}
+        for p in self.publications:
+            at = (p.tile, p.product, p.period.year, p.period.month)
+            cog = plan.published(self.settings, p.name, "tif")
+            if (
+                p.tile
+                and p.period.is_month
+                and cog in found
+                and at not in self.verification.incomplete
+            ):
+                chips = self.verification.chip_files(*at)
+                sources = ((self.named(chip.path), chip.identity) for chip in chips)
+                current[p.name] = (build, provenance.digest(sources))
+        return current
+
+    def _read_ledger(self) -> provenance.Ledger:
+        """The ledger, with the records written since it was last folded (a run killed before
+        its end leaves them)."""
+        if self.on_s3:
+            data = s3.read(self._ledger_path(), missing_ok=True)
+        else:
+            path = Path(self._ledger_path())
+            data = path.read_bytes() if path.exists() else None
+        ledger = provenance.Ledger.parse(data)
+        self._fold(ledger)
+        return ledger
+
+    def _fold(self, ledger: provenance.Ledger) -> int:
+        folder = self.kept_path(plan.PROVENANCE_LOG.split("/")[0])
+        if self.on_s3:
+            client = s3.client()
+
+            def read(found: StoredObject) -> bytes:
+                return s3.read(found.path, using=client)
+        else:
+
+            def read(found: StoredObject) -> bytes:
+                return Path(found.path).read_bytes()
+
+        return ledger.fold(self.listing.walk(folder), folder, self.current.get, read)
+
+    def _compare_provenance(self) -> list[str]:
+        """Find the published tile-months whose chips are not those they were built from.
+
+        Their list is written in the reports, and beside the run's logs (:attr:`outdated`):
+        written now, newer than their COGs, it is an input of those months only, which
+        Snakemake then builds again whatever their chips' times say.
+        """
+        self.current = self._current()
+        self.ledger = self._read_ledger()
+        found = provenance.outdated(self.ledger, self.current)
+        self.outdated = {o.name for o in found}
+        text = outdated_csv(found)
+        (self.reports / OUTDATED_CSV).write_text(text)
+        if not found:
+            return []
+        marker = self.kept_path(OUTDATED_CSV)
+        if self.on_s3:
+            s3.write(marker, text.encode())
+        else:
+            Path(marker).parent.mkdir(parents=True, exist_ok=True)
+            with whole(marker) as partial:
+                Path(partial).write_text(text)
+        first = f"{'e.g. ' if len(found) > 1 else ''}{found[0].name}: {found[0].reason}"
+        counted = "tile-month is" if len(found) == 1 else "tile-months are"
+        return [
+            f"{len(found)} published {counted} outdated, built again: {first} (list: "
+            f"{self.reports / OUTDATED_CSV})"
+        ]
 
     @property
     def refuses(self) -> bool:
@@ -266,13 +379,13 @@ class MainProcess(Process):
         returns."""
         verification = self.verification
         if (tile, product, year, month) not in verification.incomplete:
-            return verification.chip_paths(tile, product, year, month), []
+            return verification.chip_files(tile, product, year, month), []
         after_reruns()
         chips = verification.expected[tile]
         inventory = month_inventory(self.settings, self.listing, tile, chips, product, year)
         found = {chip: inventory.files.get((chip, product, year, month)) for chip in chips}
         return (
-            [chip_file.path for chip_file in found.values() if chip_file],
+            [chip_file for chip_file in found.values() if chip_file],
             plan.still_missing(verification, found, tile, product, year, month),
         )
 
@@ -301,27 +414,6 @@ class MainProcess(Process):
     def _release_at_exit(self) -> None:
         say(self._release_lock(), prefix="etm warning: ")
 
-    def unbuilt(self) -> str | None:
-        """After a run of every target: a line naming the run's COGs that are still missing.
-
-        Snakemake 9 may leave a tile's months out of a run in which it reran the tile's
-        chip_baseline for a changed code or params (their input is ``ancient``, snakemake
-        issue #4166), and still end with success.
-        """
-        cogs = [plan.published(self.settings, p.name, "tif") for p in self.publications]
-        if self.on_s3:
-            found = {o.path for o in s3.S3Listing().walk(self.settings.output)}
-            missing = [cog for cog in cogs if cog not in found]
-        else:
-            missing = [cog for cog in cogs if not Path(cog).exists()]
-        if not missing:
-            return None
-        return (
-            f"{len(missing)} of the run's {len(cogs)} COGs were not built, e.g. "
-            f"{self.named(missing[0])}: Snakemake left them out after rerunning a tile's "
-            "chip_baseline (snakemake issue #4166); run the same command again to build them"
-        )
-
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify,
         then let the process exit at once (:func:`exit_promptly`).
@@ -332,7 +424,12 @@ class MainProcess(Process):
             Warnings for the terminal (suspect chips used, failed notifications).
         """
         atexit.unregister(self._release_at_exit)
-        lines = self._release_lock()
+        try:
+            self._save_ledger()
+            lines = []
+        except Exception as error:  # the next run folds this run's records
+            lines = [f"the provenance records were not folded into the ledger: {error}"]
+        lines += self._release_lock()
         try:
             lines += self._gather_findings()
         except Exception as error:  # the run's outcome stands; its reports are only late
@@ -341,10 +438,19 @@ class MainProcess(Process):
         exit_promptly()
         return lines
 
-    def _gather_findings(self) -> list[str]:
-        folder = plan.FINDINGS_LOG.split("{", 1)[0].rstrip("/")
+    def _save_ledger(self) -> None:
+        """Fold this run's provenance records into the ledger beside the COGs."""
+        self._fold(self.ledger)
+        data = self.ledger.dump()
         if self.on_s3:
-            folder = f"{self.work_prefix}/{folder}"
+            s3.write(self._ledger_path(), data)
+        else:
+            with whole(self._ledger_path()) as partial:
+                Path(partial).write_bytes(data)
+
+    def _gather_findings(self) -> list[str]:
+        folder = self.kept_path(plan.FINDINGS_LOG.split("/")[0])
+        if self.on_s3:
             client = s3.client()
 
             def read(log: StoredObject) -> str:

@@ -35,6 +35,12 @@ def published(name, suffix, retrieve=True):
     return stored(plan.published(SETTINGS, name, suffix), retrieve)
 
 
+def kept(template):
+    """What a run keeps for its output prefix (logs, records, baselines), apart from every
+    other prefix's; in the work area with a default storage provider."""
+    return plan.kept(SETTINGS, template)
+
+
 wildcard_constraints:
     tile="|".join(re.escape(tile) for tile in SETTINGS.tiles),
     product="|".join(SETTINGS.products),
@@ -89,17 +95,26 @@ def period_of(wildcards):
 
 
 def sources(wildcards):
-    """Input function: a tile or region period's sources as Snakemake files."""
-    return [stored(path) for path in or_exit(RUN.sources, **period_of(wildcards))[0]]
+    """Input function: a period's sources as Snakemake files; chips are ancient, as their
+    provenance, not their times, says which months are outdated (etm.provenance)."""
+    at = period_of(wildcards)
+    chips = at["tile"] and at["period"].is_month
+    paths = or_exit(RUN.sources, **at)[0]
+    return [ancient(stored(path)) if chips else stored(path) for path in paths]
 
 
-def publish_options(wildcards):
-    """Params function: the named parameters of etm.publish.publish."""
-    return or_exit(RUN.publish_options, **period_of(wildcards))
+def outdated(wildcards):
+    """Input function: the list of outdated months, for those months (Process.outdated)."""
+    return RUN.outdated_inputs(**period_of(wildcards))
+
+
+def period_plan(wildcards):
+    """Params function: the period's etm.plan.PeriodPlan."""
+    return or_exit(RUN.period_plan, **period_of(wildcards))
 
 
 def baseline(wildcards):
     """Input function: a tile's usual NaN shares, for its months' chip checks; ancient, so
     that a new baseline never redoes the months already published."""
     is_month = Period.parse(wildcards.period).is_month
-    return ancient(plan.BASELINE.format(tile=wildcards.tile)) if is_month else []
+    return ancient(kept(plan.BASELINE).format(tile=wildcards.tile)) if is_month else []

@@ -2,20 +2,19 @@
 # averages a tile's 12 monthly COGs; the region mosaics its tiles' COGs of the period.
 
 
-# Once per tile: no input, so that it never reruns (and its months never wait for it) once
-# it exists. Its job lists the tile's chips and picks the files itself.
+# Once per tile: no input and no params, so that nothing but its absence reruns it (a rerun
+# of this ancient input would leave its months out: snakemake issue #4166). Its job lists
+# the tile's chips and picks the files itself.
 rule chip_baseline:
     output:
-        baseline=plan.BASELINE,
+        baseline=kept(plan.BASELINE),
     log:
-        "logs/chip_baseline/{tile}.log",
+        kept("chip_baseline/{tile}.log"),
     resources:
         **plan.CONTAINER,
-    params:
-        baseline=RUN.baseline_options,
     run:
         # Like the mosaics below: a thread of Snakemake's process (profiles/default).
-        if failed := baseline_job(output, params, log):
+        if failed := baseline_job(output, RUN.baseline_options(wildcards), log):
             raise failed
 
 
@@ -23,17 +22,19 @@ rule mosaic_tile:
     input:
         sources=sources,
         baseline=baseline,
+        outdated=outdated,
     output:
         cog=published(plan.TILE, "tif"),
         item=published(plan.TILE, "json"),
     log:
-        job=plan.TILE_LOG,
-        findings=plan.FINDINGS_LOG,
+        job=kept(plan.TILE_LOG),
+        findings=kept(plan.FINDINGS_LOG),
+        provenance=kept(plan.PROVENANCE_LOG),
     threads: SETTINGS.mosaic_threads
     resources:
         **plan.mosaic_resources(SETTINGS),
     params:
-        publish=publish_options,
+        plan=period_plan,
     run:
         # A thread of Snakemake's process (profiles/default); an etm error, logged already,
         # fails the job without a traceback.
@@ -54,4 +55,4 @@ use rule mosaic_tile as mosaic_region with:
             labels={"product": "{product}", "period": "{period}"},
         ),
     log:
-        job=plan.REGION_LOG,
+        job=kept(plan.REGION_LOG),

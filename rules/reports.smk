@@ -25,7 +25,7 @@ rule completeness:
             )
         ],
     log:
-        "logs/completeness.log",
+        kept("completeness.log"),
     localrule: True
     run:
         # Like the mosaics: a thread of Snakemake's process, with no Python to start.
@@ -42,7 +42,7 @@ rule stac_catalog:
         collections=[stored(path) for path in RUN.collection_files],
         index=published("items", "ndjson"),
     log:
-        "logs/stac_catalog.log",
+        kept("stac_catalog.log"),
     localrule: True
     conda:
         "../envs/etm.yaml"
@@ -60,7 +60,7 @@ rule map_page:
     output:
         page=[published(*name.split(".")) for name in MAP_PAGE],
     log:
-        "logs/map_page.log",
+        kept("map_page.log"),
     localrule: True
     conda:
         "../envs/etm.yaml"

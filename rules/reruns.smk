@@ -7,9 +7,9 @@ from etm import rerun
 
 rule rerun_chip:
     output:
-        marker=temp(rerun.MARKER),
+        marker=temp(kept(rerun.MARKER)),
     log:
-        "logs/rerun_chip/{tile}/{year}/{chip}.log",
+        kept("rerun_chip/{tile}/{year}/{chip}.log"),
     conda:
         "../envs/etm.yaml"
     resources:
@@ -24,9 +24,9 @@ checkpoint chips_rerun:
     input:
         markers=RUN.rerun_markers,
     output:
-        record=rerun.RECORD,
+        record=kept(rerun.RECORD),
     log:
-        "logs/chips_rerun/{tile}/{year}.log",
+        kept("chips_rerun/{tile}/{year}.log"),
     localrule: True
     conda:
         "../envs/etm.yaml"

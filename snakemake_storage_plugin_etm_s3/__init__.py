@@ -8,7 +8,8 @@ A thin subclass of snakemake-storage-plugin-s3:
 - No setting takes credentials: boto3 uses the AWS credential chain or an IAM role, and
   AWS_ENDPOINT_URL for the endpoint, so nothing secret is forwarded to jobs.
 - Chips (objects under a listed input prefix) are read-only for the whole run: their
-  existence, size and time come from the listing, and each is fetched with one GET.
+  existence, size and time come from the listing, and each is fetched with one GET, of the
+  listed version only (``If-Match`` its listed ETag, which its month records).
 - Nothing is ever written or deleted under a protected (input) prefix, no bucket is
   created, and removing an output never deletes its bucket.
 """
@@ -76,6 +77,21 @@ class StorageObject(S3StorageObject):
             say([problem], prefix="etm error: ")
             raise WorkflowError(problem) from None
 
+    @contextlib.contextmanager
+    def _as_listed(self):
+        """A chip rewritten since the run listed it fails its month with one line."""
+        try:
+            yield
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                raise
+            problem = (
+                f"chip s3://{self._path()}: was rewritten since this run listed it; its month "
+                "was not built: run again to build it from the new file"
+            )
+            say([problem], prefix="etm error: ")
+            raise WorkflowError(problem) from None
+
     def _checked(self, question):
         # A HEAD of a missing object answers 403, not 404, without s3:ListBucket.
         with self._permission(
@@ -128,9 +144,10 @@ class StorageObject(S3StorageObject):
         if not (listed and chip):
             with self._permission("s3:GetObject on it"):
                 return super().retrieve_object()
-        # One GET, without the HEAD that boto3's managed download sends first.
-        with self._permission("s3:GetObject on it"):
-            body = self.s3obj().get()["Body"]
+        # One GET, without the HEAD that boto3's managed download sends first, of the
+        # listed version only: the month records that version as what it was built from.
+        with self._permission("s3:GetObject on it"), self._as_listed():
+            body = self.s3obj().get(IfMatch=f'"{chip.etag}"')["Body"]
         with open(self.local_path(), "wb") as local:
             shutil.copyfileobj(body, local, 1 << 20)
 

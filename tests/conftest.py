@@ -20,13 +20,23 @@ import yaml
 
 from etm.config import Settings, load_settings, read_schema
 from etm.plan import collection_href, collections, publications
+from etm.provenance import LEDGER
 from etm.sample import tile_prefix, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TILE5, TILE6 = "r50.0_tile5", "r50.0_tile6"
-#: Where the demo's verifier reports go: reports/<its output prefix>.
-DEMO_REPORTS = Path("reports/sample_ws-enduser_USA_demo")
+#: The demo's output prefix, whose folders under reports/ and logs/ are named after it.
+DEMO_OUTPUT = "sample_ws-enduser_USA_demo"
+
+
+def kept_folder(root: Path, top: str, readable: str) -> Path:
+    """The folder a run keeps for an output prefix under ``top`` (reports or logs): named
+    after the prefix (``readable``, ``/`` as ``_``) and a hash of where it is."""
+    (folder,) = (root / top).glob(f"{readable}-????????")
+    return folder
+
+
 #: The workspace sample: both tiles, two products, July of two years (12 jobs a run).
 YEARS, MONTHS = (2020, 2021), (7,)
 JULY = MONTHS[0]
@@ -113,8 +123,17 @@ class Workspace(SampleWorkspace):
     def __init__(self, root: Path):
         self.chips_root = root / "sample" / "ws-out"
         self.output = root / "out"
-        self.reports = root / "reports" / "out"
         super().__init__(root, "out")
+
+    @property
+    def reports(self) -> Path:
+        """The verifier's reports of the output prefix ``out``."""
+        return kept_folder(self.root, "reports", "out")
+
+    @property
+    def logs(self) -> Path:
+        """The job logs, records and baselines of the output prefix ``out``."""
+        return kept_folder(self.root, "logs", "out")
 
     def prefix(self, tile: str, run: str = "Run08_18_2021") -> str:
         """A tile prefix as the config writes it, relative to the workspace, with a slash."""
@@ -141,15 +160,17 @@ class Workspace(SampleWorkspace):
     def published(self) -> set[str]:
         """Every COG under the output prefix, hidden partial ones included, by relative path.
 
-        STAC JSON, the index, quicklook PNGs and the map page are left out
-        (tests/workflow/test_publishing.py).
+        STAC JSON, the index, quicklook PNGs, the map page and the provenance ledger are left
+        out (tests/workflow/test_publishing.py).
         """
         if not self.output.exists():
             return set()
         return {
             str(p.relative_to(self.output))
             for p in self.output.rglob("*")
-            if p.is_file() and p.suffix not in (".json", ".png", ".ndjson", ".html", ".js", ".css")
+            if p.is_file()
+            and p.suffix not in (".json", ".png", ".ndjson", ".html", ".js", ".css")
+            and p.name != LEDGER
         }
 
     def snakemake(

@@ -1,11 +1,18 @@
 """Config validation, defaults and normalisation."""
 
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
 import yaml
 
-from etm.config import check_work_prefix, load_settings, read_config_file, read_schema
+from etm.config import (
+    check_work_prefix,
+    load_settings,
+    output_key,
+    read_config_file,
+    read_schema,
+)
 from etm.errors import ConfigError
 from etm.grid import Chip
 
@@ -302,10 +309,44 @@ def test_local_prefixes_are_compared_resolved(tmp_path, monkeypatch, change, mes
 
 def test_reports_are_kept_apart_per_output_prefix():
     settings = load_settings(team_config(), SCHEMA, local=False)
-    assert settings.reports_dir == "reports/ws-enduser_USA_TBD"
+    assert (
+        settings.key == "ws-enduser_USA_TBD-" + sha256(b"s3://ws-enduser/USA/TBD").hexdigest()[:8]
+    )
+    assert settings.reports_dir == f"reports/{settings.key}"
     config = team_config()
     config["reports_dir"] = "my-reports/"
     assert load_settings(config, SCHEMA, local=False).reports_dir == "my-reports"
+
+
+@pytest.mark.parametrize(
+    "one, other, local",
+    [("pub/x", "pub_x", False), ("pub/x", "pub_x", True), ("/data/out", "data/out", True)],
+)
+def test_two_output_prefixes_never_share_a_folder(tmp_path, monkeypatch, one, other, local):
+    monkeypatch.chdir(tmp_path)
+    assert output_key(one, local) != output_key(other, local)
+    assert output_key(one, local).split("-")[0] == output_key(other, local).split("-")[0]
+    assert (
+        output_key("out", True)
+        == output_key("./out/", True)
+        == output_key(str(tmp_path / "out"), True)
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("plausibility", {"ranges": {"etasw": [float("nan"), 2000]}}),
+        ("plausibility", {"nan_share_jump": float("nan")}),
+        ("chip_size_deg", float("inf")),
+        ("tile_grid", {"origin": [-float("inf"), 47.4]}),
+    ],
+)
+def test_every_number_in_the_config_is_finite(key, value):
+    config = {**team_config(), key: value}
+    finite = rf"config key '{key}[.\w]*': (nan|inf|-inf) is not a finite number; write a number$"
+    with pytest.raises(ConfigError, match=finite):
+        load_settings(config, SCHEMA, local=False)
 
 
 @pytest.mark.parametrize(

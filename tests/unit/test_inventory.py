@@ -10,7 +10,7 @@ import yaml
 from etm.config import Settings, TileSpec, load_settings, read_schema
 from etm.errors import ChipNameError, MissingChipsError, StorageError
 from etm.grid import Chip, chips_in_bounds
-from etm.inventory import month_chip_paths, scan_tile, undersized, verify
+from etm.inventory import month_chip_files, scan_tile, undersized, verify
 from etm.listing import LocalListing, StoredObject
 
 LISTING = LocalListing()
@@ -98,11 +98,11 @@ def test_complete_month_paths_in_reading_order_and_the_same_from_a_narrow_listin
         touch(f"{prefix}/{chip.name}/2008/etasw_200803.tif")
     tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
     verification = verify(settings(tiles, months=(3,)), LISTING)
-    paths = verification.chip_paths("r50.0_tile6", "etasw", 2008, 3)
-    assert paths == [f"{prefix}/{c.name}/2008/etasw_200803.tif" for c in chips]
-    assert month_chip_paths(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 3) == paths
+    files = verification.chip_files("r50.0_tile6", "etasw", 2008, 3)
+    assert [f.path for f in files] == [f"{prefix}/{c.name}/2008/etasw_200803.tif" for c in chips]
+    assert month_chip_files(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 3) == files
     with pytest.raises(MissingChipsError, match="r50.0_tile6 chip47.4N-106.8E etasw 2008-04"):
-        month_chip_paths(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 4)
+        month_chip_files(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 4)
 
 
 def test_folder_that_is_not_a_chip_name_is_named(tmp_path):

@@ -11,15 +11,16 @@ from etm.inventory import ChipMonth, Verification
 from etm.plan import (
     Period,
     Publication,
+    Source,
     aggregation,
     collection_kind,
     collections,
     containers,
     missing_line,
+    period_plan,
     periods,
     policy,
     publications,
-    publish_options,
     region_sources,
 )
 
@@ -122,44 +123,46 @@ def test_containers_are_one_per_tile_year_region_year_and_tile_baseline():
 
 def test_a_tile_month_is_published_from_checked_chips_and_a_region_year_from_its_months():
     config = settings(annual=True)
-    chips = [f"ws-out/a/{TILE6}/chip47.4N-106.8E/2020/etasw_202007.tif"]
-    tile = publish_options(
-        config, tile=TILE6, product="etasw", period=Period(2020, 7), sources=chips,
-        names=chips, destination="s3://x.tif", missing=[], prefixes=["s3://b/run"],
+    chips = [Source(f"ws-out/a/{TILE6}/chip47.4N-106.8E/2020/etasw_202007.tif", "etag:e1")]
+    tile = period_plan(
+        config, Publication("etasw", Period(2020, 7), TILE6), sources=chips,
+        destination="s3://x.tif", missing=[], prefixes=["s3://b/run"],
     )  # fmt: skip
-    assert tile["item_href"] == f"tiles/{TILE6}/etasw/2020/etasw_202007.json"
-    assert tile["checks"].chips == ("chip47.4N-106.8E",)
-    assert (tile["combine"], tile["aggregation"], tile["encoding"]["level"]) == ("first", None, 9)
-    assert (tile["collection"], tile["prefixes"]) == ("etasw-tiles-monthly", ["s3://b/run"])
-    region = publish_options(
-        config, tile=None, product="etasw", period=Period(2020), sources=[], names=[],
-        destination="s3://y.tif", missing=[], prefixes=[],
+    assert tile.item["href"] == f"tiles/{TILE6}/etasw/2020/etasw_202007.json"
+    assert tile.checks.chips == ("chip47.4N-106.8E",)
+    assert (tile.combine, tile.item["aggregation"], tile.encoding["level"]) == ("first", None, 9)
+    assert (tile.item["collection"], tile.prefixes) == ("etasw-tiles-monthly", ("s3://b/run",))
+    assert tile.label == f"tile {TILE6} etasw 2020-07" and tile.sources == tuple(chips)
+    region = period_plan(
+        config, Publication("etasw", Period(2020)), sources=[], destination="s3://y.tif",
+        missing=[], prefixes=[],
     )  # fmt: skip
-    assert region["collection"] == "etasw-yearly"
-    assert region["item_href"] == "mosaic/etasw/2020/etasw_2020.json"
-    assert (region["checks"], region["combine"], region["aggregation"]) == (None, "first", "sum")
-    assert (region["kept_items"], region["tile_items"]) == (None, [])  # locally
+    assert region.item["collection"] == "etasw-yearly"
+    assert region.item["href"] == "mosaic/etasw/2020/etasw_2020.json"
+    assert (region.checks, region.combine, region.item["aggregation"]) == (None, "first", "sum")
+    assert (region.kept_items, region.tile_items) == (None, ())  # locally
+    assert region.label == "region etasw 2020"
 
 
 def test_on_s3_a_region_job_keeps_its_period_items_for_the_catalog():
     config = settings(annual=True)
-    at = dict(product="etasw", period=Period(2020), missing=[], prefixes=[], kept="w/etm/out")
-    tile = publish_options(
-        config, tile=TILE6, sources=[], names=[], destination="s3://x.tif", **at
+    at = dict(missing=[], prefixes=[], kept="w/etm/out")
+    year = Period(2020)
+    tile = period_plan(
+        config, Publication("etasw", year, TILE6), sources=[], destination="s3://x.tif", **at
+    )
+    assert (tile.kept_items, tile.tile_items) == (None, ())
+    sources, _ = region_sources(config, "etasw", year)
+    region = period_plan(
+        config, Publication("etasw", year), sources=[Source(path) for path in sources],
+        destination="s3://y.tif", **at,
     )  # fmt: skip
-    assert (tile["kept_items"], tile["tile_items"]) == (None, [])
-    sources, _ = region_sources(config, "etasw", Period(2020))
-    region = publish_options(
-        config, tile=None, sources=sources, names=sources, destination="s3://y.tif", **at
-    )  # fmt: skip
-    assert region["kept_items"] == "w/etm/out/mosaic/etasw/2020/etasw_2020.ndjson"
+    assert region.kept_items == "w/etm/out/mosaic/etasw/2020/etasw_2020.ndjson"
     # Each tile's Item as its own job makes it, in the order of the region's sources.
-    assert [item["href"].removesuffix(".json") for item in region["tile_items"]] == [
+    assert [item["href"].removesuffix(".json") for item in region.tile_items] == [
         source.removeprefix(f"{config.output}/").removesuffix(".tif") for source in sources
     ]
-    assert next(item for item in region["tile_items"] if item["tile"] == TILE6) == {
-        key: tile[key] for key in ("collection", "product", "tile", "period", "aggregation")
-    } | {"href": tile["item_href"]}
+    assert next(item for item in region.tile_items if item["tile"] == TILE6) == tile.item
 
 
 def test_each_kind_of_period_has_its_collection_the_regions_months_first():

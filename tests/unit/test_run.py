@@ -44,7 +44,7 @@ def test_a_rerun_is_the_team_command_with_quoted_values_and_one_marker_per_chip(
     missing = [ChipMonth(TILE6, chip, "etasw", 2020, 7), ChipMonth(TILE6, chip, "netet", 2020, 8)]
     process.policy = policy(config, Verification(config, {}, {}, missing, {}, []))
     assert process.rerun_markers({"tile": TILE6, "year": "2020"}) == [
-        f"reruns/{TILE6}/2020/chip43.4N-102.8E.json"
+        f"logs/{config.key}/reruns/{TILE6}/2020/chip43.4N-102.8E.json"
     ]
     assert process.rerun_markers({"tile": TILE6, "year": "2021"}) == []
 
@@ -81,22 +81,6 @@ def test_a_mosaic_job_holds_a_container_its_threads_and_its_memory():
     assert {k: resources[k] for k in CONTAINER} == {"containers": 1, "container_slots": 1}
     assert resources["cpus"] == 3
     assert resources["mem_mb"] == 512 + 992
-
-
-def test_a_run_of_every_target_that_left_cogs_out_names_them(tmp_path):
-    from etm.run import MainProcess
-
-    output = tmp_path / "out"
-    process = MainProcess(settings(enduser_cog_output=str(output)), on_s3=False)
-    process.publications = publications(process.settings)
-    cogs = [output / f"{p.name}.tif" for p in process.publications]
-    line = process.unbuilt()
-    assert line.startswith(f"{len(cogs)} of the run's {len(cogs)} COGs were not built, e.g. ")
-    assert "run the same command again" in line
-    for cog in cogs:
-        cog.parent.mkdir(parents=True, exist_ok=True)
-        cog.touch()
-    assert process.unbuilt() is None
 
 
 def test_the_main_process_walks_every_object_never_while_planning_and_seldom_after(tmp_path):

@@ -27,6 +27,7 @@ from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
 from s3workspace import BATCH, WORK_AREA
 
+from etm.config import output_key
 from etm.sample import tile_prefix, write_sample
 
 #: The job role's temporary credentials: only containers get them, and every job needs them.
@@ -179,9 +180,8 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
             np.testing.assert_array_equal(cog.read(1), reference.read(1))
     assert batch.objects("ws-out") == chips
     # The region jobs, in their containers, kept their periods' Items for the catalog.
-    catalog_log = batch.server.client().get_object(
-        Bucket="ws-work", Key="etm/logs/stac_catalog.log"
-    )
+    logs = f"etm/logs/{output_key(f'ws-enduser/{OUTPUT}', local=False)}"
+    catalog_log = batch.server.client().get_object(Bucket="ws-work", Key=f"{logs}/stac_catalog.log")
     items = sum(
         name.startswith(("tiles/", "mosaic/")) and name.endswith(".json") for name in published
     )

@@ -76,7 +76,7 @@ def test_missing_chips_are_rerun_through_the_model_before_their_months(workspace
     # The rerun chip is in its month's mosaic.
     chip = workspace.chip(*ONE_FILE[:3], 2020, JULY)
     assert_chip_in_cog(chip, workspace.tile_cog(TILE6, "etasw", 2020, JULY))
-    rerun_log = workspace.root / "logs" / "rerun_chip" / TILE6 / "2020" / "chip43.4N-102.8E.log"
+    rerun_log = workspace.logs / "rerun_chip" / TILE6 / "2020" / "chip43.4N-102.8E.log"
     assert "model: model: tile r50.0_tile6 chip43.4N-102.8E 2020" in rerun_log.read_text()
     assert not list((workspace.root / "reruns").rglob("chip*.json"))  # markers are temporary
     # Next run: nothing is missing, so only the heatmaps change.
@@ -94,7 +94,7 @@ def test_a_chip_still_missing_after_its_rerun_fails_its_months_with_one_line(wor
     lost = workspace.chip(*ONE_FILE[:3], 2020, JULY).relative_to(workspace.root)
     assert lines == [
         f"etm error: chip {lost}: still missing after the model was rerun for it; see the "
-        "rerun job's log under logs/rerun_chip/, then run again to rerun it",
+        "rerun job's log under logs/, then run again to rerun it",
         f"etm error: rerun of tile {TILE5} {WHOLE_YEAR[1]} 2021 failed: the command exited "
         "with status 3; its output is in this job's log; fix the command or the model, then "
         "run again",

@@ -142,7 +142,8 @@ def test_every_request_failing_after_the_listings_fails_every_job_and_publishes_
     assert proxy.forwarded == start + 1
     # The first job is a tile's chip baseline (its output is checked first), or a mosaic.
     first = (
-        "check existence of s3://ws-work/etm/baselines/|retrieve storage object from s3://ws-out/"
+        "check existence of s3://ws-work/etm/logs/.*/baselines/|retrieve storage object from "
+        "s3://ws-out/"
     )
     assert re.search(f"Failed to ({first})", result.stderr), result.stderr
     # Removing the lock failed too: the run says how to remove it.

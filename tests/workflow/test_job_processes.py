@@ -36,8 +36,8 @@ def test_max_concurrent_containers_caps_jobs_in_flight(workspace):
     result = workspace.snakemake()  # two cores, but one container at a time
     assert result.returncode == 0, result.stderr
     logs = [
-        *(workspace.root / "logs").glob("mosaic_*/**/*.log"),
-        *(workspace.root / "logs").glob("chip_baseline/*.log"),
+        *workspace.logs.glob("mosaic_*/**/*.log"),
+        *workspace.logs.glob("chip_baseline/*.log"),
     ]
     spans = sorted(log_span(p) for p in logs)
     assert len(spans) == len(workspace.expected_cogs()) + 2
@@ -67,8 +67,8 @@ def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers
     assert max(accumulate(step for _, step in events)) >= expected
     # ...and never exceeded: each job's own log lies within the time Snakemake counts it.
     logs = [
-        *(workspace.root / "logs").glob("mosaic_*/**/*.log"),
-        *(workspace.root / "logs").glob("chip_baseline/*.log"),
+        *workspace.logs.glob("mosaic_*/**/*.log"),
+        *workspace.logs.glob("chip_baseline/*.log"),
     ]
     spans = [log_span(p) for p in logs]
     ends_first = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])

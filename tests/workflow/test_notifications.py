@@ -87,7 +87,9 @@ def test_failed_run_announces_each_failed_job_with_its_log_and_the_missing_chips
     assert result.returncode == 1, result.stderr
 
     [webhook] = notified.webhook.bodies
-    log = "logs/mosaic_tile/r50.0_tile6/2020/etasw_202007.log"
+    log = str(
+        notified.logs.relative_to(notified.root) / "mosaic_tile/r50.0_tile6/2020/etasw_202007.log"
+    )
     assert webhook["status"] == "error" and webhook["missing_chips"] == 1
     assert webhook["failed_jobs"] == [{"job": f"mosaic_tile {TILE6} etasw 2020-07", "logs": [log]}]
     assert f"failed: mosaic_tile {TILE6} etasw 2020-07 (log: {log})" in webhook["text"]

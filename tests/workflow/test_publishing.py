@@ -18,12 +18,14 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-from conftest import DEMO_REPORTS, SNAKEMAKE, TILE5, TILE6, snakemake_command
+from conftest import DEMO_OUTPUT, SNAKEMAKE, TILE5, TILE6, kept_folder, snakemake_command
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from pystac.validation import validate_dict
 from rangeserver import certificate, serving
 from rio_cogeo.cogeo import cog_validate
+
+from etm.provenance import LEDGER, digest
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
@@ -35,7 +37,9 @@ COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 def test_every_cog_is_published_valid_and_nothing_else(demo):
     published = sorted(p.relative_to(demo / OUTPUT) for p in (demo / OUTPUT).rglob("*"))
     files = [p for p in published if (demo / OUTPUT / p).is_file()]
-    assert not [p for p in files if p.name.startswith(".")]
+    # No partial file, and the ledger of what each tile-month was built from.
+    assert [p for p in files if p.name.startswith(".")] == [Path(LEDGER)]
+    files.remove(Path(LEDGER))
     cogs = [p for p in files if p.suffix == ".tif"]
     # Per product: 12 months and the year (annual: true), for 2 tiles and the region.
     assert len(cogs) == 2 * (12 + 1) * 3
@@ -77,7 +81,14 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
                 tags["ETM_VERSION"]
                 and "sample/ws-out/USA/Run08_18_2021/" in (tags["ETM_RUN_PREFIXES"])
             )
-    assert "0 missing" in (demo / DEMO_REPORTS / "verifier.txt").read_text()
+            # Every source it was built from, with its identity, and their digest.
+            sources = json.loads(tags["ETM_SOURCES"])
+            assert tags["ETM_SOURCES_DIGEST"] == digest(map(tuple, sources))
+            if path.parts[0] == "tiles" and len(period) == 6:
+                assert len(sources) == 25 and all(i.startswith("stat:") for _, i in sources)
+            else:
+                assert all(i.startswith("digest:") and len(i) == 71 for _, i in sources)
+    assert "0 missing" in (kept_folder(demo, "reports", DEMO_OUTPUT) / "verifier.txt").read_text()
 
 
 def pixel_offset(outer, inner) -> tuple[int, int]:
@@ -353,7 +364,7 @@ def test_html_report_shows_the_heatmap_in_a_browser(demo):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    heatmap = demo / DEMO_REPORTS / "heatmaps" / f"{TILE6}.png"
+    heatmap = kept_folder(demo, "reports", DEMO_OUTPUT) / "heatmaps" / f"{TILE6}.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()

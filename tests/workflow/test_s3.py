@@ -13,6 +13,9 @@ from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
 from s3workspace import BUCKETS, FILLED_IN, OUTPUT
 
+from etm.config import output_key
+from etm.provenance import LEDGER
+
 pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
 
 
@@ -63,11 +66,8 @@ def kept_reads(s3ws) -> list[str]:
 
 
 def catalog_log(s3ws) -> str:
-    return (
-        s3ws.s3.get_object(Bucket="ws-work", Key="etm/logs/stac_catalog.log")["Body"]
-        .read()
-        .decode()
-    )
+    key = f"etm/logs/{output_key(f'ws-enduser/{OUTPUT}', local=False)}/stac_catalog.log"
+    return s3ws.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
 
 
 def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuploaded_month(s3ws):
@@ -121,8 +121,9 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     assert not [key for key in s3ws.objects("ws-enduser") if "lock" in key]  # released
     second, requests = s3ws.snakemake("-n")
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
-    # The two tile prefixes, the output prefix and the tiles' baselines in the work area.
-    assert requests == {"LIST": 4}
+    # The two tile prefixes, the output prefix, the tiles' baselines and the provenance
+    # records in the work area; the provenance ledger beside the COGs.
+    assert requests == {"LIST": 5, "GET": 1}
     before = s3ws.objects("ws-enduser", OUTPUT + "/")
 
     rewrite_chip(Path(chip), scale=1.01)
@@ -154,7 +155,11 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         f"{OUTPUT}/{name}.{suffix}"
         for name in (f"tiles/{TILE6}/netet/2021/netet_202107", "mosaic/netet/2021/netet_202107")
         for suffix in ("tif", "json")
-    } | {f"{OUTPUT}/mosaic/netet/2021/netet_202107.png", f"{OUTPUT}/items.ndjson"}
+    } | {
+        f"{OUTPUT}/mosaic/netet/2021/netet_202107.png",
+        f"{OUTPUT}/items.ndjson",
+        f"{OUTPUT}/{LEDGER}",
+    }
 
 
 def test_failed_run_and_output_deletion_never_touch_the_input_bucket(s3ws):
@@ -244,7 +249,7 @@ def test_aws_profile_resolves_offline(s3ws):
     # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, the map
     # page, all.
     assert job_counts(result.stdout)["total"] == 18
-    assert requests == {"LIST": 4}
+    assert requests == {"LIST": 5, "GET": 1}  # as the ec2 profile's (above)
 
 
 def test_remote_jobs_on_s3_and_no_credentials_in_any_log(s3ws):
@@ -255,7 +260,7 @@ def test_remote_jobs_on_s3_and_no_credentials_in_any_log(s3ws):
     assert result.returncode == 0, result.stderr
     assert s3ws.published() == s3ws.expected_cogs()
     logs = s3ws.job_logs()
-    mosaics = [text for key, text in logs.items() if "/logs/mosaic_" in key]
+    mosaics = [text for key, text in logs.items() if "/mosaic_" in key]
     assert len(mosaics) == len(s3ws.expected_cogs())
     for text in mosaics:  # every mosaic log names its sources and its COG as the user knows them
         assert "read s3://ws-" in text and "wrote valid COG s3://ws-enduser/USA/TBD/" in text
