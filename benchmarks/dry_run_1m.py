@@ -117,8 +117,8 @@ def tile_names(count: int) -> list[str]:
 
 
 def tile_chips(count: int) -> dict[str, list[str]]:
-    """Each tile's 25 chip folders: squares of the team's tile grid (config key tile_grid:
-    origin -116.8, 47.4)."""
+    """Each tile's 25 chip folders: squares of one 10-degree tile grid (through -116.8,
+    47.4), which the verifier learns from them."""
     chips = {}
     for index, tile in enumerate(tile_names(count)):
         north, west = 47.4 - 10 * (index // 6), -126.8 + 10 * (index % 6)

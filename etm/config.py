@@ -39,21 +39,25 @@ OBSOLETE_KEYS = {
 class TileSpec:
     """A tile: its name, every prefix that may hold its chips, and its expected chips.
 
-    ``chips`` is None when the expected chips are discovered from the listing.
+    ``chips`` is None when the expected chips are discovered from the listing. ``area`` is
+    every chip of the tile's configured bounds (unproduced ones included) or chips list:
+    where the config places the tile, evidence of the tile grid (empty when not configured).
     """
 
     name: str
     prefixes: tuple[str, ...]
     chips: tuple[Chip, ...] | None
+    area: tuple[Chip, ...] = ()
 
 
 @dataclass(frozen=True)
 class TileGrid:
-    """The model's tile squares: edge and one upper-left corner, in tenths of a degree."""
+    """The model's tile squares: their edge in tenths of a degree, and one tile's upper-left
+    chip, or None: each tile's square is then learned from the chips found
+    (:func:`etm.grid.learn_squares`)."""
 
     size: int
-    north: int
-    west: int
+    origin: Chip | None
 
 
 @dataclass(frozen=True)
@@ -434,19 +438,23 @@ def check_rerun_command(config: dict) -> None:
             ) from None
 
 
-def _expected_chips(
-    name: str, layout: dict, chip_size: int, unproduced: frozenset[Chip]
-) -> tuple[Chip, ...]:
+def _tile_spec(
+    name: str, prefixes: list[str], layout: dict | None, chip_size: int, unproduced: frozenset[Chip]
+) -> TileSpec:
+    """A tile from its prefixes and its ``tiles`` entry (None: its chips are discovered)."""
+    if layout is None:
+        return TileSpec(name, tuple(prefixes), None)
     if "bounds" in layout:
-        chips = chips_in_bounds(layout["bounds"], chip_size)
-        return tuple(chip for chip in chips if chip not in unproduced)
+        area = chips_in_bounds(layout["bounds"], chip_size)
+        chips = [chip for chip in area if chip not in unproduced]
+        return TileSpec(name, tuple(prefixes), tuple(chips), tuple(area))
     chips = []
     for chip_name in layout["chips"]:
         try:
             chips.append(Chip.parse(chip_name))
         except ValueError as error:
             raise ConfigError(f"config key 'tiles.{name}.chips': {error}") from None
-    return tuple(chips)
+    return TileSpec(name, tuple(prefixes), tuple(chips), tuple(chips))
 
 
 def _chips(key: str, names: list[str]) -> frozenset[Chip]:
@@ -457,14 +465,16 @@ def _chips(key: str, names: list[str]) -> frozenset[Chip]:
 
 
 def _tile_grid(config: dict, chip_size: int) -> TileGrid:
-    west, north = (to_tenths(v, "config key 'tile_grid.origin'") for v in config["origin"])
     size = to_tenths(config["size_deg"], "config key 'tile_grid.size_deg'")
     if size % chip_size:
         raise ConfigError(
             f"config key 'tile_grid.size_deg': {config['size_deg']} is not a whole number of "
             f"{chip_size / 10:g}-degree chips"
         )
-    return TileGrid(size, north, west)
+    if config["origin"] is None:
+        return TileGrid(size, None)
+    west, north = (to_tenths(v, "config key 'tile_grid.origin'") for v in config["origin"])
+    return TileGrid(size, Chip(north, west))
 
 
 def _plausibility(config: dict, schema: dict) -> Plausibility:
@@ -533,13 +543,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
                 f"folder '{name}' (tiles: {', '.join(prefixes)})"
             )
     tiles = {
-        name: TileSpec(
-            name,
-            tuple(paths),
-            _expected_chips(name, config["tiles"][name], chip_size, unproduced)
-            if name in config["tiles"]
-            else None,
-        )
+        name: _tile_spec(name, paths, config["tiles"].get(name), chip_size, unproduced)
         for name, paths in prefixes.items()
     }
     return Settings(

@@ -62,6 +62,11 @@ class ConfigError(EtmError):
     """The workflow configuration is invalid (unknown key, wrong type, inconsistent values)."""
 
 
+class TileGridError(ConfigError):
+    """A tile's square of the tile grid cannot be learned from the chips found: the config
+    must give it (``tile_grid.origin``, or the tile's ``bounds``)."""
+
+
 class ChipError(EtmError):
     """A chip file is unusable; the message starts with its path.
 

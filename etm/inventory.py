@@ -16,7 +16,7 @@ from functools import cached_property
 
 from etm.config import Settings, TileSpec
 from etm.errors import ChipNameError, MissingChipsError
-from etm.grid import Chip, chip_order, off_lattice, tile_frame
+from etm.grid import Chip, chip_order, learn_squares, off_lattice, square_chips, tile_frame
 from etm.listing import Listing, StoredObject, join
 
 # No "^": matched from where a prefix ends (re's match() anchors there; "^" would not).
@@ -177,7 +177,7 @@ class Verification:
 
 def month_files(
     tile: str, chips: Iterable[Chip], inventory: TileInventory, product: str, year: int, month: int
-) -> list[StoredObject]:
+) -> list[str]:
     """The chip files of one tile-month, in the order of ``chips``.
 
     Raises
@@ -228,15 +228,14 @@ def _more(strays: list) -> str:
     return f" (and {len(strays) - 1} more)" if len(strays) > 1 else ""
 
 
-def _expected_chips(settings: Settings, spec: TileSpec, inventory: TileInventory):
-    """Expected chips, and found chips outside the configured ones.
-
-    A tile without configured chips expects every chip of its square of the tile grid
-    but the unproduced ones, so a chip that never ran is missing, even on the edge.
-    """
-    size, grid = settings.chip_size, settings.tile_grid
-    found = list(inventory.chip_folders)
-    strays = off_lattice(found + list(spec.chips or ()), size)
+def _checked_inventory(settings: Settings, spec: TileSpec, listing: Listing) -> TileInventory:
+    """A tile's inventory, once its chip folders are known to be named as the model names
+    chips, and on one chip lattice with the tile's configured chips."""
+    size = settings.chip_size
+    inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
+    for folder, reason in inventory.bad_folders.items():
+        raise ChipNameError(folder, f"is not a chip folder: {reason}; rename or remove the folder")
+    strays = off_lattice(list(inventory.chip_folders) + list(spec.chips or ()), size)
     if strays:
         folder = inventory.chip_folders.get(strays[0], strays[0].name)
         raise ChipNameError(
@@ -244,12 +243,14 @@ def _expected_chips(settings: Settings, spec: TileSpec, inventory: TileInventory
             f"is off the {size / 10:g}-degree chip lattice of tile {spec.name}{_more(strays)}"
             "; move or delete it, or fix chip_size_deg",
         )
-    if spec.chips is not None:
-        outside = set(found) - set(spec.chips) - settings.unproduced
-        return tuple(sorted(spec.chips, key=chip_order)), sorted(outside, key=chip_order)
-    if not found:
-        return (), []
-    frame, outside = tile_frame(found, size, grid.size, (grid.north, grid.west))
+    return inventory
+
+
+def _frame(settings: Settings, spec: TileSpec, inventory: TileInventory) -> list[Chip]:
+    """The chips of a tile's square of the configured tile grid (``tile_grid.origin``)."""
+    size, grid = settings.chip_size, settings.tile_grid
+    found = list(inventory.chip_folders)
+    frame, outside = tile_frame(found, size, grid.size, grid.origin)
     strays = outside or sorted(set(found) - set(frame), key=chip_order)
     if strays:
         raise ChipNameError(
@@ -258,7 +259,48 @@ def _expected_chips(settings: Settings, spec: TileSpec, inventory: TileInventory
             f"the other chips of tile {spec.name}{_more(strays)}; move or delete it, or fix "
             "tile_grid, or list the tile's chips under 'tiles'",
         )
-    return tuple(chip for chip in frame if chip not in settings.unproduced), []
+    return frame
+
+
+def _squares(settings: Settings, inventories: dict[str, TileInventory]) -> dict[str, list[Chip]]:
+    """The chips of each discovered tile's square of the tile grid (tiles without configured
+    chips, with chips found): through ``tile_grid.origin``, or learned from every tile's chips.
+
+    Raises
+    ------
+    ChipNameError
+        If a chip is outside its tile's square of the configured tile grid.
+    TileGridError
+        If a tile's square cannot be learned (:func:`etm.grid.learn_squares`).
+    """
+    size, grid = settings.chip_size, settings.tile_grid
+    discovered = [
+        name
+        for name, spec in settings.tiles.items()
+        if spec.chips is None and inventories[name].chip_folders
+    ]
+    if grid.origin is not None:
+        return {
+            name: _frame(settings, settings.tiles[name], inventories[name]) for name in discovered
+        }
+    found = {name: inventories[name].chip_folders.keys() for name in discovered}
+    placed = {name: spec.area for name, spec in settings.tiles.items() if spec.area}
+    corners = learn_squares(found, placed, size, grid.size)
+    return {name: square_chips(corner, size, grid.size) for name, corner in corners.items()}
+
+
+def _expected_chips(
+    settings: Settings, spec: TileSpec, inventory: TileInventory, square: list[Chip]
+) -> tuple[tuple[Chip, ...], list[Chip]]:
+    """Expected chips, and found chips outside the configured ones.
+
+    A tile without configured chips expects every chip of its square of the tile grid
+    but the unproduced ones, so a chip that never ran is missing, even on the edge.
+    """
+    if spec.chips is not None:
+        outside = set(inventory.chip_folders) - set(spec.chips) - settings.unproduced
+        return tuple(sorted(spec.chips, key=chip_order)), sorted(outside, key=chip_order)
+    return tuple(chip for chip in square if chip not in settings.unproduced), []
 
 
 def verify(settings: Settings, listing: Listing) -> Verification:
@@ -277,24 +319,26 @@ def verify(settings: Settings, listing: Listing) -> Verification:
     ------
     ChipNameError
         If a chip folder's name is not a chip's as the model writes it, or a chip is off the
-        tile's chip lattice or outside its square of the tile grid.
+        tile's chip lattice or outside its square of the configured tile grid.
+    TileGridError
+        If a tile's square of the tile grid cannot be learned from the chips found.
     MissingChipsError
         If a tile without configured chips has no chips at all.
     """
-    expected, inventories, unexpected, missing, truncated, left_out = {}, {}, {}, [], [], []
+    inventories = {
+        name: _checked_inventory(settings, spec, listing) for name, spec in settings.tiles.items()
+    }
+    squares = _squares(settings, inventories)
+    expected, unexpected, missing, truncated, left_out = {}, {}, [], [], []
     for name, spec in settings.tiles.items():
-        inventory = scan_tile(spec, listing, settings.products, settings.years, settings.months)
-        for folder, reason in inventory.bad_folders.items():
-            raise ChipNameError(
-                folder, f"is not a chip folder: {reason}; rename or remove the folder"
-            )
-        chips, unexpected[name] = _expected_chips(settings, spec, inventory)
+        inventory = inventories[name]
+        chips, unexpected[name] = _expected_chips(settings, spec, inventory, squares.get(name, []))
         if not chips:
             raise MissingChipsError(
                 f"tile {name}: no chips under {', '.join(spec.prefixes)}; "
                 "check unmosaicked_inputs, or list the tile's chips under 'tiles'"
             )
-        expected[name], inventories[name] = chips, inventory
+        expected[name] = chips
         missing.extend(
             ChipMonth(name, chip, product, year, month)
             for product in settings.products

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +43,11 @@ def tile_prefix(root: str, tile: str, run: str = RUN) -> str:
     return os.path.join(root, "ws-out", "USA", run, f"run_{tile}", tile)
 
 
-def tile_chips(tile: str, chips_per_side: int = 5) -> list[Chip]:
-    """The chips of a sample tile, in reading order."""
-    corner = TILE_CORNERS[tile]
+def tile_chips(
+    tile: str, chips_per_side: int = 5, corners: Mapping[str, Chip] = TILE_CORNERS
+) -> list[Chip]:
+    """The chips of a sample tile, in reading order, from its upper-left chip in ``corners``."""
+    corner = corners[tile]
     return [
         Chip(corner.north - 20 * row, corner.west + 20 * col)
         for row in range(chips_per_side)
@@ -150,6 +153,7 @@ def write_sample(
     decoys: bool = True,
     tiles: tuple[str, ...] = SAMPLE_TILES,
     rounding: str = "outward",
+    corners: Mapping[str, Chip] = TILE_CORNERS,
 ) -> list[str]:
     """Write the sample's chips (and decoys the verifier must ignore).
 
@@ -167,11 +171,13 @@ def write_sample(
     chips_per_side : int
         Chips per tile edge (5 for the model's 25 chips per tile).
     tiles : tuple of str
-        Which tiles (of :data:`TILE_CORNERS`).
+        Which tiles (of ``corners``).
     decoys : bool
         Also write the decoy files.
     rounding : str
         How chips are cut from the master lattice (:data:`ROUNDINGS`).
+    corners : mapping of str to Chip
+        Each tile's upper-left chip (default: the team's tiles, :data:`TILE_CORNERS`).
 
     Returns
     -------
@@ -180,7 +186,7 @@ def write_sample(
     """
     written = []
     for tile in tiles:
-        for chip in tile_chips(tile, chips_per_side):
+        for chip in tile_chips(tile, chips_per_side, corners):
             grid = chip_grid(chip, pixel, rounding=rounding)
             for year in years:
                 folder = os.path.join(tile_prefix(root, tile), chip.name, f"{year}")

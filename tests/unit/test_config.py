@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from etm.config import (
+    TileGrid,
     check_work_prefix,
     load_settings,
     output_key,
@@ -34,6 +35,7 @@ def test_the_teams_config_loads_with_documented_defaults():
         "ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6",
     )
     assert settings.tiles["r50.0_tile6"].chips is None
+    assert settings.tile_grid == TileGrid(100, None)  # learned from the chips found
     assert settings.output == "ws-enduser/USA/TBD"
     assert settings.missing_chips == "error"
     assert settings.max_concurrent_containers == 60
@@ -154,6 +156,24 @@ def test_tiles_by_bounds_or_by_chip_list():
     settings = load_settings(config, SCHEMA)
     assert len(settings.tiles["r50.0_tile5"].chips) == 25
     assert settings.tiles["r50.0_tile6"].chips == (Chip(474, -1068), Chip(474, -1048))
+    # An unproduced chip is not expected, and still where the bounds place the tile.
+    config["unproduced_chips"] = ["chip47.4N-116.8E"]
+    tile5 = load_settings(config, SCHEMA).tiles["r50.0_tile5"]
+    assert len(tile5.chips) == 24 and len(tile5.area) == 25
+
+
+@pytest.mark.parametrize(
+    "tile_grid, expected",
+    [
+        ({"origin": [-116.8, 47.4]}, TileGrid(100, Chip(474, -1168))),
+        ({"size_deg": 8}, TileGrid(80, None)),
+        ({"origin": None, "size_deg": 6}, TileGrid(60, None)),
+    ],
+)
+def test_the_tile_grid_is_given_by_its_origin_or_learned_with_its_size(tile_grid, expected):
+    config = team_config()
+    config["tile_grid"] = tile_grid
+    assert load_settings(config, SCHEMA).tile_grid == expected
 
 
 @pytest.mark.parametrize(

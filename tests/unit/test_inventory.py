@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etm.config import Settings, TileSpec, load_settings, read_schema
-from etm.errors import ChipNameError, MissingChipsError, StorageError
+from etm.config import Settings, TileGrid, TileSpec, load_settings, read_schema
+from etm.errors import ChipNameError, MissingChipsError, StorageError, TileGridError
 from etm.grid import Chip, chips_in_bounds
 from etm.inventory import month_chip_files, scan_tile, undersized, verify
 from etm.listing import LocalListing, StoredObject
@@ -29,7 +29,7 @@ TEAM = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
 def settings(tiles, products=("etasw",), years=(2008,), months=(3, 4), **more) -> Settings:
-    """The team's settings (tile grid, chip size...), for these tiles and periods."""
+    """The team's settings (chip size, a tile grid learned...), for these tiles and periods."""
     base = load_settings(dict(TEAM), SCHEMA, local=False)
     return dataclasses.replace(
         base, tiles=tiles, products=products, years=years, months=months, **more
@@ -160,13 +160,26 @@ def discovered(tmp_path, chips, months=(3,)):
 TILE6 = chips_in_bounds([-106.8, 37.4, -96.8, 47.4], 20)
 
 
-def test_a_discovered_tile_expects_its_whole_square_but_the_unproduced_chips(tmp_path):
-    # The east column never ran, and one chip is ocean, declared once.
+#: The team's tile grid, given: tile5's upper-left chip.
+TEAM_GRID = TileGrid(100, Chip(474, -1168))
+
+
+@pytest.mark.parametrize("placed_by", ["tile_grid", "tile5's bounds"])
+def test_a_discovered_tile_expects_its_whole_square_but_the_unproduced_chips(tmp_path, placed_by):
+    # The east column never ran, and one chip is ocean, declared once: tile6's chips fit
+    # two squares, and the grid given, or tile5's square under 'tiles', tells which.
     ran = [c for c in TILE6 if c.west != -988]
     ocean = Chip(394, -1068)
     _, tiles = discovered(tmp_path, [c for c in ran if c != ocean])
-    verification = verify(settings(tiles, months=(3,), unproduced=frozenset({ocean})), LISTING)
-    assert {m.chip for m in verification.missing} == {c for c in TILE6 if c.west == -988}
+    more = {"unproduced": frozenset({ocean})}
+    if placed_by == "tile_grid":
+        more["tile_grid"] = TEAM_GRID
+    else:
+        tile5 = chips_in_bounds([-116.8, 37.4, -106.8, 47.4], 20)
+        tiles["r50.0_tile5"] = TileSpec("r50.0_tile5", (str(tmp_path / "tile5"),), tile5, tile5)
+    verification = verify(settings(tiles, months=(3,), **more), LISTING)
+    missing = {m.chip for m in verification.missing if m.tile == "r50.0_tile6"}
+    assert missing == {c for c in TILE6 if c.west == -988}
     assert ocean not in verification.expected["r50.0_tile6"]
 
 
@@ -179,10 +192,19 @@ def test_a_chip_folder_spelt_another_way_is_refused_by_name(tmp_path):
         verify(settings(tiles, months=(3,)), LISTING)
 
 
-def test_a_chip_outside_the_tiles_square_is_named(tmp_path):
+def test_a_chip_outside_the_tiles_square_of_the_grid_given_is_named(tmp_path):
     prefix, tiles = discovered(tmp_path, TILE6)
     touch(f"{prefix}/chip47.4N-96.8E/2008/etasw_200803.tif")  # the next tile's first chip
     with pytest.raises(ChipNameError, match=r"chip47.4N-96.8E: is outside the 10-degree square"):
+        verify(settings(tiles, months=(3,), tile_grid=TEAM_GRID), LISTING)
+
+
+def test_a_tile_whose_chips_no_square_holds_is_named_with_their_extent(tmp_path):
+    prefix, tiles = discovered(tmp_path, TILE6)
+    touch(f"{prefix}/chip47.4N-96.8E/2008/etasw_200803.tif")  # the next tile's first chip
+    with pytest.raises(
+        TileGridError, match=r"^tile r50.0_tile6: its chips span 12 x 10 degrees, \[-106.8, 37.4"
+    ):
         verify(settings(tiles, months=(3,)), LISTING)
 
 
