@@ -39,6 +39,10 @@ MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
 EDGE_SLACK_PX = 1.0
 #: Slack on that tolerance, for rounding in the stored geotransform.
 CORNER_SLACK_PX = 1e-6
+#: Pixels with a value (in either chip) that a pair must share for it to count: corners
+#: (at most 2 x 2 pixels) and edges NaN on both sides but for a handful of pixels are no
+#: evidence either way. A chip's edge is 961 pixels (97 in the sample).
+EDGE_MIN_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,33 @@ class ChipStats:
         if valid.size:
             self.minimum = min(self.minimum, float(valid.min()))
             self.maximum = max(self.maximum, float(valid.max()))
+
+
+@dataclass
+class EdgeStats:
+    """What two overlapping chips hold on the pixels they share.
+
+    ``first`` and ``second`` are the chips' positions among the mosaic's sources. Of the
+    ``shared`` pixels, ``compared`` are those where at least one chip has a value (NaN on
+    both sides agrees, but says nothing), and ``differ`` those where exactly one has a
+    value, or both have values further apart than the tolerance.
+    """
+
+    first: int
+    second: int
+    shared: int = 0
+    compared: int = 0
+    differ: int = 0
+
+    def add(self, first: np.ndarray, second: np.ndarray, tolerance_mm: float) -> None:
+        """Count a block of the shared pixels: each chip's values (NaN for missing), as
+        stored (float32 or float64), and the largest difference that agrees."""
+        first_nan, second_nan = np.isnan(first), np.isnan(second)
+        with np.errstate(invalid="ignore"):  # NaN on either side: not "apart"
+            apart = np.abs(first.astype("float64") - second) > tolerance_mm
+        self.shared += first.size
+        self.compared += first.size - int((first_nan & second_nan).sum())
+        self.differ += int((first_nan != second_nan).sum()) + int(apart.sum())
 
 
 def _corner_text(west: float, north: float) -> str:

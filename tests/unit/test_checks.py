@@ -10,6 +10,7 @@ from etm.checks import (
     ChipExpectation,
     ChipPolicy,
     ChipStats,
+    EdgeStats,
     Findings,
     check_footprint,
     check_header,
@@ -200,3 +201,13 @@ def test_a_chips_nan_share_from_every_fourth_row_is_right_within_four_rows(
             if mask_band:  # the missing rows said by GDAL's mask band instead
                 chip.write_mask(np.where(np.arange(961)[:, None] < lost_rows, 0, 255))
     assert abs(nan_share(str(path)) - lost_rows / 961) <= 4 / 961
+
+
+def test_shared_pixels_disagree_where_one_is_nan_or_they_are_apart_and_nan_on_both_agrees():
+    edge = EdgeStats(0, 1)
+    mine = np.array([[np.nan, np.nan, 1.0, 100.1, 5.0, 7.0]])
+    theirs = np.array([[np.nan, 3.0, np.nan, 100.1, 5.0004, 7.5]], dtype="float32")
+    edge.add(mine, theirs, tolerance_mm=1e-3)  # float32's rounding (1e-6 mm here) agrees
+    assert (edge.shared, edge.compared, edge.differ) == (6, 5, 3)
+    edge.add(np.full((3, 1), np.nan), np.full((3, 1), np.nan), tolerance_mm=1e-3)
+    assert (edge.shared, edge.compared, edge.differ) == (9, 5, 3)
