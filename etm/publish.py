@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from importlib.metadata import version
 
 from etm import stac
-from etm.checks import ChipChecks, ChipExpectation, Findings, judge
+from etm.checks import ChipChecks, ChipExpectation, Findings, judge, neighbour_refusals
 from etm.cog import Metadata, build_cog
-from etm.errors import ChipError, EmptyMosaicError, MissingChipsError
+from etm.errors import ChipError, ChipNeighbourError, EmptyMosaicError, MissingChipsError
 from etm.grid import Chip
 from etm.mosaic import Mosaic
 from etm.plan import Period
@@ -35,7 +35,11 @@ def _write_findings(path: str, findings: Findings) -> None:
 def _checked_build(
     sources, cog, names, label: str, checks: ChipChecks, baseline, record: str, cog_options
 ) -> None:
-    """Build a tile-month's COG from checked chips; record what was refused or suspect."""
+    """Build a tile-month's COG from checked chips; record what was refused or suspect.
+
+    A suspect chip that blocks its month (``suspect_chips: error``) fails it before the
+    neighbours are compared; a chip its neighbours refuse is refused even when it is suspect
+    and suspect chips are published."""
     chips = [Chip.parse(name) for name in checks.chips]
     usual = _usual_nan_shares(baseline)
     findings = Findings()
@@ -47,14 +51,21 @@ def _checked_build(
                 f"{label}: every chip is all NaN; nothing was published. The model wrote "
                 "files without data: rerun it for this month"
             )
-        for line in judge(list(names), chips, mosaic.stats, usual, checks.policy, findings):
+        warnings = judge(list(names), chips, mosaic.stats, usual, checks.policy, findings)
+        refused = neighbour_refusals(names, chips, mosaic.edges)
+        if refused:
+            for name in refused:
+                findings.suspect.pop(name, None)
+            findings.refused.update(refused)
+            raise ChipNeighbourError(refused)
+        for line in warnings:
             log.warning("%s", line)
 
     try:
         build_cog(
             sources, cog, names=names,
             chips=[ChipExpectation(chip, checks.chip_size) for chip in chips],
-            accept=accept, **cog_options,
+            edge_tolerance_mm=checks.policy.edge_tolerance_mm, accept=accept, **cog_options,
         )  # fmt: skip
     except ChipError as error:
         if error.path not in findings.suspect:
@@ -157,8 +168,8 @@ def publish(
     MissingChipsError
         If a chip is still missing after the model's rerun; nothing is published.
     ChipError
-        If a chip is refused, or is suspect and suspect chips block their month; nothing
-        is published.
+        If a chip is refused (chips refused by their neighbours: one line each), or is
+        suspect and suspect chips block their month; nothing is published.
     EmptyMosaicError
         If every chip of the month is all NaN; nothing is published.
     """
