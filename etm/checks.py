@@ -12,6 +12,11 @@ or values cannot be those of the chip its folder names:
   mask band, is honoured: the tagged value, or what the pixels the mask leaves out hold,
   is missing (NaN), never data.
 
+A chip is also refused when its neighbours disagree with it (:func:`neighbour_refusals`):
+chips cut outward overlap their neighbours by a pixel, the same master pixel computed by
+the model twice, equal where it is deterministic. A chip of another product, month or model
+run, or shifted, disagrees with its neighbours on nearly every pixel they share.
+
 A chip is *suspect* when its values are possible but implausible (:func:`suspicion`):
 outside its product's valid range, or far more NaN than its usual share. The checks use
 only the header and the pixels the mosaic reads anyway.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +46,10 @@ MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
 EDGE_SLACK_PX = 1.0
 #: Slack on that tolerance, for rounding in the stored geotransform.
 CORNER_SLACK_PX = 1e-6
+#: Pixels with a value (in either chip) that a pair must share for it to count: corners
+#: (at most 2 x 2 pixels) and edges NaN on both sides but for a handful of pixels are no
+#: evidence either way. A chip's edge is 961 pixels (97 in the sample).
+EDGE_MIN_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,38 @@ class ChipStats:
         if valid.size:
             self.minimum = min(self.minimum, float(valid.min()))
             self.maximum = max(self.maximum, float(valid.max()))
+
+
+@dataclass
+class EdgeStats:
+    """What two overlapping chips hold on the pixels they share.
+
+    ``first`` and ``second`` are the chips' positions among the mosaic's sources. Of the
+    ``shared`` pixels, ``compared`` are those where at least one chip has a value (NaN on
+    both sides agrees, but says nothing), and ``differ`` those where exactly one has a
+    value, or both have values further apart than the tolerance.
+    """
+
+    first: int
+    second: int
+    shared: int = 0
+    compared: int = 0
+    differ: int = 0
+    #: The largest difference between two values, in mm.
+    largest: float = 0.0
+
+    def add(self, first: np.ndarray, second: np.ndarray, tolerance_mm: float) -> None:
+        """Count a block of the shared pixels: each chip's values (NaN for missing), as
+        stored (float32 or float64), and the largest difference that agrees."""
+        first_nan, second_nan = np.isnan(first), np.isnan(second)
+        gaps = np.abs(first.astype("float64") - second)
+        with np.errstate(invalid="ignore"):  # NaN on either side: not "apart"
+            apart = gaps > tolerance_mm
+        self.shared += first.size
+        self.compared += first.size - int((first_nan & second_nan).sum())
+        self.differ += int((first_nan != second_nan).sum()) + int(apart.sum())
+        if apart.any():
+            self.largest = max(self.largest, float(np.nanmax(gaps)))
 
 
 def _corner_text(west: float, north: float) -> str:
@@ -274,11 +317,13 @@ class Findings:
 @dataclass(frozen=True)
 class ChipPolicy:
     """How a tile-month's chips are judged: its product's valid range, the NaN-share jump,
-    and whether a suspect chip blocks the month (``error``) or is published (``warn``)."""
+    whether a suspect chip blocks the month (``error``) or is published (``warn``), and how
+    far apart two chips' values of one shared pixel may be (mm)."""
 
     valid_range: tuple[float, float]
     nan_share_jump: float
     suspect_chips: str
+    edge_tolerance_mm: float
 
 
 @dataclass(frozen=True)
@@ -342,6 +387,148 @@ def judge(
     return [
         f"chip {name}: suspect, published: {reason}" for name, reason in findings.suspect.items()
     ]
+
+
+#: A pair of overlapping chips disagrees when more than this share of the pixels they share
+#: with a value (in either) differ. A file of another product, month or model run, or a
+#: shifted one, differs on nearly all of them (the sample's: all); a deterministic overlap
+#: on none. Half leaves the widest margin both ways: a few odd pixels (spikes, a partly
+#: masked edge) never make a pair disagree, and a wrong file passes only if it matches
+#: more than half of an edge by chance.
+DISAGREEING_SHARE = 0.5
+#: What a chip that its neighbours disagree with looks like.
+LOOKS_WRONG = "another product's, month's or model run's file, or shifted"
+
+
+#: Comparable overlaps a tile-month needs before most of them disagreeing says more about
+#: the archive than about its chips (:func:`overlaps_disagree`).
+SYSTEMATIC_PAIRS = 4
+
+
+def overlaps_disagree(edges: Sequence[EdgeStats], tolerance_mm: float) -> str | None:
+    """Why a tile-month's overlaps say that the archive's chips do not repeat each other's
+    pixels, or None.
+
+    One wrong chip disagrees with at most its four neighbours; when most of a month's
+    overlaps disagree, the model computes a pixel shared by two chips differently in each
+    (or every chip is wrong), and the tolerance, not 25 chips, is what to look at.
+    """
+    comparable = [edge for edge in edges if edge.compared >= EDGE_MIN_PIXELS]
+    against = [edge for edge in comparable if edge.differ > DISAGREEING_SHARE * edge.compared]
+    if len(comparable) < SYSTEMATIC_PAIRS or len(against) <= len(comparable) / 2:
+        return None
+    largest = max(edge.largest for edge in against)
+    return (
+        f"{len(against)} of its {len(comparable)} overlaps between neighbouring chips "
+        f"disagree (values up to {largest:g} mm apart, against plausibility.edge_tolerance_mm "
+        f"{tolerance_mm:g}): this archive's chips do not repeat each other's pixels where they "
+        "overlap. Nothing was published. If the model computes a shared pixel differently in "
+        "each chip, set plausibility.edge_tolerance_mm to the difference it allows; else "
+        "rerun the model for this month"
+    )
+
+
+def neighbour_refusals(
+    names: Sequence[str], chips: Sequence[Chip], edges: Sequence[EdgeStats]
+) -> dict[str, str]:
+    """The chips of a tile-month that their neighbours refuse, with why.
+
+    Each pair of overlapping chips that compares at least :data:`EDGE_MIN_PIXELS` pixels
+    votes: its chips agree, or disagree (on more than :data:`DISAGREEING_SHARE` of them).
+    A chip that disagrees with a majority (more than half) of its comparable neighbours is
+    refused; the neighbour of a wrong chip is not, as long as its other neighbours agree
+    with it. Chips are refused in rounds, each counting only the neighbours not refused
+    yet and refusing the chips with the most disagreeing neighbours, so that wrong
+    neighbours cannot outvote a chip either (a corner chip beside two wrong chips stays).
+    A disagreeing pair left with neither chip refused is refused whole. A refused chip
+    whose disagreeing neighbours were all refused with it (two chips that are each other's
+    only comparable neighbour, say) cannot be told from them: its reason names them and
+    says so.
+
+    Parameters
+    ----------
+    names : sequence of str
+        What errors call each chip: the mosaic's sources, in order.
+    chips : sequence of Chip
+        Each one's chip, which names it as a neighbour.
+    edges : sequence of EdgeStats
+        The overlapping pairs' counts (:attr:`etm.mosaic.Mosaic.edges`).
+
+    Returns
+    -------
+    dict
+        Each refused chip's name to why, in the sources' order; empty when none is.
+    """
+    comparable = [edge for edge in edges if edge.compared >= EDGE_MIN_PIXELS]
+    against = [edge for edge in comparable if edge.differ > DISAGREEING_SHARE * edge.compared]
+    rounds: dict[int, int] = {}  # each refused chip: the round that refused it
+    round_number = 0
+    while outvoted := _most_outvoted(comparable, against, set(rounds)):
+        rounds.update(dict.fromkeys(outvoted, round_number))
+        round_number += 1
+    for edge in against:
+        if edge.first not in rounds and edge.second not in rounds:
+            rounds.update(dict.fromkeys((edge.first, edge.second), round_number))
+    reasons = {}
+    for index, name in enumerate(names):
+        if index not in rounds:
+            continue
+        mine = {_other(edge, index): edge for edge in against if index in (edge.first, edge.second)}
+        # Its disagreements that counted: with chips not refused before it.
+        counted = [other for other in mine if rounds.get(other, math.inf) >= rounds[index]]
+        if all(rounds.get(other) == rounds[index] for other in counted):
+            listed = _disagreements([mine[other] for other in counted], chips, index)
+            reasons[name] = (
+                f"disagrees with {listed} where they overlap, and their other neighbours "
+                f"cannot tell which is wrong: one looks like {LOOKS_WRONG}; rerun the model "
+                "for the wrong one, or for both"
+            )
+        else:
+            neighbours = sum(index in (edge.first, edge.second) for edge in comparable)
+            reasons[name] = (
+                f"disagrees with {len(mine)} of its {neighbours} neighbour"
+                f"{'s' if neighbours > 1 else ''} where they overlap: "
+                f"{_disagreements(list(mine.values()), chips, index)}; it looks like "
+                f"{LOOKS_WRONG}: rerun the model for it"
+            )
+    return reasons
+
+
+def _other(edge: EdgeStats, index: int) -> int:
+    return edge.second if edge.first == index else edge.first
+
+
+def _most_outvoted(
+    comparable: list[EdgeStats], against: list[EdgeStats], refused: set[int]
+) -> set[int]:
+    """The chips outside ``refused`` that disagree with a majority of their neighbours
+    outside it, those with the most disagreeing neighbours only; empty if none does."""
+    neighbours: Counter[int] = Counter()
+    disagreeing: Counter[int] = Counter()
+    for edges, counts in ((comparable, neighbours), (against, disagreeing)):
+        for edge in edges:
+            if not {edge.first, edge.second} & refused:
+                counts.update((edge.first, edge.second))
+    outvoted = {chip: n for chip, n in disagreeing.items() if 2 * n > neighbours[chip]}
+    most = max(outvoted.values(), default=0)
+    return {chip for chip, n in outvoted.items() if n == most}
+
+
+def _disagreements(edges: list[EdgeStats], chips: Sequence[Chip], index: int) -> str:
+    """A chip's disagreeing neighbours, each with how much: ``chip43.4N-104.8E (on 100% of
+    the 97 pixels they share with a value), chip45.4N-102.8E (98% of 97)``."""
+    first, *more = edges
+    return ", ".join(
+        [
+            f"{chips[_other(first, index)].name} (on {first.differ / first.compared:.0%} of "
+            f"the {first.compared} pixels they share with a value)",
+            *(
+                f"{chips[_other(edge, index)].name} ({edge.differ / edge.compared:.0%} of "
+                f"{edge.compared})"
+                for edge in more
+            ),
+        ]
+    )
 
 
 #: A chip's usual NaN share is read from every 4th row: it is compared with a jump of

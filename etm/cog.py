@@ -232,6 +232,7 @@ def build_cog(
     destination_name: str | None = None,
     combine: str = "first",
     chips: Sequence[ChipExpectation] | None = None,
+    edge_tolerance_mm: float = 0.0,
     accept: Callable[[Mosaic], None] | None = None,
     metadata: Metadata | None = None,
 ) -> None:
@@ -259,9 +260,11 @@ def build_cog(
         How sources are combined per pixel (see :func:`etm.mosaic.write_levels`).
     chips : sequence of ChipExpectation, optional
         For chip sources, the chip each one must be (see :func:`etm.mosaic.write_levels`).
+    edge_tolerance_mm : float
+        With ``chips``: how far apart two chips' values of a shared pixel may be and agree.
     accept : callable, optional
         Called with the mosaic once its levels are written, before it is compressed; an
-        error it raises stops the COG (e.g. a suspect chip).
+        error it raises stops the COG (e.g. a suspect chip, or one its neighbours refuse).
     metadata : Metadata, optional
         The COG's band description, unit and metadata items.
 
@@ -287,7 +290,7 @@ def build_cog(
             with rasterio.Env(GDAL_CACHEMAX=cache_bytes(min(gdal_cache_mb, READ_CACHE_MB))):
                 mosaic = write_levels(
                     sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
-                    combine=combine, chips=chips,
+                    combine=combine, chips=chips, edge_tolerance_mm=edge_tolerance_mm,
                 )  # fmt: skip
             if accept:
                 accept(mosaic)

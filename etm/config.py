@@ -62,10 +62,12 @@ class TileGrid:
 
 @dataclass(frozen=True)
 class Plausibility:
-    """When a chip is suspect: valid range per product (mm), and the NaN-share jump."""
+    """When a chip is suspect: valid range per product (mm), and the NaN-share jump; and
+    how far apart neighbouring chips' values of a shared pixel may be (mm)."""
 
     ranges: dict[str, tuple[float, float]]
     nan_share_jump: float
+    edge_tolerance_mm: float
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,7 @@ def _plausibility(config: dict, schema: dict) -> Plausibility:
     return Plausibility(
         {product: (float(low), float(high)) for product, (low, high) in ranges.items()},
         float(config["nan_share_jump"]),
+        float(config["edge_tolerance_mm"]),
     )
 
 

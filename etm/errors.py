@@ -51,8 +51,8 @@ def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
 
 
 class EtmError(Exception):
-    """Base class of every error etm reports to a user as one line, never with a password
-    in it."""
+    """Base class of every error etm reports to a user as one line (one per chip when it
+    names several), never with a password in it."""
 
     def __str__(self) -> str:
         return without_passwords(super().__str__())
@@ -101,6 +101,30 @@ class ChipChangedError(ChipError):
 
 class SuspectChipError(ChipError):
     """A chip's values are implausible, and suspect chips block their month."""
+
+
+class ChipNeighbourError(ChipError):
+    """Chips of a tile-month disagree with their neighbours on the pixels they share.
+
+    Its message has one line per refused chip (``chip <path>: <problem>``); ``path`` and
+    ``problem`` are the first one's.
+
+    Parameters
+    ----------
+    refused : dict
+        Each refused chip's path to what is wrong with it and what to do next.
+    """
+
+    def __init__(self, refused: dict[str, str]):
+        self.refused = dict(refused)
+        (self.path, self.problem), *_ = self.refused.items()
+        EtmError.__init__(
+            self, "\n".join(f"chip {path}: {problem}" for path, problem in self.refused.items())
+        )
+
+
+class OverlapsError(EtmError):
+    """Most overlaps of a tile-month's chips disagree: the archive's, not one chip's."""
 
 
 class EmptyMosaicError(EtmError):

@@ -47,11 +47,12 @@ class _JobLogs(logging.Handler):
 
 
 class _OneLine(logging.Handler):
-    """An error record as one ``etm error:`` line on the terminal, never glued to a line of
-    Snakemake's that a job's thread would otherwise write into (:func:`etm.errors.say`)."""
+    """An error record as one ``etm error:`` line on the terminal (one per line of its
+    message: an error naming several chips), never glued to a line of Snakemake's that a
+    job's thread would otherwise write into (:func:`etm.errors.say`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        say([record.getMessage()], prefix="etm error: ")
+        say(record.getMessage().splitlines(), prefix="etm error: ")
 
 
 _JOB_LOGS = _JobLogs()

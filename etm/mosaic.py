@@ -7,7 +7,9 @@ level, so memory depends on the mosaic's width, never on its area.
 
 Overlaps: the first valid (non-NaN) value wins, in the order the sources are given
 (the workflow gives chips in reading order, north-west first). Where the model is
-deterministic, overlapping pixels are equal and the order does not matter.
+deterministic, overlapping pixels are equal and the order does not matter; for checked
+chips the mosaic counts, pair by pair, the shared pixels where they are not
+(:class:`etm.checks.EdgeStats`), keeping only the overlaps' strips while it reads.
 Annual aggregates use the same streaming path, adding up or averaging the monthly mosaics.
 """
 
@@ -28,7 +30,15 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from etm.checks import ChipExpectation, ChipStats, check_header, clean_values, has_mask_band
+from etm.checks import (
+    EDGE_MIN_PIXELS,
+    ChipExpectation,
+    ChipStats,
+    EdgeStats,
+    check_header,
+    clean_values,
+    has_mask_band,
+)
 from etm.errors import ChipGridError, ChipReadError, one_line
 
 #: Largest distance from a whole pixel offset accepted as "on the lattice", in pixels.
@@ -354,12 +364,15 @@ def area_means(sums: np.ndarray, counts: np.ndarray, dtype: str) -> np.ndarray:
 class Mosaic:
     """A mosaic written as one uncompressed GeoTIFF per level: full resolution first.
 
-    ``stats`` holds, for checked chips, what each one's pixels held (else empty).
+    For checked chips, ``stats`` holds what each one's pixels held, and ``edges`` what each
+    pair of chips sharing at least :data:`etm.checks.EDGE_MIN_PIXELS` pixels held on them
+    (both empty otherwise).
     """
 
     layout: Layout
     levels: tuple[str, ...]
     stats: tuple[ChipStats, ...] = ()
+    edges: tuple[EdgeStats, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -382,6 +395,90 @@ class _Source:
         return values
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """Two sources' shared pixels: their positions among the sources, and the mosaic's
+    rows and columns they share (end excluded)."""
+
+    first: int
+    second: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+def overlaps(layout: Layout, least: int) -> list[Overlap]:
+    """Each pair of placements that shares at least ``least`` pixels.
+
+    Parameters
+    ----------
+    layout : Layout
+    least : int
+        Pairs sharing fewer pixels (a corner) are left out.
+
+    Returns
+    -------
+    list of Overlap
+        In the placements' order, ``first`` before ``second``.
+    """
+    found = []
+    places = layout.placements
+    for first, a in enumerate(places):
+        for second in range(first + 1, len(places)):
+            b = places[second]
+            rows = (max(a.row, b.row), min(a.row + a.height, b.row + b.height))
+            cols = (max(a.col, b.col), min(a.col + a.width, b.col + b.width))
+            height, width = rows[1] - rows[0], cols[1] - cols[0]
+            if height > 0 and width > 0 and height * width >= least:
+                found.append(Overlap(first, second, rows, cols))
+    return found
+
+
+class _EdgeComparison:
+    """What overlapping chips hold on the pixels they share, compared band by band as the
+    mosaic reads them.
+
+    A chip's part of an overlap in a band (a strip a pixel wide, at most a band long) is
+    kept only until the other chip's part is read: memory stays a few strips.
+    """
+
+    def __init__(self, layout: Layout, tolerance_mm: float):
+        self.overlaps = overlaps(layout, EDGE_MIN_PIXELS)
+        self.edges = tuple(EdgeStats(pair.first, pair.second) for pair in self.overlaps)
+        self._tolerance_mm = tolerance_mm
+        self._of_source: dict[int, list[int]] = {}
+        for number, pair in enumerate(self.overlaps):
+            for index in (pair.first, pair.second):
+                self._of_source.setdefault(index, []).append(number)
+        self._held: dict[int, np.ndarray] = {}
+
+    def take(self, index: int, place: Placement, data: np.ndarray, row: int) -> None:
+        """Keep, or compare with the other chip's, a chip's parts of its overlaps.
+
+        Parameters
+        ----------
+        index : int
+            The chip's position among the sources (read in that order).
+        place : Placement
+            Its placement.
+        data : numpy.ndarray
+            Its rows in the band, as stored (NaN for missing).
+        row : int
+            The mosaic's row of ``data``'s first.
+        """
+        for number in self._of_source.get(index, ()):
+            pair = self.overlaps[number]
+            top, bottom = max(pair.rows[0], row), min(pair.rows[1], row + len(data))
+            if top >= bottom:
+                continue
+            cols = slice(pair.cols[0] - place.col, pair.cols[1] - place.col)
+            part = data[top - row : bottom - row, cols]
+            held = self._held.pop(number, None)
+            if held is None:
+                self._held[number] = part.copy()  # not a view: the rest of data is freed
+            else:
+                self.edges[number].add(held, part, self._tolerance_mm)
+
+
 def write_levels(
     sources: Sequence[str],
     folder: str,
@@ -391,6 +488,7 @@ def write_levels(
     names: Sequence[str] | None = None,
     combine: str = "first",
     chips: Sequence[ChipExpectation] | None = None,
+    edge_tolerance_mm: float = 0.0,
     band_budget_bytes: int = 32 << 20,
 ) -> Mosaic:
     """Mosaic or aggregate rasters on one lattice, band by band, with every overview level.
@@ -419,7 +517,11 @@ def write_levels(
         NaN where any of them is NaN, a mean only where all are).
     chips : sequence of ChipExpectation, optional
         For chip sources, the chip each one must be: header and values are checked
-        (:mod:`etm.checks`) and counted into the Mosaic's ``stats``.
+        (:mod:`etm.checks`) and counted into the Mosaic's ``stats``; the pixels each pair
+        of them shares are compared into its ``edges``.
+    edge_tolerance_mm : float
+        With ``chips``: how far apart two chips' values of one shared pixel may be and
+        still agree.
     band_budget_bytes : int
         Memory for one band of output.
 
@@ -457,6 +559,7 @@ def write_levels(
                 for name, d in zip(names, datasets, strict=True)
             ]
         )
+        edges = _EdgeComparison(layout, edge_tolerance_mm) if chips is not None else None
         sizes = [
             (layout.width, layout.height),
             *overview_sizes(layout.width, layout.height, blocksize),
@@ -488,7 +591,7 @@ def write_levels(
         def assemble(top: int) -> np.ndarray:
             height = min(rows, layout.height - top)
             if combine == "first":
-                return _first_valid(readers, layout, top, height, dtype)
+                return _first_valid(readers, layout, top, height, dtype, edges)
             return _aggregate(readers, layout, top, height, dtype, combine)
 
         def write(top: int, levels: list[np.ndarray]) -> None:
@@ -512,7 +615,7 @@ def write_levels(
             written = gdal_calls.submit(write, top, levels)
             del band, levels  # freed once written
         written.result()
-    return Mosaic(layout, paths, stats)
+    return Mosaic(layout, paths, stats, edges.edges if edges is not None else ())
 
 
 def _write_rows(output, values: np.ndarray, top: int) -> None:
@@ -542,13 +645,18 @@ def _rows_in_band(source: _Source, place: Placement, top: int, height: int, dtyp
     return data, (slice(first - top, last - top), slice(place.col, place.col + place.width))
 
 
-def _first_valid(sources, layout: Layout, top: int, height: int, dtype: str) -> np.ndarray:
-    """A band where each pixel is the first valid value of the sources, in their order."""
+def _first_valid(
+    sources, layout: Layout, top: int, height: int, dtype: str, edges: _EdgeComparison | None
+) -> np.ndarray:
+    """A band where each pixel is the first valid value of the sources, in their order;
+    the sources' shared pixels compared into ``edges``, if given."""
     band = np.full((height, layout.width), np.nan, dtype=dtype)
-    for source, place in zip(sources, layout.placements, strict=True):
+    for index, (source, place) in enumerate(zip(sources, layout.placements, strict=True)):
         rows = _rows_in_band(source, place, top, height, dtype)
         if rows:
             data, where = rows
+            if edges is not None:
+                edges.take(index, place, data, top + where[0].start)
             np.copyto(band[where], data, where=np.isnan(band[where]))
     return band
 

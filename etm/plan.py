@@ -340,6 +340,7 @@ def chip_checks(settings: Settings, product: str, chip_paths: Sequence[str]) -> 
             settings.plausibility.ranges[product],
             settings.plausibility.nan_share_jump,
             settings.suspect_chips,
+            settings.plausibility.edge_tolerance_mm,
         ),
     )
 

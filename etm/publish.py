@@ -11,9 +11,16 @@ from importlib.metadata import version
 import rasterio
 
 from etm import provenance, stac
-from etm.checks import ChipExpectation, Findings, judge
+from etm.checks import ChipExpectation, Findings, judge, neighbour_refusals, overlaps_disagree
 from etm.cog import Metadata, build_cog
-from etm.errors import ChipChangedError, ChipError, EmptyMosaicError, MissingChipsError
+from etm.errors import (
+    ChipChangedError,
+    ChipError,
+    ChipNeighbourError,
+    EmptyMosaicError,
+    MissingChipsError,
+    OverlapsError,
+)
 from etm.files import write_whole
 from etm.grid import Chip
 from etm.listing import local_identity
@@ -45,7 +52,11 @@ def _checked_build(
     record: str | None,
     cog_options: dict,
 ) -> None:
-    """Build a tile-month's COG from checked chips; record what was refused or suspect."""
+    """Build a tile-month's COG from checked chips; record what was refused or suspect.
+
+    A suspect chip that blocks its month (``suspect_chips: error``) fails it before the
+    neighbours are compared; a chip its neighbours refuse is refused even when it is suspect
+    and suspect chips are published."""
     checks, names = plan.checks, [source.name for source in plan.sources]
     chips = [Chip.parse(name) for name in checks.chips]
     usual = _usual_nan_shares(baseline)
@@ -62,14 +73,25 @@ def _checked_build(
                 f"{plan.label}: every chip is all NaN; nothing was published. The model wrote "
                 "files without data: rerun it for this month"
             )
-        for line in judge(names, chips, mosaic.stats, usual, checks.policy, findings):
+        warnings = judge(names, chips, mosaic.stats, usual, checks.policy, findings)
+        tolerance = checks.policy.edge_tolerance_mm
+        if systematic := overlaps_disagree(mosaic.edges, tolerance):
+            findings.refused.update(dict.fromkeys(names, "its month's overlaps mostly disagree"))
+            raise OverlapsError(f"{plan.label}: {systematic}")
+        refused = neighbour_refusals(names, chips, mosaic.edges)
+        if refused:
+            for name in refused:
+                findings.suspect.pop(name, None)
+            findings.refused.update(refused)
+            raise ChipNeighbourError(refused)
+        for line in warnings:
             log.warning("%s", line)
 
     try:
         build_cog(
             sources, cog, names=names,
             chips=[ChipExpectation(chip, checks.chip_size) for chip in chips],
-            accept=accept, **cog_options,
+            edge_tolerance_mm=checks.policy.edge_tolerance_mm, accept=accept, **cog_options,
         )  # fmt: skip
     except ChipChangedError:
         raise
@@ -167,10 +189,13 @@ def publish(
     MissingChipsError
         If a chip is still missing after the model's rerun; nothing is published.
     ChipError
-        If a chip is refused, is suspect and suspect chips block their month, or was
-        rewritten while it was read; nothing is published.
+        If a chip is refused (chips refused by their neighbours: one line each), is suspect
+        and suspect chips block their month, or was rewritten while it was read; nothing is
+        published.
     EmptyMosaicError
         If every chip of the month is all NaN; nothing is published.
+    OverlapsError
+        If most of the month's overlaps disagree; nothing is published.
     """
     if findings:
         _write_findings(findings, Findings())  # a job killed mid-way leaves a record

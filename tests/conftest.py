@@ -257,11 +257,13 @@ def assert_chip_in_cog(chip, cog) -> None:
 def rewrite_chip(path: Path, **changes) -> None:
     """Rewrite a chip in place (as a re-upload would), changing its values or georeferencing.
 
-    ``scale`` multiplies the values; ``crs`` and ``transform`` replace the georeferencing.
+    ``scale`` multiplies the values inside the chip: its outermost rows and columns, which
+    its neighbours share, keep theirs (or its neighbours would refuse it). ``crs`` and
+    ``transform`` replace the georeferencing.
     """
     with rasterio.open(path) as src:
         profile, values = src.profile, src.read(1)
-    values = values * changes.pop("scale", 1.0)
+    values[1:-1, 1:-1] *= changes.pop("scale", 1.0)
     profile.update(changes)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(values, 1)

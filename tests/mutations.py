@@ -180,3 +180,23 @@ def masked_rows(path: Path, rows: slice, fill: float = 0.0) -> None:
         with rasterio.open(path, "w", **profile) as target:
             target.write(values, 1)
             target.write_mask(mask)
+
+
+def moved(path: Path, cols: int = 1) -> None:
+    """The same pixels moved ``cols`` columns east, the georeferencing unchanged (a chip cut
+    a pixel off and labelled as if it were not); the columns left behind are NaN."""
+    profile, values = _read(path)
+    shifted_values = np.full(values.shape, np.nan)
+    shifted_values[:, cols:] = values[:, :-cols]
+    _write(path, profile, shifted_values)
+
+
+def lake(path: Path, lon: float, lat: float, radius: float) -> None:
+    """NaN where a pixel's centre is within ``radius`` degrees of (``lon``, ``lat``): the
+    model's water mask, the same in every chip that holds the pixel: valid."""
+    profile, values = _read(path)
+    t = profile["transform"]
+    rows, cols = np.indices(values.shape)
+    lons, lats = t.c + (cols + 0.5) * t.a, t.f + (rows + 0.5) * t.e
+    values[(lons - lon) ** 2 + (lats - lat) ** 2 < radius**2] = np.nan
+    _write(path, profile, values)

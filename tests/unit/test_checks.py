@@ -7,19 +7,23 @@ import pytest
 from affine import Affine
 
 from etm.checks import (
+    EDGE_MIN_PIXELS,
     ChipExpectation,
     ChipPolicy,
     ChipStats,
+    EdgeStats,
     Findings,
     check_footprint,
     check_header,
     clean_values,
     judge,
     nan_share,
+    neighbour_refusals,
+    overlaps_disagree,
     reference_files,
     suspicion,
 )
-from etm.errors import ChipContentError, SuspectChipError
+from etm.errors import ChipContentError, ChipNeighbourError, SuspectChipError
 from etm.grid import Chip
 from etm.listing import LocalListing
 from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chips
@@ -152,9 +156,10 @@ def test_suspect_chips_block_their_month_or_are_published_with_a_warning():
     names = ["a.tif", "b.tif", "c.tif"]
     findings = Findings()
     with pytest.raises(SuspectChipError, match=r"^chip b.tif: is suspect: .* \(and 1 more chips\)"):
-        judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "error"), findings)
+        judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "error", 1e-3), findings)
     assert list(findings.suspect) == ["b.tif", "c.tif"]
-    warned = judge(names, chips, stats, usual, ChipPolicy((0, 2000), 0.25, "warn"), Findings())
+    warn = ChipPolicy((0, 2000), 0.25, "warn", 1e-3)
+    warned = judge(names, chips, stats, usual, warn, Findings())
     assert [line.split(":")[0] for line in warned] == ["chip b.tif", "chip c.tif"]
 
 
@@ -200,3 +205,154 @@ def test_a_chips_nan_share_from_every_fourth_row_is_right_within_four_rows(
             if mask_band:  # the missing rows said by GDAL's mask band instead
                 chip.write_mask(np.where(np.arange(961)[:, None] < lost_rows, 0, 255))
     assert abs(nan_share(str(path)) - lost_rows / 961) <= 4 / 961
+
+
+def test_shared_pixels_disagree_where_one_is_nan_or_they_are_apart_and_nan_on_both_agrees():
+    edge = EdgeStats(0, 1)
+    mine = np.array([[np.nan, np.nan, 1.0, 100.1, 5.0, 7.0]])
+    theirs = np.array([[np.nan, 3.0, np.nan, 100.1, 5.0004, 7.5]], dtype="float32")
+    edge.add(mine, theirs, tolerance_mm=1e-3)  # float32's rounding (1e-6 mm here) agrees
+    assert (edge.shared, edge.compared, edge.differ) == (6, 5, 3)
+    edge.add(np.full((3, 1), np.nan), np.full((3, 1), np.nan), tolerance_mm=1e-3)
+    assert (edge.shared, edge.compared, edge.differ) == (9, 5, 3)
+
+
+#: Pixels along an edge of the sample's chips.
+EDGE = 97
+
+
+def block(rows, cols, wrong=None, compared=None):
+    """Names, chips and edges of a rows x cols block of chips in reading order, each sharing
+    an edge with its east and south neighbours. ``wrong`` maps a chip's position to what it
+    holds instead of its own: chips holding different things disagree on every pixel they
+    compare. ``compared`` maps a pair to how many pixels it compares (else all it shares)."""
+    wrong, compared = wrong or {}, compared or {}
+    chips = [Chip(474 - 20 * row, -1068 + 20 * col) for row in range(rows) for col in range(cols)]
+    edges = []
+    for index in range(rows * cols):
+        east = [index + 1] if (index + 1) % cols else []
+        south = [index + cols] if index + cols < rows * cols else []
+        for other in east + south:
+            counted = compared.get((index, other), EDGE)
+            differ = counted if wrong.get(index) != wrong.get(other) else 0
+            edges.append(EdgeStats(index, other, EDGE, counted, differ))
+    return [f"{chip.name}/2020/etasw_202007.tif" for chip in chips], chips, edges
+
+
+def refused_by_neighbours(rows, cols, **kwargs) -> dict[str, str]:
+    return neighbour_refusals(*block(rows, cols, **kwargs))
+
+
+def test_a_chip_its_neighbours_disagree_with_is_refused_naming_them_and_they_are_not():
+    refused = refused_by_neighbours(3, 3, wrong={4: "January"})
+    assert refused == {
+        "chip45.4N-104.8E/2020/etasw_202007.tif": (
+            "disagrees with 4 of its 4 neighbours where they overlap: chip47.4N-104.8E (on 100% "
+            "of the 97 pixels they share with a value), chip45.4N-106.8E (100% of 97), "
+            "chip45.4N-102.8E (100% of 97), chip43.4N-104.8E (100% of 97); it looks like "
+            "another product's, month's or model run's file, or shifted: rerun the model for it"
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "wrong, refused",
+    [
+        ({0: "netet"}, [0]),  # a corner chip: two neighbours, both disagreeing
+        ({1: "netet"}, [1]),  # the corner chip beside it disagrees with one of its two
+        ({1: "netet", 3: "January"}, [1, 3]),  # both of the corner's: it stays
+        ({4: "January", 5: "January"}, [4, 5]),  # alike, they agree with each other only
+    ],
+)
+def test_wrong_neighbours_never_outvote_a_chip(wrong, refused):
+    names = block(3, 3)[0]
+    assert list(refused_by_neighbours(3, 3, wrong=wrong)) == [names[index] for index in refused]
+
+
+def test_a_chain_blames_its_middle_chip_alone():
+    names = block(1, 3)[0]
+    assert list(refused_by_neighbours(1, 3, wrong={1: "shifted"})) == [names[1]]
+
+
+def test_two_chips_that_only_each_other_can_judge_are_both_refused_naming_each_other():
+    names = block(1, 2)[0]
+    refused = refused_by_neighbours(1, 2, wrong={1: "January"})
+    assert list(refused) == names
+    assert refused[names[0]] == (
+        "disagrees with chip47.4N-104.8E (on 100% of the 97 pixels they share with a value) "
+        "where they overlap, and their other neighbours cannot tell which is wrong: one looks "
+        "like another product's, month's or model run's file, or shifted; rerun the model for "
+        "the wrong one, or for both"
+    )
+    assert "disagrees with chip47.4N-106.8E (on 100% of" in refused[names[1]]
+
+
+def test_a_seam_that_disagrees_between_chips_their_other_neighbours_agree_with_refuses_both():
+    names, chips, edges = block(3, 3)
+    seam = next(edge for edge in edges if (edge.first, edge.second) == (4, 5))
+    seam.differ = EDGE
+    refused = neighbour_refusals(names, chips, edges)
+    assert list(refused) == [names[4], names[5]]
+    assert refused[names[4]].startswith("disagrees with chip45.4N-102.8E (on 100% of the 97")
+    assert "their other neighbours cannot tell which is wrong" in refused[names[5]]
+
+
+def test_edges_nan_on_both_sides_are_no_evidence():
+    # The middle chip is a lake: along three of its edges the pair compares a handful of
+    # pixels only (NaN on both sides elsewhere), and differs on them.
+    few = EDGE_MIN_PIXELS - 1
+    shore = {(1, 4): few, (3, 4): few, (4, 5): few}
+    names, chips, edges = block(3, 3, compared=shore)
+    for edge in edges:
+        edge.differ = few if (edge.first, edge.second) in shore else 0
+    assert neighbour_refusals(names, chips, edges) == {}
+    # All NaN instead: its one comparable edge disagrees, and the chip beyond it agrees with
+    # its own other neighbours.
+    refused = refused_by_neighbours(3, 3, wrong={4: "all NaN"}, compared=shore)
+    assert refused == {
+        names[4]: "disagrees with 1 of its 1 neighbour where they overlap: chip43.4N-104.8E "
+        "(on 100% of the 97 pixels they share with a value); it looks like another product's, "
+        "month's or model run's file, or shifted: rerun the model for it"
+    }
+    # With no comparable edge at all, it is not judged.
+    shore[(4, 7)] = 0
+    assert refused_by_neighbours(3, 3, wrong={4: "all NaN"}, compared=shore) == {}
+
+
+def test_a_pair_disagrees_on_more_than_half_of_the_pixels_it_compares():
+    names, chips, edges = block(3, 3)
+    for edge in edges:
+        if 4 in (edge.first, edge.second):
+            edge.differ = EDGE // 2  # a few odd pixels, or many: not more than half
+    assert neighbour_refusals(names, chips, edges) == {}
+    for edge in edges:
+        edge.differ += 4 in (edge.first, edge.second)
+    assert list(neighbour_refusals(names, chips, edges)) == [names[4]]
+
+
+def test_chips_refused_by_their_neighbours_are_one_line_each():
+    error = ChipNeighbourError({"a.tif": "disagrees with b", "b.tif": "disagrees with a"})
+    assert (error.path, error.problem) == ("a.tif", "disagrees with b")
+    assert str(error).splitlines() == [
+        "chip a.tif: disagrees with b",
+        "chip b.tif: disagrees with a",
+    ]
+
+
+def test_a_month_whose_overlaps_mostly_disagree_is_the_archives_not_its_chips():
+    def pairs(disagreeing: int, total: int) -> list[EdgeStats]:
+        return [
+            EdgeStats(i, i + 1, 96, 96, 96 if i < disagreeing else 0, 0.4 if i < disagreeing else 0)
+            for i in range(total)
+        ]
+
+    # One wrong chip disagrees with its four neighbours, of the 40 overlaps of 25 chips.
+    assert overlaps_disagree(pairs(4, 40), 0.001) is None
+    assert overlaps_disagree(pairs(20, 40), 0.001) is None
+    line = overlaps_disagree(pairs(21, 40), 0.001)
+    assert line.startswith("21 of its 40 overlaps between neighbouring chips disagree (values up")
+    assert "to 0.4 mm apart, against plausibility.edge_tolerance_mm 0.001)" in line
+    assert overlaps_disagree(pairs(3, 3), 0.001) is None  # too few to tell
+    edge = EdgeStats(0, 1)
+    edge.add(np.array([1.0, 2.0, np.nan]), np.array([1.25, 2.0, 3.0]), 0.001)
+    assert (edge.compared, edge.differ, edge.largest) == (3, 2, 0.25)

@@ -9,7 +9,9 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from etm.checks import ChipExpectation
 from etm.errors import ChipGridError, ChipReadError
+from etm.grid import Chip
 from etm.mosaic import (
     Footprint,
     band_rows,
@@ -20,6 +22,7 @@ from etm.mosaic import (
     plan_layout,
     write_levels,
 )
+from etm.sample import MODEL_PIXEL, chip_grid, field, write_chip
 
 WGS84 = CRS.from_epsg(4326)
 RES = 0.0020810045
@@ -241,6 +244,38 @@ def test_overviews_are_true_area_means_of_the_valid_full_resolution_pixels(tmp_p
         expected = np.nanmean(values.reshape(16, 4, 16, 4), axis=(1, 3))
     np.testing.assert_allclose(overview, expected, rtol=1e-12)  # not a mean of means
     assert np.isnan(overview[:2, :2]).all()
+
+
+def sample_chips(folder, rows=2, cols=2):
+    """A rows x cols block of the sample's chips (97 x 97 pixels, cut outward: neighbours
+    share a row or column), as paths, their chips, and their values to change."""
+    chips = [Chip(474 - 20 * row, -1068 + 20 * col) for row in range(rows) for col in range(cols)]
+    grids = [chip_grid(chip, 10 * MODEL_PIXEL) for chip in chips]
+    values = [field("etasw", 2020, 7, grid.lons, grid.lats) for grid in grids]
+    paths = [str(folder / f"{chip.name}.tif") for chip in chips]
+    return paths, chips, grids, values
+
+
+def test_the_pixels_each_pair_of_checked_chips_shares_are_compared_band_by_band(tmp_path):
+    paths, chips, grids, values = sample_chips(tmp_path)
+    north_west, north_east = values[0], values[1]
+    assert np.array_equal(north_west[:, -1], north_east[:, 0])  # one shared column
+    north_west[:10, -1] = north_east[:10, 0] = np.nan  # a lake on both sides: no evidence
+    north_east[10:15, 0] = np.nan  # lost on one side
+    north_east[20:25, 0] += 1.0  # apart
+    north_east[30:35, 0] += 1e-4  # within the tolerance
+    for path, grid, chip_values in zip(paths, grids, values, strict=True):
+        write_chip(path, grid, chip_values)
+    mosaic = write_levels(
+        paths, str(tmp_path), dtype="float32", blocksize=16, band_budget_bytes=1,
+        chips=[ChipExpectation(chip, 20) for chip in chips], edge_tolerance_mm=1e-3,
+    )  # fmt: skip
+    # West-east and north-south pairs; the diagonal ones share a corner pixel only.
+    counts = {(e.first, e.second): (e.shared, e.compared, e.differ) for e in mosaic.edges}
+    assert counts == {(0, 1): (97, 87, 10), (0, 2): (97, 97, 0), (1, 3): (97, 97, 0),
+                      (2, 3): (97, 97, 0)}  # fmt: skip
+    plain = write_levels(paths, str(tmp_path), dtype="float32", blocksize=16)
+    assert plain.edges == ()  # tile years and the region: etm's own COGs
 
 
 # On S3 a source is Snakemake's local copy of the chip: the line names the chip's key only.
