@@ -39,7 +39,7 @@ rule all:
 
 # One run at a time writes an output prefix: its lock is taken when jobs start.
 onstart:
-    say(filter(None, [or_exit(RUN.start)]))
+    say(or_exit(RUN.start, batch_queue()))
 
 
 # What each COG was built from into the ledger beside the COGs; findings of the chip checks

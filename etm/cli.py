@@ -1,6 +1,7 @@
 """The ``etm`` command: tools beside the workflow.
 
 etm unlock PREFIX     remove the lock a run left on an output prefix (local or s3://)
+etm batch jobs|cancel PREFIX   list, or end, the AWS Batch jobs of the run holding its lock
 etm timeseries ...    a point's or a polygon's monthly series from the published COGs
 etm check-image       check that this environment runs every job
 """
@@ -15,22 +16,79 @@ from etm.errors import EtmError, say
 from etm.lock import OutputLock
 
 
-def unlock(prefix: str) -> str:
+def _lock(prefix: str) -> OutputLock:
+    on_s3 = prefix.startswith("s3://")
+    return OutputLock(prefix.removeprefix("s3://"), on_s3=on_s3, label=prefix)
+
+
+def unlock(prefix: str, force: bool = False) -> str:
     """Remove an output prefix's lock; returns what was removed, for the user.
 
     Parameters
     ----------
     prefix : str
         A local folder, or ``s3://bucket/prefix``.
+    force : bool
+        Remove it even if its run is alive on this machine, or its containers have not
+        ended.
+
+    Raises
+    ------
+    EtmError
+        Without ``force``, if the run holding it is alive here, or its AWS Batch jobs
+        have not all ended.
     """
-    on_s3 = prefix.startswith("s3://")
-    lock = OutputLock(prefix.removeprefix("s3://"), on_s3=on_s3, label=prefix)
-    holder = lock.holder()
-    if holder is None:
+    from etm.run import MainProcess
+
+    lock = _lock(prefix)
+    found = lock.read()
+    if found is None:
         return f"{prefix} has no lock"
-    lock.held = holder
+    holder = found[0]
+    if not force and holder.is_alive_here():
+        raise EtmError(
+            f"the lock of {prefix} is held by {holder.describe()}, which is running (see "
+            f"`ps -p {holder.pid}`): wait for it, or stop it; `etm unlock --force` removes "
+            "the lock of a run that is still writing"
+        )
+    unended = MainProcess._unended(holder) if holder.batch and not force else None
+    if unended:
+        raise EtmError(f"the lock of {prefix} is held by {holder.describe()}: {unended}")
+    lock.held = found
     lock.release()
     return f"removed the lock of {prefix}, held by {holder.describe()}"
+
+
+def batch_jobs(prefix: str | None, run: str | None, queue: str | None, region: str | None,
+               cancel: bool) -> str:  # fmt: skip
+    """List, or end (``cancel``), the AWS Batch jobs of a run: the run holding an output
+    prefix's lock, or the one given.
+
+    Raises
+    ------
+    EtmError
+        If neither a locked prefix nor a run, queue and region say which jobs.
+    """
+    import boto3
+
+    from etm import batch, s3
+
+    if prefix:
+        holder = _lock(prefix).holder()
+        if holder is None or not holder.batch:
+            raise EtmError(
+                f"{prefix} has no lock of a run on AWS Batch: give --run, --queue and --region"
+            )
+        run, queue, region = holder.run, holder.batch["queue"], holder.batch["region"]
+    if not (run and queue and region):
+        raise EtmError("give an output prefix, or --run, --queue and --region")
+    client = boto3.client("batch", region_name=region, config=s3.client_config())
+    if cancel:
+        ended, definitions = batch.cancel(client, queue, run, reason="etm batch cancel")
+        return f"ended {ended} jobs of run {run} and deregistered {definitions} job definitions"
+    jobs = batch.run_jobs(client, queue, run)
+    lines = [f"{job.id}\t{job.status}\t{job.name}" for job in jobs]
+    return "\n".join([f"{len(jobs)} jobs of run {run} on {queue}", *lines])
 
 
 #: Storage plugins a job needs: the workflow's (etm-s3) and the one it extends (s3).
@@ -95,6 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     unlocking = commands.add_parser("unlock", help="remove the lock a run left on a prefix")
     unlocking.add_argument("prefix", help="the output prefix: a folder, or s3://bucket/prefix")
+    unlocking.add_argument(
+        "--force", action="store_true", help="even if its run is alive or its jobs have not ended"
+    )
+    jobs = commands.add_parser("batch", help="the AWS Batch jobs of a run: list or end them")
+    jobs.add_argument("action", choices=("jobs", "cancel"))
+    jobs.add_argument("prefix", nargs="?", help="an output prefix whose lock names the run")
+    jobs.add_argument("--run", help="the run's id (its lock's 'run')")
+    jobs.add_argument("--queue", help="the job queue's name or ARN")
+    jobs.add_argument("--region", help="the queue's region")
     series = commands.add_parser("timeseries", help="a monthly series from the published COGs")
     series.add_argument("catalog", help="output prefix or its catalog.json: path, s3://, https://")
     series.add_argument("--product", required=True)
@@ -105,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     series.add_argument("--end", help="last month, YYYY-MM")
     commands.add_parser("check-image", help="check that this environment runs every job")
     args = parser.parse_args(argv)
-    run = {"unlock": lambda: unlock(args.prefix), "timeseries": lambda: timeseries(args)}
+    run = {
+        "unlock": lambda: unlock(args.prefix, args.force),
+        "batch": lambda: batch_jobs(
+            args.prefix, args.run, args.queue, args.region, args.action == "cancel"
+        ),
+        "timeseries": lambda: timeseries(args),
+    }
     try:
         print(run.get(args.command, check_image)())
     except EtmError as error:

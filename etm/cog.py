@@ -16,7 +16,6 @@ import ctypes
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -27,7 +26,7 @@ from rasterio.errors import RasterioError
 
 from etm.checks import ChipExpectation
 from etm.errors import ChipError, PublishError
-from etm.files import whole
+from etm.files import scratch_folder, whole
 from etm.mosaic import Mosaic, write_levels
 
 log = logging.getLogger(__name__)
@@ -284,7 +283,7 @@ def build_cog(
     )
     with (
         whole(destination) as partial,
-        tempfile.TemporaryDirectory(dir=tmpdir, prefix="etm-") as scratch,
+        scratch_folder(tmpdir) as scratch,
     ):
         try:
             with rasterio.Env(GDAL_CACHEMAX=cache_bytes(min(gdal_cache_mb, READ_CACHE_MB))):

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+
+#: What :func:`partial_path` names, and what is left of it after a killed write.
+PARTIAL = re.compile(r"^\..+\.[0-9a-f]{12}\.partial$")
+#: A job's scratch folder (etm.cog.build_cog), named after its process.
+SCRATCH = re.compile(r"^etm-(?P<pid>\d+)-")
 
 
 def partial_path(destination: str) -> str:
@@ -39,3 +46,44 @@ def copy_whole(source: str, destination: str) -> None:
     """Copy a file whole or not at all."""
     with whole(destination) as partial:
         shutil.copyfile(source, partial)
+
+
+def scratch_folder(tmpdir: str | None) -> tempfile.TemporaryDirectory:
+    """A job's scratch folder under ``tmpdir``, named after this process, so that one left
+    by a killed process can be told from one in use (:func:`remove_leftovers`)."""
+    return tempfile.TemporaryDirectory(dir=tmpdir, prefix=f"etm-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(folder: str, tmpdir: str) -> tuple[int, int]:
+    """Remove the partial files a killed run left under ``folder`` (only its own run writes
+    there: call it under the output's lock) and the scratch folders of processes that are
+    gone under ``tmpdir``.
+
+    Returns
+    -------
+    tuple of int
+        Partial files and scratch folders removed.
+    """
+    partials = 0
+    for root, _folders, files in os.walk(folder):
+        for name in files:
+            if PARTIAL.match(name):
+                os.remove(os.path.join(root, name))
+                partials += 1
+    scratch = 0
+    for entry in os.scandir(tmpdir) if os.path.isdir(tmpdir) else ():
+        match = SCRATCH.match(entry.name)
+        if match and entry.is_dir(follow_symlinks=False) and not _alive(int(match["pid"])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            scratch += 1
+    return partials, scratch

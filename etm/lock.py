@@ -2,17 +2,24 @@
 
 The lock is created atomically: locally with ``O_CREAT | O_EXCL``, on S3 with a
 conditional PUT (``If-None-Match: *``), so of two runs only one gets it. It names the run
-holding it. A lock left by a run killed on this machine is taken over (its process is
-gone); any other lock is cleared with ``etm unlock PREFIX`` once its run is known gone.
+holding it, and with profiles/aws where that run's containers run. A lock left by a run
+killed on this machine is taken over once its containers have ended, conditionally on the
+lock being the one that was read: on S3 a PUT ``If-Match`` its ETag, locally a replace
+under an ``flock`` of the output folder. So of two runs racing to take over a stale
+lock, one wins. Release is conditional the same way. Any other lock is cleared with
+``etm unlock PREFIX``, which refuses a lock whose run is alive on this machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,13 +36,15 @@ class OutputLockedError(EtmError):
 
 @dataclass(frozen=True)
 class Holder:
-    """The run that holds a lock."""
+    """The run that holds a lock; with profiles/aws, where its containers run (``batch``:
+    ``region`` and ``queue``), so that their run can be found by its id."""
 
     run: str
     host: str
     pid: int
     directory: str
     started: str
+    batch: dict[str, str] | None = field(default=None)
 
     @classmethod
     def this_run(cls) -> Holder:
@@ -62,6 +71,18 @@ class Holder:
             return False
         return False
 
+    def is_alive_here(self) -> bool:
+        """Whether the holder's process runs on this machine."""
+        return self.host == socket.gethostname() and not self.is_gone()
+
+
+#: What a lock holds: its holder and the version it was read at (S3 ETag, or local text).
+Read = tuple[Holder, str]
+
+#: The Batch jobs of a gone holder that have not ended: how many, and the line saying how
+#: to cancel them (``etm.batch.unended``).
+Unended = Callable[[Holder], str | None]
+
 
 class OutputLock:
     """The lock of one output prefix: a local folder, or ``bucket/prefix`` on S3.
@@ -78,42 +99,59 @@ class OutputLock:
 
     def __init__(self, prefix: str, *, on_s3: bool, label: str):
         self.prefix, self.on_s3, self.label = prefix.rstrip("/"), on_s3, label
-        self.held: Holder | None = None
+        self.held: Read | None = None
 
-    # Storage: create (atomically), read and remove the lock document.
-    def _create(self, document: str) -> bool:
-        if self.on_s3:
-            bucket, key = s3.split(f"{self.prefix}/{LOCK_NAME}")
-            try:
-                s3.client().put_object(
-                    Bucket=bucket, Key=key, Body=document.encode(), IfNoneMatch="*"
-                )
-            except ClientError as error:
-                if error.response["Error"]["Code"] in ("PreconditionFailed", "412"):
-                    return False
-                raise
-            return True
-        os.makedirs(self.prefix, exist_ok=True)
-        try:
-            descriptor = os.open(self._path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(document)
-        return True
+    def _key(self) -> tuple[str, str]:
+        return s3.split(f"{self.prefix}/{LOCK_NAME}")
 
     def _path(self) -> str:
         return os.path.join(self.prefix, LOCK_NAME)
 
-    def holder(self) -> Holder | None:
-        """The run holding the lock, or None."""
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Locally, no other process takes over or releases this lock meanwhile: an
+        ``flock`` of the output folder itself, which leaves no file behind."""
+        os.makedirs(self.prefix, exist_ok=True)
+        folder = os.open(self.prefix, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(folder)
+
+    # The storage: create, read, replace and remove the lock document, atomically.
+    def _create(self, document: str) -> str | None:
+        """The new lock's version, or None if there is a lock."""
+        if self.on_s3:
+            bucket, key = self._key()
+            try:
+                put = s3.client().put_object(
+                    Bucket=bucket, Key=key, Body=document.encode(), IfNoneMatch="*"
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                    return None
+                raise
+            return put["ETag"]
+        os.makedirs(self.prefix, exist_ok=True)
+        try:
+            descriptor = os.open(self._path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(document)
+        return document
+
+    def read(self) -> Read | None:
+        """The run holding the lock and the lock's version, or None if there is no lock."""
         try:
             if self.on_s3:
-                bucket, key = s3.split(f"{self.prefix}/{LOCK_NAME}")
-                text = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+                bucket, key = self._key()
+                found = s3.client().get_object(Bucket=bucket, Key=key)
+                text, version = found["Body"].read().decode(errors="replace"), found["ETag"]
             else:
                 with open(self._path()) as stream:
-                    text = stream.read()
+                    text = version = stream.read()
         except FileNotFoundError:
             return None
         except ClientError as error:
@@ -121,19 +159,67 @@ class OutputLock:
                 return None
             raise
         try:
-            return Holder(**json.loads(text))
+            return Holder(**json.loads(text)), version
         except (ValueError, TypeError):
-            return Holder("?", "?", 0, "?", "?")  # unreadable: shown as unknown
+            return Holder("?", "?", 0, "?", "?"), version  # unreadable: shown as unknown
 
-    def _remove(self) -> None:
+    def holder(self) -> Holder | None:
+        """The run holding the lock, or None."""
+        found = self.read()
+        return found[0] if found else None
+
+    def _replace(self, version: str, document: str) -> str | None:
+        """Put ``document`` in place of the lock read at ``version``: its new version, or
+        None if the lock is no longer that one."""
         if self.on_s3:
-            bucket, key = s3.split(f"{self.prefix}/{LOCK_NAME}")
-            s3.client().delete_object(Bucket=bucket, Key=key)
-        elif os.path.exists(self._path()):
-            os.remove(self._path())
+            bucket, key = self._key()
+            try:
+                put = s3.client().put_object(
+                    Bucket=bucket, Key=key, Body=document.encode(), IfMatch=version
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] in ("PreconditionFailed", "412", "NoSuchKey"):
+                    return None
+                raise
+            return put["ETag"]
+        with self._guarded():
+            found = self.read()
+            if found is None or found[1] != version:
+                return None
+            partial = f"{self._path()}.{uuid.uuid4().hex[:12]}.partial"
+            with open(partial, "w") as stream:
+                stream.write(document)
+            os.replace(partial, self._path())
+        return document
 
-    def acquire(self) -> str | None:
+    def _remove(self, version: str) -> bool:
+        """Remove the lock if it is still the one read at ``version``."""
+        if self.on_s3:
+            bucket, key = self._key()
+            try:
+                s3.client().delete_object(Bucket=bucket, Key=key, IfMatch=version)
+            except ClientError as error:
+                if error.response["Error"]["Code"] in ("PreconditionFailed", "412", "NoSuchKey"):
+                    return False
+                raise
+            return True
+        with self._guarded():
+            found = self.read()
+            if found is None or found[1] != version:
+                return False
+            os.remove(self._path())
+        return True
+
+    def acquire(self, me: Holder | None = None, unended: Unended | None = None) -> str | None:
         """Take the lock for this run.
+
+        Parameters
+        ----------
+        me : Holder, optional
+            This run (default: :meth:`Holder.this_run`).
+        unended : callable, optional
+            For a gone holder that ran containers on AWS Batch, a line saying which have not
+            ended and how to cancel them, or None: the lock is taken over only then.
 
         Returns
         -------
@@ -145,35 +231,52 @@ class OutputLock:
         OutputLockedError
             Naming the run that holds it, and how to clear it if that run is gone.
         """
-        me = Holder.this_run()
-        note = None
-        for _attempt in range(2):
-            try:
-                if self._create(json.dumps(asdict(me))):
-                    self.held = me
-                    return note
-                other = self.holder()
-            except (BotoCoreError, ClientError, OSError) as error:
-                raise OutputLockedError(
-                    f"cannot lock the output prefix {self.label}: {one_line(error)}; check the "
-                    f"access to it (etm writes {LOCK_NAME} there while a run writes)"
-                ) from None
-            if other is not None and not other.is_gone():
+        me = me or Holder.this_run()
+        document = json.dumps(asdict(me))
+        try:
+            version = self._create(document)
+            if version is not None:
+                self.held = me, version
+                return None
+            found = self.read()
+            if found is None:  # released meanwhile: one more try, as the first run
+                version = self._create(document)
+                found = None if version is not None else self.read()
+                if found is None and version is not None:
+                    self.held = me, version
+                    return None
+            if found is None:
+                raise OutputLockedError(f"output prefix {self.label}: another run took the lock")
+            other, read_version = found
+            if not other.is_gone():
                 raise OutputLockedError(
                     f"output prefix {self.label} is being written by {other.describe()}; "
                     "wait for it to finish, or, if that run is gone, remove its lock: "
                     f"etm unlock {self.label}"
                 )
-            if other is not None:
-                note = f"took over the lock of {self.label} left by {other.describe()}"
-                self._remove()
-        raise OutputLockedError(f"output prefix {self.label}: another run took the lock first")
+            running = unended(other) if unended and other.batch else None
+            if running:
+                raise OutputLockedError(
+                    f"output prefix {self.label} was being written by {other.describe()}, "
+                    f"which is gone, but {running}"
+                )
+            version = self._replace(read_version, document)
+        except (BotoCoreError, ClientError, OSError) as error:
+            raise OutputLockedError(
+                f"cannot lock the output prefix {self.label}: {one_line(error)}; check the "
+                f"access to it (etm writes {LOCK_NAME} there while a run writes)"
+            ) from None
+        if version is None:
+            raise OutputLockedError(
+                f"output prefix {self.label}: another run took over the lock left by "
+                f"{other.describe()} first"
+            )
+        self.held = me, version
+        return f"took over the lock of {self.label} left by {other.describe()}"
 
     def release(self) -> None:
-        """Give the lock back, if this run holds it (safe to call more than once)."""
+        """Give the lock back, if this run still holds it (safe to call more than once)."""
         if self.held is None:
             return
-        holder = self.holder()
-        if holder is not None and holder.run == self.held.run:
-            self._remove()
+        self._remove(self.held[1])
         self.held = None

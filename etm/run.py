@@ -10,18 +10,20 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from etm import findings, plan, provenance, rerun, s3
+from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
 from etm.errors import EtmError, say
-from etm.files import whole
+from etm.files import remove_leftovers, whole
 from etm.inventory import Verification, month_chip_files, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
-from etm.lock import OutputLock
+from etm.lock import Holder, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
@@ -224,10 +226,22 @@ class MainProcess(Process):
         Whether config paths are ``bucket/prefix`` on S3 (a default storage provider).
     work_prefix : str or None
         As for :class:`Process`.
+    local_storage : str
+        Where Snakemake keeps local copies of the default storage's objects.
     """
 
-    def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_s3: bool,
+        work_prefix: str | None = None,
+        local_storage: str = ".snakemake/storage",
+    ):
         super().__init__(settings, on_s3=on_s3, work_prefix=work_prefix)
+        #: Where COGs are written before they are published: the output prefix, or on S3
+        #: Snakemake's local copy of it (under ``local_storage``).
+        self.staged_output = f"{local_storage}/{settings.output}" if on_s3 else settings.output
         gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTIONS_WHILE_PLANNING)
         # At exit, dry runs too: Python's last collection would walk Snakemake's DAG to free
         # memory the process gives back whole (6 of a 40 s dry run at a quarter scale).
@@ -239,6 +253,9 @@ class MainProcess(Process):
         self.current: dict[str, tuple[str, str]] = {}
         self.ledger = provenance.Ledger()
         self.lock = OutputLock(settings.output, on_s3=on_s3, label=self.named(settings.output))
+        #: This run, as its lock and its AWS Batch jobs' names will say.
+        self.holder = Holder.this_run()
+        batch.use_run(self.holder.run)
 
     @property
     def reports(self) -> Path:
@@ -389,17 +406,48 @@ class MainProcess(Process):
             plan.still_missing(verification, found, tile, product, year, month),
         )
 
-    def start(self) -> str | None:
-        """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`), and let
-        full garbage collections free what jobs leave (:data:`FULL_COLLECTIONS_AFTER`).
+    def start(self, containers: tuple[str, str] | None = None) -> list[str]:
+        """Jobs are about to start: lock the output prefix (see :mod:`etm.lock`), remove
+        what a killed run left there, and let full garbage collections free what jobs
+        leave (:data:`FULL_COLLECTIONS_AFTER`).
 
         Snakemake ends a run without ``onerror`` when the storage fails while it schedules
         jobs; the lock is then released, or its removal asked for, at the process's exit.
+
+        Parameters
+        ----------
+        containers : tuple of str, optional
+            With profiles/aws, the region and job queue of the run's containers: the lock
+            says so, for a run that finds it left (:meth:`_unended`).
+
+        Returns
+        -------
+        list of str
+            Notes for the terminal: a lock taken over, leftovers removed.
         """
-        note = self.lock.acquire()
+        me = self.holder
+        if containers:
+            me = replace(me, batch=dict(zip(("region", "queue"), containers, strict=True)))
+        notes = [self.lock.acquire(me, unended=self._unended)]
+        partials, scratch = remove_leftovers(self.staged_output, tempfile.gettempdir())
+        if partials or scratch:
+            notes.append(
+                f"removed what a killed run left: {partials} partial files under "
+                f"{self.staged_output}, {scratch} scratch folders under {tempfile.gettempdir()}"
+            )
         gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTIONS_AFTER)
         atexit.register(self._release_at_exit)
-        return note
+        return [note for note in notes if note]
+
+    @staticmethod
+    def _unended(holder: Holder) -> str | None:
+        """The line saying which Batch jobs of a gone run have not ended, if any have."""
+        import boto3
+
+        region, queue = holder.batch["region"], holder.batch["queue"]
+        client = boto3.client("batch", region_name=region, config=s3.client_config())
+        found = batch.unended(client, queue, holder.run)
+        return batch.describe_unended(found, queue, holder.run, region) if found else None
 
     def _release_lock(self) -> list[str]:
         try:

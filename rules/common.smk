@@ -73,10 +73,23 @@ def cap_jobs_in_flight():
     return True
 
 
+def batch_queue():
+    """With the etm-batch executor (profiles/aws): the region and job queue of the run's
+    containers, for its lock."""
+    if workflow.executor_plugin.name != "etm-batch":
+        return None
+    return workflow.executor_settings.region, workflow.executor_settings.job_queue
+
+
 # Job processes parse this file again; only the main process lists the archive.
 if workflow.is_main_process:
     say(SETTINGS.notes)
-    RUN = MainProcess(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
+    RUN = MainProcess(
+        SETTINGS,
+        on_s3=bool(PROVIDER),
+        work_prefix=WORK_PREFIX,
+        local_storage=f"{workflow.storage_settings.local_storage_prefix}/{PROVIDER}",
+    )
     say(or_exit(RUN.verify))
     if RUN.refuses:
         sys.exit(1)

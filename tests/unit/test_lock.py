@@ -1,13 +1,16 @@
 """One writer per output prefix: the lock on a local folder (S3: tests/workflow)."""
 
 import json
+import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from etm.cli import unlock
+from etm.errors import EtmError
 from etm.lock import LOCK_NAME, OutputLock, OutputLockedError
 
 
@@ -45,3 +48,77 @@ def test_a_lock_from_another_machine_is_removed_only_by_etm_unlock(tmp_path):
         OutputLock(str(tmp_path), on_s3=False, label="x").acquire()
     assert unlock(str(tmp_path)).startswith(f"removed the lock of {tmp_path}, held by the run ")
     assert unlock(str(tmp_path)) == f"{tmp_path} has no lock"
+
+
+def gone_pid() -> int:
+    """The id of a process that has ended."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True)  # fmt: skip
+    return int(finished.stdout)
+
+
+def stale_lock(gone: int) -> str:
+    """A lock left by a run killed on this machine: its process is gone."""
+    holder = dict(run="gone", host=socket.gethostname(), pid=gone, directory="/w",
+                  started="2026-12-01T00:00:00+00:00")  # fmt: skip
+    return json.dumps(holder)
+
+
+def race(prefix: str, on_s3: bool, ready, results) -> None:
+    """One run taking the lock, as soon as the other is ready too."""
+    ready.wait()
+    try:
+        OutputLock(prefix, on_s3=on_s3, label=prefix).acquire()
+        results.put("won")
+    except OutputLockedError:
+        results.put("refused")
+    except Exception as error:  # a takeover that trips over the other run's
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def racing_pairs(prefix: str, on_s3: bool, pairs: int, reset) -> list[int]:
+    """Winners of each pair of runs started together over a stale lock."""
+    context = multiprocessing.get_context("fork")
+    winners = []
+    for _ in range(pairs):
+        reset()
+        ready, results = context.Barrier(2), context.Queue()
+        runs = [context.Process(target=race, args=(prefix, on_s3, ready, results)) for _ in "ab"]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        outcomes = [results.get(timeout=60) for _ in runs]
+        assert set(outcomes) <= {"won", "refused"}, outcomes
+        winners.append(outcomes.count("won"))
+    return winners
+
+
+@pytest.mark.slow  # 400 processes
+def test_of_two_runs_taking_over_a_stale_lock_together_one_wins(tmp_path):
+    lock = stale_lock(gone_pid())
+    winners = racing_pairs(
+        str(tmp_path), False, 200, lambda: (tmp_path / LOCK_NAME).write_text(lock)
+    )
+    assert set(winners) == {1}, winners  # never both; never none, as the lock was stale
+
+
+def test_etm_unlock_refuses_the_lock_of_a_run_alive_on_this_machine(tmp_path):
+    lock = OutputLock(str(tmp_path), on_s3=False, label=str(tmp_path))
+    lock.acquire()
+    with pytest.raises(
+        EtmError, match=rf"held by the run .* which is running \(see `ps -p {os.getpid()}`\)"
+    ):
+        unlock(str(tmp_path))
+    assert (tmp_path / LOCK_NAME).exists()
+    assert unlock(str(tmp_path), force=True).startswith(f"removed the lock of {tmp_path}")
+
+
+def test_a_run_releases_only_its_own_lock(tmp_path):
+    first = OutputLock(str(tmp_path), on_s3=False, label="out")
+    first.acquire()
+    (tmp_path / LOCK_NAME).unlink()  # etm unlock --force, then another run takes it
+    second = OutputLock(str(tmp_path), on_s3=False, label="out")
+    second.acquire()
+    first.release()
+    assert OutputLock(str(tmp_path), on_s3=False, label="out").holder() == second.held[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -101,3 +102,46 @@ def test_a_config_of_ones_own_is_never_completed_from_the_teams(workspace):
     ], result.stderr
     assert not (workspace.root / "ws-enduser").exists()  # the team's output prefix
     assert not (workspace.root / "reports").exists()
+
+
+def test_etm_unlock_refuses_the_lock_of_a_run_still_writing(workspace):
+    workspace.config["end_year"] = 2020
+    workspace.write_config()
+    first = subprocess.Popen(
+        snakemake_command(cores=1), cwd=workspace.root, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
+    refused = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True)
+    _, stderr = first.communicate(timeout=600)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("etm error: the lock of out is held by the run started ")
+    assert f"which is running (see `ps -p {first.pid}`)" in refused.stderr
+    assert first.returncode == 0, stderr
+    assert workspace.published() == workspace.expected_cogs()
+
+
+def test_a_run_removes_what_a_killed_run_left_and_says_so(workspace, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp / f"etm-{gone.pid}-x1y2z3").mkdir()  # a killed job's scratch folder
+    (tmp / f"etm-{os.getpid()}-alive").mkdir()  # a job's of a live process: kept
+    folder = workspace.output / "tiles" / "r50.0_tile6" / "etasw" / "2020"
+    folder.mkdir(parents=True)
+    (folder / ".etasw_202007.tif.0123456789ab.partial").write_bytes(b"half a COG")
+    workspace.write_config()
+    run = subprocess.run(
+        snakemake_command(), cwd=workspace.root, capture_output=True, text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (
+        f"etm: removed what a killed run left: 1 partial files under out, 1 scratch folders "
+        f"under {tmp}"
+    ) in run.stderr.splitlines(), run.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == [f"etm-{os.getpid()}-alive"]
+    assert workspace.published() == workspace.expected_cogs()
