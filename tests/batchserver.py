@@ -485,7 +485,7 @@ class BatchServer:
     #: Every revision registered, by ARN: the request, with its ARN, revision and status.
     definitions: dict[str, dict] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
-    #: The messages of refused requests.
+    #: The messages of refused requests (and of the stand-in's own faults, answered 500).
     refused: list[str] = field(default_factory=list)
     #: How many times containers fetched the role's credentials.
     credential_reads: int = 0
@@ -592,7 +592,13 @@ class BatchServer:
     # The API.
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         url = urlsplit(path)
-        params = json.loads(body) if body else {}
+        try:
+            params = json.loads(body) if body else {}
+        except ValueError:
+            params = None
+        if not isinstance(params, dict):
+            self.refused.append(f"not a JSON object: {body[:100]!r}")
+            return 400, {"__type": "ClientException", "message": self.refused[-1]}
         if url.path.startswith("/v1/tags/"):
             params["resourceArn"] = unquote(url.path.removeprefix("/v1/tags/"))
             if method == "DELETE":
@@ -613,6 +619,9 @@ class BatchServer:
         except Refused as error:
             self.refused.append(str(error))
             return 400, {"__type": "ClientException", "message": str(error)}
+        except Exception as error:  # the stand-in's own fault: as Batch's, a ServerException
+            self.refused.append(f"the stand-in failed: {error!r}")
+            return 500, {"__type": "ServerException", "message": self.refused[-1]}
 
     OPERATIONS = {
         MODEL.operation_model(name).http["requestUri"].removeprefix("/v1/"): name

@@ -77,11 +77,10 @@ def refusal(call, *args, **kwargs) -> str:
     return error.value.response["Error"]["Message"]
 
 
-def raw(server: BatchServer, operation: str, body: dict) -> str:
+def raw(server: BatchServer, operation: str, body: dict | bytes) -> str:
     """The message of a request sent as it is, past what boto3 would serialize."""
-    request = urllib.request.Request(
-        f"{server.endpoint}/v1/{operation}", json.dumps(body).encode(), method="POST"
-    )
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(f"{server.endpoint}/v1/{operation}", data, method="POST")
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request)
     assert error.value.code == 400 and error.value.headers["x-amzn-ErrorType"] == "ClientException"
@@ -116,16 +115,17 @@ def test_requests_are_checked_against_botocores_model(server):
     messages = [
         refusal(unchecked.submit_job, jobName="j", jobDefinition=definition),  # no jobQueue
         raw(server, "describejobs", {"jobs": "not-a-list"}),
+        raw(server, "describejobs", b"[1]"),
         raw(server, "submitjob", {"jobName": "j", "jobQueue": QUEUE, "jobDefinition": "d", "x": 1}),
         refusal(define, unchecked, type="docker"),
         refusal(unchecked.list_jobs, jobQueue=QUEUE, jobStatus="DONE"),
         refusal(unchecked.terminate_job, jobId="j", reason=7),
     ]
     assert "Missing required parameter" in messages[0] and "jobQueue" in messages[0]
-    assert "Invalid type" in messages[1]
-    assert "Unknown parameter" in messages[2]
-    assert "enum value set" in messages[3] and "enum value set" in messages[4]
-    assert "Invalid type" in messages[5]
+    assert "Invalid type" in messages[1] and messages[2] == "not a JSON object: b'[1]'"
+    assert "Unknown parameter" in messages[3]
+    assert "enum value set" in messages[4] and "enum value set" in messages[5]
+    assert "Invalid type" in messages[6]
     assert server.refused == messages
 
 
