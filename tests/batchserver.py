@@ -15,8 +15,9 @@ the image must be there, nothing is pulled) then ``podman start --attach`` (RUNN
 job's command in its image, with host networking, the job definition's vCPUs and memory
 enforced, its user, privileges and ulimits, and only its environment plus what Batch and the
 ECS agent give a job with a job role: ``AWS_BATCH_JOB_ID`` and the like, its region, and the
-address from which the AWS SDKs fetch the role's temporary credentials. Each attempt's output
-is kept under ``logs`` (CloudWatch's part). With ``podman=None`` a container is the command
+address from which the AWS SDKs fetch the role's temporary credentials; one killed over its
+memory ends as ECS says (137, ``OUT_OF_MEMORY``). Each attempt's output is kept under
+``logs`` (CloudWatch's part). With ``podman=None`` a container is the command
 run as a plain process (no image, no limits; the podman options it would have had are still
 recorded), for fast tests of the API.
 
@@ -95,6 +96,8 @@ NOT_STARTED = "Task failed to start"
 SPOT_LOST = "Host EC2 (instance i-0123456789abcdef0) terminated."
 TIMED_OUT = "Job attempt duration exceeded timeout"
 DEPENDENCY_FAILED = "Dependent Job failed"
+# An ECS container killed for exceeding its memory: exit code 137 and this reason.
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
 NO_CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
 TOO_BIG = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
 # ContainerProperties the stand-in runs; any other is refused as unsupported.
@@ -384,6 +387,7 @@ class Podman:
 
     def __init__(self, podman: list[str], environment: dict[str, str]):
         self.podman, self.environment = podman, environment
+        self.ids: dict[str, str] = {}
 
     def _run(self, *args: str, **options) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -398,7 +402,10 @@ class Podman:
             "create", "--pull", "never", "--name", attempt.container, "--network", "host",
             *attempt.args, *variables, image, *command,
         )  # fmt: skip
-        return None if created.returncode == 0 else created.stderr.strip()
+        if created.returncode != 0:
+            return created.stderr.strip()
+        self.ids[attempt.container] = created.stdout.strip()
+        return None
 
     def run(self, attempt: Attempt) -> int:
         with open(attempt.log, "w") as log:
@@ -417,6 +424,13 @@ class Podman:
 
     def remove(self, attempt: Attempt) -> None:
         self._run("rm", "--force", attempt.container)
+
+    def out_of_memory(self, attempt: Attempt) -> bool:
+        """Whether the kernel killed it for its memory limit: podman 4.3 on cgroups v1 does
+        not say (State.OOMKilled), the kernel's log names the container's memory cgroup."""
+        log = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+        cgroup = f"libpod-{self.ids.get(attempt.container, '?')}"
+        return any("oom-kill" in line and cgroup in line for line in log.splitlines())
 
 
 class Processes:
@@ -461,6 +475,9 @@ class Processes:
 
     def remove(self, attempt: Attempt) -> None:
         self.processes.pop(attempt.container, None)
+
+    def out_of_memory(self, attempt: Attempt) -> bool:
+        return False  # plain processes have no memory limit
 
 
 @dataclass
@@ -1009,6 +1026,7 @@ class BatchServer:
                 timer.start()
         exit_code = self.runtime.run(attempt)
         attempt.done.set()
+        killed = exit_code == 137 and attempt.stop is None and self.runtime.out_of_memory(attempt)
         self.runtime.remove(attempt)
         with self._changed:
             if attempt.stop == "spot":
@@ -1018,7 +1036,8 @@ class BatchServer:
             elif attempt.stop == "terminate":
                 self._end(job, attempt, None, job.stopping, exit_code=exit_code)
             else:
-                self._end(job, attempt, None, EXITED, exit_code=exit_code)
+                reason = OUT_OF_MEMORY if killed else None
+                self._end(job, attempt, reason, EXITED, exit_code=exit_code)
 
     def _stop_attempt(self, attempt: Attempt, why: str) -> None:
         """Stop a container from another thread: at once for a Spot loss, as ECS stops a

@@ -12,7 +12,14 @@ import urllib.request
 
 import boto3
 import pytest
-from batchserver import NO_CAPACITY, SPOT_LOST, TIMED_OUT, TOO_BIG, BatchServer
+from batchserver import (
+    NO_CAPACITY,
+    OUT_OF_MEMORY,
+    SPOT_LOST,
+    TIMED_OUT,
+    TOO_BIG,
+    BatchServer,
+)
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -540,6 +547,14 @@ def test_podman_runs_the_container_within_its_limits_and_kills_it_when_asked(tmp
         )  # fmt: skip
         job = server.wait(run(batch, asked), timeout=120)
         assert job.log.read_text().split()[0] == "65534" and "--privileged" in job.attempts[0].args
+        # Over its memory, the kernel kills it: exit code 137, and ECS's reason.
+        hungry = define(
+            batch, name="hungry", command=["python3", "-c", "b = bytearray(200 << 20)"],
+            container={"image": image, "resourceRequirements": [
+                {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]},
+        )  # fmt: skip
+        job = server.wait(run(batch, hungry), timeout=60)
+        assert (job.exit_code, job.attempts[0].reason) == (137, OUT_OF_MEMORY)
         # A missing image cannot be pulled: the attempt fails to start.
         missing = define(batch, name="missing", container={"image": "localhost/etm-none:0"})
         job = server.wait(run(batch, missing), timeout=60)
