@@ -679,13 +679,13 @@ class BatchServer:
         }  # fmt: skip
         return {"jobDefinitionName": name, "jobDefinitionArn": arn, "revision": revision}
 
-    def _definition(self, reference: str, active: bool) -> dict | None:
+    def _definition(self, reference: str) -> dict | None:
         """By ARN or name, with or without its revision; without one, the latest active."""
         name, _, revision = reference.removeprefix(self._arn("job-definition", "")).partition(":")
         found = [
             d for d in self.definitions.values()
-            if d["jobDefinitionName"] == name and (not revision or str(d["revision"]) == revision)
-            and (revision or not active or d["status"] == "ACTIVE")
+            if d["jobDefinitionName"] == name
+            and (str(d["revision"]) == revision if revision else d["status"] == "ACTIVE")
         ]  # fmt: skip
         return found[-1] if found else None
 
@@ -695,7 +695,7 @@ class BatchServer:
         reference = body["jobDefinition"]
         if ":" not in reference.removeprefix(self._arn("job-definition", "")):
             raise Refused(f"jobDefinition {reference}: name:revision or ARN")
-        definition = self._definition(reference, active=False)
+        definition = self._definition(reference)
         if definition is not None:
             definition["status"] = "INACTIVE"
         return {}
@@ -741,7 +741,7 @@ class BatchServer:
             raise Refused(f"the stand-in does not run jobs with {unsupported}")
         if "shareIdentifier" in body:  # SubmitJob: only for a queue with a fair-share policy
             raise Refused("shareIdentifier: the job queue has no fair-share scheduling policy")
-        definition = self._definition(body["jobDefinition"], active=True)
+        definition = self._definition(body["jobDefinition"])
         if definition is None or definition["status"] != "ACTIVE":
             state = "unknown" if definition is None else "INACTIVE"
             raise Refused(f"Job definition {body['jobDefinition']} is {state}")
