@@ -408,10 +408,11 @@ class Podman:
         return None
 
     def run(self, attempt: Attempt) -> int:
-        with open(attempt.log, "w") as log:
+        # In a folder of its own: conmon leaves a file "oom" where it runs.
+        with tempfile.TemporaryDirectory() as folder, open(attempt.log, "w") as log:
             started = subprocess.run(
                 [*self.podman, "start", "--attach", attempt.container],
-                stdout=log, stderr=subprocess.STDOUT, env=self.environment,
+                stdout=log, stderr=subprocess.STDOUT, env=self.environment, cwd=folder,
             )  # fmt: skip
         return started.returncode
 
