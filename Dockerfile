@@ -14,5 +14,9 @@ COPY etm ./etm
 COPY snakemake_storage_plugin_etm_s3 ./snakemake_storage_plugin_etm_s3
 COPY snakemake_executor_plugin_etm_batch ./snakemake_executor_plugin_etm_batch
 RUN pip install --no-deps . && etm check-image
+# Jobs need no privilege: they read chips and write COGs through S3 and their own folder.
+RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin etm \
+    && mkdir /workflow && chown etm:etm /workflow
+USER etm
 # Snakemake deploys the workflow's sources into the job's working directory.
 WORKDIR /workflow

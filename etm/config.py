@@ -87,6 +87,7 @@ class Settings:
     cog: dict
     gdal_cache_mb: int
     mosaic_threads: int
+    jobs_per_container: int
     max_concurrent_containers: int
     annual: bool
     annual_aggregation: dict[str, str]
@@ -562,6 +563,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         cog=dict(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],
+        jobs_per_container=config["jobs_per_container"],
         max_concurrent_containers=config["max_concurrent_containers"],
         annual=config["annual"],
         annual_aggregation={

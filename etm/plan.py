@@ -12,6 +12,7 @@ Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -223,31 +224,35 @@ def publications(settings: Settings, skipped=frozenset()) -> list[Publication]:
 
 @dataclass(frozen=True)
 class Containers:
-    """The AWS Batch containers of a run (profiles/aws groups): one per tile and product
-    for a year's months and the year, one per product for the region's, one per tile for
-    its chips' usual NaN shares; each with the vCPUs and memory of one job at a time."""
+    """The containers of a run on a cluster or cloud (profiles/aws): one per group of jobs
+    Snakemake formed (profiles/aws: per tile, product and year; per product and year for the
+    region) or job submitted alone, each with its vCPUs and memory."""
 
-    tile_years: int
-    region_years: int
-    baselines: int
-    vcpus: int
-    memory_mb: int
-
-    @property
-    def total(self) -> int:
-        return self.tile_years + self.region_years + self.baselines
+    shapes: tuple[tuple[int, int], ...]
+    #: ``--cores``: the cores in flight over all containers.
+    cores: int
+    #: ``max_concurrent_containers`` (and ``--jobs``): the containers at once.
+    at_once: int
 
     def describe(self) -> str:
-        vcpus = f"{self.vcpus} vCPU{'s' * (self.vcpus > 1)}"
+        """One line: how many containers, of what shapes, and the cores they keep busy."""
+        counts = Counter(self.shapes)
+        shapes = ", ".join(
+            f"{count:,} of {vcpus} vCPU{'s' * (vcpus > 1)} and {memory:,} MiB"
+            for (vcpus, memory), count in sorted(counts.items(), key=lambda item: -item[1])
+        )
+        widest = max((vcpus for vcpus, _memory in self.shapes), default=1)
+        busy = min(self.cores, self.at_once * widest)
         return (
-            f"AWS Batch: up to {self.total:,} containers ({self.tile_years:,} tile-years, "
-            f"{self.region_years:,} region-years, {self.baselines:,} tile baselines) of "
-            f"{vcpus} and {self.memory_mb:,} MiB, each running its jobs one at a time"
+            f"{len(self.shapes):,} containers to submit ({shapes}), each running as many of "
+            f"its jobs at once as it has vCPUs; at most {self.at_once} at once (--jobs, "
+            f"max_concurrent_containers), {self.cores} cores in flight (--cores): up to {busy} "
+            "cores busy"
         )
 
 
-#: What a job run in a container holds: a container (max_concurrent_containers) and that
-#: container's one job slot (resource_scopes in rules/common.smk).
+#: What a job run in a container holds: a container (max_concurrent_containers) and one of
+#: that container's job slots (resource_scopes in rules/common.smk).
 CONTAINER = {"containers": 1, "container_slots": 1}
 
 
@@ -259,21 +264,10 @@ def job_memory_mb(settings: Settings) -> int:
 
 
 def mosaic_resources(settings: Settings) -> dict:
-    """Snakemake resources of a mosaic job: a container, its threads as ``cpus`` (which
+    """Snakemake resources of a mosaic job: a container slot, its threads as ``cpus`` (which
     ``--cores`` caps on clusters and clouds), its memory. Values, not functions: Snakemake
     inspects a function's signature at each of its calls, for every job of the DAG."""
     return {**CONTAINER, "cpus": settings.mosaic_threads, "mem_mb": job_memory_mb(settings)}
-
-
-def containers(settings: Settings, published: list[Publication]) -> Containers:
-    """How many containers (at most) and of what size the run's jobs fill on AWS Batch."""
-    tile_years = {(p.tile, p.product, p.period.year) for p in published if p.tile}
-    region_years = {(p.product, p.period.year) for p in published if not p.tile}
-    baselines = len({tile for tile, _product, _year in tile_years})
-    return Containers(
-        len(tile_years), len(region_years), baselines, settings.mosaic_threads,
-        job_memory_mb(settings),
-    )  # fmt: skip
 
 
 def chip_names(settings: Settings, tile: str) -> list[str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import sys
 import tempfile
 import threading
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+
+from snakemake_interface_logger_plugins.common import LogEvent
 
 from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
@@ -44,6 +47,22 @@ TERMINAL_LINES = 40
 #: Called before a tile-month's chips are listed again after reruns of the model; raises
 #: (Snakemake's checkpoint) until the reruns ran.
 AfterReruns = Callable[[], object]
+
+
+class OnJobStats(logging.Handler):
+    """Says ``lines()`` once, when Snakemake logs its job stats: its DAG is built then, and
+    its groups of jobs formed, in a dry run too (which calls no ``onstart``)."""
+
+    def __init__(self, lines: Callable[[], list[str]]):
+        super().__init__()
+        self.lines, self.said = lines, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        is_stats = getattr(record, "event", None) == LogEvent.RUN_INFO and hasattr(record, "stats")
+        if self.said or not is_stats:
+            return
+        self.said = True
+        say(self.lines())
 
 
 def or_exit(step: Callable, *arguments, **options):

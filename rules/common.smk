@@ -1,3 +1,4 @@
+import logging
 import re
 import sys
 
@@ -7,7 +8,7 @@ from etm.config import check_work_prefix, load_settings, read_schema
 from etm.errors import say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
-from etm.run import MainProcess, Process, or_exit
+from etm.run import MainProcess, OnJobStats, Process, or_exit
 
 # Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.
 tune_allocator()
@@ -49,14 +50,14 @@ wildcard_constraints:
     chip=r"chip-?\d+\.\dN-?\d+\.\dE",
 
 
-# Per container in a group of jobs (profiles/aws): each runs one job at a time.
+# Per container in a group of jobs (profiles/aws): jobs_per_container at once.
 resource_scopes:
     container_slots="local",
 
 
 def cap_jobs_in_flight():
-    """max_concurrent_containers, and --cores on clusters and clouds too; one job at a
-    time per container. Returns whether jobs go to a cluster or cloud."""
+    """max_concurrent_containers, and --cores on clusters and clouds too; jobs_per_container
+    jobs at a time per container. Returns whether jobs go to a cluster or cloud."""
     nodes = workflow.global_resources["_nodes"].value
     if nodes is None:
         # Local execution: each job is a process; `containers` counts them.
@@ -65,12 +66,26 @@ def cap_jobs_in_flight():
         return False
     # Cluster or cloud: each submitted job (or group of jobs) is one container.
     workflow.register_resource("_nodes", min(nodes, SETTINGS.max_concurrent_containers))
-    workflow.register_resource("container_slots", 1)
+    workflow.register_resource("container_slots", SETTINGS.jobs_per_container)
     # Snakemake stops counting cores once it submits jobs to a cluster or cloud;
     # `cpus` (each job's threads) keeps --cores a cap on the cores in flight.
     if workflow.resource_settings.cores:
         workflow.register_resource("cpus", workflow.resource_settings.cores)
     return True
+
+
+def containers():
+    """The containers of the run as Snakemake formed them (each group of jobs, or job
+    submitted alone), with their vCPUs and memory."""
+    dag, units = workflow.dag, {}
+    for job in dag.needrun_jobs():
+        unit = dag.get_job_group(job) or job
+        if unit.resources.get("container_slots"):  # plan.CONTAINER: not a local rule's job
+            units[id(unit)] = unit.resources
+    shapes = [(int(r["_cores"]), int(r.get("mem_mb", 0))) for r in units.values()]
+    nodes = workflow.global_resources["_nodes"].value
+    cores = workflow.resource_settings.cores
+    return [plan.Containers(tuple(shapes), cores, nodes).describe()]
 
 
 def batch_queue():
@@ -94,7 +109,7 @@ if workflow.is_main_process:
     if RUN.refuses:
         sys.exit(1)
     if cap_jobs_in_flight():
-        say([plan.containers(SETTINGS, RUN.publications).describe()])
+        logging.getLogger("snakemake.logging").addHandler(OnJobStats(containers))
 else:
     RUN = Process(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
 

@@ -26,7 +26,8 @@ A thin subclass of snakemake-executor-plugin-aws-batch 0.2.1. What it changes:
   they are set. Credentials never do: jobs take the job role's.
 - A group's container runs its mosaic jobs in threads of its Snakemake process, as a
   single job's does: Snakemake passes ``--force-use-threads`` to single jobs only, and
-  without it each ``run:`` job of a group would start another Snakemake.
+  without it each ``run:`` job of a group would start another Snakemake. Its Snakemake
+  gets the container's vCPUs as ``--cores``, not the main process's.
 
 Settings are the aws-batch plugin's, prefixed ``--etm-batch-``, plus ``image`` and
 ``runnable-timeout``; a value still holding the profile's ``FILL-IN`` placeholder stops the
@@ -152,9 +153,24 @@ class Executor(BatchExecutor):
         self.reported_runnable = False
         self.summarised = time.monotonic()
         self.ends_on_sigterm = False
+        self.container_cores: int | None = None
 
     def additional_general_args(self) -> str:
         return "--force-use-threads"  # one string: Snakemake joins it in as it is
+
+    @property
+    def cores(self):
+        return getattr(self, "container_cores", None) or super().cores
+
+    def format_job_exec(self, job) -> str:
+        # A container's Snakemake runs as many of its jobs at once as the container has
+        # vCPUs: Snakemake would pass it the main process's --cores (220), and a container of
+        # 1 vCPU and 1 GiB would start all its 13 mosaics at once.
+        self.container_cores = max(1, int(job.resources.get("_cores", 1)))
+        try:
+            return super().format_job_exec(job)
+        finally:
+            self.container_cores = None
 
     def envvars(self) -> dict:
         forwarded = {name: os.environ[name] for name in FORWARDED if os.environ.get(name)}
@@ -186,6 +202,8 @@ class Executor(BatchExecutor):
         active_jobs: List[SubmittedJobInfo],  # noqa: UP006
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         """Each job's state from DescribeJobs, 100 jobs a call."""
+        if not active_jobs:  # the first calls come before __post_init__, from another thread
+            return
         by_id = {job.external_jobid: job for job in active_jobs}
         described = {}
         for ids in batch.batches(list(by_id)):

@@ -9,13 +9,13 @@ from etm.config import load_settings, read_schema
 from etm.grid import Chip
 from etm.inventory import ChipMonth, Verification
 from etm.plan import (
+    Containers,
     Period,
     Publication,
     Source,
     aggregation,
     collection_kind,
     collections,
-    containers,
     missing_line,
     period_plan,
     periods,
@@ -105,19 +105,15 @@ def test_the_missing_chip_policy_decides_skips_reruns_and_its_closing_line():
     )
 
 
-def test_containers_are_one_per_tile_year_region_year_and_tile_baseline():
-    config = settings(annual=True)
-    found = containers(config, publications(config))
-    assert (found.tile_years, found.region_years, found.baselines) == (8, 4, 2)
+def test_the_containers_say_their_shapes_and_the_cores_they_keep_busy():
+    found = Containers(((4, 4096),) * 3 + ((1, 1024),) * 2, cores=220, at_once=60)
     assert found.describe() == (
-        "AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) of "
-        "1 vCPU and 1,024 MiB, each running its jobs one at a time"
+        "5 containers to submit (3 of 4 vCPUs and 4,096 MiB, 2 of 1 vCPU and 1,024 MiB), each "
+        "running as many of its jobs at once as it has vCPUs; at most 60 at once (--jobs, "
+        "max_concurrent_containers), 220 cores in flight (--cores): up to 220 cores busy"
     )
     assert (
-        "of 3 vCPUs and 1,504 MiB"
-        in containers(
-            settings(mosaic_threads=3, gdal_cache_mb=512), publications(config)
-        ).describe()
+        Containers(((1, 1024),), cores=220, at_once=60).describe().endswith("up to 60 cores busy")
     )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +22,9 @@ import pytest
 import rasterio
 import yaml
 from batchserver import BatchServer
-from conftest import REPO, snakemake_command
+from conftest import REPO, SNAKEMAKE, snakemake_command
 from image import environment as podman_environment
-from image import job_image
+from image import job_image, podman
 from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, S3Server, assert_no_credentials
 from s3workspace import BATCH, WORK_AREA
@@ -144,7 +146,11 @@ def batch(tmp_path_factory):
 def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
     dry = batch.snakemake("-n")
     assert dry.returncode == 0, dry.stderr
-    assert f"etm: AWS Batch: up to {CONTAINERS} containers" in dry.stderr
+    # Each tile's and the region's 12 months and year, 4 at once; a baseline per tile.
+    assert (
+        f"etm: {CONTAINERS} containers to submit (4 of 4 vCPUs and 4,096 MiB, 3 of 1 vCPU and "
+        "1,024 MiB), each running as many of its jobs at once as it has vCPUs"
+    ) in dry.stderr, dry.stderr
     chips = batch.objects("ws-out")
     result = batch.snakemake()
     assert result.returncode == 0, result.stderr + "".join(
@@ -205,13 +211,118 @@ def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_mon
     result = batch.snakemake()
     assert result.returncode == 1
     attempts = list(batch.batch.jobs.values())[before:]
-    assert [job.exit_code for job in attempts] == [1, 1, 1]  # retries: 2 in profiles/aws
-    assert result.stderr.count("Trying to restart job") == 2
+    # A refused chip fails its container once: neither Snakemake nor Batch starts it again.
+    assert [job.exit_code for job in attempts] == [1]
+    assert [len(job.attempts) for job in attempts] == [1]
+    assert "Trying to restart job" not in result.stderr
     assert "Error in rule mosaic_tile" in result.stderr
     assert "tiles/r50.0_tile6/etasw/2020/etasw_202007.tif" in result.stderr
-    refusals = [line for job in attempts for line in job.log.read_text().splitlines()
+    refusals = [line for job in attempts for attempt in job.attempts
+                for line in attempt.log.read_text().splitlines()
                 if line.startswith("etm error:")]  # fmt: skip
     assert refusals and all(
         line.startswith(f"etm error: chip s3://ws-out/{key}: cannot be read in full")
         for line in refusals
     ), refusals
+
+
+def small(batch, name: str) -> str:
+    """A config of tile6's July only, to its own output prefix: a tile-month, its region
+    month and the tile's baseline, three containers."""
+    prefix = "ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/"
+    settings = {**config([prefix], f"ws-enduser/USA/{name}/"), "months": [7], "annual": False}
+    (batch.folder / f"{name}.yaml").write_text(yaml.safe_dump(settings))
+    return f"{name}.yaml"
+
+
+def start(batch, configfile: str, *args: str) -> subprocess.Popen:
+    command = snakemake_command(*batch.profile, *args, cores=220, profile="aws",
+                                configfile=configfile, workflow=batch.folder)  # fmt: skip
+    return subprocess.Popen(command, cwd=batch.folder, env=batch.environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def running(batch, before: int, count: int = 1, timeout: float = 300) -> list:
+    """Waits until ``count`` of the jobs submitted after the first ``before`` run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = list(batch.batch.jobs.values())[before:]
+        if sum(job.status == "RUNNING" for job in jobs) >= count:
+            return jobs
+        time.sleep(0.2)
+    raise AssertionError("no job started")
+
+
+def test_containers_have_no_privilege_and_run_as_the_images_user(batch):
+    result = batch.snakemake("--configfile", small(batch, "plain"))
+    assert result.returncode == 0, result.stderr
+    for definition in batch.batch.definitions.values():
+        assert not definition["containerProperties"].get("privileged")
+        assert definition["retryStrategy"]["evaluateOnExit"][0]["onStatusReason"] == "Host EC2*"
+    assert not any("--privileged" in attempt.args for job in batch.batch.jobs.values()
+                   for attempt in job.attempts)  # fmt: skip
+    image = batch.profile[batch.profile.index("--etm-batch-image") + 1]
+    user = podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip()
+    assert user == "etm"
+
+
+def test_a_lost_spot_instance_is_retried_by_batch_not_by_snakemake(batch):
+    before = len(batch.batch.jobs)
+    reclaim = batch.batch.reclaim("etm-*-tile_r50-0_tile6_*", attempt=1, after=1.0)
+    result = batch.snakemake("--configfile", small(batch, "spot"))
+    assert result.returncode == 0, result.stderr
+    assert "Trying to restart job" not in result.stderr
+    job = reclaim.job
+    assert [attempt.exit_code for attempt in job.attempts] == [None, 0]
+    assert job.attempts[0].status_reason.startswith("Host EC2 (instance i-")
+    assert all(job.status == "SUCCEEDED" for job in list(batch.batch.jobs.values())[before:])
+
+
+def test_a_queue_that_starts_nothing_is_said_in_one_line(batch):
+    batch.batch.hold()
+    run = start(batch, small(batch, "stuck"), "--etm-batch-runnable-timeout", "5")
+    try:
+        time.sleep(20)
+    finally:
+        batch.batch.release()
+    _, stderr = run.communicate(timeout=900)
+    assert run.returncode == 0, stderr
+    lines = [line for line in stderr.splitlines() if "wait to start (RUNNABLE)" in line]
+    assert len(lines) == 1 and lines[0].startswith("etm warning: "), stderr
+    assert "on queue arn:aws:batch:us-east-1:123456789012:job-queue/etm" in lines[0]
+
+
+def test_sigterm_ends_the_runs_containers(batch):
+    before = len(batch.batch.jobs)
+    run = start(batch, small(batch, "sigterm"))
+    jobs = running(batch, before)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode != 0
+    for job in jobs:
+        batch.batch.wait(job.id)
+    assert all(job.status in ("SUCCEEDED", "FAILED") for job in jobs)
+    assert any(job.status_reason == "terminated by snakemake" for job in jobs), stderr
+
+
+def test_after_a_kill_9_the_next_run_waits_for_the_old_containers_to_be_cancelled(batch):
+    configfile = small(batch, "killed")
+    before = len(batch.batch.jobs)
+    run = start(batch, configfile)
+    running(batch, before)
+    run.kill()
+    run.communicate()
+    assert batch.snakemake("--unlock", "--configfile", configfile).returncode == 0
+    refused = batch.snakemake("--configfile", configfile)
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error")]
+    assert len(errors) == 1 and "of its AWS Batch jobs have not ended" in errors[0], refused.stderr
+    assert "end them with `etm batch cancel --run " in errors[0]
+    etm = [str(SNAKEMAKE.with_name("etm")), "batch", "cancel", "s3://ws-enduser/USA/killed"]
+    cancelled = subprocess.run(etm, env=batch.environment, capture_output=True, text=True)
+    assert cancelled.returncode == 0 and cancelled.stdout.startswith("ended "), cancelled.stderr
+    for job in list(batch.batch.jobs.values())[before:]:
+        batch.batch.wait(job.id)
+    again = batch.snakemake("--configfile", configfile)
+    assert again.returncode == 0, again.stderr
+    assert "took over the lock of s3://ws-enduser/USA/killed" in again.stderr

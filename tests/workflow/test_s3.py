@@ -242,10 +242,12 @@ def test_the_teams_own_file_runs_as_written(s3ws):
 def test_aws_profile_resolves_offline(s3ws):
     result, requests = s3ws.snakemake("-n", profile="aws")
     assert result.returncode == 0, result.stderr
+    # A tile's product and year (here July only), a region month, a tile baseline.
     assert (
-        "etm: AWS Batch: up to 14 containers (8 tile-years, 4 region-years, 2 tile baselines) "
-        "of 1 vCPU and 1,024 MiB, each running its jobs one at a time"
-    ) in result.stderr.splitlines()
+        "etm: 14 containers to submit (14 of 1 vCPU and 1,024 MiB), each running as many of "
+        "its jobs at once as it has vCPUs; at most 60 at once (--jobs, "
+        "max_concurrent_containers), 2 cores in flight (--cores): up to 2 cores busy"
+    ) in result.stderr.splitlines(), result.stderr
     # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, the map
     # page, all.
     assert job_counts(result.stdout)["total"] == 18
