@@ -5,6 +5,7 @@
 #   make test-fast  the same without the slow fault, kill and container tests
 # and the job image of profiles/aws:
 #   make image  builds etm:<version> from the Dockerfile (BASE=<image> for another base)
+#   make lock   pins requirements.txt's every dependency with hashes (requirements.lock)
 # and the map page's script, bundled by npm from web/package-lock.json (demo and test do it):
 #   make web
 PYTHON ?= python3
@@ -12,17 +13,24 @@ BIN := .venv/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= etm:$(VERSION)
-BASE ?= docker.io/library/python:3.11.15-slim-bookworm
 CONTAINER ?= $(shell command -v docker > /dev/null && echo docker || echo podman)
 
-.PHONY: demo test test-fast lint image system-packages web
+.PHONY: demo test test-fast lint image lock system-packages web
 
 # editable_mode=compat: a plain path entry, so that Snakemake finds etm's plugins
-.venv/installed: requirements.txt requirements-dev.txt pyproject.toml
+# The runtime exactly as the job image installs it (requirements.lock, with hashes), then
+# the tests' tools.
+.venv/installed: requirements.lock requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv .venv
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps --config-settings editable_mode=compat --editable .
 	touch $@
+
+# requirements.lock: every package requirements.txt needs, pinned, with their hashes.
+lock: .venv/installed
+	$(BIN)/pip-compile --quiet --allow-unsafe --generate-hashes --no-emit-index-url \
+	  --no-emit-find-links --strip-extras --output-file=requirements.lock requirements.txt
 
 sample/.written: .venv/installed etm/sample.py
 	$(BIN)/python -m etm.sample sample
@@ -39,8 +47,10 @@ demo: sample/.written web/dist/map.js
 	$(BIN)/snakemake --profile profiles/local --configfile config/sample.yaml
 	@echo "COGs, STAC catalog, quicklooks: sample/ws-enduser/USA/demo/  reports, heatmaps: reports/"
 
+# Batch's instances are x86_64: the same image from an arm64 laptop.
 image:
-	$(CONTAINER) build --build-arg BASE=$(BASE) --tag $(IMAGE) .
+	$(CONTAINER) build --platform linux/amd64 $(if $(BASE),--build-arg BASE=$(BASE)) \
+	  --tag $(IMAGE) .
 
 # gdal-bin: the GDAL command line the benchmark compares with; chromium: the report test;
 # podman, buildah, runc and mmdebstrap: the job image, built and run by the AWS Batch test.

@@ -110,12 +110,20 @@ def check_image() -> str:
         Naming what is missing.
     """
     import importlib
+    import pkgutil
     from importlib.metadata import version
 
     import rasterio
     from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
 
-    for module in ("etm.publish", "etm.checks", "etm.stac", "etm.quicklook", "etm.rerun"):
+    import etm
+
+    # Every module of etm (a job imports the run, its log, the verifier's, the reports'...)
+    # and both of its plugins.
+    modules = [f"etm.{m.name}" for m in pkgutil.iter_modules(etm.__path__)] + [
+        "snakemake_storage_plugin_etm_s3", "snakemake_executor_plugin_etm_batch",
+    ]  # fmt: skip
+    for module in modules:
         importlib.import_module(module)
     found = StoragePluginRegistry().get_registered_plugins()
     missing = [name for name in STORAGE_PLUGINS if name not in found]
@@ -125,7 +133,8 @@ def check_image() -> str:
         if "COG" not in env.drivers():
             raise EtmError(f"GDAL {rasterio.__gdal_version__} has no COG driver")
     return (
-        f"image ok: etm {version('etm')}, snakemake {version('snakemake')}, storage "
+        f"image ok: etm {version('etm')} ({len(modules)} modules), snakemake "
+        f"{version('snakemake')}, storage "
         f"plugins {', '.join(STORAGE_PLUGINS)}, GDAL {rasterio.__gdal_version__} with COG"
     )
 

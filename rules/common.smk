@@ -80,7 +80,8 @@ def containers():
     dag, units = workflow.dag, {}
     for job in dag.needrun_jobs():
         unit = dag.get_job_group(job) or job
-        if unit.resources.get("container_slots"):  # plan.CONTAINER: not a local rule's job
+        # plan.CONTAINER: not a local rule's job
+        if unit.resources.get("container_slots"):
             units[id(unit)] = unit.resources
     shapes = [(int(r["_cores"]), int(r.get("mem_mb", 0))) for r in units.values()]
     nodes = workflow.global_resources["_nodes"].value

@@ -11,7 +11,7 @@ rule chip_baseline:
     log:
         kept("chip_baseline/{tile}.log"),
     resources:
-        **plan.CONTAINER,
+        **plan.mosaic_resources(SETTINGS),
     run:
         # Like the mosaics below: a thread of Snakemake's process (profiles/default).
         if failed := baseline_job(output, RUN.baseline_options(wildcards), log):

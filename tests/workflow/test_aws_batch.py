@@ -96,10 +96,12 @@ class BatchRun:
     environment: dict[str, str]
     profile: list[str]
 
-    def snakemake(self, *args: str) -> subprocess.CompletedProcess:
-        return snakemake(
-            self.folder, *self.profile, *args, profile="aws", cores=220, env=self.environment
-        )
+    def snakemake(self, *args: str, configfile: str = "test.yaml") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            snakemake_command(*self.profile, *args, cores=220, profile="aws",
+                              configfile=configfile, workflow=self.folder),
+            cwd=self.folder, env=self.environment, capture_output=True, text=True, timeout=1800,
+        )  # fmt: skip
 
     def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
         s3 = self.server.client()
@@ -146,10 +148,12 @@ def batch(tmp_path_factory):
 def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
     dry = batch.snakemake("-n")
     assert dry.returncode == 0, dry.stderr
-    # Each tile's and the region's 12 months and year, 4 at once; a baseline per tile.
+    # A tile's months 4 at once, and its year beside them (Snakemake sizes a group for the
+    # most jobs it can run at once); the region's 13 periods 4 at once; a baseline per tile.
     assert (
-        f"etm: {CONTAINERS} containers to submit (4 of 4 vCPUs and 4,096 MiB, 3 of 1 vCPU and "
-        "1,024 MiB), each running as many of its jobs at once as it has vCPUs"
+        f"etm: {CONTAINERS} containers to submit (3 of 5 vCPUs and 5,120 MiB, 3 of 1 vCPU and "
+        "1,024 MiB, 1 of 4 vCPUs and 4,096 MiB), each running as many of its jobs at once as "
+        "it has vCPUs"
     ) in dry.stderr, dry.stderr
     chips = batch.objects("ws-out")
     result = batch.snakemake()
@@ -227,9 +231,9 @@ def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_mon
 
 
 def small(batch, name: str) -> str:
-    """A config of tile6's July only, to its own output prefix: a tile-month, its region
+    """A config of tile7's July only, to its own output prefix: a tile-month, its region
     month and the tile's baseline, three containers."""
-    prefix = "ws-out/USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/"
+    prefix = "ws-out/USA/Run08_18_2021/run_r50.0_tile7/r50.0_tile7/"
     settings = {**config([prefix], f"ws-enduser/USA/{name}/"), "months": [7], "annual": False}
     (batch.folder / f"{name}.yaml").write_text(yaml.safe_dump(settings))
     return f"{name}.yaml"
@@ -254,7 +258,7 @@ def running(batch, before: int, count: int = 1, timeout: float = 300) -> list:
 
 
 def test_containers_have_no_privilege_and_run_as_the_images_user(batch):
-    result = batch.snakemake("--configfile", small(batch, "plain"))
+    result = batch.snakemake(configfile=small(batch, "plain"))
     assert result.returncode == 0, result.stderr
     for definition in batch.batch.definitions.values():
         assert not definition["containerProperties"].get("privileged")
@@ -268,8 +272,8 @@ def test_containers_have_no_privilege_and_run_as_the_images_user(batch):
 
 def test_a_lost_spot_instance_is_retried_by_batch_not_by_snakemake(batch):
     before = len(batch.batch.jobs)
-    reclaim = batch.batch.reclaim("etm-*-tile_r50-0_tile6_*", attempt=1, after=1.0)
-    result = batch.snakemake("--configfile", small(batch, "spot"))
+    reclaim = batch.batch.reclaim("etm-*-tile_r50-0_tile7_*", attempt=1, after=1.0)
+    result = batch.snakemake(configfile=small(batch, "spot"))
     assert result.returncode == 0, result.stderr
     assert "Trying to restart job" not in result.stderr
     job = reclaim.job
@@ -312,8 +316,8 @@ def test_after_a_kill_9_the_next_run_waits_for_the_old_containers_to_be_cancelle
     running(batch, before)
     run.kill()
     run.communicate()
-    assert batch.snakemake("--unlock", "--configfile", configfile).returncode == 0
-    refused = batch.snakemake("--configfile", configfile)
+    assert batch.snakemake("--unlock", configfile=configfile).returncode == 0
+    refused = batch.snakemake(configfile=configfile)
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error")]
     assert len(errors) == 1 and "of its AWS Batch jobs have not ended" in errors[0], refused.stderr
@@ -323,6 +327,6 @@ def test_after_a_kill_9_the_next_run_waits_for_the_old_containers_to_be_cancelle
     assert cancelled.returncode == 0 and cancelled.stdout.startswith("ended "), cancelled.stderr
     for job in list(batch.batch.jobs.values())[before:]:
         batch.batch.wait(job.id)
-    again = batch.snakemake("--configfile", configfile)
+    again = batch.snakemake(configfile=configfile)
     assert again.returncode == 0, again.stderr
     assert "took over the lock of s3://ws-enduser/USA/killed" in again.stderr
