@@ -181,7 +181,8 @@ async function main() {
     if (asked !== drawn) return; // another click, product or kind since
     points = list.map((item, i) => ({ period: period(item), ...readings[i] }));
     drawSeries();
-    document.body.dataset.series = `${select.value} ${kind.value} ${JSON.stringify(selection)}`;
+    if (selection.point) document.body.dataset.point = selection.point.join(',');
+    document.body.dataset.series = `${select.value} ${kind.value} ${selection.point ? 'point' : 'polygon'}`;
   }
 
   /** Show the product and kind chosen, at the period shown before (or its year's). */

@@ -419,7 +419,7 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         # Off the map's centre, which is the edge between the two tiles' pixels.
         page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
         page.wait_for_function("document.body.dataset.series")
-        lon, lat = map(float, page.evaluate("document.body.dataset.series").split(","))
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         rows = page.locator("#series-values tr").evaluate_all(
             "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
         )
@@ -620,14 +620,14 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
         page.mouse.click(box["x"] + at[0], box["y"] + at[1])
         page.wait_for_function("(document.body.dataset.series || '').startsWith('etasw')")
         page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
-        lon, lat = map(float, hash_of(page)["at"].split(","))
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         etasw = table(page)
         title = page.locator("#series-title").inner_text()
         after = map_pixels(page)
         # The chart's ticks: round values in mm, each month's initial, the year.
-        y_ticks = page.locator("#series-chart .y-tick text").all_inner_texts()
-        x_ticks = page.locator("#series-chart .x-tick text").all_inner_texts()
-        years = page.locator("#series-chart .year-tick text").all_inner_texts()
+        y_ticks = page.locator("#series-chart .y-tick text").all_text_contents()
+        x_ticks = page.locator("#series-chart .x-tick text").all_text_contents()
+        years = page.locator("#series-chart .year-tick text").all_text_contents()
         with page.expect_download() as download:
             page.locator("#download").click()
         text = Path(download.value.path()).read_text()
@@ -682,6 +682,7 @@ def with_another_year(demo: Path, folder: Path) -> Path:
             for key in ("datetime", "start_datetime", "end_datetime"):
                 item["properties"][key] = item["properties"][key].replace("2020", "2019", 1)
             lines.append(json.dumps(item))
+    (folder / "items.ndjson").write_text("\n".join(lines) + "\n")
     return folder
 
 
@@ -695,7 +696,7 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         box = page.locator("#map").bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
         page.wait_for_function("(document.body.dataset.series || '').includes('yearly')")
-        lon, lat = map(float, hash_of(page)["at"].split(","))
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         years = table(page)
         # The months, with their years overlaid: one line per year, January to December.
         page.locator("#kind").select_option("monthly")
@@ -704,7 +705,7 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         lines = page.locator("#series-chart .year-line").evaluate_all(
             "lines => lines.map(l => [l.dataset.year, l.querySelectorAll('circle').length])"
         )
-        months = page.locator("#series-chart .x-tick text").all_inner_texts()
+        months = page.locator("#series-chart .x-tick text").all_text_contents()
         overlaid = hash_of(page).get("years")
         # A polygon drawn on the map: its mean series.
         page.locator("#draw").click()
