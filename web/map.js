@@ -207,6 +207,8 @@ async function main() {
     if (points.length) drawSeries();
   });
   map.on('moveend', permalink);
+  // A permalink pasted into the address bar of an open page (only the hash changes).
+  window.addEventListener('hashchange', () => location.reload());
 
   const draw = new Draw({ source: new VectorSource(), type: 'Polygon', stopClick: true });
   let drawnAt = -1; // the time of the click that closed the polygon, which is no point
