@@ -179,6 +179,9 @@ async function main() {
       readings = await Promise.all(list.map((item) => polygonMean(cogUrl(item), polygon)));
     }
     if (asked !== drawn) return; // another click, product or kind since
+    const marked = JSON.stringify(selection);
+    map.once('rendercomplete', () => (document.body.dataset.marked = marked));
+    map.render();
     points = list.map((item, i) => ({ period: period(item), ...readings[i] }));
     drawSeries();
     if (selection.point) document.body.dataset.point = selection.point.join(',');

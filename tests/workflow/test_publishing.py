@@ -619,7 +619,7 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
         at = (box["width"] * 0.43, box["height"] * 0.57)
         page.mouse.click(box["x"] + at[0], box["y"] + at[1])
         page.wait_for_function("(document.body.dataset.series || '').startsWith('etasw')")
-        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
+        page.wait_for_function("document.body.dataset.marked")  # drawn on the map
         lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         etasw = table(page)
         title = page.locator("#series-title").inner_text()
