@@ -148,7 +148,7 @@ async function main() {
         (polygon ? `<td>${p.valid} pixels</td>` : '');
       return row;
     }));
-    drawChart($('series-chart'), points, { overlay: $('overlay').checked, yearly });
+    drawChart($('series-chart'), points, { overlay: $('overlay').checked, yearly, shownYear: shownPeriod?.slice(0, 4) });
     const download = $('download');
     URL.revokeObjectURL(download.href);
     download.href = URL.createObjectURL(new Blob([csv(points, polygon)], { type: 'text/csv' }));
@@ -204,7 +204,12 @@ async function main() {
 
   select.addEventListener('change', () => choose());
   kind.addEventListener('change', () => choose());
-  slider.addEventListener('input', show);
+  slider.addEventListener('input', () => {
+    const year = shownPeriod?.slice(0, 4);
+    show();
+    // The overlaid years: the map's year stands out.
+    if (points.length && $('overlay').checked && shownPeriod.slice(0, 4) !== year) drawSeries();
+  });
   $('overlay').addEventListener('change', () => {
     permalink();
     if (points.length) drawSeries();
