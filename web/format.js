@@ -8,15 +8,14 @@ export function degrees(value, positive, negative, digits = 4) {
 /** A point as latitude, longitude: 43.4000° N, 108.7900° W. */
 export const place = (lon, lat) => `${degrees(lat, 'N', 'S')}, ${degrees(lon, 'E', 'W')}`;
 
-/** Round tick values (1, 2 or 5 times a power of ten) from low to high, about `count`. */
+/** Round tick values (1, 2 or 5 times a power of ten), about `count` of them, from the
+ * last at or below low to the first at or above high. */
 export function ticks(low, high, count = 5) {
   const raw = (high - low) / count || 1;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((f) => f * power).find((s) => s >= raw);
-  const values = [];
-  for (let v = Math.floor(low / step) * step; v <= high + step / 2; v += step) {
-    values.push(Number(v.toPrecision(12)));
-  }
+  const values = [Math.floor(low / step) * step];
+  while (values.at(-1) < high) values.push(Number((values.at(-1) + step).toPrecision(12)));
   return values;
 }
 
