@@ -36,7 +36,7 @@ sample/.written: .venv/installed etm/sample.py
 	$(BIN)/python -m etm.sample sample
 	touch $@
 
-web/dist/map.js: web/package.json web/package-lock.json web/map.js
+web/dist/map.js: web/package.json web/package-lock.json $(wildcard web/*.js)
 	@command -v npm > /dev/null || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq nodejs npm > /dev/null; }
 	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build

@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from rangeserver import certificate, serving
 from rio_cogeo.cogeo import cog_validate
 
 from etm.provenance import LEDGER, digest
+from etm.timeseries import polygon_series
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
@@ -417,7 +419,7 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         # Off the map's centre, which is the edge between the two tiles' pixels.
         page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
         page.wait_for_function("document.body.dataset.series")
-        lon, lat = map(float, page.evaluate("document.body.dataset.series").split(","))
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         rows = page.locator("#series-values tr").evaluate_all(
             "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
         )
@@ -564,3 +566,196 @@ def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path
     cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
     assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
     print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")
+
+
+MARKER = np.array([0xE4, 0x1A, 0x1C])
+
+
+def region_value(demo: Path, product: str, period: str, lon: float, lat: float) -> float | str:
+    """A region COG's pixel at a point, as the page's table holds it ('' for no data)."""
+    year = period[:4]
+    name = f"{product}_{period.replace('-', '')}.tif"
+    with rasterio.open(demo / OUTPUT / "mosaic" / product / year / name) as cog:
+        row, col = cog.index(lon, lat)
+        value = cog.read(1, window=((row, row + 1), (col, col + 1)))[0, 0]
+    return "" if np.isnan(value) else float(value)
+
+
+def table(page) -> list[list]:
+    rows = page.locator("#series-values tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
+    )
+    return [[period, value and float(value)] for period, value in rows]
+
+
+def hash_of(page) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(page.evaluate("location.hash").removeprefix("#")))
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def opened(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(url)
+    return page
+
+
+def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo, browser):
+    with serving(str(demo / OUTPUT)) as (url, _):
+        page = opened(browser, url + "index.html")
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
+        before = map_pixels(page)
+        box = page.locator("#map").bounding_box()
+        at = (box["width"] * 0.43, box["height"] * 0.57)
+        page.mouse.click(box["x"] + at[0], box["y"] + at[1])
+        page.wait_for_function("(document.body.dataset.series || '').startsWith('etasw')")
+        page.wait_for_function("document.body.dataset.marked")  # drawn on the map
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
+        etasw = table(page)
+        title = page.locator("#series-title").inner_text()
+        after = map_pixels(page)
+        # The chart's ticks: round values in mm, each month's initial, the year.
+        y_ticks = page.locator("#series-chart .y-tick text").all_text_contents()
+        x_ticks = page.locator("#series-chart .x-tick text").all_text_contents()
+        years = page.locator("#series-chart .year-tick text").all_text_contents()
+        with page.expect_download() as download:
+            page.locator("#download").click()
+        text = Path(download.value.path()).read_text()
+        name = download.value.suggested_filename
+        # Another product: the series follows it, at the same point.
+        page.locator("#product").select_option("netet")
+        page.wait_for_function("(document.body.dataset.series || '').startsWith('netet')")
+        netet = table(page)
+        page.locator("#month").evaluate(
+            "s => { s.value = 6; s.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
+        link = page.url
+        # The permalink opens on the same product, month, point and series.
+        again = opened(browser, link)
+        again.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
+        again.wait_for_function("(document.body.dataset.series || '').startsWith('netet')")
+        restored = [again.locator("#product").input_value(), table(again)]
+        assert not page.errors and not again.errors
+    months = [f"2020-{month:02d}" for month in range(1, 13)]
+    assert etasw == [[m, region_value(demo, "etasw", m, lon, lat)] for m in months]
+    assert netet == [[m, region_value(demo, "netet", m, lon, lat)] for m in months] != etasw
+    assert restored == ["netet", netet]
+    # Where the click was: 108.79° W, not -108.79° E.
+    assert title == f"etasw monthly at {lat:.4f}° N, {-lon:.4f}° W" and lon < 0 < lat
+    # The marker: red, at the clicked pixel, not on the map before the click.
+    red = (np.abs(after - MARKER).max(axis=-1) < 40).nonzero()
+    assert not (np.abs(before - MARKER).max(axis=-1) < 40).any()
+    assert len(red[0]) and np.hypot(red[1] - at[0], red[0] - at[1]).max() < 12
+    assert len(y_ticks) >= 3 and all(float(t) % 1 == 0 for t in y_ticks)
+    assert float(y_ticks[-1]) >= max(v for _, v in etasw if v != "")  # every value on the chart
+    assert x_ticks == list("JFMAMJJASOND") and years == ["2020"]
+    # The CSV, as `etm timeseries` writes it.
+    assert name == f"etasw_monthly_{lat:.4f}N_{-lon:.4f}W.csv"
+    lines = text.splitlines()
+    assert lines[0] == "period,value_mm"
+    # 9 significant digits: the COG's float32 exactly.
+    rows = [line.split(",") for line in lines[1:]]
+    assert [[m, v and float(np.float32(v))] for m, v in rows] == etasw
+
+
+def with_another_year(demo: Path, folder: Path) -> Path:
+    """The published page and region COGs, and an index where 2020's region Items are also
+    2019's (the same COGs): two years to overlay."""
+    for name in ("index.html", "map.js", "map.css", "boundaries.json", "mosaic"):
+        (folder / name).symlink_to(demo / OUTPUT / name)
+    lines = []
+    for line in (demo / OUTPUT / "items.ndjson").read_text().splitlines():
+        lines.append(line)
+        item = json.loads(line)
+        if item["collection"].split("-", 1)[1] in ("monthly", "yearly"):
+            item["id"] = item["id"].replace("_2020", "_2019")
+            for key in ("datetime", "start_datetime", "end_datetime"):
+                item["properties"][key] = item["properties"][key].replace("2020", "2019", 1)
+            lines.append(json.dumps(item))
+    (folder / "items.ndjson").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, tmp_path):
+    with serving(str(with_another_year(demo, tmp_path))) as (url, _):
+        page = opened(browser, url + "index.html#product=etasw&period=2020")
+        # Yearly maps: 2020's sum, on the years' own scale.
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020'")
+        yearly = coloured(map_pixels(page)).mean()
+        legend = page.locator("#legend-high").inner_text()
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
+        page.wait_for_function("(document.body.dataset.series || '').includes('yearly')")
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
+        years = table(page)
+        top = max(map(float, page.locator("#series-chart .y-tick text").all_text_contents()))
+        # The months, with their years overlaid: one line per year, January to December.
+        page.locator("#kind").select_option("monthly")
+        page.wait_for_function("(document.body.dataset.series || '').includes('monthly')")
+        page.locator("#overlay").check()
+        lines = page.locator("#series-chart .year-line").evaluate_all(
+            "lines => lines.map(l => [l.dataset.year, l.querySelectorAll('circle').length])"
+        )
+        months = page.locator("#series-chart .x-tick text").all_text_contents()
+        overlaid = hash_of(page).get("years")
+        # A polygon drawn on the map: its mean series.
+        page.locator("#draw").click()
+        corners = [(0.40, 0.45), (0.48, 0.45), (0.48, 0.55), (0.40, 0.55), (0.40, 0.45)]
+        for x, y in corners:
+            page.mouse.click(box["x"] + box["width"] * x, box["y"] + box["height"] * y)
+        page.wait_for_function("(document.body.dataset.series || '').includes('polygon')")
+        ring = [list(map(float, xy.split(","))) for xy in hash_of(page)["polygon"].split(";")]
+        means = page.locator("#series-values tr").evaluate_all(
+            "rows => rows.map(r => [r.dataset.period, Number(r.dataset.value)])"
+        )
+        # A place from the bundled boundaries, without internet.
+        page.locator("#place").fill("Fremont, Wyoming")
+        page.locator("#place").dispatch_event("change")
+        page.wait_for_function("document.body.dataset.place === 'Fremont, Wyoming'")
+        page.wait_for_function("location.hash.includes('view=')")
+        centre = hash_of(page)["view"].split(",")[:2]
+        assert not page.errors
+    with rasterio.open(demo / OUTPUT / "mosaic/etasw/2020/etasw_2020.tif") as cog:
+        year_max = float(np.nanmax(cog.read(1)))
+        row, col = cog.index(lon, lat)
+        value = float(cog.read(1)[row, col])
+    assert yearly > 0.3 and float(legend.removesuffix(" mm")) == pytest.approx(year_max, abs=0.05)
+    assert years == [["2019", value], ["2020", value]] and top >= value  # on the chart
+    assert lines == [["2019", 12], ["2020", 12]] and overlaid == "overlaid"
+    assert months == [
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Oct",
+        "Nov",
+        "Dec",
+    ]
+    expected = polygon_series(
+        str(demo / OUTPUT), "etasw", {"type": "Polygon", "coordinates": [ring]}
+    )  # fmt: skip
+    assert [period for period, _ in means] == [
+        f"{year}-{month:02d}" for year in (2019, 2020) for month in range(1, 13)
+    ]
+    assert all(reading.valid_pixels > 4 for reading in expected)
+    for (_, mean), reading in zip(means, expected * 2, strict=True):
+        assert mean == pytest.approx(reading.value, rel=1e-5), reading.period
+    # Fremont County, Wyoming: about 108.6° W, 43.0° N.
+    assert float(centre[0]) == pytest.approx(-108.6, abs=0.5)
+    assert float(centre[1]) == pytest.approx(43.0, abs=0.5)
