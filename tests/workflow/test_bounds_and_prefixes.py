@@ -1,0 +1,82 @@
+"""Prefixes that would publish elsewhere than they say, and plans too large for memory, are
+refused before any job with one line; output folders that cannot be written are named.
+Through the real snakemake CLI."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TILE5, TILE6
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+
+
+def refused(workspace, *args: str) -> str:
+    """The one etm error line of a run that must stop before any job."""
+    result = workspace.snakemake(*args)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    (line,) = error_lines(result)
+    return line
+
+
+def test_an_output_prefix_ending_in_whitespace_is_refused(workspace):
+    workspace.config["enduser_cog_output"] = "out/ "
+    assert refused(workspace) == (
+        "etm error: config key 'enduser_cog_output': 'out/ ' has a folder name that begins or "
+        "ends in whitespace (' '); write the prefix without it, or rename the folder"
+    )
+    assert not (workspace.root / "out").exists()
+
+
+@pytest.mark.parametrize("tail", ["..", "."])
+def test_an_input_prefix_ending_in_a_dot_folder_is_refused(workspace, tail):
+    prefix = workspace.prefix(TILE6) + tail
+    workspace.config["unmosaicked_inputs"][1] = prefix
+    assert refused(workspace, "-n") == (
+        f"etm error: config key 'unmosaicked_inputs': {prefix!r} has a folder named {tail!r}; "
+        "write the prefix without it, or rename the folder"
+    )
+
+
+def test_a_tile_folder_that_is_no_plain_name_is_refused(workspace):
+    plain = workspace.root / workspace.prefix(TILE6)
+    odd = plain.with_name("-tile6")
+    plain.rename(odd)
+    prefix = workspace.prefix(TILE6).replace(TILE6 + "/", "-tile6/")
+    workspace.config["unmosaicked_inputs"][1] = prefix
+    assert refused(workspace, "-n") == (
+        f"etm error: config key 'unmosaicked_inputs': {prefix.rstrip('/')} holds tile "
+        "'-tile6', which is not a plain folder name (letters, digits, '_', '.', '+', '-'; not "
+        "starting with '.', '+' or '-'); rename the tile's folder"
+    )
+
+
+def test_tile_bounds_larger_than_a_tile_are_refused(workspace):
+    """15,931 chips of one tile took 3.2 GB before a dry run died."""
+    workspace.config["tiles"][TILE5]["bounds"] = [-180, -60, 180, 60]
+    assert refused(workspace, "-n") == (
+        f"etm error: config key 'tiles.{TILE5}.bounds': [-180, -60, 180, 60] span 360 x 120 "
+        "degrees, more than a tile of the grid (10 x 10, tile_grid.size_deg); give the tile's "
+        "own bounds"
+    )
+
+
+def test_a_tile_grid_of_too_many_chips_is_refused(workspace):
+    workspace.config["tile_grid"] = {"size_deg": 200}
+    assert refused(workspace, "-n") == (
+        f"etm error: config: tile {TILE6} has up to 10,000 chips, x 2 products: more than one "
+        "run can draw (5,000); check tile_grid.size_deg, chip_size_deg and the tile's bounds, "
+        "or split the run by products"
+    )
+
+
+def test_a_plan_of_too_many_chip_months_is_refused(workspace):
+    workspace.config.update(tile_grid={"size_deg": 100}, start_year=1971, end_year=2021)
+    workspace.config["months"] = list(range(1, 13))
+    assert refused(workspace, "-n") == (
+        "etm error: config: 3,090,600 chip-periods (2,525 chips x 2 products x 612 periods) "
+        "are more than one run can plan (3,000,000); check tile_grid.size_deg and the tiles' "
+        "bounds, or split the run by years or products"
+    )
