@@ -147,5 +147,9 @@ class StorageError(EtmError):
     """The storage (S3) failed to answer, after the clients' retries."""
 
 
+class OutputError(EtmError):
+    """An output folder cannot be written: not writable, or a file where a folder must be."""
+
+
 class PublishError(EtmError):
     """A written COG failed validation and was not published."""

@@ -5,7 +5,7 @@ Through the real snakemake CLI."""
 from __future__ import annotations
 
 import pytest
-from conftest import TILE5, TILE6
+from conftest import JULY, TILE5, TILE6, unwritable
 
 
 def error_lines(result) -> list[str]:
@@ -50,6 +50,26 @@ def test_a_tile_folder_that_is_no_plain_name_is_refused(workspace):
         f"etm error: config key 'unmosaicked_inputs': {prefix.rstrip('/')} holds tile "
         "'-tile6', which is not a plain folder name (letters, digits, '_', '.', '+', '-'; not "
         "starting with '.', '+' or '-'); rename the tile's folder"
+    )
+
+
+def test_an_output_year_folder_that_cannot_be_written_is_named_before_any_job(workspace):
+    year = workspace.tile_cog(TILE6, "etasw", 2020, JULY).parent
+    year.mkdir(parents=True)
+    with unwritable(year):
+        line = refused(workspace)
+    assert line == (
+        f"etm error: output folder out/tiles/{TILE6}/etasw/2020 cannot be written (permission "
+        "denied); make it writable, or choose another enduser_cog_output"
+    )
+    assert workspace.published() == set()
+
+
+def test_an_output_prefix_that_is_a_file_is_named_before_any_job(workspace):
+    workspace.output.write_text("")
+    assert refused(workspace, "-n") == (
+        "etm error: output out is a file, where the run needs a folder; move the file away, or "
+        "choose another enduser_cog_output"
     )
 
 
