@@ -144,6 +144,7 @@ class Process:
             prefixes=[self.named(p) for p in self.settings.tiles[tile].prefixes],
             product=self.settings.products[0],
             chips=plan.chip_names(self.settings, tile),
+            chip_size=self.settings.chip_size,
         )
 
     def rerun_command(self, wildcards: dict[str, str]) -> str:

@@ -1,11 +1,15 @@
 """Prefixes that would publish elsewhere than they say, and plans too large for memory, are
-refused before any job with one line; output folders that cannot be written are named.
-Through the real snakemake CLI."""
+refused before any job with one line; output folders that cannot be written are named; a
+chip's header is read before its pixels. Through the real snakemake CLI."""
 
 from __future__ import annotations
 
+import resource
+import subprocess
+
 import pytest
-from conftest import JULY, TILE5, TILE6, unwritable
+import rasterio
+from conftest import JULY, TILE5, TILE6, snakemake_command, unwritable
 
 
 def error_lines(result) -> list[str]:
@@ -100,3 +104,48 @@ def test_a_plan_of_too_many_chip_months_is_refused(workspace):
         "are more than one run can plan (3,000,000); check tile_grid.size_deg and the tiles' "
         "bounds, or split the run by years or products"
     )
+
+
+def declare_pixels(chip, size: int) -> None:
+    """Rewrite a chip as a sparse file of ``size`` x ``size`` pixels of its own pixel size,
+    from its own corner: a few hundred KB on disk, GBs once read."""
+    with rasterio.open(chip) as source:
+        profile = source.profile
+    profile.update(width=size, height=size, tiled=True, blockxsize=512, blockysize=512)
+    with rasterio.open(chip, "w", **profile, sparse_ok=True):
+        pass
+
+
+#: Address space of the Snakemake process (its jobs run in its threads): a run of the
+#: workspace needs under a GiB; reading the declared pixels needs 6.7 GiB.
+ADDRESS_SPACE = 3 << 30
+
+
+def test_a_chip_declaring_too_many_pixels_is_refused_before_any_is_read(workspace):
+    """A baseline month of 60,000 x 60,000 pixels: left out of its tile's baseline, and
+    refused by its month's mosaic, by their headers."""
+    workspace.config.update(products=["etasw"], end_year=2020)
+    chip = workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
+    declare_pixels(chip, 60_000)
+    workspace.write_config()
+    result = subprocess.run(
+        snakemake_command(profile="local"),
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE,) * 2),
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+    name = str(chip.relative_to(workspace.root))
+    assert error_lines(result) == [
+        f"etm error: chip {name}: is 60000 x 60000 pixels: its east edge is 59903.1 pixels "
+        "beyond its 2-degree square's (at most one pixel either way, as cut from the master "
+        "lattice): it is cut short or padded, not this chip's file"
+    ]
+    baseline_log = workspace.logs / "chip_baseline" / f"{TILE6}.log"
+    assert f"chip {name}: left out of the baseline: is 60000 x 60000 pixels" in (
+        baseline_log.read_text()
+    )
+    assert workspace.published() == {f"tiles/{TILE5}/etasw/2020/etasw_202007.tif"}
