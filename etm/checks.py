@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from etm.errors import ChipContentError, SuspectChipError
+from etm.errors import ChipContentError, ChipError, ObjectRefusedError, SuspectChipError
 from etm.grid import Chip
 
 log = logging.getLogger(__name__)
@@ -583,8 +583,6 @@ def chip_header(path: str, name: str, expected: ChipExpectation) -> tuple[str, t
     import rasterio
     from rasterio.errors import RasterioError
 
-    from etm.errors import ChipError
-
     try:
         with rasterio.open(path) as source:
             check_header(
@@ -622,8 +620,9 @@ def usual_nan_shares(
     chip_size : int
         Chip edge in tenths of a degree.
     fetch : callable
-        A path's local file (e.g. downloaded from S3); an :class:`etm.errors.EtmError` it
-        raises leaves the file out.
+        A path's local file (e.g. downloaded from S3); an
+        :class:`etm.errors.ObjectRefusedError` it raises (gone, or refused) leaves the file
+        out.
 
     Returns
     -------
@@ -631,11 +630,7 @@ def usual_nan_shares(
         Chip name to its least NaN share (a chip with no file left is not in it), and each
         path left out to why.
     """
-    from collections import Counter
-
     from rasterio.errors import RasterioError
-
-    from etm.errors import EtmError
 
     skipped: dict[str, str] = {}
     grids: dict[str, tuple[str, tuple]] = {}  # path: (local file, grid)
@@ -643,7 +638,7 @@ def usual_nan_shares(
         for path in paths:
             try:
                 local = fetch(path)
-            except EtmError as error:
+            except ObjectRefusedError as error:
                 skipped[path] = str(error)
                 continue
             found = chip_header(local, path, ChipExpectation(Chip.parse(chip), chip_size))
@@ -747,7 +742,8 @@ def write_baseline(
         fetch = (lambda path: s3.download(path, scratch)) if on_s3 else (lambda path: path)
         usual, skipped = usual_nan_shares(files, chip_size, fetch)
     for path, reason in skipped.items():
-        log.warning("chip %s: left out of the baseline: %s", path, reason)
+        name = f"s3://{path}" if on_s3 else path
+        log.warning("chip %s: left out of the baseline: %s", name, reason)
     for chip, paths in sorted(files.items()):
         share = f"{usual[chip]:.4f}" if chip in usual else "unknown (no readable file)"
         log.info("%s: usual NaN share %s, from %s", chip, share, ", ".join(paths))

@@ -24,7 +24,7 @@ from etm.checks import (
     suspicion,
     usual_nan_shares,
 )
-from etm.errors import ChipContentError, ChipNeighbourError, StorageError, SuspectChipError
+from etm.errors import ChipContentError, ChipNeighbourError, ObjectRefusedError, SuspectChipError
 from etm.grid import Chip
 from etm.listing import LocalListing
 from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chips
@@ -392,7 +392,7 @@ def test_a_baseline_reads_headers_first_and_leaves_out_files_it_cannot_use(tmp_p
 
     def fetch(path: str) -> str:
         if path.endswith("gone.tif"):
-            raise StorageError(f"cannot read {path}: 404")
+            raise ObjectRefusedError(f"cannot read {path}: 404")
         return path
 
     usual, skipped = usual_nan_shares(files, 20, fetch)
