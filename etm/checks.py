@@ -27,12 +27,18 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from etm.errors import ChipContentError, ChipError, ObjectRefusedError, SuspectChipError
+from etm.errors import (
+    ChipContentError,
+    ChipError,
+    ObjectRefusedError,
+    SuspectChipError,
+    one_line,
+)
 from etm.grid import Chip
 
 log = logging.getLogger(__name__)
@@ -563,8 +569,17 @@ def has_mask_band(dataset) -> bool:
     return MaskFlags.per_dataset in dataset.mask_flag_enums[0]
 
 
-def chip_header(path: str, name: str, expected: ChipExpectation) -> tuple[str, tuple] | str:
-    """A chip file's grid (CRS and pixel size), read from its header alone, or why it cannot
+#: A raster's CRS and pixel size (:func:`grid_key`).
+GridKey = tuple[str, float, float]
+
+
+def grid_key(crs, transform) -> GridKey:
+    """CRS and pixel size, rounded so that rasters of one master grid share the key."""
+    return crs.to_string() if crs else "", round(transform.a, 12), round(transform.e, 12)
+
+
+def chip_header(path: str, name: str, expected: ChipExpectation) -> GridKey | str:
+    """A chip file's grid (:func:`grid_key`), read from its header alone, or why it cannot
     be the chip it names (:func:`check_header`).
 
     Parameters
@@ -590,16 +605,15 @@ def chip_header(path: str, name: str, expected: ChipExpectation) -> tuple[str, t
                 source.height, expected, scale=source.scales[0], offset=source.offsets[0],
                 unit=source.units[0] or "",
             )  # fmt: skip
-            crs = source.crs.to_string() if source.crs else ""
-            return crs, round(source.transform.a, 12), round(source.transform.e, 12)
+            return grid_key(source.crs, source.transform)
     except ChipError as error:
         return error.problem
     except RasterioError as error:
-        return f"cannot be opened ({' '.join(str(error).split())})"
+        return f"cannot be opened ({one_line(error)})"
 
 
 def usual_nan_shares(
-    files: dict[str, list[str]], chip_size: int, fetch=lambda path: path
+    files: dict[str, list[str]], chip_size: int, fetch: Callable[[str], str] = str
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Each chip's usual NaN share: the least over a few of its files.
 
@@ -633,7 +647,7 @@ def usual_nan_shares(
     from rasterio.errors import RasterioError
 
     skipped: dict[str, str] = {}
-    grids: dict[str, tuple[str, tuple]] = {}  # path: (local file, grid)
+    grids: dict[str, tuple[str, GridKey]] = {}  # path: (local file, grid)
     for chip, paths in files.items():
         for path in paths:
             try:
@@ -663,7 +677,7 @@ def usual_nan_shares(
             try:
                 shares.append(nan_share(local))
             except RasterioError as error:
-                skipped[path] = f"cannot be read in full ({' '.join(str(error).split())})"
+                skipped[path] = f"cannot be read in full ({one_line(error)})"
         if shares:
             usual[chip] = min(shares)
     return usual, skipped
