@@ -27,12 +27,16 @@ if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in 
 #: Most tile-periods (tiles x products x years x periods) one run plans: a dry run of the
 #: team's 56,160 took 3.6 GB; twice that still fits a 24 GB machine.
 MAX_TILE_PERIODS = 120_000
-#: Most chip-periods (chips x products x years x periods) one run plans: the team's tiles
-#: hold 25 chips each, so as many tile-periods of them as MAX_TILE_PERIODS.
-MAX_CHIP_PERIODS = 25 * MAX_TILE_PERIODS
-#: Most chips x products of one tile: its completeness heatmap draws each a row 12 pixels
-#: tall, and matplotlib draws at most 2**16 pixels.
+#: Most chip-months (chips x products x years x months) one run plans: the team's tiles
+#: hold 25 chips each, so as many tile-months of theirs as MAX_TILE_PERIODS (a dry run of
+#: their 1.4 million took 3.6 GB).
+MAX_CHIP_MONTHS = 25 * MAX_TILE_PERIODS
+#: Most chips x products of one tile: its completeness heatmap draws a row 12 pixels tall
+#: for each, and matplotlib draws at most 2**16 pixels.
 MAX_TILE_ROWS = 5_000
+#: Most chip-months of one tile: its heatmap takes about 4.4 KB for each (an 840 MiB array
+#: for 191,172 of them); the team's tiles have 72,000 (25 chips, 12 products, 20 years).
+MAX_TILE_CHIP_MONTHS = 200_000
 #: The old orchestrator's keys: accepted, with what replaces each.
 OBSOLETE_KEYS = {
     "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
@@ -503,36 +507,38 @@ def check_bounds(name: str, bounds: list[float], tile_size: int) -> None:
         )
 
 
-def check_chip_count(tiles: dict[str, int], products: int, periods: int) -> None:
+def check_chip_count(tiles: dict[str, int], products: int, months: int) -> None:
     """Refuse a plan whose chips would not fit in memory: a tile with too many chips for
-    its heatmap, or too many chip-periods in all.
+    its completeness heatmap, or too many chip-months in all.
 
     Parameters
     ----------
     tiles : dict
         Each tile's name to the most chips it can have.
     products : int
-    periods : int
-        Periods of all years (years x periods of a year).
+    months : int
+        Months of all years.
 
     Raises
     ------
     ConfigError
+        Naming the bound.
     """
     name, most = max(tiles.items(), key=lambda item: item[1])
-    if most * products > MAX_TILE_ROWS:
+    if most * products > MAX_TILE_ROWS or most * products * months > MAX_TILE_CHIP_MONTHS:
         raise ConfigError(
-            f"config: tile {name} has up to {most:,} chips, x {products} products: more than "
-            f"one run can draw ({MAX_TILE_ROWS:,}); check tile_grid.size_deg, chip_size_deg "
-            "and the tile's bounds, or split the run by products"
+            f"config: tile {name} has up to {most:,} chips, x {products} products x {months} "
+            f"months: more than its completeness heatmap can draw ({MAX_TILE_ROWS:,} chips x "
+            f"products, {MAX_TILE_CHIP_MONTHS:,} chip-months); check tile_grid.size_deg, "
+            "chip_size_deg and the tile's bounds, or split the run by products or years"
         )
-    total = sum(tiles.values()) * products * periods
-    if total > MAX_CHIP_PERIODS:
+    total = sum(tiles.values()) * products * months
+    if total > MAX_CHIP_MONTHS:
         raise ConfigError(
-            f"config: {total:,} chip-periods ({sum(tiles.values()):,} chips x {products} "
-            f"products x {periods} periods) are more than one run can plan "
-            f"({MAX_CHIP_PERIODS:,}); check tile_grid.size_deg and the tiles' bounds, or "
-            "split the run by years or products"
+            f"config: {total:,} chip-months ({sum(tiles.values()):,} chips x {products} "
+            f"products x {months} months) are more than one run can plan "
+            f"({MAX_CHIP_MONTHS:,}); check tile_grid.size_deg and the tiles' bounds, or split "
+            "the run by years or products"
         )
 
 

@@ -90,18 +90,26 @@ def test_tile_bounds_larger_than_a_tile_are_refused(workspace):
 def test_a_tile_grid_of_too_many_chips_is_refused(workspace):
     workspace.config["tile_grid"] = {"size_deg": 200}
     assert refused(workspace, "-n") == (
-        f"etm error: config: tile {TILE6} has up to 10,000 chips, x 2 products: more than one "
-        "run can draw (5,000); check tile_grid.size_deg, chip_size_deg and the tile's bounds, "
-        "or split the run by products"
+        f"etm error: config: tile {TILE6} has up to 10,000 chips, x 2 products x 2 months: more "
+        "than its completeness heatmap can draw (5,000 chips x products, 200,000 chip-months); "
+        "check tile_grid.size_deg, chip_size_deg and the tile's bounds, or split the run by "
+        "products or years"
     )
 
 
 def test_a_plan_of_too_many_chip_months_is_refused(workspace):
-    workspace.config.update(tile_grid={"size_deg": 100}, start_year=1971, end_year=2021)
-    workspace.config["months"] = list(range(1, 13))
+    """300 tiles of 900 chips (30-degree tiles of 1-degree chips, say), a year of one product."""
+    workspace.config.update(
+        unmosaicked_inputs=[f"chips/tile{number}/" for number in range(300)],
+        tiles={},
+        tile_grid={"size_deg": 60},
+        products=["etasw"],
+        end_year=2020,
+        months=list(range(1, 13)),
+    )
     assert refused(workspace, "-n") == (
-        "etm error: config: 3,090,600 chip-periods (2,525 chips x 2 products x 612 periods) "
-        "are more than one run can plan (3,000,000); check tile_grid.size_deg and the tiles' "
+        "etm error: config: 3,240,000 chip-months (270,000 chips x 1 products x 12 months) are "
+        "more than one run can plan (3,000,000); check tile_grid.size_deg and the tiles' "
         "bounds, or split the run by years or products"
     )
 
