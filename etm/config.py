@@ -34,7 +34,7 @@ MAX_CHIP_MONTHS = 25 * MAX_TILE_PERIODS
 #: Most chips x products of one tile: its completeness heatmap draws a row 12 pixels tall
 #: for each, and matplotlib draws at most 2**16 pixels.
 MAX_TILE_ROWS = 5_000
-#: Most chip-months of one tile: its heatmap takes about 4.4 KB for each (an 840 MiB array
+#: Most chip-months of one tile: its heatmap takes about 4.6 KB for each (an 840 MiB array
 #: for 191,172 of them); the team's tiles have 72,000 (25 chips, 12 products, 20 years).
 MAX_TILE_CHIP_MONTHS = 200_000
 #: The old orchestrator's keys: accepted, with what replaces each.
