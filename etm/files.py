@@ -4,6 +4,7 @@ its destination, then renamed into place."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -81,7 +82,7 @@ def check_output_folders(folders: Iterable[str]) -> None:
                 "or choose another enduser_cog_output"
             )
         if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputError(_unwritable(path, PermissionError(13, "permission denied")))
+            raise OutputError(_unwritable(path, PermissionError(errno.EACCES, "permission denied")))
 
 
 def write_whole(text: str, path: str) -> None:
