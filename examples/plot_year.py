@@ -38,6 +38,8 @@ def load_year(prefix: str, product: str, year: int) -> xarray.DataArray:
         grid = GeoBox(cog.shape, cog.transform, cog.crs.to_string())
     loaded = odc.stac.load(items, bands=["data"], geobox=grid)
     return loaded["data"].sortby("time")
+
+
 # --8<-- [end:load]
 
 
