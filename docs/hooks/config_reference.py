@@ -25,7 +25,7 @@ def children(node: dict, path: str) -> Iterator[tuple[str, dict]]:
     schema's patterns here are product names)."""
     for key, sub in node.get("properties", {}).items():
         yield f"{path}.{key}" if path else key, sub
-    for pattern, sub in node.get("patternProperties", {}).items():
+    for sub in node.get("patternProperties", {}).values():
         yield f"{path}.<product>", sub
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):
