@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv, then runs the workflow on the bundled sample
-#   make test   installs everything into .venv, then runs the format checks, lint and tests
+#   make test   installs everything into .venv, then runs the format checks, lint, the docs'
+#               strict build and the tests
 # and for a developer's loop:
 #   make test-fast  the same without the slow fault, kill and container tests
 # and the documentation site (docs/, mkdocs.yml), which make test builds with --strict:
