@@ -93,3 +93,10 @@ def test_every_headline_figure_has_the_date_and_commit_it_was_measured_at(docume
                 ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True
             )
             assert found.returncode == 0, commit
+
+
+def test_the_end_users_page_shows_the_examples_code(site):
+    """The snippets are the examples' own code, included at build time."""
+    text = re.sub(r"<[^>]+>", "", page_html(site, "end-users"))
+    assert text.count("def load_year(") == 2  # odc-stac's and stackstac's
+    assert "--8&lt;--" not in text

@@ -59,6 +59,21 @@ def test_a_year_loaded_with_odc_stac_is_the_cogs_and_is_plotted(demo, tmp_path):
         np.testing.assert_array_equal(months.isel(time=month - 1).values, values)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_year_loaded_with_stackstac_is_the_cogs(demo):
+    printed = run(demo, "stackstac_year.py", "--product", "etasw", "--year", "2020")
+    assert printed.startswith("12 months of etasw 2020 on epsg:4326")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from stackstac_year import load_year
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    months = load_year(str(demo / OUTPUT), "etasw", 2020)
+    with rasterio.open(region_cog(demo, "etasw", 7)) as cog:
+        assert months.attrs["transform"] == cog.transform  # on the COGs' grid
+        np.testing.assert_array_equal(months.isel(time=6).values, cog.read(1))
+
+
 def test_a_point_series_is_the_cogs_pixel_every_month(demo):
     lon, lat = -106.7, 45.2
     printed = run(demo, "point_series.py", str(lon), str(lat), "--product", "etasw")
