@@ -75,8 +75,10 @@ def test_the_tutorial_runs_from_a_fresh_clone_to_a_month_of_ones_own_chips(tmp_p
     if subprocess.run(["make", "-q", ".venv/installed"], cwd=REPO).returncode != 0:
         pytest.fail(".venv is not up to date: run `make .venv/installed` (make test does)")
     root = checkout(tmp_path / "etm")
-    # The commands run as in a terminal: no pytest or xdist variables.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    # The commands run as in a terminal: no pytest or xdist variables, nor those of the
+    # make that runs the tests.
+    outer = ("PYTEST", "COV_", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(outer)}
     for command, expected in blocks(TUTORIAL.read_text()):
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", command],
