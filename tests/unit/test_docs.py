@@ -30,8 +30,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def page_html(site: Path, page: str) -> str:
-    folder = "" if page == "index" else f"{page}/"
-    return (site / folder / "index.html").read_text()
+    return (site / f"{page}.html").read_text()
 
 
 def test_links_within_a_page_name_its_headings(site):
