@@ -99,3 +99,14 @@ def test_the_end_users_page_shows_the_examples_code(site):
     text = re.sub(r"<[^>]+>", "", page_html(site, "end-users"))
     assert text.count("def load_year(") == 2  # odc-stac's and stackstac's
     assert "--8&lt;--" not in text
+
+
+def test_the_configuration_pages_example_is_a_valid_config():
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    page = (REPO / "docs" / "configuration.md").read_text()
+    (example,) = re.findall(r"^```yaml\n(.*?)^```$", page, re.M | re.S)
+    jsonschema.validate(yaml.safe_load(example), schema)
+    tutorial = (REPO / "docs" / "tutorial.md").read_text()
+    assert example in tutorial  # the config the tutorial runs
