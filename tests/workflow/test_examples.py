@@ -37,6 +37,7 @@ def region_cog(demo: Path, product: str, month: int) -> Path:
 # odc-geo 0.5.3 uses what affine 3 and shapely 2.1 deprecate.
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 @pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the PNG
 def test_a_year_loaded_with_odc_stac_is_the_cogs_and_is_plotted(demo, tmp_path):
     png = tmp_path / "year.png"
     printed = run(demo, "plot_year.py", "--product", "netet", "--year", "2020", "--out", str(png))
