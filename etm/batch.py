@@ -62,7 +62,7 @@ def runnable_line(count: int, waited_s: float, queue: str) -> str:
         f"{count} AWS Batch jobs wait to start (RUNNABLE), one for {waited_s / 60:.0f} min, "
         f"on queue {queue}: its compute environment may be INVALID or disabled, its subnets "
         "may have no route to ECR and S3, its instance types may have no Spot capacity, or "
-        "its maxvCpus may be below a container's vCPUs (README: runbook, a stuck queue)"
+        "its maxvCpus may be below a container's vCPUs (docs/aws.md: Runbook, jobs do not start)"
     )
 
 

@@ -401,8 +401,8 @@ def check_placeholder(key: str, value: str | None) -> None:
     """
     if value and PLACEHOLDER in value:
         raise ConfigError(
-            f"profile key '{key}' is still the placeholder {value!r}; fill it in (README: "
-            "On S3 and AWS)"
+            f"profile key '{key}' is still the placeholder {value!r}; fill it in (docs/aws.md, "
+            "6. The profile, and the run)"
         )
 
 

@@ -67,7 +67,7 @@ class StorageObject(S3StorageObject):
                 raise WorkflowError(without_passwords(str(error))) from None
             problem = (
                 f"S3 refused access (403) to s3://{self._path()}: the role running etm needs "
-                f"{needed} (README: On S3 and AWS, the least-privilege policy)"
+                f"{needed} (docs/aws.md: 3. Roles, and docs/aws/*.json)"
             )
             # Snakemake wraps the error in its own lines; this one says it all.
             say([problem], prefix="etm error: ")

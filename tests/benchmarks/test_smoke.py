@@ -1,4 +1,4 @@
-"""Smoke runs of the benchmarks (the full ones are too slow for CI; see the README)."""
+"""Smoke runs of the benchmarks (the full ones are too slow for CI; see docs/performance.md)."""
 
 from __future__ import annotations
 
