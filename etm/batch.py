@@ -27,11 +27,14 @@ ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 #: A job definition's retry strategy: Batch starts a job again on another instance when its
 #: Spot instance was reclaimed (its attempt ends with no exit code and this status reason,
 #: AWS Batch user guide, "Automated job retries"), at most twice; any other failure, a
-#: refused chip say, fails its container once.
+#: refused chip say, fails its container once: whether it has an exit code (a container that
+#: ran) or only a reason (an image that could not be pulled). Batch retries what no entry
+#: matches.
 RETRY_STRATEGY = {
     "attempts": 3,
     "evaluateOnExit": [
         {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onExitCode": "*", "action": "EXIT"},
         {"onReason": "*", "action": "EXIT"},
     ],
 }
