@@ -48,6 +48,12 @@ KIND_TITLES = {
     "tiles-yearly": "10-degree tiles, yearly",
 }
 
+#: The COG asset's key in a month's Item and in a year's.
+ASSET = {"month": "data", "year": "year"}
+#: The projection extension's version: v1.2.0, the last to define ``proj:epsg`` (v2.0.0
+#: forbids it), which stackstac 0.5 needs, beside ``proj:code``, which v2 readers want.
+PROJECTION = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+
 log = logging.getLogger(__name__)
 
 # pystac-core 1.15.2 finds its extensions on first use, which is unsafe in threads: it marks
@@ -132,22 +138,30 @@ def item_for(
     Returns
     -------
     pystac.Item
-        With ``datetime`` the start of its period and ``start_datetime``/``end_datetime``
-        its bounds; the projection extension as current pystac writes it (``proj:code``),
-        with ``proj:epsg`` kept for readers that know only that (stackstac 0.5); the
-        raster extension (``nodata: "nan"``, ``unit: "mm"``, exact statistics); and its
-        asset typed as a cloud-optimized GeoTIFF, with ``file:size`` and ``file:checksum``.
+        Named for filtering by ``etm:product``, ``etm:place`` (a tile or ``region``) and
+        ``etm:period`` (``month`` or ``year``; a year also has ``etm:aggregation``). Its
+        time: ``start_datetime``/``end_datetime`` its bounds, and ``datetime`` the start of a
+        month, null for a year (never to be taken for its January). Its COG asset is
+        ``data`` for a month, ``year`` for a year, so that a load of both kinds keeps them
+        in two variables. The projection extension v1.2.0 (:data:`PROJECTION`), the
+        raster extension (``nodata: "nan"``, ``unit: "mm"``, exact statistics), and the
+        COG typed as cloud-optimized, with ``file:size`` and ``file:checksum``.
     """
     start, end = period_bounds(period)
     place = tile or REGION
     name = posixpath.basename(href).removesuffix(".json")
+    is_month = Period.parse(period).is_month
+    properties = {"etm:product": product, "etm:place": place}
+    properties["etm:period"] = "month" if is_month else "year"
+    if aggregation:
+        properties["etm:aggregation"] = aggregation
     item = create_stac_item(
         cog,
         id=f"{place}_{product}_{period}",
         input_datetime=start,
         collection=collection,
-        properties={"etm:tile": place, "etm:aggregation": aggregation or "month"},
-        asset_name="data",
+        properties=properties,
+        asset_name=ASSET["month" if is_month else "year"],
         asset_href=f"./{name}.tif",
         asset_roles=["data"],
         # rio-stac's automatic media type does not say cloud-optimized.
@@ -158,22 +172,24 @@ def item_for(
         # statistics below: a small read (0.016 instead of 0.05 CPU-s a real-size tile).
         raster_max_size=64,
     )
-    # rio-stac writes the projection extension v1.1 (proj:epsg); pystac migrates it.
-    item = pystac.Item.from_dict(item.to_dict(transform_hrefs=False), migrate=True)
-    code = item.properties["proj:code"]  # EPSG:4326, as every chip's CRS is checked
-    item.properties["proj:epsg"] = int(code.removeprefix("EPSG:"))
-    item.datetime = start
+    # rio-stac writes the projection extension v1.1 (proj:epsg): v1.2.0 adds proj:code.
+    item.stac_extensions = [
+        PROJECTION if "/projection/" in uri else uri for uri in item.stac_extensions
+    ]
+    item.properties["proj:code"] = f"EPSG:{item.properties['proj:epsg']}"
+    item.datetime = start if is_month else None
     item.common_metadata.start_datetime = start
     item.common_metadata.end_datetime = end
     item.common_metadata.title = f"{PRODUCTS[product].title}, {place}, {period}"
-    band = item.assets["data"].extra_fields["raster:bands"][0]
+    asset = item.assets[ASSET["month" if is_month else "year"]]
+    band = asset.extra_fields["raster:bands"][0]
     band.pop("histogram", None)
     band.pop("statistics", None)
     band.update(unit="mm", nodata="nan")
     statistics = _embedded_statistics(cog)
     if statistics:
         band["statistics"] = statistics
-    data = FileExtension.ext(item.assets["data"], add_if_missing=True)
+    data = FileExtension.ext(asset, add_if_missing=True)
     data.size, data.checksum = os.path.getsize(cog), multihash_sha256(cog)
     if thumbnail:
         item.add_asset(
@@ -232,7 +248,8 @@ def collection_for(
     west, south, east, north = zip(*(item["bbox"] for item in items), strict=True)
     starts = [datetime.fromisoformat(i["properties"]["start_datetime"]) for i in items]
     ends = [datetime.fromisoformat(i["properties"]["end_datetime"]) for i in items]
-    aggregations = sorted({item["properties"]["etm:aggregation"] for item in items})
+    period = "month" if kind.endswith("monthly") else "year"
+    aggregations = sorted({item["properties"].get("etm:aggregation") for item in items} - {None})
     spec = PRODUCTS[product]
     result = pystac.Collection(
         id=collection,
@@ -240,7 +257,7 @@ def collection_for(
         description=(
             f"{spec.description} Unit: mm. Cloud-Optimized GeoTIFFs (float32, NaN where the "
             f"model has no value), {KIND_TITLES[kind]}"
-            + ("" if kind.endswith("monthly") else f" ({aggregations[0]} of the 12 months)")
+            + ("" if period == "month" else f" ({aggregations[0]} of the 12 months)")
             + ". Other kinds are in their own Collections (see the catalog)."
         ),
         license=license,
@@ -250,13 +267,15 @@ def collection_for(
         ),
         summaries=pystac.Summaries(
             {
-                "etm:tile": sorted({item["properties"]["etm:tile"] for item in items}),
-                "etm:aggregation": aggregations,
+                "etm:product": [product],
+                "etm:place": sorted({item["properties"]["etm:place"] for item in items}),
+                "etm:period": [period],
+                **({"etm:aggregation": aggregations} if aggregations else {}),
             }
         ),
     )
     result.item_assets = {
-        "data": pystac.ItemAssetDefinition.create(
+        ASSET[period]: pystac.ItemAssetDefinition.create(
             title=spec.title, description=f"{spec.description} Unit: mm.",
             media_type=pystac.MediaType.COG, roles=["data"],
         ),
