@@ -9,7 +9,6 @@ etm check-image       check that this environment runs every job
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from etm.errors import EtmError, say
@@ -145,9 +144,7 @@ def timeseries(args: argparse.Namespace) -> str:
 
     span = dict(start=args.start, end=args.end)
     if args.polygon:
-        geometry = json.loads(series.read_text(args.polygon))
-        geometry = geometry.get("features", [geometry])[0]
-        geometry = geometry.get("geometry", geometry)
+        geometry = series.polygon_from(args.polygon)
         readings = series.polygon_series(args.catalog, args.product, geometry, **span)
     elif args.lon is None or args.lat is None:
         raise EtmError("give --lon and --lat, or --polygon FILE.geojson")

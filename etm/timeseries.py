@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import re
 import urllib.request
 from dataclasses import dataclass
 
@@ -64,8 +65,32 @@ def read_text(url: str) -> str:
         raise EtmError(f"{url}: cannot be read ({error}); is it an etm output prefix?") from None
 
 
+MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def month_span(start: str | None, end: str | None) -> tuple[str, str]:
+    """The first and last month (``YYYYMM``) of ``--start`` and ``--end`` (``YYYY-MM``,
+    either may be None: no bound).
+
+    Raises
+    ------
+    EtmError
+        If either is not a month, or start is after end.
+    """
+    bounds = []
+    for option, text, unbounded in (("--start", start, "000001"), ("--end", end, "999912")):
+        match = MONTH.fullmatch(text) if text is not None else None
+        if text is not None and not match:
+            raise EtmError(f"{option} {text!r} is not a month: give YYYY-MM, e.g. 2020-07")
+        bounds.append(match[1] + match[2] if match else unbounded)
+    if bounds[0] > bounds[1]:
+        raise EtmError(f"--start {start} is after --end {end}: give the first month first")
+    return bounds[0], bounds[1]
+
+
 def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:
     """The index's Items of the region's months of a product, from start to end (YYYY-MM)."""
+    first, last = month_span(start, end)
     prefix = output_prefix(source)
     lines = read_text(f"{prefix}/{INDEX}").splitlines()
     wanted = collection_id(product, None, Period(2000, 1))
@@ -73,7 +98,6 @@ def region_months(source: str, product: str, start: str | None, end: str | None)
     items = [item for item in items if item["collection"] == wanted]
     if not items:
         raise EtmError(f"{prefix}/{INDEX}: no region months of {product}; was it published?")
-    first, last = (start or "0000-00").replace("-", ""), (end or "9999-99").replace("-", "")
     chosen = [item for item in items if first <= period_of(item) <= last]
     if not chosen:
         raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
@@ -135,13 +159,8 @@ def polygon_series(
     how many of the pixels whose centre it holds have a value."""
     items = region_months(source, product, start, end)
     prefix = output_prefix(source)
-    bounds = rasterio.features.bounds(polygon)
-    west, south, east, north = items[0]["bbox"]
-    if bounds[0] >= east or bounds[2] <= west or bounds[1] >= north or bounds[3] <= south:
-        raise EtmError(
-            f"the polygon {bounds} is outside the published region (west {west:.4f}, south "
-            f"{south:.4f}, east {east:.4f}, north {north:.4f})"
-        )
+    bounds = polygon_bounds(polygon)
+    check_within(bounds, items[0]["bbox"])
     readings = []
     with rasterio.Env(**s3.gdal_options()):
         for item in items:
@@ -162,6 +181,70 @@ def polygon_series(
     if not any(reading.valid_pixels for reading in readings):
         raise EtmError("the polygon holds no pixel centre with a value in any month")
     return readings
+
+
+def polygon_from(path: str) -> dict:
+    """The geometry of a GeoJSON file: itself, a Feature's, or a FeatureCollection's
+    first Feature's.
+
+    Raises
+    ------
+    EtmError
+        If the file cannot be read or is not GeoJSON.
+    """
+    try:
+        found = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise EtmError(f"{path}: not GeoJSON ({error})") from None
+    if isinstance(found, dict) and found.get("type") == "FeatureCollection":
+        found = (found.get("features") or [{}])[0]
+    if isinstance(found, dict) and found.get("type") == "Feature":
+        found = found.get("geometry") or {}
+    return found
+
+
+def polygon_bounds(geometry: dict) -> tuple[float, float, float, float]:
+    """A GeoJSON polygon's bounds (west, south, east, north).
+
+    Raises
+    ------
+    EtmError
+        If it is no Polygon or MultiPolygon with coordinates.
+    """
+    kind = geometry.get("type") if isinstance(geometry, dict) else None
+    if kind not in ("Polygon", "MultiPolygon") or not geometry.get("coordinates"):
+        raise EtmError(
+            f"the polygon's geometry is {kind or 'missing'}: give a GeoJSON Polygon or "
+            "MultiPolygon (a geometry, a Feature or a FeatureCollection whose first has one)"
+        )
+    try:
+        return rasterio.features.bounds(geometry)
+    except (TypeError, ValueError, IndexError) as error:
+        raise EtmError(f"the polygon's coordinates cannot be read ({error})") from None
+
+
+def check_within(bounds: tuple[float, float, float, float], region: list[float]) -> None:
+    """Refuse a polygon whose bounds are not all inside the region's bbox: its mean would
+    leave out what is outside.
+
+    Raises
+    ------
+    EtmError
+        Naming the region's bounds, whether the polygon is wholly or partly outside.
+    """
+    west, south, east, north = region
+    where = (
+        f"the published region (west {west:.4f}, south {south:.4f}, east {east:.4f}, "
+        f"north {north:.4f})"
+    )
+    shown = ", ".join(f"{value:.4f}" for value in bounds)
+    if bounds[0] >= east or bounds[2] <= west or bounds[1] >= north or bounds[3] <= south:
+        raise EtmError(f"the polygon (bounds {shown}) is outside {where}")
+    if bounds[0] < west or bounds[2] > east or bounds[1] < south or bounds[3] > north:
+        raise EtmError(
+            f"the polygon (bounds {shown}) is partly outside {where}: its mean would leave "
+            "out that part; clip it to the region"
+        )
 
 
 def as_csv(readings: list[Reading]) -> str:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from etm.errors import EtmError
-from etm.timeseries import Reading, as_csv, output_prefix, point_series
+from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series
 
 
 def test_the_output_prefix_is_found_from_itself_its_catalog_or_its_index():
@@ -28,3 +28,13 @@ def test_an_s3_prefix_with_a_password_is_refused_without_quoting_it():
     ) as refused:
         point_series("s3://AKIAEXAMPLE:s3cr3t@bucket/out/", "etasw", -106.7, 47.3)
     assert "s3cr3t" not in str(refused.value)
+
+
+def test_months_are_yyyy_mm_and_in_order():
+    assert month_span("2020-07", None) == ("202007", "999912")
+    assert month_span(None, "2021-12") == ("000001", "202112")
+    for bad in ("2020-7", "2020-00", "2020-13", "202007", "2020-07-01"):
+        with pytest.raises(EtmError, match="is not a month: give YYYY-MM"):
+            month_span(bad, None)
+    with pytest.raises(EtmError, match="^--start 2021-01 is after --end 2020-12"):
+        month_span("2021-01", "2020-12")

@@ -601,3 +601,46 @@ def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path
     cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
     assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
     print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")
+
+
+NOT_A_MONTH = "is not a month: give YYYY-MM, e.g. 2020-07"
+REGION = "the published region (west -116.8207, south 37.3922, east -96.7806, north 47.4018)"
+
+
+def square(west: float, south: float, east: float, north: float) -> dict:
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "polygon", "message"),
+    [
+        (["--start", "2020-7"], None, f"--start '2020-7' {NOT_A_MONTH}"),
+        (["--end", "2020-7"], None, f"--end '2020-7' {NOT_A_MONTH}"),
+        (["--start", "2020-13"], None, f"--start '2020-13' {NOT_A_MONTH}"),
+        (["--start", "2020-08", "--end", "2020-03"], None,
+         "--start 2020-08 is after --end 2020-03: give the first month first"),
+        ([], square(-118, 40, -110, 42),
+         f"the polygon (bounds -118.0000, 40.0000, -110.0000, 42.0000) is partly outside {REGION}"
+         ": its mean would leave out that part; clip it to the region"),
+        ([], square(-60, 42, -59, 43),
+         f"the polygon (bounds -60.0000, 42.0000, -59.0000, 43.0000) is outside {REGION}"),
+        ([], {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-106, 42]}},
+         "the polygon's geometry is Point: give a GeoJSON Polygon or MultiPolygon (a geometry, a "
+         "Feature or a FeatureCollection whose first has one)"),
+    ],
+)  # fmt: skip
+def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, polygon, message):
+    where = ["--lon", "-106.7", "--lat", "42.1"]
+    if polygon:
+        (tmp_path / "field.geojson").write_text(json.dumps(polygon))
+        where = ["--polygon", str(tmp_path / "field.geojson")]
+    result = etm_command(
+        "timeseries", "--product", "etasw", *where, *arguments, str(OUTPUT), cwd=demo
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [f"etm error: {message}"]
