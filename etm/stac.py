@@ -4,8 +4,9 @@ Layout under the output prefix; every link is relative, so the catalog works whe
 prefix is served from or copied to:
 
     catalog.json                                  root catalog, its Collections as children
-    items.ndjson                                  every Item, one per line (hrefs from here)
     <product>-<kind>/collection.json              one Collection per product and kind
+    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs from here)
+    <product>-<kind>/items.parquet                the same as GeoParquet (stac-geoparquet)
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
     mosaic/<product>/<YYYY>/<name>.json           an Item beside each region COG
 
@@ -33,13 +34,13 @@ from pystac.extensions.file import FileExtension
 from rio_stac import create_stac_item
 
 from etm.errors import StorageError
-from etm.files import write_whole
-from etm.plan import Period, collection_href, collection_kind
+from etm.files import whole, write_whole
+from etm.plan import INDEXES, Period, collection_href, collection_kind, index_hrefs
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
-INDEX = "items.ndjson"
 REGION = "region"
+PARQUET = "application/vnd.apache.parquet"
 #: How each kind of Collection describes its Items.
 KIND_TITLES = {
     "monthly": "region, monthly",
@@ -285,6 +286,15 @@ def collection_for(
             title="Quicklook", description=None, media_type=pystac.MediaType.PNG,
             roles=["thumbnail"],
         )  # fmt: skip
+    ndjson, parquet = INDEXES
+    result.add_asset("items-ndjson", pystac.Asset(
+        f"./{ndjson}", title="Its Items, one a line", media_type="application/x-ndjson",
+        roles=["metadata"],
+    ))  # fmt: skip
+    result.add_asset("items-parquet", pystac.Asset(
+        f"./{parquet}", title="Its Items as GeoParquet (stac-geoparquet)", media_type=PARQUET,
+        roles=["collection-mirror"],
+    ))  # fmt: skip
     own = collection_href(collection)
     result.clear_links()
     result.add_link(relative_link(pystac.RelType.ROOT, CATALOG, own))
@@ -306,8 +316,9 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
             "model's water balance products, in mm. One Collection per product and kind, "
             "never mixed in one load: <product>-monthly (the whole region's months, what "
             "most users want), <product>-yearly (its years), <product>-tiles-monthly and "
-            "<product>-tiles-yearly (per 10-degree tile). Every Item is also in "
-            f"{INDEX}, one per line, to query them all in one request."
+            "<product>-tiles-yearly (per 10-degree tile). Each Collection's Items are also "
+            f"in its folder's {INDEXES[0]} (one a line) and {INDEXES[1]} (GeoParquet), to "
+            "query them in one request."
         ),
     )
     catalog.clear_links()
@@ -318,13 +329,15 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
 
 
 def indexed(item: dict, href: str) -> dict:
-    """An Item as a line of the index: its hrefs relative to the output prefix."""
+    """An Item as its Collection's index holds it: its hrefs relative to the index (in
+    the Collection's folder), ``href`` where the Item is, relative to the output prefix."""
     folder = posixpath.dirname(href)
+    index = index_hrefs(item["collection"])[0]
 
     def rebased(target: str) -> str:
         if "://" in target or target.startswith("/"):
             return target
-        return "./" + posixpath.normpath(posixpath.join(folder, target))
+        return relative_link("", posixpath.join(folder, target), index).href
 
     line = dict(item)
     line["links"] = [{**link, "href": rebased(link["href"])} for link in item["links"]]
@@ -441,6 +454,16 @@ def item_texts(
     return texts
 
 
+def write_geoparquet(items: Sequence[dict], path: str) -> None:
+    """Write Items as GeoParquet with stac-geoparquet, whole or not at all."""
+    import stac_geoparquet.arrow  # pyarrow: the catalog's job only
+
+    with whole(path) as partial:
+        stac_geoparquet.arrow.to_parquet(
+            stac_geoparquet.arrow.parse_stac_items_to_arrow(items), partial
+        )
+
+
 def write_catalog(
     item_files: Sequence[str],
     *,
@@ -453,9 +476,9 @@ def write_catalog(
     license_url: str | None,
     catalog: str,
     collection_files: Sequence[str],
-    index: str,
+    index_files: Sequence[str],
 ) -> None:
-    """Write the root catalog, the Collections and the index from the published Items.
+    """Write the root catalog, the Collections and their indexes from the published Items.
 
     Parameters
     ----------
@@ -475,21 +498,25 @@ def write_catalog(
         Local path of ``catalog.json``.
     collection_files : sequence of str
         Local paths of the Collections' ``collection.json``, in the order of ``collections``.
-    index : str
-        Local path of ``items.ndjson``.
+    index_files : sequence of str
+        Local paths of the Collections' indexes (:data:`etm.plan.INDEXES`), each
+        Collection's in turn.
     """
     by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-    lines = []
     texts = item_texts(item_files, hrefs, on_s3=on_s3, kept=kept, kept_by_region=kept_by_region)
     for href, text in zip(hrefs, texts, strict=True):
         item = json.loads(text)
         by_collection[item["collection"]].append((href, item))
-        lines.append(indexed(item, href))
+    indexes = iter(index_files)
     for collection, path in zip(collections, collection_files, strict=True):
         members, dicts = zip(*by_collection[collection], strict=True)
         found = collection_for(collection, dicts, members, license=license, license_url=license_url)
         write(found, path)
-        log.info("wrote collection %s: %d items", path, len(members))
-    write_whole("".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), index)
+        lines = [indexed(item, href) for href, item in zip(members, dicts, strict=True)]
+        write_whole(
+            "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), next(indexes)
+        )
+        write_geoparquet(lines, next(indexes))
+        log.info("wrote collection %s and its indexes: %d items", path, len(members))
     write(catalog_for(collections), catalog)
-    log.info("wrote catalog %s and the index of its %d items", catalog, len(lines))
+    log.info("wrote catalog %s of %d items", catalog, len(texts))

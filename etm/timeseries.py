@@ -1,8 +1,9 @@
 """A point's or a polygon's monthly series, read straight from the published region COGs.
 
-The published index (``items.ndjson``) says which COGs hold the product's months; each
-COG is then read through GDAL's range requests (local paths, ``s3://`` or ``https://``):
-its header, and the few blocks the point or the polygon covers, never the whole file.
+The index of the product's region months (``<product>-monthly/items.parquet``, one small
+file whatever the archive's size) says which COGs hold them; each COG is then read
+through GDAL's range requests (local paths, ``s3://`` or ``https://``): its header, and
+the few blocks the point or the polygon covers, never the whole file.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import rasterio.windows
 
 from etm import s3
 from etm.errors import EtmError
-from etm.plan import Period, collection_id
-from etm.stac import INDEX
+from etm.plan import Period, collection_id, index_hrefs
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,14 @@ class Reading:
 
 
 def output_prefix(source: str) -> str:
-    """The output prefix of a catalog: given itself, or its ``catalog.json`` or index."""
-    for name in ("catalog.json", INDEX):
-        if source.endswith(f"/{name}") or source == name:
-            return posixpath.dirname(source) or "."
+    """The output prefix of a catalog: given itself, or its ``catalog.json``."""
+    if source.endswith("/catalog.json") or source == "catalog.json":
+        return posixpath.dirname(source) or "."
     return source.rstrip("/")
 
 
-def read_text(url: str) -> str:
-    """A small file's text from a local path, ``s3://`` or ``http(s)://``.
+def read_bytes(url: str) -> bytes:
+    """A small file from a local path, ``s3://`` or ``http(s)://``.
 
     Raises
     ------
@@ -53,11 +52,11 @@ def read_text(url: str) -> str:
     try:
         if url.startswith("s3://"):
             bucket, key = s3.split(url.removeprefix("s3://"))
-            return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
         if url.startswith(("http://", "https://")):
             with urllib.request.urlopen(url, timeout=60) as response:
-                return response.read().decode()
-        with open(url) as stream:
+                return response.read()
+        with open(url, "rb") as stream:
             return stream.read()
     except EtmError:
         raise
@@ -88,16 +87,44 @@ def month_span(start: str | None, end: str | None) -> tuple[str, str]:
     return bounds[0], bounds[1]
 
 
+def read_text(url: str) -> str:
+    """A small text file from a local path, ``s3://`` or ``http(s)://`` (:func:`read_bytes`)."""
+    return read_bytes(url).decode()
+
+
+def resolve(folder: str, href: str) -> str:
+    """An href relative to a folder (a local path or a URL), as one path or URL."""
+    scheme, separator, path = folder.rpartition("://")
+    return f"{scheme}{separator}{posixpath.normpath(posixpath.join(path, href))}"
+
+
 def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:
-    """The index's Items of the region's months of a product, from start to end (YYYY-MM)."""
+    """The Items of the region's months of a product, from start to end (YYYY-MM), read
+    from their Collection's GeoParquet index alone; their hrefs resolved.
+
+    Raises
+    ------
+    EtmError
+        If start or end is no month, the index cannot be read, or holds no such month.
+    """
+    import pyarrow
+    import pyarrow.parquet
+    import stac_geoparquet.arrow
+
     first, last = month_span(start, end)
     prefix = output_prefix(source)
-    lines = read_text(f"{prefix}/{INDEX}").splitlines()
-    wanted = collection_id(product, None, Period(2000, 1))
-    items = [json.loads(line) for line in lines if line.strip()]
-    items = [item for item in items if item["collection"] == wanted]
+    index = f"{prefix}/{index_hrefs(collection_id(product, None, Period(2000, 1)))[1]}"
+    try:
+        table = pyarrow.parquet.read_table(pyarrow.BufferReader(read_bytes(index)))
+    except pyarrow.ArrowInvalid as error:
+        raise EtmError(f"{index}: not a GeoParquet index ({error})") from None
+    items = list(stac_geoparquet.arrow.stac_table_to_items(table))
     if not items:
-        raise EtmError(f"{prefix}/{INDEX}: no region months of {product}; was it published?")
+        raise EtmError(f"{index}: no region months of {product}; was it published?")
+    folder = posixpath.dirname(index)
+    for item in items:
+        for asset in item["assets"].values():
+            asset["href"] = resolve(folder, asset["href"])
     chosen = [item for item in items if first <= period_of(item) <= last]
     if not chosen:
         raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
@@ -107,10 +134,6 @@ def region_months(source: str, product: str, start: str | None, end: str | None)
 def period_of(item: dict) -> str:
     """An index Item's period (its id is ``{place}_{product}_{period}``)."""
     return item["id"].rsplit("_", 1)[1]
-
-
-def cog_url(prefix: str, item: dict) -> str:
-    return f"{prefix}/{item['assets']['data']['href'].removeprefix('./')}"
 
 
 def point_series(
@@ -141,11 +164,10 @@ def point_series(
             f"point ({lon}, {lat}) is outside the published region (west {west:.4f}, south "
             f"{south:.4f}, east {east:.4f}, north {north:.4f})"
         )
-    prefix = output_prefix(source)
     readings = []
     with rasterio.Env(**s3.gdal_options()):
         for item in items:
-            with rasterio.open(cog_url(prefix, item)) as cog:
+            with rasterio.open(item["assets"]["data"]["href"]) as cog:
                 row, col = cog.index(lon, lat)
                 value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
             readings.append(Reading(period_of(item), float(value)))
@@ -158,13 +180,12 @@ def polygon_series(
     """The product's monthly mean (mm) over a polygon (GeoJSON geometry, EPSG:4326), and
     how many of the pixels whose centre it holds have a value."""
     items = region_months(source, product, start, end)
-    prefix = output_prefix(source)
     bounds = polygon_bounds(polygon)
     check_within(bounds, items[0]["bbox"])
     readings = []
     with rasterio.Env(**s3.gdal_options()):
         for item in items:
-            with rasterio.open(cog_url(prefix, item)) as cog:
+            with rasterio.open(item["assets"]["data"]["href"]) as cog:
                 left, top = ~cog.transform @ (bounds[0], bounds[3])
                 right, bottom = ~cog.transform @ (bounds[2], bounds[1])
                 rows = (math.floor(top), math.ceil(bottom))

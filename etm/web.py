@@ -2,8 +2,9 @@
 
 ``web/`` holds the page (``index.html``) and its script's source (``map.js``); npm bundles
 the script and OpenLayers' style from the pinned packages of ``web/package-lock.json``
-into ``web/dist/`` (``make web``). The page reads ``items.ndjson`` and the region's monthly
-COGs from its own folder, by HTTP range requests: no server of its own.
+into ``web/dist/`` (``make web``). The page reads ``catalog.json``, each product's index
+of its region months, and their COGs, from its own folder, by HTTP range requests: no
+server of its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 // etm's map page: the region's monthly COGs of a product on a map, with a month slider
 // and a legend in mm; a click draws that pixel's monthly series. Everything is read from
-// the page's own folder: items.ndjson (one GET), then the COGs by HTTP range requests.
+// the page's own folder: catalog.json and each product's <product>-monthly/items.ndjson
+// (one GET each), then the COGs by HTTP range requests.
 import 'ol/ol.css';
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
@@ -12,8 +13,8 @@ import { fromUrl } from 'geotiff';
 
 // ColorBrewer YlGnBu: dry (yellow) to wet (blue).
 const RAMP = ['#ffffcc', '#a1dab4', '#41b6c4', '#2c7fb8', '#253494'];
-const INDEX = new URL('items.ndjson', document.baseURI);
-const REGION_MONTHLY = /^([a-z0-9]+)-monthly$/;
+const CATALOG = new URL('catalog.json', document.baseURI);
+const REGION_MONTHLY = /^\.\/([a-z0-9]+)-monthly\/collection\.json$/;
 
 const $ = (id) => document.getElementById(id);
 const cogs = new Map();
@@ -61,26 +62,28 @@ async function cogSource(url) {
   });
 }
 
-/** The region's monthly Items per product, in time order. */
-async function readIndex() {
-  const response = await fetch(INDEX);
-  if (!response.ok) throw new Error(`${INDEX}: HTTP ${response.status}`);
-  const byProduct = new Map();
-  for (const line of (await response.text()).split('\n')) {
-    if (!line.trim()) continue;
-    const item = JSON.parse(line);
-    const product = REGION_MONTHLY.exec(item.collection)?.[1];
-    if (!product) continue;
-    if (!byProduct.has(product)) byProduct.set(product, []);
-    byProduct.get(product).push(item);
-  }
-  for (const items of byProduct.values()) {
-    items.sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime));
-  }
-  return byProduct;
+async function fetched(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.text();
 }
 
-const cogUrl = (item) => new URL(item.assets.data.href, INDEX).href;
+/** The region's monthly Items per product, in time order: the catalog names the
+ * products' Collections, each of whose folder has the index of its Items. */
+async function readIndex() {
+  const catalog = JSON.parse(await fetched(CATALOG));
+  const products = catalog.links.filter((link) => link.rel === 'child')
+    .map((link) => REGION_MONTHLY.exec(link.href)?.[1]).filter(Boolean);
+  const lists = await Promise.all(products.map(async (product) => {
+    const index = new URL(`${product}-monthly/items.ndjson`, CATALOG);
+    const items = (await fetched(index)).split('\n').filter((line) => line.trim())
+      .map((line) => ({ ...JSON.parse(line), index }));
+    return items.sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime));
+  }));
+  return new Map(products.map((product, i) => [product, lists[i]]));
+}
+
+const cogUrl = (item) => new URL(item.assets.data.href, item.index).href;
 const month = (item) => item.properties.datetime.slice(0, 7);
 const band = (item) => item.assets.data['raster:bands'][0];
 
@@ -156,7 +159,7 @@ function drawSeries(points, lon, lat) {
 
 async function main() {
   const byProduct = await readIndex();
-  if (!byProduct.size) throw new Error(`${INDEX} lists no monthly region COG`);
+  if (!byProduct.size) throw new Error(`${CATALOG} lists no monthly region Collection`);
   const select = $('product');
   for (const product of byProduct.keys()) select.add(new Option(product, product));
   const layer = new TileLayer({});

@@ -8,10 +8,9 @@ from etm.errors import EtmError
 from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series
 
 
-def test_the_output_prefix_is_found_from_itself_its_catalog_or_its_index():
+def test_the_output_prefix_is_found_from_itself_or_its_catalog():
     assert output_prefix("s3://b/USA/demo/") == "s3://b/USA/demo"
     assert output_prefix("s3://b/USA/demo/catalog.json") == "s3://b/USA/demo"
-    assert output_prefix("https://h/x/items.ndjson") == "https://h/x"
     assert output_prefix("catalog.json") == "."
 
 
@@ -24,7 +23,7 @@ def test_the_csv_gives_back_float32_values_and_leaves_nan_empty():
 
 def test_an_s3_prefix_with_a_password_is_refused_without_quoting_it():
     with pytest.raises(
-        EtmError, match=r"^\*\*\*@bucket/out/items.ndjson: an S3 path holds no"
+        EtmError, match=r"^\*\*\*@bucket/out/etasw-monthly/items.parquet: an S3 path holds no"
     ) as refused:
         point_series("s3://AKIAEXAMPLE:s3cr3t@bucket/out/", "etasw", -106.7, 47.3)
     assert "s3cr3t" not in str(refused.value)

@@ -43,13 +43,14 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
     # Per product: 12 months and the year (annual: true), for 2 tiles and the region.
     assert len(cogs) == 2 * (12 + 1) * 3
     # Beside each COG its STAC Item, beside each region COG its quicklook; then the
-    # catalog, its index and one collection per product and kind.
+    # catalog, and one Collection per product and kind with its indexes.
     collections = {Path(c) / "collection.json" for c in COLLECTIONS}
     assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} == {
         p for p in files if p.suffix == ".json"
     }
     assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {
-        Path("items.ndjson"), Path("index.html"), Path("map.js"), Path("map.css"),
+        Path("index.html"), Path("map.js"), Path("map.css"),
+        *(Path(c) / name for c in COLLECTIONS for name in ("items.ndjson", "items.parquet")),
     }  # fmt: skip
     assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
         p for p in files if p.suffix == ".png"
@@ -336,27 +337,52 @@ def test_months_and_years_loaded_together_are_kept_apart_or_refused(demo):
     assert np.isnan(months.values).all()  # no month holds the year's values
 
 
-def test_index_holds_every_item_with_hrefs_from_the_output_prefix(demo):
+def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
+    import pyarrow.parquet
+    import stac_geoparquet.arrow
+
     output = demo / OUTPUT
-    lines = [json.loads(line) for line in (output / "items.ndjson").read_text().splitlines()]
     items = {
         path: json.loads(path.read_text())
         for path in output.rglob("*.json")
         if json.loads(path.read_text())["type"] == "Feature"
     }
-    assert len(lines) == len(items) == len({line["id"] for line in lines})
     by_id = {item["id"]: (path, item) for path, item in items.items()}
-    for line in lines:
-        path, item = by_id[line["id"]]
-        assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
-            k: v for k, v in item.items() if k not in ("links", "assets")
+    indexed = []
+    for collection in COLLECTIONS:
+        folder = output / collection
+        lines = [json.loads(line) for line in (folder / "items.ndjson").read_text().splitlines()]
+        rows = stac_geoparquet.arrow.stac_table_to_items(
+            pyarrow.parquet.read_table(folder / "items.parquet")
+        )
+        parquet = {row["id"]: row for row in rows}
+        assert sorted(parquet) == sorted(line["id"] for line in lines)
+        for line in lines:
+            path, item = by_id[line["id"]]
+            assert line["collection"] == collection
+            assert errors(line) == []
+            # As published, but its hrefs relative to the index.
+            assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
+                k: v for k, v in item.items() if k not in ("links", "assets")
+            }
+            for key, asset in line["assets"].items():
+                assert (folder / asset["href"]).resolve() == (
+                    path.parent / item["assets"][key]["href"]
+                ).resolve()
+            for link, own in zip(line["links"], item["links"], strict=True):
+                assert (folder / link["href"]).resolve() == (path.parent / own["href"]).resolve()
+            row = parquet[line["id"]]
+            assert row["assets"] == line["assets"] and row["links"] == line["links"]
+            assert row["bbox"] == line["bbox"] and row["geometry"] == line["geometry"]
+            assert row["properties"]["etm:place"] == line["properties"]["etm:place"]
+        indexed += lines
+        # The Collection names its indexes.
+        assets = json.loads((folder / "collection.json").read_text())["assets"]
+        assert {a["href"]: a["type"] for a in assets.values()} == {
+            "./items.ndjson": "application/x-ndjson",
+            "./items.parquet": "application/vnd.apache.parquet",
         }
-        for key, asset in line["assets"].items():
-            assert (output / asset["href"]).resolve() == (
-                path.parent / item["assets"][key]["href"]
-            ).resolve()
-        for link, own in zip(line["links"], item["links"], strict=True):
-            assert (output / link["href"]).resolve() == (path.parent / own["href"]).resolve()
+    assert sorted(line["id"] for line in indexed) == sorted(by_id)
 
 
 def test_quicklooks_are_transparent_where_nan_and_not_blank(demo):
@@ -473,8 +499,12 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The index in one GET; the COGs only by range requests.
-    assert [r for r in requests if "items.ndjson" in r] == ["GET /items.ndjson whole"]
+    # The catalog and each product's index of its months in one GET; the COGs only by
+    # range requests.
+    assert sorted(r for r in requests if "json" in r) == [
+        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
+        "GET /netet-monthly/items.ndjson whole",
+    ]  # fmt: skip
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
@@ -576,7 +606,8 @@ def test_timeseries_on_s3_reads_a_handful_of_ranges_per_month(demo, monkeypatch)
     with rasterio.open(demo / OUTPUT / "mosaic" / "etasw" / "2020" / "etasw_202007.tif") as cog:
         (july,) = next(cog.sample([(lon, lat)]))
     assert readings[6].value == float(july)
-    # The index (one GET), then per month the COG's header and the block of the point.
+    # The product's index of its months (one GET), then per month the COG's header and the
+    # block of the point.
     assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 1, requests
     assert set(requests) <= {"GET", "HEAD"}, requests
     print(f"etm timeseries on S3, 12 months: {dict(requests)}")
@@ -595,9 +626,9 @@ def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path
         assert url.startswith("https://")
         remote = point_series(url.rstrip("/"), "etasw", lon, lat)
     assert remote == local and len(remote) == 12
-    # The index whole; per month a HEAD (the COG's size), its header and the point's block
-    # by range requests, never a whole COG.
-    assert [r for r in requests if ".tif" not in r] == ["GET /items.ndjson whole"]
+    # The product's index of its months whole; per month a HEAD (the COG's size), its
+    # header and the point's block by range requests, never a whole COG.
+    assert [r for r in requests if ".tif" not in r] == ["GET /etasw-monthly/items.parquet whole"]
     cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
     assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
     print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")
