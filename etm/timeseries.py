@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 import re
 import urllib.request
@@ -93,38 +94,61 @@ def read_text(url: str) -> str:
 
 
 def resolve(folder: str, href: str) -> str:
-    """An href relative to a folder (a local path or a URL), as one path or URL."""
+    """An href relative to a folder (a local path or a URL), as an absolute path or URL."""
     scheme, separator, path = folder.rpartition("://")
+    if not separator:
+        return os.path.abspath(os.path.join(folder, href))
     return f"{scheme}{separator}{posixpath.normpath(posixpath.join(path, href))}"
 
 
-def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:
-    """The Items of the region's months of a product, from start to end (YYYY-MM), read
-    from their Collection's GeoParquet index alone; their hrefs resolved.
+def index_items(source: str, collection: str) -> list[dict]:
+    """A Collection's Items, read from its GeoParquet index alone (one request), every
+    href made absolute: as odc-stac (through ``pystac.Item.from_dict``) and stackstac load
+    them.
+
+    Parameters
+    ----------
+    source : str
+        The output prefix (local, ``s3://`` or ``https://``), or its ``catalog.json``.
+    collection : str
+        The Collection's id, e.g. ``etasw-monthly``.
 
     Raises
     ------
     EtmError
-        If start or end is no month, the index cannot be read, or holds no such month.
+        If the index cannot be read, or holds no Item.
     """
     import pyarrow
     import pyarrow.parquet
     import stac_geoparquet.arrow
 
-    first, last = month_span(start, end)
-    prefix = output_prefix(source)
-    index = f"{prefix}/{index_hrefs(collection_id(product, None, Period(2000, 1)))[1]}"
+    index = f"{output_prefix(source)}/{index_hrefs(collection)[1]}"
     try:
         table = pyarrow.parquet.read_table(pyarrow.BufferReader(read_bytes(index)))
     except pyarrow.ArrowInvalid as error:
         raise EtmError(f"{index}: not a GeoParquet index ({error})") from None
     items = list(stac_geoparquet.arrow.stac_table_to_items(table))
     if not items:
-        raise EtmError(f"{index}: no region months of {product}; was it published?")
+        raise EtmError(f"{index}: no Items of {collection}; was it published?")
     folder = posixpath.dirname(index)
     for item in items:
-        for asset in item["assets"].values():
-            asset["href"] = resolve(folder, asset["href"])
+        for target in (*item["assets"].values(), *item["links"]):
+            if "://" not in target["href"]:
+                target["href"] = resolve(folder, target["href"])
+    return items
+
+
+def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:
+    """The Items of the region's months of a product, from start to end (YYYY-MM), from
+    their Collection's index (:func:`index_items`).
+
+    Raises
+    ------
+    EtmError
+        If start or end is no month, the index cannot be read, or holds no such month.
+    """
+    first, last = month_span(start, end)
+    items = index_items(source, collection_id(product, None, Period(2000, 1)))
     chosen = [item for item in items if first <= period_of(item) <= last]
     if not chosen:
         raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")

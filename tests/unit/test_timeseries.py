@@ -1,11 +1,12 @@
 """The time series command's pure parts: where the catalog is, and its CSV."""
 
 import math
+import os
 
 import pytest
 
 from etm.errors import EtmError
-from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series
+from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series, resolve
 
 
 def test_the_output_prefix_is_found_from_itself_or_its_catalog():
@@ -37,3 +38,17 @@ def test_months_are_yyyy_mm_and_in_order():
             month_span(bad, None)
     with pytest.raises(EtmError, match="^--start 2021-01 is after --end 2020-12"):
         month_span("2021-01", "2020-12")
+
+
+def test_an_index_href_is_resolved_against_its_folder_as_an_absolute_path_or_url():
+    href = "../mosaic/etasw/2020/etasw_202007.tif"
+    assert resolve("s3://b/USA/demo/etasw-monthly", href) == (
+        "s3://b/USA/demo/mosaic/etasw/2020/etasw_202007.tif"
+    )
+    assert (
+        resolve("https://h/x/etasw-monthly", href)
+        == "https://h/x/mosaic/etasw/2020/etasw_202007.tif"
+    )
+    assert resolve("out/etasw-monthly", href) == os.path.abspath(
+        "out/mosaic/etasw/2020/etasw_202007.tif"
+    )

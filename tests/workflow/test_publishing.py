@@ -25,6 +25,7 @@ from rio_cogeo.cogeo import cog_validate
 from stacschemas import errors
 
 from etm.provenance import LEDGER, digest
+from etm.timeseries import index_items
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
@@ -291,28 +292,33 @@ def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collect
     expected, transform = cog_series([region / f"{product}_{p}.tif" for p in periods])
     starts = np.array([f"{p[:4]}-{p[4:] or '01'}-01" for p in periods], "datetime64[ns]")
 
-    # odc-stac snaps its grid to multiples of the resolution unless told "floating": with
-    # no argument, a load of several tiles is 0.66 pixel off their lattice.
-    loaded = odc.stac.load(items, anchor="floating")
-    assert loaded.odc.geobox.crs.epsg == 4326
-    assert loaded.odc.geobox.affine == transform  # the COGs' own grid: no resampling
-    assert list(loaded.data_vars) == [key]
-    np.testing.assert_array_equal(loaded.time.values, starts)
-    np.testing.assert_array_equal(loaded[key].values, expected)
+    # The Items as the Collection links them, and as its GeoParquet index holds them.
+    indexed = index_items(str(demo / OUTPUT), collection)
+    assert sorted(i["id"] for i in indexed) == sorted(i.id for i in items)
+    for loaded_items in (items, [pystac.Item.from_dict(i) for i in indexed]):
+        # odc-stac snaps its grid to multiples of the resolution unless told "floating":
+        # with no argument, a load of several tiles is 0.66 pixel off their lattice.
+        loaded = odc.stac.load(loaded_items, anchor="floating")
+        assert loaded.odc.geobox.crs.epsg == 4326
+        assert loaded.odc.geobox.affine == transform  # the COGs' own grid: no resampling
+        assert list(loaded.data_vars) == [key]
+        np.testing.assert_array_equal(loaded.time.values, starts)
+        np.testing.assert_array_equal(loaded[key].values, expected)
 
     # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
-    # given the Items as published (JSON). Its default snaps bounds to multiples of the
-    # resolution, which moves the model's lattice by a fraction of a pixel (a resampling):
-    # snap_bounds=False keeps the COGs' grid. One time step per Item: a period's tiles
-    # are mosaicked.
-    stacked = stackstac.stack(published_documents(path), snap_bounds=False)
-    assert list(stacked.band.values) == [key]  # the COG, not the quicklook
-    assert stacked.attrs["crs"] == "epsg:4326"
-    assert stacked.attrs["transform"] == transform
-    for period, values in zip(periods, expected, strict=True):
-        mine = [i for i, name in enumerate(stacked.id.values) if name.endswith(f"_{period}")]
-        mosaic = stackstac.mosaic(stacked.isel(time=mine).sel(band=key))
-        np.testing.assert_array_equal(mosaic.values, values)
+    # given the Items as JSON (as published, or from the index). Its default snaps bounds
+    # to multiples of the resolution, which moves the model's lattice by a fraction of a
+    # pixel (a resampling): snap_bounds=False keeps the COGs' grid. One time step per
+    # Item: a period's tiles are mosaicked.
+    for documents in (published_documents(path), indexed):
+        stacked = stackstac.stack(documents, snap_bounds=False)
+        assert list(stacked.band.values) == [key]  # the COG, not the quicklook
+        assert stacked.attrs["crs"] == "epsg:4326"
+        assert stacked.attrs["transform"] == transform
+        for period, values in zip(periods, expected, strict=True):
+            mine = [i for i, name in enumerate(stacked.id.values) if name.endswith(f"_{period}")]
+            mosaic = stackstac.mosaic(stacked.isel(time=mine).sel(band=key))
+            np.testing.assert_array_equal(mosaic.values, values)
 
 
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
