@@ -58,8 +58,9 @@ PROJECTION = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
 log = logging.getLogger(__name__)
 
 # pystac-core 1.15.2 finds its extensions on first use, which is unsafe in threads: it marks
-# them found, then loads them, and a second thread meanwhile migrates an Item with none
-# (mosaic jobs share a process). Found here once: Python runs a module's import once.
+# them found, then loads them, and a second thread meanwhile uses none (writing an Item
+# asks them for its links; mosaic jobs share a process). Found here once: Python runs a
+# module's import once.
 pystac.EXTENSION_HOOKS._discover()
 
 
