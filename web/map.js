@@ -1,7 +1,7 @@
 // etm's map page: the region's monthly COGs of a product on a map, with a month slider
 // and a legend in mm; a click draws that pixel's monthly series. Everything is read from
-// the page's own folder: catalog.json and each product's <product>-monthly/items.ndjson
-// (one GET each), then the COGs by HTTP range requests.
+// the page's own folder: catalog.json, the shown product's <product>-monthly/items.ndjson
+// (one GET each, a product's when first shown), then the COGs by HTTP range requests.
 import 'ol/ol.css';
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
@@ -68,19 +68,25 @@ async function fetched(url) {
   return response.text();
 }
 
-/** The region's monthly Items per product, in time order: the catalog names the
- * products' Collections, each of whose folder has the index of its Items. */
-async function readIndex() {
+/** The products whose region months the catalog has a Collection of, in its order. */
+async function readProducts() {
   const catalog = JSON.parse(await fetched(CATALOG));
-  const products = catalog.links.filter((link) => link.rel === 'child')
+  return catalog.links.filter((link) => link.rel === 'child')
     .map((link) => REGION_MONTHLY.exec(link.href)?.[1]).filter(Boolean);
-  const lists = await Promise.all(products.map(async (product) => {
+}
+
+const indexes = new Map();
+
+/** A product's region months in time order, from its Collection's index: read once, when
+ * the product is first shown. */
+function monthsOf(product) {
+  if (!indexes.has(product)) {
     const index = new URL(`${product}-monthly/items.ndjson`, CATALOG);
-    const items = (await fetched(index)).split('\n').filter((line) => line.trim())
-      .map((line) => ({ ...JSON.parse(line), index }));
-    return items.sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime));
-  }));
-  return new Map(products.map((product, i) => [product, lists[i]]));
+    indexes.set(product, fetched(index).then((text) => text.split('\n')
+      .filter((line) => line.trim()).map((line) => ({ ...JSON.parse(line), index }))
+      .sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime))));
+  }
+  return indexes.get(product);
 }
 
 const cogUrl = (item) => new URL(item.assets.data.href, item.index).href;
@@ -158,10 +164,10 @@ function drawSeries(points, lon, lat) {
 }
 
 async function main() {
-  const byProduct = await readIndex();
-  if (!byProduct.size) throw new Error(`${CATALOG} lists no monthly region Collection`);
+  const products = await readProducts();
+  if (!products.length) throw new Error(`${CATALOG} lists no monthly region Collection`);
   const select = $('product');
-  for (const product of byProduct.keys()) select.add(new Option(product, product));
+  for (const product of products) select.add(new Option(product, product));
   const layer = new TileLayer({});
   const map = new OlMap({
     target: 'map',
@@ -172,7 +178,7 @@ async function main() {
   const slider = $('month');
 
   async function show() {
-    const items = byProduct.get(select.value);
+    const items = await monthsOf(select.value);
     const item = items[Number(slider.value)];
     $('month-label').textContent = month(item);
     const shown = `${select.value} ${month(item)}`;
@@ -184,7 +190,7 @@ async function main() {
   }
 
   async function choose() {
-    const items = byProduct.get(select.value);
+    const items = await monthsOf(select.value);
     slider.max = String(items.length - 1);
     slider.value = String(Math.min(Number(slider.value), items.length - 1));
     const scale = range(items);
@@ -200,7 +206,7 @@ async function main() {
 
   map.on('singleclick', async (event) => {
     const [lon, lat] = event.coordinate;
-    const items = byProduct.get(select.value);
+    const items = await monthsOf(select.value);
     $('series-title').textContent = 'reading…';
     const values = await Promise.all(items.map((item) => pixelValue(cogUrl(item), lon, lat)));
     drawSeries(items.map((item, i) => ({ period: month(item), value: values[i] })), lon, lat);

@@ -491,6 +491,10 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
             "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
         )
         points = page.locator("#series-chart circle").count()
+        opening = [r for r in requests if "json" in r]
+        # Another product: its index is read when it is first shown.
+        page.locator("#product").select_option("netet")
+        page.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
         browser.close()
     assert not errors
     # Most of the map shows the mosaic; July's colours are not January's.
@@ -505,12 +509,12 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The catalog and each product's index of its months in one GET; the COGs only by
-    # range requests.
-    assert sorted(r for r in requests if "json" in r) == [
-        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
-        "GET /netet-monthly/items.ndjson whole",
-    ]  # fmt: skip
+    # The catalog and the shown product's index of its months in one GET each, the other
+    # product's when chosen; the COGs only by range requests.
+    assert sorted(opening) == ["GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole"]
+    assert [r for r in requests if "json" in r][len(opening) :] == [
+        "GET /netet-monthly/items.ndjson whole"
+    ]
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
