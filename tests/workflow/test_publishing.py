@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pystac
 import pytest
 import rasterio
@@ -308,17 +309,18 @@ def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collect
     # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
     # given the Items as JSON (as published, or from the index). Its default snaps bounds
     # to multiples of the resolution, which moves the model's lattice by a fraction of a
-    # pixel (a resampling): snap_bounds=False keeps the COGs' grid. One time step per
-    # Item: a period's tiles are mosaicked.
+    # pixel (a resampling): snap_bounds=False keeps the COGs' grid. Its time is an Item's
+    # datetime, null for a year: each Item's start instead; a period's tiles mosaicked.
     for documents in (published_documents(path), indexed):
-        stacked = stackstac.stack(documents, snap_bounds=False)
+        stacked = stackstac.stack(documents, snap_bounds=False, sortby_date=False)
         assert list(stacked.band.values) == [key]  # the COG, not the quicklook
         assert stacked.attrs["crs"] == "epsg:4326"
         assert stacked.attrs["transform"] == transform
-        for period, values in zip(periods, expected, strict=True):
-            mine = [i for i, name in enumerate(stacked.id.values) if name.endswith(f"_{period}")]
-            mosaic = stackstac.mosaic(stacked.isel(time=mine).sel(band=key))
-            np.testing.assert_array_equal(mosaic.values, values)
+        stacked = stacked.assign_coords(time=[d["properties"]["start_datetime"] for d in documents])
+        stacked["time"] = pd.to_datetime(stacked.time.values).tz_localize(None)
+        periods_loaded = stacked.groupby("time").map(stackstac.mosaic)
+        np.testing.assert_array_equal(periods_loaded.time.values, starts)
+        np.testing.assert_array_equal(periods_loaded.sel(band=key).values, expected)
 
 
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
