@@ -10,7 +10,6 @@ etm --version         the version of etm (its package's), which the image and ev
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from etm.errors import EtmError, say
@@ -146,9 +145,7 @@ def timeseries(args: argparse.Namespace) -> str:
 
     span = dict(start=args.start, end=args.end)
     if args.polygon:
-        geometry = json.loads(series.read_text(args.polygon))
-        geometry = geometry.get("features", [geometry])[0]
-        geometry = geometry.get("geometry", geometry)
+        geometry = series.polygon_from(args.polygon)
         readings = series.polygon_series(args.catalog, args.product, geometry, **span)
     elif args.lon is None or args.lat is None:
         raise EtmError("give --lon and --lat, or --polygon FILE.geojson")

@@ -119,6 +119,13 @@ class Process:
         return [f"{self.settings.output}/{plan.collection_href(c)}" for c in self.collections]
 
     @property
+    def index_files(self) -> list[str]:
+        """Config paths of the Collections' indexes (:func:`etm.plan.index_hrefs`), each
+        Collection's in turn."""
+        output = self.settings.output
+        return [f"{output}/{href}" for c in self.collections for href in plan.index_hrefs(c)]
+
+    @property
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,

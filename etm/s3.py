@@ -121,6 +121,7 @@ CONTENT_TYPES = {
     ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
     ".json": "application/json",
     ".ndjson": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
     ".png": "image/png",
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

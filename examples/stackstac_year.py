@@ -4,32 +4,30 @@ Usage: .venv/bin/python examples/stackstac_year.py OUTPUT_PREFIX [--product etas
        [--year 2020]
 
 stackstac 0.5 reads the grid from `proj:epsg`, which pystac drops when it reads an Item:
-it is given the Items as published (their JSON, from the index `items.ndjson`), with their
-hrefs made absolute. `snap_bounds=False` keeps the model's lattice, which is not on
-multiples of the pixel size (stackstac snaps to those by default, a resampling).
+it is given the Items as published (their JSON, from the Collection's GeoParquet index
+through `etm.timeseries.index_items`, hrefs made absolute). `snap_bounds=False` keeps the
+model's lattice, which is not on multiples of the pixel size (stackstac snaps to those by
+default, a resampling).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import stackstac
 import xarray
+
+from etm.timeseries import index_items
 
 
 # --8<-- [start:load]
 def load_year(prefix: str, product: str, year: int) -> xarray.DataArray:
     """The product's months of a year (time, y, x), in mm, NaN where none."""
-    items = []
-    for line in Path(prefix, "items.ndjson").read_text().splitlines():
-        item = json.loads(line)
-        wanted = item["collection"] == f"{product}-monthly"
-        if wanted and item["properties"]["datetime"].startswith(str(year)):
-            for asset in item["assets"].values():  # hrefs relative to the prefix
-                asset["href"] = str(Path(prefix, asset["href"]).resolve())
-            items.append(item)
+    items = [
+        item
+        for item in index_items(prefix, f"{product}-monthly")
+        if item["properties"]["datetime"].startswith(str(year))
+    ]
     stacked = stackstac.stack(items, assets=["data"], snap_bounds=False)
     return stacked.sel(band="data").sortby("time")
 

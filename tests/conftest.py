@@ -162,7 +162,7 @@ class Workspace(SampleWorkspace):
     def published(self) -> set[str]:
         """Every COG under the output prefix, hidden partial ones included, by relative path.
 
-        STAC JSON, the index, quicklook PNGs, the map page and the provenance ledger are left
+        STAC JSON, the indexes, quicklook PNGs, the map page and the provenance ledger are left
         out (tests/workflow/test_publishing.py).
         """
         if not self.output.exists():
@@ -171,7 +171,7 @@ class Workspace(SampleWorkspace):
             str(p.relative_to(self.output))
             for p in self.output.rglob("*")
             if p.is_file()
-            and p.suffix not in (".json", ".png", ".ndjson", ".html", ".js", ".css")
+            and p.suffix not in (".json", ".png", ".ndjson", ".parquet", ".html", ".js", ".css")
             and p.name != LEDGER
         }
 
