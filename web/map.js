@@ -113,6 +113,7 @@ async function main() {
   const current = () => items()[Number(slider.value)];
 
   function permalink() {
+    if (!current()) return; // the index is still being read: the address stays as opened
     const view = map.getView();
     const shown = view.isDef() ? { center: view.getCenter(), zoom: view.getZoom() } : undefined;
     history.replaceState(null, '', toHash({
