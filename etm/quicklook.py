@@ -21,6 +21,12 @@ from etm.products import PRODUCTS, colour_scale
 #: Longest side of the map in a quicklook, in pixels.
 MAP_PIXELS = 800
 
+#: Top of a fitted colour scale: this percentile of the archive's pixels, rounded up.
+SCALE_PERCENTILE = 99.0
+
+#: The round tops of a colour scale, times a power of 10.
+NICE_STEPS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
 
 def preview(cog: str, longest: int = MAP_PIXELS) -> np.ndarray:
     """A COG's pixels, averaged down so that the longest side is at most ``longest``.
@@ -32,6 +38,45 @@ def preview(cog: str, longest: int = MAP_PIXELS) -> np.ndarray:
         factor = max(1, math.ceil(max(source.width, source.height) / longest))
         shape = (math.ceil(source.height / factor), math.ceil(source.width / factor))
         return source.read(1, out_shape=shape, resampling=Resampling.average, masked=False)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest round number (:data:`NICE_STEPS` times a power of 10) at least
+    ``value``: 1159 gives 1500, 212 gives 250; 0 or less gives 1."""
+    if not value > 0 or not math.isfinite(value):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(round(step * power, 10) for step in NICE_STEPS if step * power >= value * (1 - 1e-12))
+
+
+def overview_values(cog: str) -> np.ndarray:
+    """A COG's valid pixels in its coarsest overview (its full resolution if it has none):
+    a cheap sample of its values, NaN and nodata left out."""
+    with rasterio.open(cog) as source:
+        levels = source.overviews(1)
+        factor = levels[-1] if levels else 1
+        shape = (max(1, source.height // factor), max(1, source.width // factor))
+        values = source.read(1, out_shape=shape, masked=True).astype("float64")
+    values = values.filled(np.nan)
+    return values[np.isfinite(values)]
+
+
+def fitted_scale(samples: Sequence[np.ndarray], percentile: float = SCALE_PERCENTILE) -> float:
+    """The top of a colour scale fitted to a product's kind (its months, or its years) over
+    the archive: the ``percentile`` of all their pixels, rounded up by
+    :func:`nice_ceiling`; so one scale for every period of the kind, and months compare.
+
+    Parameters
+    ----------
+    samples : sequence of numpy.ndarray
+        Each period's valid pixels (:func:`overview_values`), in mm.
+    percentile : float
+        Of the pooled pixels; a high one, so that a few extreme pixels do not wash the map
+        out (they show in the colour bar's arrow).
+    """
+    pooled = np.concatenate([np.ravel(s) for s in samples]) if samples else np.empty(0)
+    pooled = pooled[np.isfinite(pooled)]
+    return nice_ceiling(float(np.percentile(pooled, percentile)) if pooled.size else 0.0)
 
 
 def degrees(value: float, positive: str, negative: str) -> str:

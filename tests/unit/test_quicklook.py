@@ -4,7 +4,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from rasterio.coords import BoundingBox
 
-from etm.quicklook import degrees, draw
+import rasterio
+from rasterio.enums import Resampling
+
+from etm.quicklook import degrees, draw, fitted_scale, nice_ceiling, overview_values
 
 
 def test_the_map_is_drawn_on_its_degrees_with_each_tile_outlined():
@@ -33,3 +36,31 @@ def test_degrees_name_their_hemisphere():
     assert [degrees(-110, "E", "W"), degrees(5.5, "E", "W"), degrees(-3, "N", "S")] == [
         "110°W", "5.5°E", "3°S",
     ]  # fmt: skip
+
+
+def test_nice_ceiling_rounds_up_to_a_round_number():
+    assert [nice_ceiling(v) for v in (1159, 212, 250, 3, 0.07, 0, float("nan"))] == [
+        1500, 250, 250, 3, 0.08, 1, 1,
+    ]  # fmt: skip
+
+
+def test_a_fitted_scale_tops_the_pooled_periods_high_percentile_not_their_outliers():
+    months = [np.full(1000, 40.0), np.linspace(0, 110, 1000)]
+    months[1][-3:] = 5000  # a few extreme pixels
+    assert fitted_scale(months) == 150
+    assert fitted_scale([np.array([np.nan])]) == 1
+    assert fitted_scale([np.linspace(0, 1159, 10_000)]) == 1500
+
+
+def test_overview_values_are_the_coarsest_overviews_valid_pixels(tmp_path):
+    path = str(tmp_path / "a.tif")
+    values = np.arange(256 * 256, dtype="float32").reshape(256, 256)
+    values[:128] = np.nan
+    profile = dict(driver="GTiff", width=256, height=256, count=1, dtype="float32",
+                   tiled=True, blockxsize=64, blockysize=64, nodata=np.nan)  # fmt: skip
+    with rasterio.open(path, "w", **profile) as target:
+        target.write(values, 1)
+        target.build_overviews([2, 4], Resampling.average)
+    sample = overview_values(path)
+    assert sample.size == 64 * 32 and np.isfinite(sample).all()
+    assert 128 * 256 <= sample.min() and sample.max() <= values.size
