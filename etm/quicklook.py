@@ -46,7 +46,9 @@ def nice_ceiling(value: float) -> float:
     if not value > 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    return next(round(step * power, 10) for step in NICE_STEPS if step * power >= value * (1 - 1e-12))
+    return next(
+        round(step * power, 10) for step in NICE_STEPS if step * power >= value * (1 - 1e-12)
+    )
 
 
 def overview_values(cog: str) -> np.ndarray:

@@ -2,9 +2,8 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from rasterio.coords import BoundingBox
-
 import rasterio
+from rasterio.coords import BoundingBox
 from rasterio.enums import Resampling
 
 from etm.quicklook import degrees, draw, fitted_scale, nice_ceiling, overview_values
