@@ -21,9 +21,10 @@ include: "rules/common.smk"
 # missing_chips: rerun: the model is rerun for missing chips before their months.
 include: "rules/reruns.smk"
 # Per tile and period (month, or year with annual: true), then per region period:
-# a COG, its STAC Item, and for the region a quicklook PNG.
+# a COG and its STAC Item.
 include: "rules/mosaic.smk"
-# Completeness heatmaps; the STAC catalog of every published Item; the map page.
+# Completeness heatmaps; the STAC catalog of every published Item; the region's quicklook
+# PNGs; the map page.
 include: "rules/reports.smk"
 
 
@@ -32,6 +33,7 @@ rule all:
     input:
         [published(p.name, "tif") for p in RUN.publications],
         rules.stac_catalog.output,
+        rules.quicklooks.output,
         rules.map_page.output,
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],

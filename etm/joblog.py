@@ -158,7 +158,6 @@ def publish_job(input, output, params, threads: int, resources, log_files) -> Jo
     Parameters are the ``run:`` block's own (Snakemake's named lists).
     """
     optional = dict(
-        thumbnail=output.get("thumbnail"),
         baseline=input.get("baseline"),
         findings=log_files.get("findings"),
         record=log_files.get("provenance"),

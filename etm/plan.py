@@ -12,6 +12,7 @@ Published files, relative to ``enduser_cog_output``: the COG (``.tif``) and STAC
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -311,8 +312,8 @@ def region_sources(settings: Settings, product: str, period: Period) -> tuple[li
 
 
 def item_options(settings: Settings, publication: Publication) -> dict:
-    """:func:`etm.stac.item_for`'s parameters of a publication's Item, but for its COG and
-    quicklook."""
+    """:func:`etm.stac.item_for`'s parameters of a publication's Item, but for its COG; a
+    region period's names its quicklook (drawn by :func:`etm.quicklook.render_all`)."""
     product, period = publication.product, publication.period
     return dict(
         href=f"{publication.name}.json",
@@ -321,6 +322,7 @@ def item_options(settings: Settings, publication: Publication) -> dict:
         tile=publication.tile,
         period=str(period),
         aggregation=aggregation(settings, product, period),
+        thumbnail=None if publication.tile else f"{os.path.basename(publication.name)}.png",
     )
 
 

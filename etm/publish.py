@@ -1,4 +1,4 @@
-"""One published period of one tile or of the region: its COG, STAC Item and quicklook."""
+"""One published period of one tile or of the region: its COG and STAC Item."""
 
 from __future__ import annotations
 
@@ -172,14 +172,15 @@ def publish(
     sources: Sequence[str],
     cog: str,
     item: str,
-    thumbnail: str | None = None,
     baseline: str | None = None,
     findings: str | None = None,
     record: str | None = None,
     threads: int = 1,
     tmpdir: str | None = None,
 ) -> None:
-    """Build and publish a period's COG, then its quicklook (if asked) and its STAC Item.
+    """Build and publish a period's COG, then its STAC Item (a region period's names its
+    quicklook, drawn once every period of its product and kind is published:
+    :func:`etm.quicklook.render_all`).
 
     Parameters
     ----------
@@ -190,8 +191,6 @@ def publish(
         COGs (the region).
     cog, item : str
         Local paths of the COG and its Item (Snakemake uploads them with S3 storage).
-    thumbnail : str, optional
-        Local path of a quicklook PNG to draw beside the COG.
     baseline : str, optional
         JSON file of each chip's usual NaN share (rule chip_baseline).
     findings : str, optional
@@ -238,20 +237,11 @@ def publish(
         _checked_build(plan, sources, cog, identities, baseline, findings, cog_options)
     else:
         build_cog(sources, cog, combine=plan.combine, names=names, **cog_options)
-    if thumbnail:
-        from etm import quicklook  # matplotlib: region jobs only
-
-        p = plan.publication
-        quicklook.render(
-            cog, thumbnail, product=p.product, period=str(p.period),
-            aggregation=plan.item["aggregation"], tiles=sources,
-        )  # fmt: skip
     item_options = {**plan.item}
     item_href = item_options.pop("href")
-    thumbnail_name = os.path.basename(thumbnail) if thumbnail else None
-    stac_item = stac.item_for(cog, href=item_href, thumbnail=thumbnail_name, **item_options)
+    stac_item = stac.item_for(cog, href=item_href, **item_options)
     stac.write(stac_item, item)
-    log.info("wrote STAC item %s%s", item_href, " and its quicklook" if thumbnail else "")
+    log.info("wrote STAC item %s", item_href)
     if plan.kept_items:
         texts = {item_href: stac.as_json(stac_item)}
         for source, tile in zip(sources, plan.tile_items, strict=True):

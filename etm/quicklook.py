@@ -1,9 +1,12 @@
-"""Quicklook PNGs of published COGs: a fixed colour scale per product, NaN transparent,
-longitudes and latitudes on the axes, the tiles outlined."""
+"""Quicklook PNGs of the region's COGs: one colour scale per product and kind (months or
+years) fitted over the archive, NaN transparent, longitudes and latitudes on the axes, the
+tiles outlined."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -12,11 +15,17 @@ import rasterio
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image
 from rasterio.coords import BoundingBox
 from rasterio.enums import Resampling
 
+from etm import s3
+from etm.files import whole
 from etm.plan import Period
-from etm.products import PRODUCTS, colour_scale
+from etm.products import PRODUCTS
+from etm.publish import SOURCES_DIGEST
+
+log = logging.getLogger(__name__)
 
 #: Longest side of the map in a quicklook, in pixels.
 MAP_PIXELS = 800
@@ -119,38 +128,111 @@ def draw(
     return figure
 
 
+#: PNG text keys of what a quicklook was drawn with: the top of its scale, in mm, and its
+#: COG's sources digest (``ETM_SOURCES_DIGEST``, :mod:`etm.publish`).
+SCALE_KEY, DIGEST_KEY = "etm:scale_max", "etm:sources_digest"
+
+
+def drawn_with(png: str) -> tuple[str, str] | None:
+    """The (top of scale, COG digest) a quicklook records, or None if there is none."""
+    if not os.path.exists(png):
+        return None
+    try:
+        with Image.open(png) as picture:
+            text = getattr(picture, "text", {})
+    except (OSError, SyntaxError):  # a broken file: drawn again
+        return None
+    if SCALE_KEY not in text:
+        return None
+    return text[SCALE_KEY], text.get(DIGEST_KEY, "")
+
+
 def render(
     cog: str, png: str, *, product: str, period: str, aggregation: str | None,
-    tiles: Sequence[str] = (),
+    scale_max: float, outlines: Sequence[BoundingBox] = (), digest: str = "",
 ) -> None:  # fmt: skip
-    """Write a quicklook of a COG: fixed colour scale and legend in mm, NaN transparent.
+    """Write a quicklook of a COG, whole or not at all: colour scale from 0 to
+    ``scale_max`` and legend in mm, NaN transparent.
 
     Parameters
     ----------
     cog : str
         A published COG.
     png : str
-        Where to write the PNG.
+        Where to write the PNG; it records ``scale_max`` and ``digest`` (:func:`drawn_with`).
     product : str
-        Its product, for the colour map and scale.
+        Its product, for the colour map.
     period : str
         ``YYYYMM`` or ``YYYY``, for the title.
     aggregation : {"sum", "mean"} or None
-        How a year was made from its months (a yearly sum gets a 12 times larger scale);
-        None for a month.
-    tiles : sequence of str
-        The tile COGs the region's COG was made of, outlined on the map.
+        How a year was made from its months, for the title; None for a month.
+    scale_max : float
+        Top of the colour scale (:func:`fitted_scale`), in mm.
+    outlines : sequence of BoundingBox
+        The region's tiles, outlined on the map.
+    digest : str
+        The COG's sources digest, recorded.
     """
     span = Period.parse(period)
     when = span.label if span.is_month else f"{span.label}, {aggregation} of 12 months"
     with rasterio.open(cog) as source:
         bounds = source.bounds
-    outlines = []
-    for tile in tiles:
-        with rasterio.open(tile) as source:
-            outlines.append(source.bounds)
     figure = draw(
-        preview(cog), bounds, outlines, product=product, title=f"{PRODUCTS[product].title}, {when}",
-        scale=colour_scale(product, annual=aggregation),
+        preview(cog), bounds, list(outlines), product=product,
+        title=f"{PRODUCTS[product].title}, {when}", scale=(0.0, scale_max),
     )  # fmt: skip
-    figure.savefig(png, transparent=True, bbox_inches="tight")
+    metadata = {SCALE_KEY: f"{scale_max:g}", DIGEST_KEY: digest}
+    with whole(png) as partial:
+        figure.savefig(
+            partial, format="png", transparent=True, bbox_inches="tight", metadata=metadata
+        )
+
+
+def _digest(cog: str) -> str:
+    with rasterio.open(cog) as source:
+        return source.tags().get(SOURCES_DIGEST, "")
+
+
+def render_all(
+    *, cogs: Sequence[str], pngs: Sequence[str], products: Sequence[str],
+    periods: Sequence[str], aggregations: Sequence[str | None], tiles: Sequence[str],
+) -> None:  # fmt: skip
+    """Draw the region's quicklooks, one colour scale per product and kind (its months, or
+    its years) fitted over the archive (:func:`fitted_scale`), so that months compare.
+
+    A quicklook is drawn again only when its scale or its COG changed (or it is missing);
+    the others are touched, so that Snakemake finds them newer than every COG.
+
+    Parameters
+    ----------
+    cogs, pngs, products, periods, aggregations : sequence
+        Each region period's COG (local, or ``s3://``), quicklook (local), product,
+        ``YYYYMM`` or ``YYYY`` and aggregation (None for a month), in the same order.
+    tiles : sequence of str
+        The COGs of the region's tiles in one period, for their outlines.
+    """
+    with rasterio.Env(**s3.gdal_options()):
+        outlines = []
+        for tile in tiles:
+            with rasterio.open(tile) as source:
+                outlines.append(source.bounds)
+        kinds: dict[tuple[str, bool], list[int]] = {}
+        for index, (product, period) in enumerate(zip(products, periods, strict=True)):
+            kinds.setdefault((product, Period.parse(period).is_month), []).append(index)
+        for (product, is_month), indexes in kinds.items():
+            scale_max = fitted_scale([overview_values(cogs[i]) for i in indexes])
+            log.info(
+                "%s, %s: colour scale 0 to %g mm", product, "months" if is_month else "years",
+                scale_max,
+            )  # fmt: skip
+            for i in indexes:
+                digest = _digest(cogs[i])
+                if drawn_with(pngs[i]) == (f"{scale_max:g}", digest) and digest:
+                    os.utime(pngs[i])
+                    continue
+                render(
+                    cogs[i], pngs[i], product=product, period=periods[i],
+                    aggregation=aggregations[i], scale_max=scale_max, outlines=outlines,
+                    digest=digest,
+                )  # fmt: skip
+                log.info("drew %s", pngs[i])

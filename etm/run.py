@@ -144,6 +144,31 @@ class Process:
             license_url=self.settings.license_url,
         )
 
+    @property
+    def regions(self) -> list[plan.Publication]:
+        """The region periods the run publishes, each with its quicklook."""
+        return [p for p in self.publications if p.tile is None]
+
+    @property
+    def quicklook_options(self) -> dict:
+        """The named parameters of :func:`etm.quicklook.render_all` known before the run
+        but its quicklooks: each region period's COG (read where it is, from S3 too),
+        product, period and aggregation, in the order of :attr:`regions`; the tiles' COGs of
+        one period, for their outlines."""
+        regions, settings = self.regions, self.settings
+        first = (
+            plan.region_sources(settings, regions[0].product, regions[0].period)[0]
+            if regions
+            else []
+        )
+        return dict(
+            cogs=[self.named(plan.published(settings, p.name, "tif")) for p in regions],
+            products=[p.product for p in regions],
+            periods=[str(p.period) for p in regions],
+            aggregations=[plan.aggregation(settings, p.product, p.period) for p in regions],
+            tiles=[self.named(path) for path in first],
+        )
+
     def baseline_options(self, wildcards: dict[str, str]) -> dict:
         """The named parameters of :func:`etm.checks.write_baseline` for a tile's chips."""
         tile = wildcards["tile"]

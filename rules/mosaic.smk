@@ -1,5 +1,6 @@
 # One rule shape for every period: a month mosaics chips; a year (annual: true) sums or
-# averages a tile's 12 monthly COGs; the region mosaics its tiles' COGs of the period.
+# averages a tile's 12 monthly COGs; the region mosaics its tiles' COGs of the period (its
+# quicklook is drawn after every region period: rule quicklooks).
 
 
 # Once per tile: no input and no params, so that nothing but its absence reruns it (a rerun
@@ -48,11 +49,5 @@ use rule mosaic_tile as mosaic_region with:
     output:
         cog=published(plan.REGION, "tif"),
         item=published(plan.REGION, "json"),
-        thumbnail=report(
-            published(plan.REGION, "png"),
-            category="Quicklooks",
-            subcategory="{product}",
-            labels={"product": "{product}", "period": "{period}"},
-        ),
     log:
         job=kept(plan.REGION_LOG),

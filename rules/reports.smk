@@ -52,6 +52,33 @@ rule stac_catalog:
         "../scripts/catalog.py"
 
 
+# After every region COG: one colour scale per product and kind, fitted over the archive;
+# only the quicklooks whose scale or COG changed are drawn again (updated, not removed).
+rule quicklooks:
+    input:
+        # Read by the job where they are, their coarsest overviews mostly.
+        cogs=[published(p.name, "tif", retrieve=False) for p in RUN.regions],
+    output:
+        pngs=[
+            report(
+                update(published(p.name, "png")),
+                category="Quicklooks",
+                subcategory=p.product,
+                labels={"product": p.product, "period": str(p.period)},
+            )
+            for p in RUN.regions
+        ],
+    log:
+        kept("quicklooks.log"),
+    localrule: True
+    conda:
+        "../envs/etm.yaml"
+    params:
+        quicklooks=RUN.quicklook_options,
+    script:
+        "../scripts/quicklooks.py"
+
+
 rule map_page:
     input:
         page=[local(path) for path in MAP_PAGE.values()],

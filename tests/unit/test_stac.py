@@ -5,7 +5,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from etm.products import colour_scale
 from etm.stac import (
     indexed,
     is_published,
@@ -34,12 +33,6 @@ def test_links_are_relative_to_the_linking_file():
     child = relative_link("child", "etasw/collection.json", "catalog.json")
     assert child.href == "./etasw/collection.json"
     assert relative_link("item", item, "etasw/collection.json").href == f"../{item}"
-
-
-def test_a_yearly_sum_has_a_twelve_times_larger_colour_scale():
-    assert colour_scale("etasw", annual=None) == (0.0, 250)
-    assert colour_scale("etasw", annual="sum") == (0.0, 3000)
-    assert colour_scale("swi", annual="mean") == (0.0, 300)
 
 
 def test_the_checksum_is_a_sha256_multihash(tmp_path):
