@@ -28,6 +28,7 @@ from rio_cogeo.cogeo import cog_validate
 from stacschemas import errors
 
 from etm.provenance import LEDGER, digest
+from etm.quicklook import drawn_with
 from etm.timeseries import index_items, polygon_series
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
@@ -409,6 +410,25 @@ def test_quicklooks_are_transparent_where_nan_and_not_blank(demo):
         opaque = pixels[..., 3] > 0
         assert (~opaque).any(), png  # NaN (and margins) transparent
         assert pixels[opaque][:, :3].std() > 0.05, png  # not one flat colour
+
+
+def test_quicklooks_share_one_scale_per_product_and_kind_fitted_to_the_archive(demo):
+    scales = {}
+    for png in sorted((demo / OUTPUT / "mosaic").rglob("*.png")):
+        product, period = png.stem.split("_")
+        with rasterio.open(png.with_suffix(".tif")) as cog:
+            top = float(np.nanmax(cog.read(1)))
+        scale, cog_digest = drawn_with(str(png))
+        with rasterio.open(png.with_suffix(".tif")) as cog:
+            assert cog_digest == cog.tags()["ETM_SOURCES_DIGEST"]
+        scales.setdefault((product, len(period)), set()).add(float(scale))
+        if len(period) == 4:  # a year's sum: its scale tops its maximum, not 12 months' scale
+            assert top <= float(scale) <= 1.5 * top, png
+    # Months compare: one scale for the 12 months of a product, another for its year.
+    assert {key: len(tops) for key, tops in scales.items()} == {
+        (product, length): 1 for product in ("etasw", "netet") for length in (4, 6)
+    }
+    assert scales[("etasw", 4)] == {1500} and scales[("etasw", 6)] == {200}
 
 
 def test_annual_sums_equal_the_sum_of_the_monthly_cogs(demo):

@@ -31,7 +31,8 @@ def test_second_run_does_nothing_and_a_rewritten_chip_reruns_its_two_months(work
     rewrite_chip(workspace.chip(TILE6, "chip43.4N-102.8E", "netet", 2021, JULY), scale=1.01)
     dry = workspace.snakemake("-n")
     assert job_counts(dry.stdout) == {
-        "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "all": 1, "total": 4,
+        "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "quicklooks": 1, "all": 1,
+        "total": 5,
     }  # fmt: skip
     assert workspace.snakemake().returncode == 0
     after = mtimes(workspace)
@@ -40,6 +41,12 @@ def test_second_run_does_nothing_and_a_rewritten_chip_reruns_its_two_months(work
         f"tiles/{TILE6}/netet/2021/netet_202107.tif",
         "mosaic/netet/2021/netet_202107.tif",
     }
+    # Its quicklook only is drawn again: the scales, fitted over the archive, are the same.
+    (log,) = (workspace.root / "logs").glob("*/quicklooks.log")
+    drawn = [line.rpartition("/")[2] for line in log.read_text().splitlines() if " drew " in line]
+    assert drawn == ["netet_202107.png"]
+    third = workspace.snakemake("-n")
+    assert "Nothing to be done" in third.stdout + third.stderr
 
 
 def is_hidden(path: str) -> bool:

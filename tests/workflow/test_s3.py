@@ -136,7 +136,8 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     s3ws.s3.upload_file(chip, "ws-out", key)  # the model re-uploads one chip
     dry, _ = s3ws.snakemake("-n")
     assert job_counts(dry.stdout) == {
-        "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "all": 1, "total": 4,
+        "mosaic_tile": 1, "mosaic_region": 1, "stac_catalog": 1, "quicklooks": 1, "all": 1,
+        "total": 5,
     }  # fmt: skip
     # The Items' texts are kept in the work area, not on this machine.
     kept = f"etm/stac_items/ws-enduser/{OUTPUT}"
@@ -258,9 +259,9 @@ def test_aws_profile_resolves_offline(s3ws):
         "its jobs at once as it has vCPUs; at most 60 at once (--jobs, "
         "max_concurrent_containers), 2 cores in flight (--cores): up to 2 cores busy"
     ) in result.stderr.splitlines(), result.stderr
-    # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the heatmaps, the map
-    # page, all.
-    assert job_counts(result.stdout)["total"] == 18
+    # 8 tile and 4 region months, 2 tile baselines, the STAC catalog, the quicklooks, the
+    # heatmaps, the map page, all.
+    assert job_counts(result.stdout)["total"] == 19
     assert requests == {"LIST": 5, "GET": 1}  # as the ec2 profile's (above)
 
 
