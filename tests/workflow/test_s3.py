@@ -95,9 +95,9 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
     # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog,
-    # its Collections and its index.
+    # its Collections and its index; the map page's boundaries.
     stac = {"catalog.json", *s3ws.expected_collections()}
-    assert s3ws.published((".json",)) == items | stac
+    assert s3ws.published((".json",)) == items | stac | {"boundaries.json"}
     folders = {href.removesuffix("/collection.json") for href in s3ws.expected_collections()}
     for suffix in (".ndjson", ".parquet"):
         assert s3ws.published((suffix,)) == {f"{folder}/items{suffix}" for folder in folders}
