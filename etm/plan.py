@@ -45,6 +45,11 @@ BASELINE = "baselines/{tile}.json"
 #: (:meth:`Publication.kept_items`).
 KEPT_ITEMS = "{work}/stac_items/{output}"
 
+#: Where a run on S3 keeps a copy of each region quicklook it draws, by its name under the
+#: output prefix: Snakemake deletes the published ones before the job that may keep them
+#: (:func:`etm.quicklook.render_all`).
+KEPT_QUICKLOOKS = "{work}/quicklooks/{output}"
+
 
 def kept(settings: Settings, template: str) -> str:
     """A path a run keeps for its output prefix (a template under :data:`LOGS`)."""

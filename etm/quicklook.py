@@ -188,6 +188,15 @@ def render(
         )
 
 
+def _fetch(path: str, png: str, using) -> None:
+    """A kept quicklook (``bucket/key``) copied to ``png``, if there is one."""
+    data = s3.read(path, missing_ok=True, using=using)
+    if data is not None:
+        os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
+        with whole(png) as partial, open(partial, "wb") as stream:
+            stream.write(data)
+
+
 def _digest(cog: str) -> str:
     with rasterio.open(cog) as source:
         return source.tags().get(SOURCES_DIGEST, "")
@@ -196,6 +205,7 @@ def _digest(cog: str) -> str:
 def render_all(
     *, cogs: Sequence[str], pngs: Sequence[str], products: Sequence[str],
     periods: Sequence[str], aggregations: Sequence[str | None], tiles: Sequence[str],
+    kept: Sequence[str] | None = None,
 ) -> None:  # fmt: skip
     """Draw the region's quicklooks, one colour scale per product and kind (its months, or
     its years) fitted over the archive (:func:`fitted_scale`), so that months compare.
@@ -210,7 +220,13 @@ def render_all(
         ``YYYYMM`` or ``YYYY`` and aggregation (None for a month), in the same order.
     tiles : sequence of str
         The COGs of the region's tiles in one period, for their outlines.
+    kept : sequence of str, optional
+        On S3, where a copy of each quicklook is kept (``bucket/key``,
+        :data:`etm.plan.KEPT_QUICKLOOKS`): Snakemake deletes the published ones before this
+        job, so one still right is read from its copy (a GET, cheaper than drawing it
+        again); one drawn is copied there.
     """
+    using = s3.client() if kept else None
     with rasterio.Env(**s3.gdal_options()):
         outlines = []
         for tile in tiles:
@@ -227,6 +243,8 @@ def render_all(
             )  # fmt: skip
             for i in indexes:
                 digest = _digest(cogs[i])
+                if kept and not os.path.exists(pngs[i]):
+                    _fetch(kept[i], pngs[i], using)
                 if drawn_with(pngs[i]) == (f"{scale_max:g}", digest) and digest:
                     os.utime(pngs[i])
                     continue
@@ -236,3 +254,6 @@ def render_all(
                     digest=digest,
                 )  # fmt: skip
                 log.info("drew %s", pngs[i])
+                if kept:
+                    with open(pngs[i], "rb") as stream:
+                        s3.write(kept[i], stream.read())

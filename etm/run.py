@@ -154,8 +154,9 @@ class Process:
         """The named parameters of :func:`etm.quicklook.render_all` known before the run
         but its quicklooks: each region period's COG (read where it is, from S3 too),
         product, period and aggregation, in the order of :attr:`regions`; the tiles' COGs of
-        one period, for their outlines."""
+        one period, for their outlines; on S3, where a copy of each quicklook is kept."""
         regions, settings = self.regions, self.settings
+        kept = plan.KEPT_QUICKLOOKS.format(work=self.work_prefix, output=settings.output)
         first = (
             plan.region_sources(settings, regions[0].product, regions[0].period)[0]
             if regions
@@ -167,6 +168,7 @@ class Process:
             periods=[str(p.period) for p in regions],
             aggregations=[plan.aggregation(settings, p.product, p.period) for p in regions],
             tiles=[self.named(path) for path in first],
+            kept=[f"{kept}/{p.name}.png" for p in regions] if self.on_s3 else None,
         )
 
     def baseline_options(self, wildcards: dict[str, str]) -> dict:

@@ -53,7 +53,8 @@ rule stac_catalog:
 
 
 # After every region COG: one colour scale per product and kind, fitted over the archive;
-# only the quicklooks whose scale or COG changed are drawn again (updated, not removed).
+# only the quicklooks whose scale or COG changed are drawn again (updated, not removed; on
+# S3, where Snakemake cannot update, the job reads the published ones itself).
 rule quicklooks:
     input:
         # Read by the job where they are, their coarsest overviews mostly.
@@ -61,7 +62,11 @@ rule quicklooks:
     output:
         pngs=[
             report(
-                update(published(p.name, "png")),
+                (
+                    published(p.name, "png")
+                    if PROVIDER
+                    else update(published(p.name, "png"))
+                ),
                 category="Quicklooks",
                 subcategory=p.product,
                 labels={"product": p.product, "period": str(p.period)},

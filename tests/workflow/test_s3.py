@@ -68,8 +68,8 @@ def kept_reads(s3ws) -> list[str]:
 INDEX_NDJSON, INDEX_PARQUET = "etasw-monthly/items.ndjson", "etasw-monthly/items.parquet"
 
 
-def catalog_log(s3ws) -> str:
-    key = f"etm/logs/{output_key(f'ws-enduser/{OUTPUT}', local=False)}/stac_catalog.log"
+def catalog_log(s3ws, name: str = "stac_catalog") -> str:
+    key = f"etm/logs/{output_key(f'ws-enduser/{OUTPUT}', local=False)}/{name}.log"
     return s3ws.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
 
 
@@ -155,6 +155,10 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         f"{len(items)} Items: {len(items) - 2} kept by the last catalog, 2 by region jobs "
         "(objects read: 1), 0 read one by one" in catalog_log(s3ws)
     )
+    # The month's quicklook only is drawn again (after the 4 of the first run, in the log the
+    # work area keeps); the others are read from their copies in the work area.
+    drawn = [line for line in catalog_log(s3ws, "quicklooks").splitlines() if " drew " in line]
+    assert [line.rpartition("/")[2] for line in drawn][4:] == ["netet_202107.png"]
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
     # The month's COGs, Items and quicklook, and the index holding the new Items; the
     # catalog and Collections are rewritten, their content the same.
