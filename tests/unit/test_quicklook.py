@@ -3,9 +3,9 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.coords import BoundingBox
 from rasterio.enums import Resampling
-from rasterio.transform import from_origin
 
 from etm.quicklook import degrees, draw, fitted_scale, nice_ceiling, overview_values
 
@@ -58,7 +58,7 @@ def test_overview_values_are_the_coarsest_overviews_valid_pixels(tmp_path):
     values[:128] = np.nan
     profile = dict(driver="GTiff", width=256, height=256, count=1, dtype="float32",
                    tiled=True, blockxsize=64, blockysize=64, nodata=np.nan, crs="EPSG:4326",
-                   transform=from_origin(-110, 45, 0.01, 0.01))  # fmt: skip
+                   transform=Affine(0.01, 0, -110, 0, -0.01, 45))  # fmt: skip
     with rasterio.open(path, "w", **profile) as target:
         target.write(values, 1)
         target.build_overviews([2, 4], Resampling.average)
