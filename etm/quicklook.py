@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: Longest side of the map in a quicklook, in pixels.
 MAP_PIXELS = 800
 
+#: Longest side of the sample of a COG's pixels that a colour scale is fitted to.
+SAMPLE_PIXELS = 256
+
 #: Top of a fitted colour scale: this percentile of the archive's pixels, rounded up.
 SCALE_PERCENTILE = 99.0
 
@@ -60,15 +63,15 @@ def nice_ceiling(value: float) -> float:
     )
 
 
-def overview_values(cog: str) -> np.ndarray:
-    """A COG's valid pixels in its coarsest overview (its full resolution if it has none):
-    a cheap sample of its values, NaN and nodata left out."""
+def overview_values(cog: str, longest: int = SAMPLE_PIXELS) -> np.ndarray:
+    """A COG's valid pixels, averaged down so that the longest side is at most ``longest``
+    (GDAL reads the overview closest in size): a cheap sample of its values, NaN and
+    nodata left out, as float32 (a product's every period is held at once)."""
     with rasterio.open(cog) as source:
-        levels = source.overviews(1)
-        factor = levels[-1] if levels else 1
-        shape = (max(1, source.height // factor), max(1, source.width // factor))
-        values = source.read(1, out_shape=shape, masked=True).astype("float64")
-    values = values.filled(np.nan)
+        factor = max(1, math.ceil(max(source.width, source.height) / longest))
+        shape = (math.ceil(source.height / factor), math.ceil(source.width / factor))
+        values = source.read(1, out_shape=shape, masked=True, resampling=Resampling.average)
+    values = values.astype("float32").filled(np.nan)
     return values[np.isfinite(values)]
 
 
