@@ -56,10 +56,12 @@ class S3Workspace(SampleWorkspace):
         return {key[len(OUTPUT) + 1 :] for key in keys if key.endswith(suffixes)}
 
     def job_logs(self) -> dict[str, str]:
-        """Every job log the workflow stored under its work prefix (bucket ws-work), by key."""
+        """Every job log the workflow stored under its work prefix (bucket ws-work), by key;
+        every text it keeps there with them, but the copies of the quicklooks (PNGs)."""
         return {
             key: self.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
             for key in self.objects("ws-work")
+            if not key.endswith(".png")
         }
 
     def logs(self) -> list[str]:
