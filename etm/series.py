@@ -37,6 +37,7 @@ import rasterio.windows
 
 from etm import s3
 from etm.errors import EtmError
+from etm.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,38 @@ def update_store(store: str, product: str, cogs: Sequence[SourceCog]) -> list[st
         len(kept),
     )  # fmt: skip
     return changed
+
+
+def store_sources(publications: Sequence, product: str) -> list:
+    """The publications a product's store is read from: every region month, and the tile
+    months of the months the region lacks (:class:`etm.plan.Publication`)."""
+    months = [p for p in publications if p.product == product and p.period.is_month]
+    regions = {p.period for p in months if p.tile is None}
+    return [p for p in months if p.tile is None or p.period not in regions]
+
+
+def write_from_inputs(
+    cogs: Sequence[str], hrefs: Sequence[str], periods: Sequence[str], store: str,
+    product: str, record: str,
+) -> None:  # fmt: skip
+    """Rule series_store: bring a product's store up to date with its published COGs,
+    then record its months (the rule's output, written last).
+
+    Parameters
+    ----------
+    cogs, hrefs, periods : sequence of str
+        Each COG's local path, its path relative to the output prefix, and its month.
+    store : str
+        The store's local folder.
+    product : str
+    record : str
+        Where the months read again and the store's months are recorded (JSON).
+    """
+    sources = [SourceCog(*cog) for cog in zip(periods, hrefs, cogs, strict=True)]
+    read = update_store(store, product, sources)
+    text = json.dumps({"store": store, "read": read, "months": sorted(set(periods))})
+    os.makedirs(os.path.dirname(record) or ".", exist_ok=True)
+    write_whole(text, record)
 
 
 # The read side: a point's series in three reads, by HTTP range requests or their like.
