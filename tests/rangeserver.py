@@ -15,19 +15,23 @@ from collections.abc import Iterator
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Answers ``Range: bytes=a-b`` with 206 and those bytes; counts the requests."""
+    """Answers ``Range: bytes=a-b`` (and ``bytes=-n``, the last n) with 206 and those
+    bytes; counts the requests."""
 
     requests: list[str]
 
     def send_head(self):
-        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         path = self.translate_path(self.path)
         self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', 'whole')}")
         self.left = None
         if not wanted or not os.path.isfile(path):
             return super().send_head()
         size = os.path.getsize(path)
-        start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        if wanted[1]:
+            start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        else:  # a suffix: the last bytes
+            start, end = max(0, size - int(wanted[2])), size - 1
         stream = open(path, "rb")  # noqa: SIM115 (closed by the base class after copyfile)
         stream.seek(start)
         self.send_response(206)
