@@ -3,8 +3,8 @@
 A point's value in a region COG costs one 512×512 COG block (about 380 KB) a month. The
 store holds the same float32 values chunked long in time and small in space: one inner
 chunk is every month of a 16×16 pixel square, inside shards of 512×512 pixels (Blosc's
-ZSTD after a byte shuffle, the shard's index at its end). A point's whole series is then three reads, whatever its
-length: the group's ``zarr.json`` (consolidated: every array's metadata and what each
+ZSTD after a byte shuffle, the shard's index at its end). A point's whole series is then
+three reads, whatever its length: the group's ``zarr.json`` (consolidated: every array's metadata and what each
 month was read from), the shard's index (its last bytes) and the one inner chunk.
 
 Layout, under the output prefix, ``series/{product}.zarr``: arrays ``{product}``
