@@ -1,21 +1,21 @@
-"""A point's 20-year series: requests, bytes and wall from the series store against the
-region COGs, and the store's build CPU.
+"""A point's 20-year series: requests, bytes and wall from the series store against the region
+COGs, and the store's build CPU.
 
 A synthetic region of SIZE x SIZE pixels and YEARS x 12 monthly COGs, built by
-etm.cog.build_cog with the config's defaults (float32, ZSTD 9, floating-point predictor,
-512 x 512 blocks, overviews): seasonal fields (etm.sample.field) with a fixed land-cover
-texture (6-pixel squares) and each month's own weather (16-pixel squares), so that a
-full block compresses about as the team's do (its size is printed). Generated once under benchmarks/cache/ (git-ignored), with an
-``items.ndjson`` of the region months.
+etm.cog.build_cog with the config's defaults (float32, ZSTD 9, floating-point predictor, 512
+x 512 blocks, overviews): seasonal fields (etm.sample.field) with a fixed land-cover texture
+(6-pixel squares) and each month's own weather (16-pixel squares), so that a full block
+compresses about as the team's do (its size is printed). Generated once under
+benchmarks/cache/ (git-ignored), with an ``items.ndjson`` of the region months.
 
 Then:
 1. Build CPU of the store (etm.series.update_store): every month, then again after one
    month's COG changed (what a run that publishes or redoes a month costs: the whole store
    is written anew), per month of the store and scaled to the team's region (18 tiles of
    4,805 x 4,805 pixels).
-2. For POINTS random points, side by side, each in its own process (GDAL keeps what it read
-   in a process): ``etm.timeseries.point_series`` over HTTP from a loopback server with
-   range support (tests/rangeserver.py), from the store, then from the COGs (the same
+2. For POINTS random points, side by side, each in its own process (GDAL keeps what it
+   read in a process): ``etm.timeseries.point_series`` over HTTP from a loopback server
+   with range support (tests/rangeserver.py), from the store, then from the COGs (the same
    prefix without ``series/``). Requests, bytes and wall per series: median (min-max), and
    the ratios COGs/store paired by point.
 

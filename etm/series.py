@@ -1,20 +1,19 @@
 """A product's published months as one Zarr v3 store, for time series.
 
 A point's value in a region COG costs one 512×512 COG block (about 380 KB) a month. The
-store holds the same float32 values chunked long in time and small in space: one inner
-chunk is every month of a 16×16 pixel square, inside shards of 512×512 pixels (Blosc's
-ZSTD after a byte shuffle, the shard's index at its end). A point's whole series is then
-three reads, whatever its length: the group's ``zarr.json`` (consolidated: every array's metadata and what each
-month was read from), the shard's index (its last bytes) and the one inner chunk.
+store holds the same float32 values chunked long in time and small in space: one inner chunk
+is every month of a 16×16 pixel square, inside shards of 512×512 pixels (Blosc's ZSTD after
+a byte shuffle, the shard's index at its end). A point's whole series is then three reads,
+whatever its length: the group's ``zarr.json`` (consolidated: every array's metadata and
+what each month was read from), the shard's index (its last bytes) and the one inner chunk.
 
-Layout, under the output prefix, ``series/{product}.zarr``: arrays ``{product}``
-(time, y, x; NaN where no COG has a value), ``time`` (days since 1970-01-01, the month's
-first day), ``y`` and ``x`` (pixel centres, degrees), readable with
-``xarray.open_zarr``. The group's attribute ``etm`` gives the grid (``transform``, ``crs``)
-and, per month, the COGs its values were read from: the region's, or for a month the
-region lacks (``missing_chips: skip``) the tiles' published for it, each with its place
-on the grid and its ``ETM_SOURCES_DIGEST``, which says which months a later run must read
-again.
+Layout, under the output prefix, ``series/{product}.zarr``: arrays ``{product}`` (time, y,
+x; NaN where no COG has a value), ``time`` (days since 1970-01-01, the month's first day),
+``y`` and ``x`` (pixel centres, degrees), readable with ``xarray.open_zarr``. The group's
+attribute ``etm`` gives the grid (``transform``, ``crs``) and, per month, the COGs its
+values were read from: the region's, or for a month the region lacks (``missing_chips:
+skip``) the tiles' published for it, each with its place on the grid and its
+``ETM_SOURCES_DIGEST``, which says which months a later run must read again.
 """
 
 from __future__ import annotations
