@@ -129,11 +129,46 @@ def stored_series(
     readings = [
         Reading(period, value, cog=cog)
         for period, value, cog in zip(point.periods, point.values, point.cogs, strict=True)
-        if first <= period <= last
+        if first <= period <= last and cog
     ]
     if not readings:
         raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
     return readings
+
+
+def point_months(
+    source: str, product: str, lon: float, lat: float, start: str | None, end: str | None
+) -> list[dict]:
+    """The index's Items of a product's months at a point, from start to end (YYYY-MM): the
+    region's, and for a month the region lacks (``missing_chips: skip``), the first tile's
+    (by id) that holds the point.
+
+    Raises
+    ------
+    EtmError
+        If the point is outside the region (or, without a region month, every tile), or
+        no month is published between start and end.
+    """
+    prefix = output_prefix(source)
+    items = [json.loads(line) for line in read_text(f"{prefix}/{INDEX}").splitlines() if line]
+    month = Period(2000, 1)
+    region = [i for i in items if i["collection"] == collection_id(product, None, month)]
+    tiles = [i for i in items if i["collection"] == collection_id(product, "tile", month)]
+    if not region and not tiles:
+        raise EtmError(f"{prefix}/{INDEX}: no months of {product}; was it published?")
+    corners = list(zip(*[item["bbox"] for item in region or tiles], strict=True))
+    bbox = (min(corners[0]), min(corners[1]), max(corners[2]), max(corners[3]))
+    if error := outside(lon, lat, bbox):
+        raise error
+    chosen = {period_of(item): item for item in region}
+    for item in sorted(tiles, key=lambda item: item["id"]):
+        if period_of(item) not in chosen and not outside(lon, lat, item["bbox"]):
+            chosen[period_of(item)] = item
+    first, last = (start or "0000-00").replace("-", ""), (end or "9999-99").replace("-", "")
+    picked = [chosen[period] for period in sorted(chosen) if first <= period <= last]
+    if not picked:
+        raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
+    return picked
 
 
 def point_series(
@@ -142,7 +177,8 @@ def point_series(
 ) -> list[Reading]:  # fmt: skip
     """The product's monthly values (mm) at a point, NaN where the model has none, each
     with the COG it comes from: from the product's series store if there is one, else
-    from the COGs.
+    from the COGs. A month the region lacks (``missing_chips: skip``) is its tile's, where
+    that tile's month is published.
 
     Parameters
     ----------
@@ -163,12 +199,9 @@ def point_series(
     stored = stored_series(prefix, product, lon, lat, start, end)
     if stored is not None:
         return stored
-    items = region_months(source, product, start, end)
-    if error := outside(lon, lat, items[0]["bbox"]):
-        raise error
     readings = []
     with rasterio.Env(**s3.gdal_options()):
-        for item in items:
+        for item in point_months(source, product, lon, lat, start, end):
             with rasterio.open(cog_url(prefix, item)) as cog:
                 row, col = cog.index(lon, lat)
                 value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
