@@ -31,6 +31,9 @@ export async function readIndex() {
 /** The address of an Item's COG. */
 export const cogUrl = (item) => new URL(item.assets.data.href, INDEX).href;
 
+/** An Item's COG relative to the output prefix, as `etm timeseries` names it. */
+export const cogHref = (item) => item.assets.data.href.replace(/^\.\//, '');
+
 /** An Item's period: YYYY-MM for a month, YYYY for a year. */
 export const period = (item) =>
   item.properties.datetime.slice(0, item.collection.endsWith('-yearly') ? 4 : 7);

@@ -656,7 +656,7 @@ def opened(browser, url: str):
 
 
 def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo, browser):
-    with serving(str(demo / OUTPUT)) as (url, _):
+    with serving(str(demo / OUTPUT)) as (url, requests):
         page = opened(browser, url + "index.html")
         page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
         before = map_pixels(page)
@@ -667,6 +667,8 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
         page.wait_for_function("document.body.dataset.marked")  # drawn on the map
         lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         etasw = table(page)
+        # From the series store: its metadata, the shard's index, the pixel's chunk.
+        store_reads = [r.split(" ")[1].split("/")[2] for r in requests if "/series/" in r]
         title = page.locator("#series-title").inner_text()
         after = map_pixels(page)
         # The chart's ticks: round values in mm, each month's initial, the year.
@@ -708,10 +710,14 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
     # The CSV, as `etm timeseries` writes it.
     assert name == f"etasw_monthly_{lat:.4f}N_{-lon:.4f}W.csv"
     lines = text.splitlines()
-    assert lines[0] == "period,value_mm"
-    # 9 significant digits: the COG's float32 exactly.
+    assert lines[0] == "period,value_mm,cog"
+    # 9 significant digits: the COG's float32 exactly; and which COG it is.
     rows = [line.split(",") for line in lines[1:]]
-    assert [[m, v and float(np.float32(v))] for m, v in rows] == etasw
+    assert [[m, v and float(np.float32(v))] for m, v, _ in rows] == etasw
+    assert [cog for *_, cog in rows] == [
+        f"mosaic/etasw/2020/etasw_{m[:4]}{m[5:]}.tif" for m in months
+    ]
+    assert store_reads == ["etasw.zarr"] * 3
 
 
 def with_another_year(demo: Path, folder: Path) -> Path:
