@@ -222,6 +222,24 @@ def _shard_windows(grid: Grid):
             yield col, row, min(SHARD, grid.width - col), min(SHARD, grid.height - row)
 
 
+def _write_shards(
+    array, grid: Grid, periods: list[str], previous, kept: dict[str, int], opened: dict
+) -> None:
+    """Write every shard of the new store: the months kept copied from the old store
+    (``previous``), the others read from their COGs (``opened``: per month, its datasets
+    and their windows on the grid)."""
+    new_index = [periods.index(period) for period in kept]
+    old_index = list(kept.values())
+    for col, row, width, height in _shard_windows(grid):
+        block = np.full((len(periods), height, width), np.nan, dtype="float32")
+        if kept:
+            # The old shard whole (each chunk holds every month), then the months kept.
+            block[new_index] = previous[:, row : row + height, col : col + width][old_index]
+        for period, datasets in opened.items():
+            _fill_month(block[periods.index(period)], datasets, (col, row, width, height))
+        array[:, row : row + height, col : col + width] = block
+
+
 def _swap_in(partial: str, store: str) -> None:
     """Put the written store in place of the old one (renames: readers see either)."""
     old = f"{partial}.old"
@@ -286,19 +304,7 @@ def update_store(store: str, product: str, cogs: Sequence[SourceCog]) -> list[st
             for period in changed
         }
         try:
-            for col, row, width, height in _shard_windows(grid):
-                block = np.full((len(periods), height, width), np.nan, dtype="float32")
-                if kept:
-                    new, old_index = zip(
-                        *[(periods.index(p), i) for p, i in kept.items()], strict=True
-                    )
-                    block[list(new)] = previous.oindex[
-                        list(old_index), row : row + height, col : col + width
-                    ]
-                for period in changed:
-                    window = (col, row, width, height)
-                    _fill_month(block[periods.index(period)], opened[period], window)
-                array[:, row : row + height, col : col + width] = block
+            _write_shards(array, grid, periods, previous, kept, opened)
         finally:
             for datasets in opened.values():
                 for dataset, _ in datasets:

@@ -67,3 +67,13 @@ def test_catalog_benchmark_reads_one_object_per_region_period_then_only_what_cha
         "3. nothing changed": [1, 2],
         "4. one month redone": [1 + 1, 2],
     }
+
+
+def test_series_benchmark_reads_a_point_from_the_store_in_three_requests():
+    output = run("series_reads.py", "--smoke")
+    assert "a run that adds or redoes one month: " in output
+    store, cogs = [
+        line.split() for line in output.splitlines() if line.startswith(("store ", "COGs "))
+    ]
+    assert store[1] == "3" and int(cogs[1]) > 3
+    assert output.rstrip().endswith("-> met")
