@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -193,8 +194,10 @@ def main() -> None:
         again = cpu_of(lambda: series.update_store(str(built), "etasw", redo))
         size = sum(f.stat().st_size for f in built.rglob("*") if f.is_file())
         cog_size = sum(Path(c.path).stat().st_size for c in cogs)
-        store.parent.mkdir(exist_ok=True)
-        series.update_store(str(store), "etasw", cogs)
+        # The store served: this one (another etm's, in the cache, may be of another layout).
+        shutil.rmtree(store.parent, ignore_errors=True)
+        store.parent.mkdir()
+        os.replace(built, store)
     scale = TEAM_PIXELS / args.size**2
     print(
         f"\nStore: {size / 1e6:,.1f} MB ({size / cog_size:.2f} x the COGs' "
