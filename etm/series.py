@@ -51,6 +51,9 @@ SHARD, CHUNK = 512, 16
 ZSTD_LEVEL = 5
 #: What the store's group attribute ``etm`` is, and its layout's version.
 FORMAT = "etm-series/1"
+#: How its values are stored: a store of another layout is written anew (its months
+#: copied) even when no COG changed.
+LAYOUT = {"shard": SHARD, "chunk": CHUNK, "codecs": f"shuffle4+zstd{ZSTD_LEVEL}"}
 
 
 @dataclass(frozen=True)
@@ -286,12 +289,13 @@ def update_store(store: str, product: str, cogs: Sequence[SourceCog]) -> list[st
     old = read_attributes(store)
     kept = kept_months(old, sources, grid)
     changed = [period for period in periods if period not in kept]
-    if not changed and old and old["periods"] == periods:
+    if not changed and old and old["periods"] == periods and old.get("layout") == LAYOUT:
         log.info("%s: up to date (%d months)", store, len(periods))
         return []
     attributes = dict(
         format=FORMAT, product=product, crs="EPSG:4326", transform=grid.transform,
         shape=[len(periods), grid.height, grid.width], periods=periods, sources=sources,
+        layout=LAYOUT,
     )  # fmt: skip
     partial = os.path.join(os.path.dirname(store), f".{os.path.basename(store)}.partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -123,3 +123,20 @@ def test_cogs_off_the_lattice_are_one_error(tmp_path):
     cogs.append(SourceCog("202002", "tiles/t6/etasw/2020/etasw_202002.tif", str(other)))
     with pytest.raises(EtmError, match="pixel size .* needs one lattice"):
         update_store(str(tmp_path / "s.zarr"), "etasw", cogs)
+
+
+def test_a_store_of_another_layout_is_written_anew_without_reading_its_cogs(tmp_path, monkeypatch):
+    from etm import series
+
+    store = str(tmp_path / STORE.format(product="etasw"))
+    cogs = region(tmp_path, [1, 2])
+    monkeypatch.setattr(series, "ZSTD_LEVEL", 1)
+    monkeypatch.setattr(series, "LAYOUT", {**series.LAYOUT, "codecs": "shuffle4+zstd1"})
+    update_store(store, "etasw", cogs)
+    monkeypatch.undo()
+    # Nothing changed but the layout: written anew, every month copied from the old store.
+    assert update_store(store, "etasw", cogs) == []
+    with open(os.path.join(store, "etasw", "zarr.json")) as stream:
+        assert '"level": 5' in stream.read()
+    point = read_point(str(tmp_path), "etasw", *lonlat(3, 4))
+    assert point.values == [float(month_values(m)[4, 3]) for m in (1, 2)]
