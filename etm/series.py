@@ -380,14 +380,7 @@ def fetch(url: str, span: tuple[int, int] | int | None = None) -> bytes | None:
         if url.startswith("s3://"):
             return _fetch_s3(url, header)
         if url.startswith(("http://", "https://")):
-            request = urllib.request.Request(url, headers={"Range": header} if header else {})
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    return response.read()
-            except urllib.error.HTTPError as error:
-                if error.code in (403, 404):
-                    return None
-                raise
+            return _fetch_http(url, header, span)
         return _fetch_local(url, span)
     except EtmError:
         raise
@@ -395,14 +388,33 @@ def fetch(url: str, span: tuple[int, int] | int | None = None) -> bytes | None:
         raise EtmError(f"{url}: cannot be read ({error})") from None
 
 
+def _fetch_http(url: str, header: str | None, span: tuple[int, int] | int | None) -> bytes | None:
+    request = urllib.request.Request(url, headers={"Range": header} if header else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data, whole = response.read(), response.status == 200
+    except urllib.error.HTTPError as error:
+        if error.code in (403, 404):  # a static host's answer for a missing file
+            return None
+        raise
+    if not whole or span is None:
+        return data
+    # A host that ignores ranges sends the whole file.
+    return data[-span:] if isinstance(span, int) else data[span[0] : span[0] + span[1]]
+
+
 def _fetch_s3(url: str, header: str | None) -> bytes | None:
+    from botocore.exceptions import ClientError
+
     bucket, key = s3.split(url.removeprefix("s3://"))
-    client = s3.client()
     try:
         extra = {"Range": header} if header else {}
-        return client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
-    except client.exceptions.NoSuchKey:
-        return None
+        return s3.client().get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    except ClientError as error:
+        # Without s3:ListBucket, a missing key is AccessDenied.
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied", "403"):
+            return None
+        raise
 
 
 def _fetch_local(path: str, span: tuple[int, int] | int | None) -> bytes | None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray
+from rangeserver import serving
 from rasterio.transform import from_origin
 
 from etm.errors import EtmError
@@ -140,3 +141,15 @@ def test_a_store_of_another_layout_is_written_anew_without_reading_its_cogs(tmp_
         assert '"level": 5' in stream.read()
     point = read_point(str(tmp_path), "etasw", *lonlat(3, 4))
     assert point.values == [float(month_values(m)[4, 3]) for m in (1, 2)]
+
+
+def test_a_host_that_ignores_ranges_still_gives_the_ranges_asked(tmp_path):
+    update_store(str(tmp_path / STORE.format(product="etasw")), "etasw", region(tmp_path, [1]))
+    expected = read_point(str(tmp_path), "etasw", *lonlat(100, 200))
+    with serving(str(tmp_path)) as (url, requests):
+        ranged = read_point(url.rstrip("/"), "etasw", *lonlat(100, 200))
+        asked = len(requests)
+    with serving(str(tmp_path), ranges=False) as (url, requests):
+        whole = read_point(url.rstrip("/"), "etasw", *lonlat(100, 200))
+        assert read_point(url.rstrip("/"), "netet", 0, 0) is None  # no store: a 404
+    assert ranged == whole == expected and asked == 3
