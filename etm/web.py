@@ -3,8 +3,9 @@
 ``web/`` holds the page (``index.html``) and its script's source (``map.js``); npm bundles
 the script and OpenLayers' style from the pinned packages of ``web/package-lock.json``
 into ``web/dist/``, with the US states' and counties' boundaries of the ``us-atlas``
-package (``make web``). The page reads ``items.ndjson`` and the region's monthly
-COGs from its own folder, by HTTP range requests: no server of its own.
+package (``make web``). The page reads ``catalog.json``, the index of the region Items
+of the product and kind it shows, and their COGs, from its own folder, by HTTP range
+requests: no server of its own.
 """
 
 from __future__ import annotations

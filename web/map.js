@@ -18,7 +18,7 @@ import TileLayer from 'ol/layer/WebGLTile.js';
 import VectorSource from 'ol/source/Vector.js';
 import { Circle, Fill, Stroke, Style, Text } from 'ol/style.js';
 import { cogSource, pixelAt, polygonMean } from './cogs.js';
-import { cogHref, cogUrl, extremes, period, readIndex } from './data.js';
+import { cogHref, cogUrl, extremes, itemsOf, period, readProducts } from './data.js';
 import { storedPoint } from './series.js';
 import { drawChart } from './chart.js';
 import { csv, degrees, fromHash, place, toHash } from './format.js';
@@ -82,12 +82,12 @@ async function boundaries(map) {
 }
 
 async function main() {
-  const byProduct = await readIndex();
-  if (!byProduct.size) throw new Error('the index lists no region COG');
+  const products = await readProducts();
+  if (!products.size) throw new Error('the catalog lists no region Collection');
   const wanted = fromHash(location.hash);
   const select = $('product');
-  for (const product of byProduct.keys()) select.add(new Option(product, product));
-  if (byProduct.has(wanted.product)) select.value = wanted.product;
+  for (const product of products.keys()) select.add(new Option(product, product));
+  if (products.has(wanted.product)) select.value = wanted.product;
   const kind = $('kind');
   if (wanted.period?.length === 4) kind.value = 'yearly';
   $('overlay').checked = wanted.overlay;
@@ -110,10 +110,12 @@ async function main() {
   let drawn = 0; // which series is the latest asked for
   let shownPeriod;
 
-  const items = () => byProduct.get(select.value)[kind.value];
+  let shownItems = []; // the product and kind chosen, once their index is read
+  const items = () => shownItems;
   const current = () => items()[Number(slider.value)];
 
   function permalink() {
+    if (!current()) return; // the index is still being read: the address stays as opened
     const view = map.getView();
     const shown = view.isDef() ? { center: view.getCenter(), zoom: view.getZoom() } : undefined;
     history.replaceState(null, '', toHash({
@@ -200,7 +202,12 @@ async function main() {
 
   /** Show the product and kind chosen, at the period shown before (or its year's). */
   async function choose(keep = shownPeriod) {
-    const list = items();
+    // Yearly maps only where the run published years (annual: true).
+    const kinds = products.get(select.value);
+    for (const option of kind.options) option.disabled = !kinds.has(option.value);
+    if (!kinds.has(kind.value)) kind.value = [...kinds][0];
+    const list = await itemsOf(select.value, kind.value);
+    shownItems = list;
     slider.max = String(list.length - 1);
     const periods = list.map(period);
     const index = [periods.indexOf(keep), periods.findIndex((p) => p.slice(0, 4) === keep?.slice(0, 4))].find((i) => i >= 0);

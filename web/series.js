@@ -4,14 +4,14 @@
 // from), its shard's index (the shard's last bytes) and the point's inner chunk (ZSTD after
 // a byte shuffle, decoded by the ZSTD decoder geotiff.js uses for the COGs).
 import { ZSTDDecoder } from 'zstddec';
-import { INDEX } from './data.js';
+import { CATALOG } from './data.js';
 
 const FORMAT = 'etm-series/1';
 const EMPTY = 0xffffffffffffffffn;
 const stores = new Map();
 let decoder;
 
-const storeUrl = (product, key) => new URL(`series/${product}.zarr/${key}`, INDEX).href;
+const storeUrl = (product, key) => new URL(`series/${product}.zarr/${key}`, CATALOG).href;
 
 /** The store's group metadata, or null where the prefix has none (read once a product). */
 function metadata(product) {

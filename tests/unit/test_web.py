@@ -43,6 +43,7 @@ def test_the_page_is_published_whole_under_its_names(tmp_path):
         ("etasw_202007.tif", "image/tiff; application=geotiff; profile=cloud-optimized"),
         ("etasw_202007.json", "application/json"),
         ("items.ndjson", "application/x-ndjson"),
+        ("items.parquet", "application/vnd.apache.parquet"),
         ("lock", "binary/octet-stream"),
     ],
 )
