@@ -518,12 +518,17 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The catalog and the shown product's index of its months in one GET each, the other
-    # product's when chosen; the COGs only by range requests.
-    assert sorted(opening) == ["GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole"]
-    assert [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :] == [
-        "GET /netet-monthly/items.ndjson whole"
-    ]
+    # The catalog and the shown product's index of its months in one GET each, and the
+    # click's series store's metadata; the other product's when chosen; the COGs only by
+    # range requests.
+    assert sorted(opening) == [
+        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
+        "GET /series/etasw.zarr/zarr.json whole",
+    ]  # fmt: skip
+    later = [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :]
+    assert sorted(later) == [
+        "GET /netet-monthly/items.ndjson whole", "GET /series/netet.zarr/zarr.json whole",
+    ]  # fmt: skip
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
