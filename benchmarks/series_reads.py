@@ -6,7 +6,7 @@ etm.cog.build_cog with the config's defaults (float32, ZSTD 9, floating-point pr
 x 512 blocks, overviews): seasonal fields (etm.sample.field) with a fixed land-cover texture
 (6-pixel squares) and each month's own weather (16-pixel squares), so that a full block
 compresses about as the team's do (its size is printed). Generated once under
-benchmarks/cache/ (git-ignored), with an ``items.ndjson`` of the region months.
+benchmarks/cache/ (git-ignored), with the GeoParquet index of the region months.
 
 Then:
 1. Build CPU of the store (etm.series.update_store): every month, then again after one
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import random
@@ -49,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from rangeserver import serving  # noqa: E402
 
-from etm import series  # noqa: E402
+from etm import series, stac  # noqa: E402
 from etm.cog import Metadata, build_cog  # noqa: E402
 from etm.sample import MODEL_PIXEL, field  # noqa: E402
 
@@ -83,7 +82,7 @@ def metadata(period: str, version: int) -> Metadata:
 
 def region(folder: Path, years: int, size: int) -> list[series.SourceCog]:
     """The synthetic region's monthly COGs and index (generated once)."""
-    cogs, lines = [], []
+    cogs, items = [], []
     for year in range(2001, 2001 + years):
         for month in range(1, 13):
             period = f"{year}{month:02d}"
@@ -100,14 +99,17 @@ def region(folder: Path, years: int, size: int) -> list[series.SourceCog]:
                     out.write(month_values(year, month, size), 1)
                 build_cog([str(source)], str(cog), metadata=metadata(period, 1), **COG_OPTIONS)
             east, south = WEST + size * MODEL_PIXEL, NORTH - size * MODEL_PIXEL
-            lines.append(json.dumps({
-                "id": f"region_etasw_{period}", "collection": "etasw-monthly",
-                "bbox": [WEST, south, east, NORTH],
+            corners = [[WEST, south], [east, south], [east, NORTH], [WEST, NORTH], [WEST, south]]
+            items.append({
+                "type": "Feature", "stac_version": "1.1.0", "id": f"region_etasw_{period}",
+                "collection": "etasw-monthly", "bbox": [WEST, south, east, NORTH],
+                "geometry": {"type": "Polygon", "coordinates": [corners]},
                 "properties": {"datetime": f"{year}-{month:02d}-01T00:00:00Z"},
-                "assets": {"data": {"href": f"./{href}"}},
-            }))  # fmt: skip
+                "links": [], "assets": {"data": {"href": f"../{href}"}},
+            })  # fmt: skip
             cogs.append(series.SourceCog(period, href, str(cog)))
-    (folder / "items.ndjson").write_text("\n".join(lines) + "\n")
+    (folder / "etasw-monthly").mkdir(exist_ok=True)
+    stac.write_geoparquet(items, str(folder / "etasw-monthly" / "items.parquet"))
     (folder / "source.tif").unlink(missing_ok=True)
     return cogs
 
@@ -209,7 +211,7 @@ def main() -> None:
     )
 
     without = Path(tempfile.mkdtemp(prefix="etm-cogs-only-"))
-    for name in ("items.ndjson", "mosaic"):
+    for name in ("etasw-monthly", "mosaic"):
         (without / name).symlink_to(folder / name)
     rng = random.Random(1)
     rows = []
