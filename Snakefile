@@ -23,6 +23,8 @@ include: "rules/reruns.smk"
 # Per tile and period (month, or year with annual: true), then per region period:
 # a COG and its STAC Item.
 include: "rules/mosaic.smk"
+# series_store: true. Per product, every published month in one Zarr store for time series.
+include: "rules/series.smk"
 # Completeness heatmaps; the STAC catalog of every published Item; the region's quicklook
 # PNGs; the map page.
 include: "rules/reports.smk"
@@ -35,6 +37,11 @@ rule all:
         rules.stac_catalog.output,
         rules.quicklooks.output,
         rules.map_page.output,
+        [
+            kept("series_store/{product}.json").format(product=product)
+            for product in SETTINGS.products
+            if SETTINGS.series_store
+        ],
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],
 

@@ -101,6 +101,8 @@ class Settings:
     jobs_per_container: int
     max_concurrent_containers: int
     annual: bool
+    #: Publish each product's months as a Zarr store for time series (:mod:`etm.series`).
+    series_store: bool
     annual_aggregation: dict[str, str]
     license: str
     license_url: str | None
@@ -675,6 +677,11 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             "or set annual: false"
         )
     check_rerun_command(config)
+    if config["series_store"] and not local:
+        raise ConfigError(
+            "config key 'series_store': the series store is written to a local "
+            "enduser_cog_output only; set series_store: false for an S3 one"
+        )
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
@@ -719,6 +726,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         jobs_per_container=config["jobs_per_container"],
         max_concurrent_containers=config["max_concurrent_containers"],
         annual=config["annual"],
+        series_store=config["series_store"],
         annual_aggregation={
             **schema["properties"]["annual_aggregation"]["default"],
             **config["annual_aggregation"],

@@ -1,9 +1,11 @@
 """A point's or a polygon's monthly series, read straight from the published region COGs.
 
-The index of the product's region months (``<product>-monthly/items.parquet``, one small
-file whatever the archive's size) says which COGs hold them; each COG is then read
-through GDAL's range requests (local paths, ``s3://`` or ``https://``): its header, and
-the few blocks the point or the polygon covers, never the whole file.
+A point's series is read from the product's series store (:mod:`etm.series`) where the
+output prefix has one: three reads for every month. Otherwise, and for polygons, the index
+of the product's region months (``<product>-monthly/items.parquet``, one small file
+whatever the archive's size) says which COGs hold them; each COG is then read through
+GDAL's range requests (local paths, ``s3://`` or ``https://``): its header, and the few
+blocks the point or the polygon covers, never the whole file.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ import rasterio
 import rasterio.features
 import rasterio.windows
 
-from etm import s3
+from etm import s3, series
 from etm.errors import EtmError
 from etm.plan import Period, collection_id, index_hrefs
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One period's value: at a point, or a polygon's mean and its valid pixel count."""
+    """One period's value: at a point, or a polygon's mean and its valid pixel count; and
+    the COG it was read from (relative to the output prefix), for a point."""
 
     period: str
     value: float
     valid_pixels: int | None = None
+    cog: str | None = None
 
 
 def output_prefix(source: str) -> str:
@@ -160,11 +164,98 @@ def period_of(item: dict) -> str:
     return item["id"].rsplit("_", 1)[1]
 
 
+def cog_href(prefix: str, item: dict) -> str:
+    """An index Item's COG (its href absolute, :func:`index_items`), relative to the
+    output prefix."""
+    return item["assets"]["data"]["href"].removeprefix(resolve(prefix, ".") + "/")
+
+
+def outside(lon: float, lat: float, bbox: tuple[float, float, float, float]) -> EtmError | None:
+    """The error of a point outside the region's bbox (west, south, east, north), if it is."""
+    west, south, east, north = bbox
+    if west <= lon < east and south < lat <= north:
+        return None
+    return EtmError(
+        f"point ({lon}, {lat}) is outside the published region (west {west:.4f}, south "
+        f"{south:.4f}, east {east:.4f}, north {north:.4f})"
+    )
+
+
+def stored_series(
+    prefix: str, product: str, lon: float, lat: float, start: str | None, end: str | None
+) -> list[Reading] | None:
+    """A point's months from the product's series store, from start to end (YYYY-MM);
+    None if the output prefix has no store of the product.
+
+    Raises
+    ------
+    EtmError
+        If the point is outside the store's region, or it has no such months.
+    """
+    point = series.read_point(prefix, product, lon, lat)
+    if point is None:
+        return None
+    if error := outside(lon, lat, point.bbox):
+        raise error
+    first, last = month_span(start, end)
+    readings = [
+        Reading(period, value, cog=cog)
+        for period, value, cog in zip(point.periods, point.values, point.cogs, strict=True)
+        if first <= period <= last and cog
+    ]
+    if not readings:
+        raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
+    return readings
+
+
+def point_months(
+    source: str, product: str, lon: float, lat: float, start: str | None, end: str | None
+) -> list[dict]:
+    """The Items of a product's months at a point, from start to end (YYYY-MM), from their
+    Collections' indexes (:func:`index_items`): the region's, and for a month the region
+    lacks (``missing_chips: skip``), the first tile's (by id) that holds the point.
+
+    Raises
+    ------
+    EtmError
+        If start or end is no month, neither index can be read, the point is outside the
+        region (or, without a region month, every tile), or no month is published between
+        start and end.
+    """
+    first, last = month_span(start, end)
+    month = Period(2000, 1)
+    try:
+        region, lacking = index_items(source, collection_id(product, None, month)), None
+    except EtmError as error:  # every region month skipped: the tiles' may be published
+        region, lacking = [], error
+    try:
+        tiles = index_items(source, collection_id(product, "tile", month))
+    except EtmError:
+        tiles = []
+    if lacking and not tiles:
+        raise lacking
+    corners = list(zip(*[item["bbox"] for item in region or tiles], strict=True))
+    bbox = (min(corners[0]), min(corners[1]), max(corners[2]), max(corners[3]))
+    if error := outside(lon, lat, bbox):
+        raise error
+    chosen = {period_of(item): item for item in region}
+    for item in sorted(tiles, key=lambda item: item["id"]):
+        if period_of(item) not in chosen and not outside(lon, lat, item["bbox"]):
+            chosen[period_of(item)] = item
+    picked = [chosen[period] for period in sorted(chosen) if first <= period <= last]
+    if not picked:
+        raise EtmError(f"no month of {product} between {start or '…'} and {end or '…'}")
+    return picked
+
+
 def point_series(
     source: str, product: str, lon: float, lat: float, start: str | None = None,
     end: str | None = None,
 ) -> list[Reading]:  # fmt: skip
-    """The product's monthly values (mm) at a point, NaN where the model has none.
+    """The product's monthly values (mm) at a point, NaN where the model has none, each
+    with the COG it comes from: from the product's series store if there is one, else
+    from the COGs. A month the region lacks (``missing_chips: skip``) is its tile's, where
+    that tile's month is published.
 
     Parameters
     ----------
@@ -181,20 +272,17 @@ def point_series(
     EtmError
         If the point is outside the region, or the catalog has no such months.
     """
-    items = region_months(source, product, start, end)
-    west, south, east, north = items[0]["bbox"]
-    if not (west <= lon < east and south < lat <= north):
-        raise EtmError(
-            f"point ({lon}, {lat}) is outside the published region (west {west:.4f}, south "
-            f"{south:.4f}, east {east:.4f}, north {north:.4f})"
-        )
+    prefix = output_prefix(source)
+    stored = stored_series(prefix, product, lon, lat, start, end)
+    if stored is not None:
+        return stored
     readings = []
     with rasterio.Env(**s3.gdal_options()):
-        for item in items:
+        for item in point_months(source, product, lon, lat, start, end):
             with rasterio.open(item["assets"]["data"]["href"]) as cog:
                 row, col = cog.index(lon, lat)
                 value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
-            readings.append(Reading(period_of(item), float(value)))
+            readings.append(Reading(period_of(item), float(value), cog=cog_href(prefix, item)))
     return readings
 
 
@@ -294,11 +382,13 @@ def check_within(bounds: tuple[float, float, float, float], region: list[float])
 
 def as_csv(readings: list[Reading]) -> str:
     """CSV for a spreadsheet: period (YYYY-MM) and value in mm (empty where NaN), with the
-    9 significant digits that give back the COG's float32 exactly."""
+    9 significant digits that give back the COG's float32 exactly; at a point, the COG
+    the value is from (relative to the output prefix; empty where none holds the point)."""
     polygon = readings[0].valid_pixels is not None
-    lines = ["period,mean_mm,valid_pixels" if polygon else "period,value_mm"]
+    lines = ["period,mean_mm,valid_pixels" if polygon else "period,value_mm,cog"]
     for reading in readings:
         value = "" if math.isnan(reading.value) else f"{reading.value:.9g}"
         label = Period.parse(reading.period).label
-        lines.append(f"{label},{value},{reading.valid_pixels}" if polygon else f"{label},{value}")
+        last = reading.valid_pixels if polygon else reading.cog or ""
+        lines.append(f"{label},{value},{last}")
     return "\n".join(lines) + "\n"

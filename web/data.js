@@ -50,6 +50,9 @@ const cog = (item) => item.assets.data ?? item.assets.year;
 /** The address of an Item's COG. */
 export const cogUrl = (item) => new URL(cog(item).href, item.index).href;
 
+/** An Item's COG relative to the output prefix, as `etm timeseries` names it. */
+export const cogHref = (item) => cogUrl(item).replace(new URL('.', CATALOG).href, '');
+
 /** An Item's period: YYYY-MM for a month, YYYY for a year. */
 export const period = (item) =>
   start(item).slice(0, item.properties['etm:period'] === 'year' ? 4 : 7);

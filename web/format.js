@@ -21,13 +21,14 @@ export function ticks(low, high, count = 5) {
 
 export const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** A series as CSV, the columns of `etm timeseries`: period,value_mm for a point,
- * period,mean_mm,valid_pixels for a polygon; empty where there is no data. */
+/** A series as CSV, the columns of `etm timeseries`: period,value_mm,cog for a point (cog:
+ * the COG the value is from), period,mean_mm,valid_pixels for a polygon; empty where there
+ * is no data. */
 export function csv(points, polygon) {
   const value = (v) => (v === null ? '' : String(Number(v.toPrecision(9))));
-  const lines = [polygon ? 'period,mean_mm,valid_pixels' : 'period,value_mm'];
+  const lines = [polygon ? 'period,mean_mm,valid_pixels' : 'period,value_mm,cog'];
   for (const p of points) {
-    lines.push(polygon ? `${p.period},${value(p.value)},${p.valid}` : `${p.period},${value(p.value)}`);
+    lines.push(`${p.period},${value(p.value)},${polygon ? p.valid : p.cog ?? ''}`);
   }
   return `${lines.join('\n')}\n`;
 }

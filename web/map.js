@@ -2,7 +2,8 @@
 // period slider, a legend in mm, US state and county boundaries and a place finder; a
 // click (or a drawn polygon) gives that pixel's series (or the polygon's mean series),
 // over time or with its years overlaid, as a chart, a table and a CSV download. The URL's
-// hash is a permalink to what is shown. Everything is read from the page's own folder.
+// hash is a permalink to what is shown. Everything is read from the page's own folder: a
+// pixel's monthly series from the product's series store where it is published.
 import 'ol/ol.css';
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
@@ -17,7 +18,8 @@ import TileLayer from 'ol/layer/WebGLTile.js';
 import VectorSource from 'ol/source/Vector.js';
 import { Circle, Fill, Stroke, Style, Text } from 'ol/style.js';
 import { cogSource, pixelAt, polygonMean } from './cogs.js';
-import { cogUrl, extremes, itemsOf, period, readProducts } from './data.js';
+import { cogHref, cogUrl, extremes, itemsOf, period, readProducts } from './data.js';
+import { storedPoint } from './series.js';
 import { drawChart } from './chart.js';
 import { csv, degrees, fromHash, place, toHash } from './format.js';
 
@@ -165,26 +167,34 @@ async function main() {
     const asked = ++drawn;
     const list = items();
     $('series-title').textContent = 'reading…';
-    let readings;
+    let series;
     if (selection.point) {
       const [lon, lat] = selection.point;
-      readings = await Promise.all(list.map((item) => pixelAt(cogUrl(item), lon, lat)));
-      const square = readings.find(Boolean)?.square;
+      // Monthly: the series store's three requests where it is published, else the COGs.
+      const stored = kind.value === 'monthly' ? await storedPoint(select.value, lon, lat) : null;
+      let square = stored?.square;
+      if (stored) {
+        series = stored.points;
+      } else {
+        const readings = await Promise.all(list.map((item) => pixelAt(cogUrl(item), lon, lat)));
+        square = readings.find(Boolean)?.square;
+        series = list.map((item, i) => ({ period: period(item), value: readings[i]?.value ?? null, cog: cogHref(item) }));
+      }
       marks.clear();
       marks.addFeature(new Feature(new Point(selection.point)));
       if (square) marks.addFeature(new Feature(fromExtent(square)));
-      readings = readings.map((r) => ({ value: r?.value ?? null }));
     } else {
       const polygon = new Polygon([selection.polygon]);
       marks.clear();
       marks.addFeature(new Feature(polygon));
-      readings = await Promise.all(list.map((item) => polygonMean(cogUrl(item), polygon)));
+      const readings = await Promise.all(list.map((item) => polygonMean(cogUrl(item), polygon)));
+      series = list.map((item, i) => ({ period: period(item), ...readings[i] }));
     }
     if (asked !== drawn) return; // another click, product or kind since
     const marked = JSON.stringify(selection);
     map.once('rendercomplete', () => (document.body.dataset.marked = marked));
     map.render();
-    points = list.map((item, i) => ({ period: period(item), ...readings[i] }));
+    points = series;
     drawSeries();
     if (selection.point) document.body.dataset.point = selection.point.join(',');
     document.body.dataset.series = `${select.value} ${kind.value} ${selection.point ? 'point' : 'polygon'}`;

@@ -75,3 +75,13 @@ def test_index_benchmark_fetches_one_products_month_index_to_start_a_series():
     fetched = output.split("etm timeseries (etasw, 12 region months) fetches ", 1)[1]
     assert fetched.split(" bytes in 1 request(s)")[0].replace(",", "").isdigit()
     assert "GET /etasw-monthly/items.parquet whole" in output
+
+
+def test_series_benchmark_reads_a_point_from_the_store_in_three_requests():
+    output = run("series_reads.py", "--smoke")
+    assert "a run that adds or redoes one month: " in output
+    store, cogs = [
+        line.split() for line in output.splitlines() if line.startswith(("store ", "COGs "))
+    ]
+    assert store[1] == "3" and int(cogs[1]) > 3
+    assert output.rstrip().endswith("-> met")

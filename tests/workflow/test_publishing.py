@@ -41,6 +41,10 @@ COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 def test_every_cog_is_published_valid_and_nothing_else(demo):
     published = sorted(p.relative_to(demo / OUTPUT) for p in (demo / OUTPUT).rglob("*"))
     files = [p for p in published if (demo / OUTPUT / p).is_file()]
+    # series_store: true (config/sample.yaml): one Zarr store per product.
+    stores = {p.parts[:2] for p in files if p.parts[0] == "series"}
+    assert stores == {("series", "etasw.zarr"), ("series", "netet.zarr")}
+    files = [p for p in files if p.parts[0] != "series"]
     # No partial file, and the ledger of what each tile-month was built from.
     assert [p for p in files if p.name.startswith(".")] == [Path(LEDGER)]
     files.remove(Path(LEDGER))
@@ -534,12 +538,17 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The catalog and the shown product's index of its months in one GET each, the other
-    # product's when chosen; the COGs only by range requests.
-    assert sorted(opening) == ["GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole"]
-    assert [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :] == [
-        "GET /netet-monthly/items.ndjson whole"
-    ]
+    # The catalog and the shown product's index of its months in one GET each, and the
+    # click's series store's metadata; the other product's when chosen; the COGs only by
+    # range requests.
+    assert sorted(opening) == [
+        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
+        "GET /series/etasw.zarr/zarr.json whole",
+    ]  # fmt: skip
+    later = [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :]
+    assert sorted(later) == [
+        "GET /netet-monthly/items.ndjson whole", "GET /series/netet.zarr/zarr.json whole",
+    ]  # fmt: skip
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
@@ -567,10 +576,12 @@ def test_timeseries_at_a_point_is_the_cogs_and_the_chips_pixel(demo):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "period,value_mm"
+    assert lines[0] == "period,value_mm,cog"
     assert [line.split(",")[0] for line in lines[1:]] == [f"2020-{m:02d}" for m in range(3, 9)]
     for line, month in zip(lines[1:], range(3, 9), strict=True):
         value = float(line.split(",")[1])
+        # Read from the series store; each value says which COG it is.
+        assert line.split(",")[2] == f"mosaic/etasw/2020/etasw_2020{month:02d}.tif"
         with rasterio.open(
             demo / OUTPUT / "mosaic" / "etasw" / "2020" / f"etasw_2020{month:02d}.tif"
         ) as cog:
@@ -579,6 +590,20 @@ def test_timeseries_at_a_point_is_the_cogs_and_the_chips_pixel(demo):
             in_chip = chip.read(1)[10, 20]
         assert np.float32(value) == in_cog  # exactly: 9 significant digits
         assert value == pytest.approx(float(in_chip), rel=1e-6)  # float64 chip, float32 COG
+
+
+def test_the_series_store_opens_in_xarray_as_the_region_cogs(demo):
+    import xarray
+
+    for product in ("etasw", "netet"):
+        store = xarray.open_zarr(demo / OUTPUT / "series" / f"{product}.zarr")
+        assert [str(t)[:7] for t in store.time.values] == [f"2020-{m:02d}" for m in range(1, 13)]
+        for month in (1, 7, 12):
+            path = demo / OUTPUT / "mosaic" / product / "2020" / f"{product}_2020{month:02d}.tif"
+            with rasterio.open(path) as cog:
+                values, (x, y) = cog.read(1), cog.xy(0, 0)
+            assert (store.x.values[0], store.y.values[0]) == pytest.approx((x, y), abs=1e-9)
+            np.testing.assert_array_equal(store[product].values[month - 1], values)
 
 
 def test_timeseries_over_a_polygon_is_the_mean_of_the_pixels_it_holds(demo, tmp_path):
@@ -632,20 +657,29 @@ def test_timeseries_on_s3_reads_a_handful_of_ranges_per_month(demo, monkeypatch)
             monkeypatch.setenv(name, value)
         lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
         server.reset_count()
+        stored = point_series("s3://ws-enduser/USA/demo", "etasw", lon, lat)
+        from_store = server.count()
+        server.client().delete_object(
+            Bucket="ws-enduser", Key="USA/demo/series/etasw.zarr/zarr.json"
+        )
+        server.reset_count()
         readings = point_series("s3://ws-enduser/USA/demo", "etasw", lon, lat)
         requests = server.count()
         cogs = [r for r in server.requests if r[0] == "GET" and r[1].endswith(".tif")]
     finally:
         server.stop()
-    assert len(readings) == 12
+    assert len(readings) == 12 and stored == readings
     with rasterio.open(demo / OUTPUT / "mosaic" / "etasw" / "2020" / "etasw_202007.tif") as cog:
         (july,) = next(cog.sample([(lon, lat)]))
     assert readings[6].value == float(july)
-    # The product's index of its months (one GET), then per month the COG's header and the
-    # block of the point.
-    assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 1, requests
+    # From the series store: its metadata, the shard's index, the point's chunk.
+    assert dict(from_store) == {"GET": 3}, from_store
+    # Without it: the store's metadata (absent), the product's indexes of its region's and
+    # its tiles' months (one GET each), then per month the COG's header and the block of
+    # the point.
+    assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 3, requests
     assert set(requests) <= {"GET", "HEAD"}, requests
-    print(f"etm timeseries on S3, 12 months: {dict(requests)}")
+    print(f"etm timeseries on S3, 12 months: {dict(from_store)}; from the COGs {dict(requests)}")
 
 
 def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path, monkeypatch):
@@ -659,11 +693,27 @@ def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path
     local = point_series(str(demo / OUTPUT), "etasw", lon, lat)
     with serving(str(demo / OUTPUT), tls=(cert, key)) as (url, requests):
         assert url.startswith("https://")
+        stored = point_series(url.rstrip("/"), "etasw", lon, lat)
+    assert stored == local and len(stored) == 12
+    # From the series store: its metadata whole, the shard's index, the point's chunk.
+    assert [r.split(" ", 2)[::2] for r in requests] == [
+        ["GET", "whole"],
+        ["GET", f"bytes=-{32 * 32 * 16 + 4}"],
+        ["GET", requests[2].split(" ")[-1]],
+    ] and requests[2].startswith("GET /series/etasw.zarr/etasw/c/0/"), requests
+    # Without it (a prefix published with series_store: false), from the COGs.
+    for name in ("etasw-monthly", "etasw-tiles-monthly", "mosaic"):
+        (tmp_path / name).symlink_to(demo / OUTPUT / name)
+    with serving(str(tmp_path), tls=(cert, key)) as (url, requests):
         remote = point_series(url.rstrip("/"), "etasw", lon, lat)
     assert remote == local and len(remote) == 12
-    # The product's index of its months whole; per month a HEAD (the COG's size), its
+    # The product's indexes of its months whole; per month a HEAD (the COG's size), its
     # header and the point's block by range requests, never a whole COG.
-    assert [r for r in requests if ".tif" not in r] == ["GET /etasw-monthly/items.parquet whole"]
+    assert [r for r in requests if ".tif" not in r] == [
+        "GET /series/etasw.zarr/zarr.json whole",
+        "GET /etasw-monthly/items.parquet whole",
+        "GET /etasw-tiles-monthly/items.parquet whole",
+    ]
     cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
     assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
     print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")
@@ -712,7 +762,7 @@ def opened(browser, url: str):
 
 
 def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo, browser):
-    with serving(str(demo / OUTPUT)) as (url, _):
+    with serving(str(demo / OUTPUT)) as (url, requests):
         page = opened(browser, url + "index.html")
         page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
         before = map_pixels(page)
@@ -723,6 +773,8 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
         page.wait_for_function("document.body.dataset.marked")  # drawn on the map
         lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         etasw = table(page)
+        # From the series store: its metadata, the shard's index, the pixel's chunk.
+        store_reads = [r.split(" ")[1].split("/")[2] for r in requests if "/series/" in r]
         title = page.locator("#series-title").inner_text()
         after = map_pixels(page)
         # The chart's ticks: round values in mm, each month's initial, the year.
@@ -764,10 +816,14 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
     # The CSV, as `etm timeseries` writes it.
     assert name == f"etasw_monthly_{lat:.4f}N_{-lon:.4f}W.csv"
     lines = text.splitlines()
-    assert lines[0] == "period,value_mm"
-    # 9 significant digits: the COG's float32 exactly.
+    assert lines[0] == "period,value_mm,cog"
+    # 9 significant digits: the COG's float32 exactly; and which COG it is.
     rows = [line.split(",") for line in lines[1:]]
-    assert [[m, v and float(np.float32(v))] for m, v in rows] == etasw
+    assert [[m, v and float(np.float32(v))] for m, v, _ in rows] == etasw
+    assert [cog for *_, cog in rows] == [
+        f"mosaic/etasw/2020/etasw_{m[:4]}{m[5:]}.tif" for m in months
+    ]
+    assert store_reads == ["etasw.zarr"] * 3
 
 
 def with_another_year(demo: Path, folder: Path) -> Path:
