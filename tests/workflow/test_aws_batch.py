@@ -246,15 +246,18 @@ def start(batch, configfile: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def running(batch, before: int, count: int = 1, timeout: float = 300) -> list:
-    """Waits until ``count`` of the jobs submitted after the first ``before`` run."""
+def running(
+    batch, before: int, count: int = 1, timeout: float = 300, status: str = "RUNNING"
+) -> list:
+    """Waits until ``count`` of the jobs submitted after the first ``before`` are in
+    ``status``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         jobs = list(batch.batch.jobs.values())[before:]
-        if sum(job.status == "RUNNING" for job in jobs) >= count:
+        if sum(job.status == status for job in jobs) >= count:
             return jobs
         time.sleep(0.2)
-    raise AssertionError("no job started")
+    raise AssertionError(f"no job {status}")
 
 
 def test_containers_have_no_privilege_and_run_as_the_images_user(batch):
@@ -312,12 +315,17 @@ def test_sigterm_ends_the_runs_containers(batch):
 def test_after_a_kill_9_the_next_run_waits_for_the_old_containers_to_be_cancelled(batch):
     configfile = small(batch, "killed")
     before = len(batch.batch.jobs)
-    run = start(batch, configfile)
-    running(batch, before)
-    run.kill()
-    run.communicate()
-    assert batch.snakemake("--unlock", configfile=configfile).returncode == 0
-    refused = batch.snakemake(configfile=configfile)
+    # Its containers wait for capacity, so that none ends on its own while the test runs.
+    batch.batch.hold()
+    try:
+        run = start(batch, configfile)
+        running(batch, before, status="RUNNABLE")
+        run.kill()
+        run.communicate()
+        assert batch.snakemake("--unlock", configfile=configfile).returncode == 0
+        refused = batch.snakemake(configfile=configfile)
+    finally:
+        batch.batch.release()
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error")]
     assert len(errors) == 1 and "of its AWS Batch jobs have not ended" in errors[0], refused.stderr

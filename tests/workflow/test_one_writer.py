@@ -96,10 +96,9 @@ def test_a_config_of_ones_own_is_never_completed_from_the_teams(workspace):
     result = workspace.snakemake("-n")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
-    assert errors == [
-        "etm error: config: missing key 'enduser_cog_output' (Prefix under which the monthly "
-        "tile and region COGs are published); add it to your config file"
-    ], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("etm error: config: missing key 'enduser_cog_output' (Prefix ")
+    assert errors[0].endswith("); add it to your config file")
     assert not (workspace.root / "ws-enduser").exists()  # the team's output prefix
     assert not (workspace.root / "reports").exists()
 
