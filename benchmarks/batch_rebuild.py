@@ -24,9 +24,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import bisect
 import heapq
 import json
+import math
 import os
 import random
 import re
@@ -327,7 +327,8 @@ def run(args) -> None:
     ]  # fmt: skip
     print(f"layout: {chips:,} chips in moto ({args.tiles} tiles, {len(products)} products, "
           f"{args.years} years), jobs_per_container {args.jobs_per_container}, "
-          f"--jobs {args.jobs}, --cores {args.cores}, time scale 1/{args.scale:g}", flush=True)  # fmt: skip
+          f"--jobs {args.jobs}, --cores {args.cores}, time scale 1/{args.scale:g}",
+          flush=True)  # fmt: skip
     origin = sleeper.origin = time.monotonic()
     with open(root / "main.log", "w") as log:
         process = subprocess.Popen(command, cwd=folder, env=environment, stdout=log, stderr=log)
@@ -358,9 +359,8 @@ def report_run(args, records, stand_in, watch, usage, wall, origin) -> None:
     print(f"cores computing / {args.cores}: {work / (args.cores * makespan):.2f}; held / "
           f"{args.cores}: {held / (args.cores * makespan):.2f}")  # fmt: skip
     width = 60 / scale
-    busy = busy_over_time(
-        [Record(r.rules, r.vcpus, 0, r.starting - first, 0, r.ended - first) for r in records], width, (max(r.ended for r in records) - first)
-    )  # fmt: skip
+    shifted = [Record(r.rules, r.vcpus, 0, r.starting - first, 0, r.ended - first) for r in records]
+    busy = busy_over_time(shifted, width, max(r.ended for r in shifted))
     print("vCPUs held by containers, per modelled minute: " + " ".join(f"{b:.0f}" for b in busy))
     for operation in ("submitjob", "describejobs", "registerjobdefinition"):
         times = [t - origin - first for t, op in stand_in.calls if op == operation]
@@ -393,6 +393,262 @@ def report_run(args, records, stand_in, watch, usage, wall, origin) -> None:
     path.write_text(json.dumps(dump))
 
 
+GROUP = re.compile(r"Group job (\S+) \(jobs in lexicogr\. order\)")
+RULE = re.compile(r"^(    )?(?:local)?rule (\w+):")
+
+
+@dataclass
+class Container:
+    """A container of the model: its jobs' seconds, the containers it waits for."""
+
+    name: str
+    kind: str
+    seconds: list[float]
+    after: list[int] = field(default_factory=list)
+    vcpus: int = 1
+
+
+def dag_containers(
+    tiles: int, years: int, reuse: bool = False
+) -> tuple[list[Container], str, float, float]:
+    """The containers Snakemake forms with profiles/aws's groups for the synthetic archive of
+    benchmarks/dry_run_1m.py (empty local files), read from a dry run's job list; with the
+    dry run's etm summary line, its wall seconds and peak resident MB. The executor is
+    cluster-generic (etm-batch needs S3): Snakemake forms the same groups for any remote
+    executor (benchmarks/batch_containers.py)."""
+    from batch_containers import PROFILE
+    from dry_run_1m import generate, layout_root
+
+    root = layout_root(tiles, years)
+    span = range(2001, 2001 + years)
+    generate(root, tiles, span)
+    config = {
+        "products": PRODUCTS, "start_year": span.start, "end_year": span.stop - 1,
+        "unmosaicked_inputs": [f"{RUN}/run_{t}/{t}/" for t in tile_names(tiles)],
+        "enduser_cog_output": "ws-enduser/USA/bench/",
+    }  # fmt: skip
+    (root / "batch.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
+        "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
+        "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
+        "--groups", *PROFILE["groups"], "--group-components", *PROFILE["group-components"],
+        "--configfile", "batch.yaml",
+    ]  # fmt: skip
+    measured = root / "dry-run.json"
+    if not (reuse and measured.exists()):
+        start = time.perf_counter()
+        with open(root / "dry-run.txt", "w") as output:
+            process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT)
+            _pid, status, usage = os.wait4(process.pid, 0)
+        if status:
+            sys.exit(f"the dry run failed: see {root / 'dry-run.txt'}")
+        cpu = usage.ru_utime + usage.ru_stime
+        measured.write_text(json.dumps([time.perf_counter() - start, cpu, usage.ru_maxrss / 1024]))
+    wall, _cpu, rss = json.loads(measured.read_text())
+    groups: dict[str, Counter] = defaultdict(Counter)
+    alone: list[tuple[str, str]] = []
+    group, summary = None, ""
+    with open(root / "dry-run.txt") as output:
+        for line in output:
+            if found := GROUP.search(line):
+                group = found[1]
+            elif found := RULE.match(line):
+                if found[1] and group:
+                    groups[group][found[2]] += 1
+                else:
+                    group = None
+                    alone.append((found[2], ""))
+            elif line.startswith("    wildcards: ") and group is None and alone:
+                alone[-1] = (alone[-1][0], line.split("tile=")[-1].strip())
+            elif line.startswith("etm: ") and "containers to submit" in line:
+                summary = line.strip()
+    return _containers(groups, alone), summary, wall, rss
+
+
+def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> list[Container]:
+    """Containers with their dependencies: a tile's after its baseline, a region's after its
+    product-year's tiles."""
+    found = [
+        Container(f"baseline_{tile}", "baseline", [BASELINE_S])
+        for rule, tile in alone if rule == "chip_baseline"
+    ]  # fmt: skip
+    baselines = {c.name.removeprefix("baseline_"): i for i, c in enumerate(found)}
+    tiles_of: dict[str, list[int]] = defaultdict(list)
+    for name, rules in groups.items():
+        kind = "tile" if name.startswith("tile_") else "region"
+        seconds = [job_seconds(rule) for rule, n in rules.items() for _ in range(n)]
+        found.append(Container(name, kind, seconds))
+        if kind == "tile":
+            tile, product_year = re.fullmatch(r"tile_(.+?)_(\w+_\d{4})", name).groups()
+            found[-1].after = [baselines[tile]] if tile in baselines else []
+            tiles_of[product_year].append(len(found) - 1)
+    for container in found:
+        if container.kind == "region":
+            container.after = tiles_of[container.name.removeprefix("region_")]
+    return found
+
+
+def merge_products(containers: list[Container]) -> list[Container]:
+    """One container per tile and year (every product's months), one per year for the
+    region: profiles/aws's groups as `tile_{tile}_{year}` and `region_{year}`."""
+    merged: dict[str, Container] = {}
+    index_of: dict[int, str] = {}
+    for index, c in enumerate(containers):
+        name = c.name
+        if c.kind == "tile":
+            tile, year = re.fullmatch(r"tile_(.+?)_\w+_(\d{4})", name).groups()
+            name = f"tile_{tile}_{year}"
+        elif c.kind == "region":
+            name = f"region_{name[-4:]}"
+        target = merged.setdefault(name, Container(name, c.kind, []))
+        target.seconds += c.seconds
+        index_of[index] = name
+    names = list(merged)
+    for index, c in enumerate(containers):
+        target = merged[index_of[index]]
+        target.after = sorted(
+            set(target.after) | {names.index(index_of[b]) for b in c.after}
+        )  # fmt: skip
+    return list(merged.values())
+
+
+@dataclass
+class Outcome:
+    makespan: float
+    busy: list[float]
+    computing: float
+    held: float
+    submits: list[float]
+    describes: list[float]
+
+
+def simulate(containers: list[Container], slots: int, cores: int, nodes: int, order: str,
+             submit_s: float, check_s: float, overhead_s: float,
+             seed: int = 1) -> Outcome:  # fmt: skip
+    """The run as the main process drives it: a container is submitted once those it waits
+    for are seen done, while fewer than ``nodes`` run and their vCPUs stay within ``cores``,
+    one at a time (``submit_s`` of the main process each); region containers first, then
+    the tiles' in DAG order (``order="dag"``) or shuffled (``"random"``). It starts after a
+    modelled start, runs ``overhead_s`` (its own Snakemake) and its jobs ``slots`` at once,
+    and is seen done at the next status check (every ``check_s``)."""
+    rng = random.Random(seed)
+    for c in containers:
+        c.vcpus = min(slots, len(c.seconds))
+    rank = list(range(len(containers)))
+    if order == "random":
+        rng.shuffle(rank)
+    waiting = [len(c.after) for c in containers]
+    followers: dict[int, list[int]] = defaultdict(list)
+    for index, c in enumerate(containers):
+        for before in c.after:
+            followers[before].append(index)
+    ready: list[tuple[int, int]] = []  # (region first, rank), index
+
+    def make_ready(index: int) -> None:
+        first = 0 if containers[index].kind == "region" else 1
+        heapq.heappush(ready, ((first, rank[index]), index))
+
+    for index, count in enumerate(waiting):
+        if count == 0:
+            make_ready(index)
+    ends: list[tuple[float, int]] = []  # (seen done, index)
+    spans: list[tuple[float, float, int]] = []
+    clock = free_at = 0.0
+    running = used = 0
+    computing = 0.0
+    submits: list[float] = []
+    done = 0
+    while done < len(containers):
+        # Submit what fits, one after the other.
+        while ready and running < nodes and used + containers[ready[0][1]].vcpus <= cores:
+            _, index = heapq.heappop(ready)
+            c = containers[index]
+            free_at = max(free_at, clock) + submit_s
+            submits.append(free_at)
+            running, used = running + 1, used + c.vcpus
+            start = free_at + rng.uniform(*START_S)
+            end = start + overhead_s + list_schedule(c.seconds, c.vcpus)
+            computing += sum(c.seconds)
+            spans.append((free_at, end, c.vcpus))
+            seen = math.ceil(end / check_s) * check_s
+            heapq.heappush(ends, (seen, index))
+        seen, index = heapq.heappop(ends)
+        clock = max(seen, clock)
+        batch = [index]
+        while ends and ends[0][0] <= clock:
+            batch.append(heapq.heappop(ends)[1])
+        for index in batch:
+            done += 1
+            running, used = running - 1, used - containers[index].vcpus
+            for follower in followers[index]:
+                waiting[follower] -= 1
+                if waiting[follower] == 0:
+                    make_ready(follower)
+    makespan = max(end for _s, end, _v in spans)
+    width = 60.0
+    busy = [0.0] * (int(makespan // width) + 1)
+    held = 0.0
+    for start, end, vcpus in spans:
+        held += vcpus * (end - start)
+        for b in range(int(start // width), int(end // width) + 1):
+            low, high = max(start, b * width), min(end, (b + 1) * width)
+            if high > low and b < len(busy):
+                busy[b] += vcpus * (high - low) / width
+    describes = []
+    for tick in range(int(makespan // check_s) + 1):
+        active = sum(1 for s, e, _v in spans if s <= tick * check_s < e)
+        describes += [tick * check_s] * math.ceil(active / 100)
+    return Outcome(makespan, busy, computing, held, submits, describes)
+
+
+def model(args) -> None:
+    """The model at full scale, for each jobs_per_container."""
+    start = time.perf_counter()
+    containers, summary, wall, rss = dag_containers(args.tiles, args.years, args.reuse)
+    if args.merge_products:
+        containers = merge_products(containers)
+        summary = "(merged: one container per tile-year and per region-year, every product)"
+    kinds = Counter(c.kind for c in containers)
+    jobs = sum(len(c.seconds) for c in containers)
+    print(f"dry run of the real workflow ({args.tiles} tiles, {len(PRODUCTS)} products, "
+          f"{args.years} years): {wall:.0f} s, peak RSS {rss:,.0f} MB; {jobs:,} jobs in "
+          f"{len(containers):,} containers "
+          f"({', '.join(f'{n:,} {k}' for k, n in kinds.items())})")  # fmt: skip
+    print(f"  {summary}")
+    work = sum(sum(c.seconds) for c in containers)
+    print(f"modelled work: {work / 3600:.1f} core-h; floor on {args.cores} vCPUs: "
+          f"{work / args.cores / 60:.1f} min")  # fmt: skip
+    print(f"model: start {START_S[0]:.0f}-{START_S[1]:.0f} s, container Snakemake "
+          f"{args.overhead:g} s, status checks every {args.check:g} s, "
+          f"{args.submit:g} s of the main process per submission; median of {args.seeds} "
+          "seeds")  # fmt: skip
+    print(f"\n{'per container':<14}{'--jobs':>7}{'order':>8}{'makespan min':>22}{'computing':>11}"
+          f"{'held':>7}{'Submit/min':>12}{'Describe/min':>14}")  # fmt: skip
+    for slots in args.jobs_per_container:
+        for nodes in args.nodes:
+            for order in ("dag", "random"):
+                outcomes = [
+                    simulate(containers, slots, args.cores, nodes, order, args.submit,
+                             args.check, args.overhead, seed)
+                    for seed in range(1, args.seeds + 1)
+                ]  # fmt: skip
+                spans = [o.makespan / 60 for o in outcomes]
+                best = outcomes[0]
+                capacity = args.cores * best.makespan
+                submit_rate = per_minute(best.submits, 60)
+                describe_rate = per_minute(best.describes, 60)
+                print(f"{slots:>3} at once  {nodes:>7}{order:>8}"
+                      f"{statistics.median(spans):>10.1f} ({min(spans):.1f}-{max(spans):.1f})"
+                      f"{best.computing / capacity:>11.2f}{best.held / capacity:>7.2f}"
+                      f"{statistics.median(submit_rate):>8.0f} max{max(submit_rate):<4}"
+                      f"{statistics.median(describe_rate):>10.0f} max{max(describe_rate)}"
+                      )  # fmt: skip
+                if order == "dag" and args.busy:
+                    print("    vCPUs held per minute: " + " ".join(f"{b:.0f}" for b in best.busy))
+    print(f"\n({time.perf_counter() - start:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -405,9 +661,24 @@ def main() -> None:
     one.add_argument("--jobs", type=int, default=60)
     one.add_argument("--scale", type=float, default=1.0)
     one.add_argument("snakemake", nargs="*", help="more snakemake arguments (after --)")
+    full = sub.add_parser("model", help="the model at full scale, from a dry run's containers")
+    full.add_argument("--tiles", type=int, default=18)
+    full.add_argument("--years", type=int, default=20)
+    full.add_argument("--cores", type=int, default=220)
+    full.add_argument("--jobs-per-container", type=int, nargs="+", default=[1, 2, 4, 8])
+    full.add_argument("--nodes", type=int, nargs="+", default=[60, 220], help="--jobs values")
+    full.add_argument("--submit", type=float, default=0.05, help="main-process s per submission")
+    full.add_argument("--check", type=float, default=5.0, help="s between status checks")
+    full.add_argument("--overhead", type=float, default=10.0, help="container Snakemake s")
+    full.add_argument("--seeds", type=int, default=3)
+    full.add_argument("--busy", action="store_true", help="print vCPUs held per minute")
+    full.add_argument("--reuse", action="store_true", help="the last dry run's job list")
+    full.add_argument("--merge-products", action="store_true", help="a tile-year a container")
     args = parser.parse_args()
     if args.part == "run":
         run(args)
+    else:
+        model(args)
 
 
 if __name__ == "__main__":

@@ -126,13 +126,13 @@ SHELL = {
     "mosaic_tile": (
         '"(gdalbuildvrt {output.cog}.vrt {input.sources} && gdal_translate -of COG '
         "-co COMPRESS=ZSTD -co LEVEL=9 -co PREDICTOR=FLOATING_POINT -co RESAMPLING=AVERAGE "
-        '{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && '
+        "{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && "
         'rm {output.cog}.vrt) > {log} 2>&1"'
     ),
     "mosaic_region": (
         '"(gdalbuildvrt {output.cog}.vrt {input} && gdal_translate -of COG '
         "-co COMPRESS=ZSTD -co LEVEL=9 -co PREDICTOR=FLOATING_POINT -co RESAMPLING=AVERAGE "
-        '{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && '
+        "{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && "
         "gdal_translate -of PNG -outsize 1024 0 -scale {output.cog} {output.thumbnail} && "
         'rm {output.cog}.vrt) > {log} 2>&1"'
     ),
