@@ -34,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -123,6 +124,13 @@ class Sleeper:
     put: object
     origin: float
     seed: int = 1
+    #: Modelled seconds of a container's own Snakemake before its jobs.
+    overhead: float = 10.0
+    #: How many containers of each rule also run their command with --dry-run.
+    probes: int = 0
+    probed: list = field(default_factory=list)
+    probing: Counter = field(default_factory=Counter)
+    raw: dict = field(default_factory=dict)
     commands: dict = field(default_factory=dict)
     records: dict = field(default_factory=dict)
     stops: dict = field(default_factory=dict)
@@ -142,17 +150,45 @@ class Sleeper:
             start = self.random.uniform(*START_S)
         record = Record(Counter(rule for rule, _ in jobs), vcpus, 0.0, self.now())
         self.commands[attempt.container] = jobs
+        self.raw[attempt.container] = command
         self.records[attempt.container] = record
         self.stops[attempt.container] = threading.Event()
         self.stops[attempt.container].wait(start / self.scale)
         return None
 
+    def probe(self, attempt, command: list[str]) -> None:
+        """The container's own Snakemake as far as its jobs (--dry-run appended): deploying
+        the sources, parsing the workflow, the group's DAG and its inputs' checks on S3."""
+        environment = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            process = subprocess.Popen(
+                [*command[:-1], command[-1] + " --dry-run"], cwd=folder,
+                env={**environment, **attempt.environment}, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            output = process.stdout.read().decode()
+            _pid, status, usage = os.wait4(process.pid, 0)
+        wall, cpu = time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+        self.probed.append((max(self.records[attempt.container].rules), wall, cpu, status))
+        if status:
+            print(f"probe failed ({status}):\n{output[-2000:]}", file=sys.stderr)
+
     def run(self, attempt) -> int:
         jobs, record = self.commands[attempt.container], self.records[attempt.container]
         record.running = self.now()
+        kind = max(record.rules)
+        with self.lock:
+            probe = sum(kind == k for k, *_ in self.probed) + self.probing[kind] < self.probes
+            self.probing[kind] += probe
+        spent = time.perf_counter()
+        if probe:
+            self.probe(attempt, self.raw[attempt.container])
+        spent = time.perf_counter() - spent
         seconds = [job_seconds(rule) for rule, _ in jobs]
         record.work = sum(seconds)
-        if self.stops[attempt.container].wait(list_schedule(seconds, self.slots) / self.scale):
+        modelled = self.overhead + list_schedule(seconds, self.slots)
+        if self.stops[attempt.container].wait(max(0.0, modelled / self.scale - spent)):
             return 143
         for rule, wildcards in jobs:
             for bucket, key in outputs(rule, wildcards, self.key):
@@ -308,7 +344,8 @@ def run(args) -> None:
     origin = time.monotonic()
     sleeper = Sleeper(
         args.scale, args.jobs_per_container, output_key(OUTPUT, local=False),
-        lambda bucket, key: backend.put_object(bucket, key, b""), origin,
+        lambda bucket, key: backend.put_object(bucket, key, b""), origin, probes=args.probes,
+        overhead=args.overhead,
     )  # fmt: skip
     stand_in = Capacity(
         None, {}, JOB_ROLE, FAKE_CREDENTIALS["AWS_DEFAULT_REGION"], root / "logs",
@@ -341,10 +378,10 @@ def run(args) -> None:
     if status:
         sys.exit(f"snakemake failed ({status}): see {root / 'main.log'}")
     records = list(sleeper.records.values())
-    report_run(args, records, stand_in, watch, usage, wall, origin)
+    report_run(args, records, stand_in, watch, usage, wall, origin, sleeper)
 
 
-def report_run(args, records, stand_in, watch, usage, wall, origin) -> None:
+def report_run(args, records, stand_in, watch, usage, wall, origin, sleeper) -> None:
     scale = args.scale
     submitted = sorted(t - origin for t, op in stand_in.calls if op == "submitjob")
     first = min(submitted)
@@ -384,6 +421,13 @@ def report_run(args, records, stand_in, watch, usage, wall, origin) -> None:
         print(f"main process while containers ran: {running_cpu:.1f} CPU-s in {running_wall:.0f} s"
               f" ({running_cpu / max(running_wall, 1e-9):.2f} of a core), RSS "
               f"{start[2]:,.0f} to {max(s[2] for s in watch.samples):,.0f} MB")  # fmt: skip
+    for kind in sorted({k for k, *_ in sleeper.probed}):
+        found = [(w, c) for k, w, c, status in sleeper.probed if k == kind and status == 0]
+        if found:
+            walls, cpus = zip(*found, strict=True)
+            print(f"a {kind} container's own Snakemake with --dry-run (deploy, parse, DAG, "
+                  f"inputs on S3), {len(found)} containers: {statistics.median(walls):.1f} s "
+                  f"wall, {statistics.median(cpus):.1f} CPU-s (median)")  # fmt: skip
     dump = {
         "records": [r.__dict__ | {"rules": dict(r.rules)} for r in records],
         "calls": [(t - origin, op) for t, op in stand_in.calls],
@@ -660,6 +704,8 @@ def main() -> None:
     one.add_argument("--cores", type=int, default=220)
     one.add_argument("--jobs", type=int, default=60)
     one.add_argument("--scale", type=float, default=1.0)
+    one.add_argument("--probes", type=int, default=3, help="containers of a rule run -n too")
+    one.add_argument("--overhead", type=float, default=10.0, help="container Snakemake s")
     one.add_argument("snakemake", nargs="*", help="more snakemake arguments (after --)")
     full = sub.add_parser("model", help="the model at full scale, from a dry run's containers")
     full.add_argument("--tiles", type=int, default=18)
