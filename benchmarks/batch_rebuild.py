@@ -57,6 +57,10 @@ TILE_MONTH_S = 2.34
 REGION_MONTH_S = 18 * TILE_MONTH_S
 #: A tile's chip baseline (README: the two tiles' baselines took 0.5 CPU-s).
 BASELINE_S = 0.25
+#: What a job downloads before it runs: 25 chips of 961 x 961 float64 (7.4 MB), or 18 tile
+#: COGs of a month (17.2 MB at ZSTD 9: the rebuild benchmark's 1.78 TB stored, less 2,880
+#: region months of 308.7 MB, over 51,840 tile-months).
+JOB_MB = {"mosaic_tile": 25 * 7.4, "mosaic_region": 18 * 17.2}
 #: A container's start on AWS Batch, modelled (issue 32): placement, image, ECS task start.
 START_S = (30.0, 60.0)
 #: What the workflow needs of the repository (tests/workflow/test_aws_batch.py).
@@ -450,6 +454,8 @@ class Container:
     seconds: list[float]
     after: list[int] = field(default_factory=list)
     vcpus: int = 1
+    #: Megabytes each job downloads before it runs (its chips, or its tiles' COGs).
+    megabytes: list[float] = field(default_factory=list)
 
 
 def dag_containers(
@@ -514,7 +520,7 @@ def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> lis
     """Containers with their dependencies: a tile's after its baseline, a region's after its
     product-year's tiles."""
     found = [
-        Container(f"baseline_{tile}", "baseline", [BASELINE_S])
+        Container(f"baseline_{tile}", "baseline", [BASELINE_S], megabytes=[0.0])
         for rule, tile in alone if rule == "chip_baseline"
     ]  # fmt: skip
     baselines = {c.name.removeprefix("baseline_"): i for i, c in enumerate(found)}
@@ -522,7 +528,8 @@ def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> lis
     for name, rules in groups.items():
         kind = "tile" if name.startswith("tile_") else "region"
         seconds = [job_seconds(rule) for rule, n in rules.items() for _ in range(n)]
-        found.append(Container(name, kind, seconds))
+        megabytes = [JOB_MB.get(rule, 0.0) for rule, n in rules.items() for _ in range(n)]
+        found.append(Container(name, kind, seconds, megabytes=megabytes))
         if kind == "tile":
             tile, product_year = re.fullmatch(r"tile_(.+?)_(\w+_\d{4})", name).groups()
             found[-1].after = [baselines[tile]] if tile in baselines else []
@@ -533,27 +540,24 @@ def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> lis
     return found
 
 
-def merge_products(containers: list[Container]) -> list[Container]:
-    """One container per tile and year (every product's months), one per year for the
-    region: profiles/aws's groups as `tile_{tile}_{year}` and `region_{year}`."""
+def tile_years(containers: list[Container]) -> list[Container]:
+    """One container per tile and year, every product's months in it (profiles/aws's groups
+    with `mosaic_tile=tile_{tile}_{year}`); the region's stay one per product and year."""
     merged: dict[str, Container] = {}
-    index_of: dict[int, str] = {}
+    name_of: dict[int, str] = {}
     for index, c in enumerate(containers):
         name = c.name
         if c.kind == "tile":
             tile, year = re.fullmatch(r"tile_(.+?)_\w+_(\d{4})", name).groups()
             name = f"tile_{tile}_{year}"
-        elif c.kind == "region":
-            name = f"region_{name[-4:]}"
         target = merged.setdefault(name, Container(name, c.kind, []))
         target.seconds += c.seconds
-        index_of[index] = name
-    names = list(merged)
+        target.megabytes += c.megabytes
+        name_of[index] = name
+    position = {name: i for i, name in enumerate(merged)}
     for index, c in enumerate(containers):
-        target = merged[index_of[index]]
-        target.after = sorted(
-            set(target.after) | {names.index(index_of[b]) for b in c.after}
-        )  # fmt: skip
+        target = merged[name_of[index]]
+        target.after = sorted(set(target.after) | {position[name_of[b]] for b in c.after})
     return list(merged.values())
 
 
@@ -568,14 +572,15 @@ class Outcome:
 
 
 def simulate(containers: list[Container], slots: int, cores: int, nodes: int, order: str,
-             submit_s: float, check_s: float, overhead_s: float,
+             submit_s: float, check_s: float, overhead_s: float, mbps: float = 0.0,
              seed: int = 1) -> Outcome:  # fmt: skip
     """The run as the main process drives it: a container is submitted once those it waits
     for are seen done, while fewer than ``nodes`` run and their vCPUs stay within ``cores``,
     one at a time (``submit_s`` of the main process each); region containers first, then
     the tiles' in DAG order (``order="dag"``) or shuffled (``"random"``). It starts after a
     modelled start, runs ``overhead_s`` (its own Snakemake) and its jobs ``slots`` at once,
-    and is seen done at the next status check (every ``check_s``)."""
+    and is seen done at the next status check (every ``check_s``). With ``mbps``, each job
+    first downloads its inputs at that many MB/s."""
     rng = random.Random(seed)
     for c in containers:
         c.vcpus = min(slots, len(c.seconds))
@@ -612,7 +617,11 @@ def simulate(containers: list[Container], slots: int, cores: int, nodes: int, or
             submits.append(free_at)
             running, used = running + 1, used + c.vcpus
             start = free_at + rng.uniform(*START_S)
-            end = start + overhead_s + list_schedule(c.seconds, c.vcpus)
+            walls = [
+                s + (mb / mbps if mbps else 0.0)
+                for s, mb in zip(c.seconds, c.megabytes, strict=True)
+            ]
+            end = start + overhead_s + list_schedule(walls, c.vcpus)
             computing += sum(c.seconds)
             spans.append((free_at, end, c.vcpus))
             seen = math.ceil(end / check_s) * check_s
@@ -650,9 +659,9 @@ def model(args) -> None:
     """The model at full scale, for each jobs_per_container."""
     start = time.perf_counter()
     containers, summary, wall, rss = dag_containers(args.tiles, args.years, args.reuse)
-    if args.merge_products:
-        containers = merge_products(containers)
-        summary = "(merged: one container per tile-year and per region-year, every product)"
+    if args.tile_years:
+        containers = tile_years(containers)
+        summary = "(regrouped: one container per tile-year with every product's months)"
     kinds = Counter(c.kind for c in containers)
     jobs = sum(len(c.seconds) for c in containers)
     print(f"dry run of the real workflow ({args.tiles} tiles, {len(PRODUCTS)} products, "
@@ -665,8 +674,9 @@ def model(args) -> None:
           f"{work / args.cores / 60:.1f} min")  # fmt: skip
     print(f"model: start {START_S[0]:.0f}-{START_S[1]:.0f} s, container Snakemake "
           f"{args.overhead:g} s, status checks every {args.check:g} s, "
-          f"{args.submit:g} s of the main process per submission; median of {args.seeds} "
-          "seeds")  # fmt: skip
+          f"{args.submit:g} s of the main process per submission, downloads "
+          f"{f'at {args.mbps:g} MB/s a job' if args.mbps else 'not modelled'}; median of "
+          f"{args.seeds} seeds")  # fmt: skip
     print(f"\n{'per container':<14}{'--jobs':>7}{'order':>8}{'makespan min':>22}{'computing':>11}"
           f"{'held':>7}{'Submit/min':>12}{'Describe/min':>14}")  # fmt: skip
     for slots in args.jobs_per_container:
@@ -674,7 +684,7 @@ def model(args) -> None:
             for order in ("dag", "random"):
                 outcomes = [
                     simulate(containers, slots, args.cores, nodes, order, args.submit,
-                             args.check, args.overhead, seed)
+                             args.check, args.overhead, args.mbps, seed)
                     for seed in range(1, args.seeds + 1)
                 ]  # fmt: skip
                 spans = [o.makespan / 60 for o in outcomes]
@@ -719,7 +729,8 @@ def main() -> None:
     full.add_argument("--seeds", type=int, default=3)
     full.add_argument("--busy", action="store_true", help="print vCPUs held per minute")
     full.add_argument("--reuse", action="store_true", help="the last dry run's job list")
-    full.add_argument("--merge-products", action="store_true", help="a tile-year a container")
+    full.add_argument("--tile-years", action="store_true", help="a tile-year a container")
+    full.add_argument("--mbps", type=float, default=0.0, help="S3 MB/s per job (0: none)")
     args = parser.parse_args()
     if args.part == "run":
         run(args)
