@@ -24,6 +24,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import bisect
 import heapq
 import json
 import math
@@ -648,10 +649,13 @@ def simulate(containers: list[Container], slots: int, cores: int, nodes: int, or
             low, high = max(start, b * width), min(end, (b + 1) * width)
             if high > low and b < len(busy):
                 busy[b] += vcpus * (high - low) / width
+    # DescribeJobs: 100 active containers a call at every status check.
+    starts, ends_at = sorted(s for s, _e, _v in spans), sorted(e for _s, e, _v in spans)
     describes = []
     for tick in range(int(makespan // check_s) + 1):
-        active = sum(1 for s, e, _v in spans if s <= tick * check_s < e)
-        describes += [tick * check_s] * math.ceil(active / 100)
+        moment = tick * check_s
+        active = bisect.bisect_right(starts, moment) - bisect.bisect_right(ends_at, moment)
+        describes += [moment] * math.ceil(active / 100)
     return Outcome(makespan, busy, computing, held, submits, describes)
 
 
