@@ -532,7 +532,7 @@ def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> lis
         megabytes = [JOB_MB.get(rule, 0.0) for rule, n in rules.items() for _ in range(n)]
         found.append(Container(name, kind, seconds, megabytes=megabytes))
         if kind == "tile":
-            tile, product_year = re.fullmatch(r"tile_(.+?)_(\w+_\d{4})", name).groups()
+            tile, product_year = re.fullmatch(r"tile_(.+)_([a-z0-9]+_\d{4})", name).groups()
             found[-1].after = [baselines[tile]] if tile in baselines else []
             tiles_of[product_year].append(len(found) - 1)
     for container in found:
@@ -549,7 +549,7 @@ def tile_years(containers: list[Container]) -> list[Container]:
     for index, c in enumerate(containers):
         name = c.name
         if c.kind == "tile":
-            tile, year = re.fullmatch(r"tile_(.+?)_\w+_(\d{4})", name).groups()
+            tile, year = re.fullmatch(r"tile_(.+)_[a-z0-9]+_(\d{4})", name).groups()
             name = f"tile_{tile}_{year}"
         target = merged.setdefault(name, Container(name, c.kind, []))
         target.seconds += c.seconds
@@ -673,6 +673,10 @@ def model(args) -> None:
           f"{len(containers):,} containers "
           f"({', '.join(f'{n:,} {k}' for k, n in kinds.items())})")  # fmt: skip
     print(f"  {summary}")
+    waits = Counter((c.kind, len(c.after)) for c in containers)
+    print("  waiting for: " + ", ".join(
+        f"{n:,} {kind} containers on {after}" for (kind, after), n in sorted(waits.items())
+    ))  # fmt: skip
     work = sum(sum(c.seconds) for c in containers)
     print(f"modelled work: {work / 3600:.1f} core-h; floor on {args.cores} vCPUs: "
           f"{work / args.cores / 60:.1f} min")  # fmt: skip
