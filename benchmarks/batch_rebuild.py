@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import heapq
 import json
 import math
@@ -460,7 +461,7 @@ class Container:
 
 
 def dag_containers(
-    tiles: int, years: int, reuse: bool = False
+    tiles: int, years: int, groups: list[str], reuse: bool = False
 ) -> tuple[list[Container], str, float, float]:
     """The containers Snakemake forms with profiles/aws's groups for the synthetic archive of
     benchmarks/dry_run_1m.py (empty local files), read from a dry run's job list; with the
@@ -483,24 +484,25 @@ def dag_containers(
         str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
         "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
         "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
-        "--groups", *PROFILE["groups"], "--group-components", *PROFILE["group-components"],
+        "--groups", *groups[:2], "--group-components", *groups[2:],
         "--configfile", "batch.yaml",
     ]  # fmt: skip
-    measured = root / "dry-run.json"
+    shape = hashlib.sha256(" ".join(groups).encode()).hexdigest()[:8]
+    measured, listing = root / f"dry-run-{shape}.json", root / f"dry-run-{shape}.txt"
     if not (reuse and measured.exists()):
         start = time.perf_counter()
-        with open(root / "dry-run.txt", "w") as output:
+        with open(listing, "w") as output:
             process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT)
             _pid, status, usage = os.wait4(process.pid, 0)
         if status:
-            sys.exit(f"the dry run failed: see {root / 'dry-run.txt'}")
+            sys.exit(f"the dry run failed: see {listing}")
         cpu = usage.ru_utime + usage.ru_stime
         measured.write_text(json.dumps([time.perf_counter() - start, cpu, usage.ru_maxrss / 1024]))
     wall, _cpu, rss = json.loads(measured.read_text())
     groups: dict[str, Counter] = defaultdict(Counter)
     alone: list[tuple[str, str]] = []
     group, summary = None, ""
-    with open(root / "dry-run.txt") as output:
+    with open(listing) as output:
         for line in output:
             if found := GROUP.search(line):
                 group = found[1]
@@ -517,6 +519,14 @@ def dag_containers(
     return _containers(groups, alone), summary, wall, rss
 
 
+def _tile_group(name: str, tiles: list[str]) -> tuple[str, str | None, str]:
+    """Tile, product (None when the group holds every product) and year of a tile group
+    (``tile_{tile}_{product}_{year}`` or ``tile_{tile}_{year}``)."""
+    tile = max((t for t in tiles if name.startswith(f"tile_{t}_")), key=len)
+    rest = name.removeprefix(f"tile_{tile}_")
+    return tile, (rest.rsplit("_", 1)[0] if "_" in rest else None), rest[-4:]
+
+
 def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> list[Container]:
     """Containers with their dependencies: a tile's after its baseline, a region's after its
     product-year's tiles."""
@@ -525,31 +535,33 @@ def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> lis
         for rule, tile in alone if rule == "chip_baseline"
     ]  # fmt: skip
     baselines = {c.name.removeprefix("baseline_"): i for i, c in enumerate(found)}
-    tiles_of: dict[str, list[int]] = defaultdict(list)
+    tiles_of: dict[tuple[str | None, str], list[int]] = defaultdict(list)
     for name, rules in groups.items():
         kind = "tile" if name.startswith("tile_") else "region"
         seconds = [job_seconds(rule) for rule, n in rules.items() for _ in range(n)]
         megabytes = [JOB_MB.get(rule, 0.0) for rule, n in rules.items() for _ in range(n)]
         found.append(Container(name, kind, seconds, megabytes=megabytes))
         if kind == "tile":
-            tile, product_year = re.fullmatch(r"tile_(.+)_([a-z0-9]+_\d{4})", name).groups()
-            found[-1].after = [baselines[tile]] if tile in baselines else []
-            tiles_of[product_year].append(len(found) - 1)
+            tile, product, year = _tile_group(name, list(baselines))
+            found[-1].after = [baselines[tile]]
+            tiles_of[product, year].append(len(found) - 1)
     for container in found:
         if container.kind == "region":
-            container.after = tiles_of[container.name.removeprefix("region_")]
+            product, year = container.name.removeprefix("region_").rsplit("_", 1)
+            container.after = tiles_of[product, year] + tiles_of[None, year]
     return found
 
 
 def tile_years(containers: list[Container]) -> list[Container]:
     """One container per tile and year, every product's months in it (profiles/aws's groups
     with `mosaic_tile=tile_{tile}_{year}`); the region's stay one per product and year."""
+    tiles = [c.name.removeprefix("baseline_") for c in containers if c.kind == "baseline"]
     merged: dict[str, Container] = {}
     name_of: dict[int, str] = {}
     for index, c in enumerate(containers):
         name = c.name
         if c.kind == "tile":
-            tile, year = re.fullmatch(r"tile_(.+)_[a-z0-9]+_(\d{4})", name).groups()
+            tile, _product, year = _tile_group(name, tiles)
             name = f"tile_{tile}_{year}"
         target = merged.setdefault(name, Container(name, c.kind, []))
         target.seconds += c.seconds
@@ -662,7 +674,11 @@ def simulate(containers: list[Container], slots: int, cores: int, nodes: int, or
 def model(args) -> None:
     """The model at full scale, for each jobs_per_container."""
     start = time.perf_counter()
-    containers, summary, wall, rss = dag_containers(args.tiles, args.years, args.reuse)
+    from batch_containers import PROFILE
+
+    groups = args.groups or [*PROFILE["groups"], *PROFILE["group-components"]]
+    containers, summary, wall, rss = dag_containers(args.tiles, args.years, groups, args.reuse)
+    print(f"groups: {' '.join(groups)}")
     if args.tile_years:
         containers = tile_years(containers)
         summary = "(regrouped: one container per tile-year with every product's months)"
@@ -738,6 +754,10 @@ def main() -> None:
     full.add_argument("--busy", action="store_true", help="print vCPUs held per minute")
     full.add_argument("--reuse", action="store_true", help="the last dry run's job list")
     full.add_argument("--tile-years", action="store_true", help="a tile-year a container")
+    full.add_argument(
+        "--groups", nargs=4, metavar="GROUP", help="2 --groups, 2 --group-components values "
+        "(default: profiles/aws's)",
+    )  # fmt: skip
     full.add_argument("--mbps", type=float, default=0.0, help="S3 MB/s per job (0: none)")
     args = parser.parse_args()
     if args.part == "run":
