@@ -418,12 +418,15 @@ def report_run(args, records, stand_in, watch, usage, wall, origin, sleeper) -> 
           f"{statistics.median(burst):.3f}, {len(burst)} of {len(intervals)}")  # fmt: skip
     cpu = usage.ru_utime + usage.ru_stime
     peak = usage.ru_maxrss / 1024
+    jobs = sum(sum(r.rules.values()) for r in records)
     print(f"main process: {wall:.0f} s wall, {cpu:.1f} CPU-s ({cpu / len(records):.3f} per "
           f"container), peak RSS {peak:,.0f} MB")  # fmt: skip
     if watch.samples:
         start = next((s for s in watch.samples if s[0] >= first), watch.samples[0])
         running_cpu = watch.samples[-1][1] - start[1]
         running_wall = watch.samples[-1][0] - start[0]
+        print(f"  before the first SubmitJob: {start[1]:.1f} CPU-s in {start[0]:.0f} s; after it, "
+              f"{running_cpu / jobs:.3f} CPU-s per job ({jobs:,} jobs)")  # fmt: skip
         print(f"main process while containers ran: {running_cpu:.1f} CPU-s in {running_wall:.0f} s"
               f" ({running_cpu / max(running_wall, 1e-9):.2f} of a core), RSS "
               f"{start[2]:,.0f} to {max(s[2] for s in watch.samples):,.0f} MB")  # fmt: skip
