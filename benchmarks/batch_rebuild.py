@@ -379,12 +379,16 @@ def run(args) -> None:
         _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - origin
     watch.done.set()
+    requests = server.count()
     stand_in.stop()
     server.stop()
     if status:
         sys.exit(f"snakemake failed ({status}): see {root / 'main.log'}")
     records = list(sleeper.records.values())
     report_run(args, records, stand_in, watch, usage, wall, origin, sleeper)
+    jobs = sum(sum(r.rules.values()) for r in records)
+    print(f"S3 requests of the main process (the containers write theirs into moto directly): "
+          f"{dict(requests)}, {sum(requests.values()) / jobs:.2f} per job")  # fmt: skip
 
 
 def report_run(args, records, stand_in, watch, usage, wall, origin, sleeper) -> None:
