@@ -9,8 +9,11 @@ a modelled start (30-60 s), then RUNNING for its jobs' modelled time (the rebuil
 benchmark's CPU-s per tile-month, run `jobs_per_container` at once), then writes its jobs'
 declared outputs as empty objects and exits 0. Measured: the makespan, the vCPUs the
 containers hold over time, the Batch API calls per minute (the stand-in's request log), and
-the main process's CPU and memory (/proc, and its rusage at its end). ``--scale`` divides
-every modelled time (1, the default, runs in real time).
+the main process's CPU and memory (/proc, and its rusage at its end) and S3 requests.
+``--scale`` divides every modelled time (1, the default, runs in real time). moto and the
+stand-in answer from this benchmark's own process: on a loaded machine the main process
+waits for them, so its CPU-seconds and request counts are the figures to carry over, its
+wall times are this machine's.
 
 ``model``: a discrete-event model of the same, at the team's full scale, driven by the
 containers of a dry run of the real workflow (what each holds, its vCPUs), with the main
