@@ -383,6 +383,11 @@ def run(args) -> None:
     wall = time.monotonic() - origin
     watch.done.set()
     requests = server.count()
+    kinds = Counter(
+        (method, re.sub(r"\d+", "N", path.rsplit("/", 1)[-1] if method != "GET" or not query
+                        else "?" + query.split("&")[0]))
+        for method, path, query in server.requests
+    )  # fmt: skip
     stand_in.stop()
     server.stop()
     if status:
@@ -392,6 +397,7 @@ def run(args) -> None:
     jobs = sum(sum(r.rules.values()) for r in records)
     print(f"S3 requests of the main process (the containers write theirs into moto directly): "
           f"{dict(requests)}, {sum(requests.values()) / jobs:.2f} per job")  # fmt: skip
+    print("  most asked: " + ", ".join(f"{m} {k} {n}" for (m, k), n in kinds.most_common(8)))
 
 
 def report_run(args, records, stand_in, watch, usage, wall, origin, sleeper) -> None:
