@@ -1,8 +1,11 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv, then runs the workflow on the bundled sample
-#   make test   installs everything into .venv, then runs the format checks, lint and tests
+#   make test   installs everything into .venv, then runs the format checks, lint, the docs'
+#               strict build and the tests
 # and for a developer's loop:
 #   make test-fast  the same without the slow fault, kill and container tests
+# and the documentation site (docs/, mkdocs.yml), which make test builds with --strict:
+#   make docs       builds it into site/
 # and the job image of profiles/aws:
 #   make image  builds etm:<version> from the Dockerfile (BASE=<image> for another base)
 #   make lock   pins requirements.txt's every dependency with hashes (requirements.lock)
@@ -15,7 +18,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= etm:$(VERSION)
 CONTAINER ?= $(shell command -v docker > /dev/null && echo docker || echo podman)
 
-.PHONY: demo test test-fast lint image lock system-packages web
+.PHONY: demo test test-fast lint docs image lock system-packages web
 
 # editable_mode=compat: a plain path entry, so that Snakemake finds etm's plugins
 # The runtime exactly as the job image installs it (requirements.lock, with hashes), then
@@ -36,7 +39,7 @@ sample/.written: .venv/installed etm/sample.py
 	$(BIN)/python -m etm.sample sample
 	touch $@
 
-web/dist/map.js: web/package.json web/package-lock.json web/map.js
+web/dist/map.js: web/package.json web/package-lock.json $(wildcard web/*.js)
 	@command -v npm > /dev/null || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq nodejs npm > /dev/null; }
 	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
@@ -66,8 +69,12 @@ lint: .venv/installed
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules
 
-test: lint system-packages web/dist/map.js
+# --strict: a broken link or anchor, a missing page or one left out of the nav fails.
+docs: .venv/installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs system-packages web/dist/map.js
 	$(BIN)/pytest
 
-test-fast: lint system-packages web/dist/map.js
+test-fast: lint docs system-packages web/dist/map.js
 	$(BIN)/pytest -m "not slow"

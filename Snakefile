@@ -23,6 +23,8 @@ include: "rules/reruns.smk"
 # Per tile and period (month, or year with annual: true), then per region period:
 # a COG, its STAC Item, and for the region a quicklook PNG.
 include: "rules/mosaic.smk"
+# series_store: true. Per product, every published month in one Zarr store for time series.
+include: "rules/series.smk"
 # Completeness heatmaps; the STAC catalog of every published Item; the map page.
 include: "rules/reports.smk"
 
@@ -33,6 +35,11 @@ rule all:
         [published(p.name, "tif") for p in RUN.publications],
         rules.stac_catalog.output,
         rules.map_page.output,
+        [
+            kept("series_store/{product}.json").format(product=product)
+            for product in SETTINGS.products
+            if SETTINGS.series_store
+        ],
         # Local files even with a default storage provider, as the rule declares them.
         [local(str(heatmap)) for heatmap in rules.completeness.output],
 

@@ -27,11 +27,14 @@ ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 #: A job definition's retry strategy: Batch starts a job again on another instance when its
 #: Spot instance was reclaimed (its attempt ends with no exit code and this status reason,
 #: AWS Batch user guide, "Automated job retries"), at most twice; any other failure, a
-#: refused chip say, fails its container once.
+#: refused chip say, fails its container once: whether it has an exit code (a container that
+#: ran) or only a reason (an image that could not be pulled). Batch retries what no entry
+#: matches.
 RETRY_STRATEGY = {
     "attempts": 3,
     "evaluateOnExit": [
         {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onExitCode": "*", "action": "EXIT"},
         {"onReason": "*", "action": "EXIT"},
     ],
 }
@@ -62,7 +65,7 @@ def runnable_line(count: int, waited_s: float, queue: str) -> str:
         f"{count} AWS Batch jobs wait to start (RUNNABLE), one for {waited_s / 60:.0f} min, "
         f"on queue {queue}: its compute environment may be INVALID or disabled, its subnets "
         "may have no route to ECR and S3, its instance types may have no Spot capacity, or "
-        "its maxvCpus may be below a container's vCPUs (README: runbook, a stuck queue)"
+        "its maxvCpus may be below a container's vCPUs (docs/aws.md: Runbook, jobs do not start)"
     )
 
 

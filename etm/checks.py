@@ -27,12 +27,18 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from etm.errors import ChipContentError, SuspectChipError
+from etm.errors import (
+    ChipContentError,
+    ChipError,
+    ObjectRefusedError,
+    SuspectChipError,
+    one_line,
+)
 from etm.grid import Chip
 
 log = logging.getLogger(__name__)
@@ -563,7 +569,52 @@ def has_mask_band(dataset) -> bool:
     return MaskFlags.per_dataset in dataset.mask_flag_enums[0]
 
 
-def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
+#: A raster's CRS and pixel size (:func:`grid_key`).
+GridKey = tuple[str, float, float]
+
+
+def grid_key(crs, transform) -> GridKey:
+    """CRS and pixel size, rounded so that rasters of one master grid share the key."""
+    return crs.to_string() if crs else "", round(transform.a, 12), round(transform.e, 12)
+
+
+def chip_header(path: str, name: str, expected: ChipExpectation) -> GridKey | str:
+    """A chip file's grid (:func:`grid_key`), read from its header alone, or why it cannot
+    be the chip it names (:func:`check_header`).
+
+    Parameters
+    ----------
+    path : str
+        A local file.
+    name : str
+        What errors call it.
+    expected : ChipExpectation
+
+    Returns
+    -------
+    tuple or str
+        Its grid, or the problem.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as source:
+            check_header(
+                name, source.dtypes[0], source.transform, source.crs, source.width,
+                source.height, expected, scale=source.scales[0], offset=source.offsets[0],
+                unit=source.units[0] or "",
+            )  # fmt: skip
+            return grid_key(source.crs, source.transform)
+    except ChipError as error:
+        return error.problem
+    except RasterioError as error:
+        return f"cannot be opened ({one_line(error)})"
+
+
+def usual_nan_shares(
+    files: dict[str, list[str]], chip_size: int, fetch: Callable[[str], str] = str
+) -> tuple[dict[str, float], dict[str, str]]:
     """Each chip's usual NaN share: the least over a few of its files.
 
     The model's NaN mask does not change from month to month, and a file written without
@@ -571,30 +622,65 @@ def usual_nan_shares(files: dict[str, list[str]]) -> dict[str, float]:
     of the files it is read from went wrong (a median is outvoted by two bad files of
     three, as a model run that died mid-archive leaves them).
 
+    Every file's header is read before any pixel: a file that cannot be fetched, is not the
+    chip it names (a footprint beyond a pixel of its square), or has another grid than most
+    of the files (a pixel size that would make it far larger), is left out, as its month's
+    mosaic refuses it.
+
     Parameters
     ----------
     files : dict
         Chip name to paths of some of its files (e.g. three months spread over the period).
+    chip_size : int
+        Chip edge in tenths of a degree.
+    fetch : callable
+        A path's local file (e.g. downloaded from S3); an
+        :class:`etm.errors.ObjectRefusedError` it raises (gone, or refused) leaves the file
+        out.
 
     Returns
     -------
-    dict
-        Chip name to its least NaN share; an unreadable file is left out (its month's
-        mosaic names it).
+    tuple of dict
+        Chip name to its least NaN share (a chip with no file left is not in it), and each
+        path left out to why.
     """
     from rasterio.errors import RasterioError
 
+    skipped: dict[str, str] = {}
+    grids: dict[str, tuple[str, GridKey]] = {}  # path: (local file, grid)
+    for chip, paths in files.items():
+        for path in paths:
+            try:
+                local = fetch(path)
+            except ObjectRefusedError as error:
+                skipped[path] = str(error)
+                continue
+            found = chip_header(local, path, ChipExpectation(Chip.parse(chip), chip_size))
+            if isinstance(found, str):
+                skipped[path] = found
+            else:
+                grids[path] = local, found
+    usual_grid = Counter(grid for _local, grid in grids.values()).most_common(1)
     usual = {}
     for chip, paths in files.items():
         shares = []
         for path in paths:
-            try:
-                shares.append(nan_share(path))
-            except RasterioError:
+            if path not in grids:
                 continue
+            local, grid = grids[path]
+            if grid != usual_grid[0][0]:
+                skipped[path] = (
+                    f"has CRS {grid[0] or 'none'} and pixel size {grid[1]!r} x {-grid[2]!r}, "
+                    "unlike most of its tile's files"
+                )
+                continue
+            try:
+                shares.append(nan_share(local))
+            except RasterioError as error:
+                skipped[path] = f"cannot be read in full ({one_line(error)})"
         if shares:
             usual[chip] = min(shares)
-    return usual
+    return usual, skipped
 
 
 def reference_files(
@@ -648,12 +734,13 @@ def reference_files(
 
 
 def write_baseline(
-    prefixes: list[str], product: str, chips: list[str] | None, baseline: str
+    prefixes: list[str], product: str, chips: list[str] | None, chip_size: int, baseline: str
 ) -> None:
     """Write a tile's chips' usual NaN shares (JSON: chip name to share).
 
     The files are chosen from listings of the tile's prefixes (:func:`reference_files`),
-    local folders or ``s3://`` prefixes, and read once.
+    local folders or ``s3://`` prefixes; each is read once, its header first
+    (:func:`usual_nan_shares`). The files left out are logged, with why.
     """
     import json
     import tempfile
@@ -666,11 +753,11 @@ def write_baseline(
     listed = [prefix.removeprefix("s3://") for prefix in prefixes]
     files = reference_files(listing, listed, product, chips)
     with tempfile.TemporaryDirectory() as scratch:
-        local = {
-            chip: [s3.download(path, scratch) if on_s3 else path for path in paths]
-            for chip, paths in files.items()
-        }
-        usual = usual_nan_shares(local)
+        fetch = (lambda path: s3.download(path, scratch)) if on_s3 else (lambda path: path)
+        usual, skipped = usual_nan_shares(files, chip_size, fetch)
+    for path, reason in skipped.items():
+        name = f"s3://{path}" if on_s3 else path
+        log.warning("chip %s: left out of the baseline: %s", name, reason)
     for chip, paths in sorted(files.items()):
         share = f"{usual[chip]:.4f}" if chip in usual else "unknown (no readable file)"
         log.info("%s: usual NaN share %s, from %s", chip, share, ", ".join(paths))

@@ -4,12 +4,12 @@ etm unlock PREFIX     remove the lock a run left on an output prefix (local or s
 etm batch jobs|cancel PREFIX   list, or end, the AWS Batch jobs of the run holding its lock
 etm timeseries ...    a point's or a polygon's monthly series from the published COGs
 etm check-image       check that this environment runs every job
+etm --version         the version of etm (its package's), which the image and every COG carry
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from etm.errors import EtmError, say
@@ -145,9 +145,7 @@ def timeseries(args: argparse.Namespace) -> str:
 
     span = dict(start=args.start, end=args.end)
     if args.polygon:
-        geometry = json.loads(series.read_text(args.polygon))
-        geometry = geometry.get("features", [geometry])[0]
-        geometry = geometry.get("geometry", geometry)
+        geometry = series.polygon_from(args.polygon)
         readings = series.polygon_series(args.catalog, args.product, geometry, **span)
     elif args.lon is None or args.lat is None:
         raise EtmError("give --lon and --lat, or --polygon FILE.geojson")
@@ -158,7 +156,10 @@ def timeseries(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="etm", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"etm {version('etm')}")
     commands = parser.add_subparsers(dest="command", required=True)
     unlocking = commands.add_parser("unlock", help="remove the lock a run left on a prefix")
     unlocking.add_argument("prefix", help="the output prefix: a folder, or s3://bucket/prefix")

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,16 @@ if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in 
 #: Most tile-periods (tiles x products x years x periods) one run plans: a dry run of the
 #: team's 56,160 took 3.6 GB; twice that still fits a 24 GB machine.
 MAX_TILE_PERIODS = 120_000
+#: Most chip-months (chips x products x years x months) one run plans: the team's tiles
+#: hold 25 chips each, so as many tile-months of theirs as MAX_TILE_PERIODS (a dry run of
+#: their 1.4 million took 3.6 GB).
+MAX_CHIP_MONTHS = 25 * MAX_TILE_PERIODS
+#: Most chips x products of one tile: its completeness heatmap draws a row 12 pixels tall
+#: for each, and matplotlib draws at most 2**16 pixels.
+MAX_TILE_ROWS = 5_000
+#: Most chip-months of one tile: its heatmap takes about 4.6 KB for each (an 840 MiB array
+#: for 191,172 of them); the team's tiles have 72,000 (25 chips, 12 products, 20 years).
+MAX_TILE_CHIP_MONTHS = 200_000
 #: The old orchestrator's keys: accepted, with what replaces each.
 OBSOLETE_KEYS = {
     "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
@@ -90,6 +101,8 @@ class Settings:
     jobs_per_container: int
     max_concurrent_containers: int
     annual: bool
+    #: Publish each product's months as a Zarr store for time series (:mod:`etm.series`).
+    series_store: bool
     annual_aggregation: dict[str, str]
     license: str
     license_url: str | None
@@ -233,18 +246,83 @@ def validate(config: dict, schema: dict) -> None:
         raise ConfigError(describe_violation(error))
 
 
+#: A tile's folder name as etm takes it: a folder, an S3 key, a URL and a Snakemake wildcard
+#: all spell it as it is.
+PLAIN_NAME = re.compile(r"\w[\w.+-]*")
+
+
 def tile_name(prefix: str) -> str:
-    """The tile a prefix holds: its last folder, e.g. ``r50.0_tile6``.
+    """The tile a normalised prefix (:func:`normalised_prefix`) holds: its last folder,
+    e.g. ``r50.0_tile6``.
 
     Raises
     ------
     ConfigError
-        If the prefix has no folder name.
+        If that folder's name is not a plain one: letters, digits, ``_``, ``.``, ``+`` and
+        ``-``, not starting with ``.``, ``+`` or ``-``.
     """
-    name = prefix.rstrip("/").rsplit("/", 1)[-1]
-    if not name:
-        raise ConfigError(f"config key 'unmosaicked_inputs': {prefix!r} names no tile folder")
+    name = prefix.rsplit("/", 1)[-1]
+    if not PLAIN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"config key 'unmosaicked_inputs': {prefix} holds tile {name!r}, which is not a "
+            "plain folder name (letters, digits, '_', '.', '+', '-'; not starting with '.', "
+            "'+' or '-'); rename the tile's folder"
+        )
     return name
+
+
+def _folder_problem(folder: str) -> str | None:
+    """Why a folder of a prefix cannot be one, or None."""
+    if folder in ("", ".", ".."):
+        return f"has {'an empty folder name' if not folder else f'a folder named {folder!r}'}"
+    if folder != folder.strip():
+        return f"has a folder name that begins or ends in whitespace ({folder!r})"
+    return None
+
+
+def normalised_prefix(key: str, path: str, local: bool) -> str:
+    """A prefix spelt one way: without trailing slashes; locally also without repeated
+    slashes or a leading ``./``.
+
+    Parameters
+    ----------
+    key : str
+        The config key that gives it.
+    path : str
+        A local folder, or ``bucket/prefix`` on S3 (:func:`without_scheme`).
+    local : bool
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, when the prefix names no folder, or a folder of it is ``.`` or
+        ``..`` (but for the leading ``./`` and ``../`` of a local relative path), empty (on
+        S3) or begins or ends in whitespace: a folder the workflow would read or publish
+        elsewhere than it says (``pubts/ /``; a tile named ``..``). On S3, its bucket must
+        be a bucket name (never quoting a password written before it).
+    """
+    if not local:
+        check_bucket(f"config key '{key}'", path.rstrip("/"))
+    absolute = local and path.startswith("/")
+    folders = [f for f in path.split("/") if f] if local else path.strip("/").split("/")
+    while local and folders[:1] == ["."]:
+        folders.pop(0)
+    above = 0
+    while local and not absolute and folders[above : above + 1] == [".."]:
+        above += 1
+    for folder in folders[above:]:
+        if problem := _folder_problem(folder):
+            raise ConfigError(
+                f"config key '{key}': {path!r} {problem}; write the prefix without it, or "
+                "rename the folder"
+            )
+    if len(folders) == above:
+        raise ConfigError(f"config key '{key}': {path!r} names no folder")
+    return ("/" if absolute else "") + "/".join(folders)
 
 
 def without_scheme(key: str, path: str, local: bool) -> str:
@@ -288,8 +366,6 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool
     if local:  # reports are always local files: only local chips can be under them
         written["reports_dir"] = reports_dir
     for key, path in [*(("unmosaicked_inputs", p) for p in inputs), *written.items()]:
-        if not local:
-            check_bucket(f"config key '{key}'", path)
         if "{" in path or "}" in path:
             raise ConfigError(
                 f"config key '{key}': {path} has a brace; Snakemake would read it as a "
@@ -327,8 +403,8 @@ def check_placeholder(key: str, value: str | None) -> None:
     """
     if value and PLACEHOLDER in value:
         raise ConfigError(
-            f"profile key '{key}' is still the placeholder {value!r}; fill it in (README: "
-            "On S3 and AWS)"
+            f"profile key '{key}' is still the placeholder {value!r}; fill it in (docs/aws.md, "
+            "6. The profile, and the run)"
         )
 
 
@@ -414,6 +490,60 @@ def check_plan_size(tiles: int, products: int, years: int, periods: int) -> None
         )
 
 
+def check_bounds(name: str, bounds: list[float], tile_size: int) -> None:
+    """Refuse a tile's bounds wider or taller than a square of the tile grid, before its
+    chips are counted: a tile is one square.
+
+    Raises
+    ------
+    ConfigError
+        Naming the tile and the largest bounds it may have.
+    """
+    key = f"config key 'tiles.{name}.bounds'"
+    west, south, east, north = (to_tenths(value, key) for value in bounds)
+    if max(east - west, north - south) > tile_size:
+        raise ConfigError(
+            f"{key}: {bounds} span {(east - west) / 10:g} x {(north - south) / 10:g} degrees, "
+            f"more than a tile of the grid ({tile_size / 10:g} x {tile_size / 10:g}, "
+            "tile_grid.size_deg); give the tile's own bounds"
+        )
+
+
+def check_chip_count(tiles: dict[str, int], products: int, months: int) -> None:
+    """Refuse a plan whose chips would not fit in memory: a tile with too many chips for
+    its completeness heatmap, or too many chip-months in all.
+
+    Parameters
+    ----------
+    tiles : dict
+        Each tile's name to the most chips it can have.
+    products : int
+    months : int
+        Months of all years.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bound.
+    """
+    name, most = max(tiles.items(), key=lambda item: item[1])
+    if most * products > MAX_TILE_ROWS or most * products * months > MAX_TILE_CHIP_MONTHS:
+        raise ConfigError(
+            f"config: tile {name} has up to {most:,} chips, x {products} products x {months} "
+            f"months: more than its completeness heatmap can draw ({MAX_TILE_ROWS:,} chips x "
+            f"products, {MAX_TILE_CHIP_MONTHS:,} chip-months); check tile_grid.size_deg, "
+            "chip_size_deg and the tile's bounds, or split the run by products or years"
+        )
+    total = sum(tiles.values()) * products * months
+    if total > MAX_CHIP_MONTHS:
+        raise ConfigError(
+            f"config: {total:,} chip-months ({sum(tiles.values()):,} chips x {products} "
+            f"products x {months} months) are more than one run can plan "
+            f"({MAX_CHIP_MONTHS:,}); check tile_grid.size_deg and the tiles' bounds, or split "
+            "the run by years or products"
+        )
+
+
 #: What a chip_rerun_command may refer to.
 RERUN_PLACEHOLDERS = ("tile", "chip", "year", "prefix")
 
@@ -442,12 +572,18 @@ def check_rerun_command(config: dict) -> None:
 
 
 def _tile_spec(
-    name: str, prefixes: list[str], layout: dict | None, chip_size: int, unproduced: frozenset[Chip]
+    name: str,
+    prefixes: list[str],
+    layout: dict | None,
+    chip_size: int,
+    unproduced: frozenset[Chip],
+    grid: TileGrid,
 ) -> TileSpec:
     """A tile from its prefixes and its ``tiles`` entry (None: its chips are discovered)."""
     if layout is None:
         return TileSpec(name, tuple(prefixes), None)
     if "bounds" in layout:
+        check_bounds(name, layout["bounds"], grid.size)
         area = chips_in_bounds(layout["bounds"], chip_size)
         chips = [chip for chip in area if chip not in unproduced]
         return TileSpec(name, tuple(prefixes), tuple(chips), tuple(area))
@@ -517,8 +653,17 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         On any invalid key or inconsistent values, as one line naming the key.
     """
     validate(config, schema)
-    inputs = [without_scheme("unmosaicked_inputs", p, local) for p in config["unmosaicked_inputs"]]
-    output = without_scheme("enduser_cog_output", config["enduser_cog_output"], local).rstrip("/")
+    inputs = [
+        normalised_prefix(
+            "unmosaicked_inputs", without_scheme("unmosaicked_inputs", p, local), local
+        )
+        for p in config["unmosaicked_inputs"]
+    ]
+    output = normalised_prefix(
+        "enduser_cog_output",
+        without_scheme("enduser_cog_output", config["enduser_cog_output"], local),
+        local,
+    )
     if config["end_year"] < config["start_year"]:
         raise ConfigError(
             f"config key 'end_year': {config['end_year']} is before start_year "
@@ -532,11 +677,16 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             "or set annual: false"
         )
     check_rerun_command(config)
+    if config["series_store"] and not local:
+        raise ConfigError(
+            "config key 'series_store': the series store is written to a local "
+            "enduser_cog_output only; set series_store: false for an S3 one"
+        )
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
     for prefix in inputs:
-        prefixes.setdefault(tile_name(prefix), []).append(prefix.rstrip("/"))
+        prefixes.setdefault(tile_name(prefix), []).append(prefix)
     years = config["end_year"] - config["start_year"] + 1
     months = len(set(config["months"]))
     check_plan_size(len(prefixes), len(set(config["products"])), years, months + config["annual"])
@@ -546,10 +696,20 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
                 f"config key 'tiles.{name}': no unmosaicked_inputs entry ends with "
                 f"folder '{name}' (tiles: {', '.join(prefixes)})"
             )
+    grid = _tile_grid(config["tile_grid"], chip_size)
     tiles = {
-        name: _tile_spec(name, paths, config["tiles"].get(name), chip_size, unproduced)
+        name: _tile_spec(name, paths, config["tiles"].get(name), chip_size, unproduced, grid)
         for name, paths in prefixes.items()
     }
+    square = (grid.size // chip_size) ** 2
+    check_chip_count(
+        {
+            name: len(tile.area) if tile.chips is not None else square
+            for name, tile in tiles.items()
+        },
+        len(set(config["products"])),
+        years * months,
+    )
     return Settings(
         products=tuple(dict.fromkeys(config["products"])),
         years=tuple(range(config["start_year"], config["end_year"] + 1)),
@@ -566,6 +726,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         jobs_per_container=config["jobs_per_container"],
         max_concurrent_containers=config["max_concurrent_containers"],
         annual=config["annual"],
+        series_store=config["series_store"],
         annual_aggregation={
             **schema["properties"]["annual_aggregation"]["default"],
             **config["annual_aggregation"],
@@ -574,7 +735,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         license_url=config["license_url"],
         notify={target: value for target, value in config["notify"].items() if value},
         chip_rerun_command=config["chip_rerun_command"],
-        tile_grid=_tile_grid(config["tile_grid"], chip_size),
+        tile_grid=grid,
         unproduced=unproduced,
         suspect_chips=config["suspect_chips"],
         plausibility=_plausibility(config["plausibility"], schema),

@@ -147,5 +147,14 @@ class StorageError(EtmError):
     """The storage (S3) failed to answer, after the clients' retries."""
 
 
+class OutputError(EtmError):
+    """An output folder cannot be written: not writable, or a file where a folder must be."""
+
+
+class ObjectRefusedError(StorageError):
+    """S3 answered that an object is gone (404) or not for this role (403): that object's
+    problem, not the storage's."""
+
+
 class PublishError(EtmError):
     """A written COG failed validation and was not published."""

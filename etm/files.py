@@ -4,12 +4,15 @@ its destination, then renamed into place."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
+from etm.errors import OutputError
 
 #: What :func:`partial_path` names, and what is left of it after a killed write.
 PARTIAL = re.compile(r"^\..+\.[0-9a-f]{12}\.partial$")
@@ -29,11 +32,57 @@ def whole(destination: str) -> Iterator[str]:
     ends, removed if it raises."""
     partial = partial_path(destination)
     try:
+        # Created now, not after the work: a folder that cannot be written fails at once.
+        open(partial, "xb").close()
+    except OSError as error:
+        raise OutputError(_unwritable(os.path.dirname(partial) or ".", error)) from None
+    try:
         yield partial
         os.replace(partial, destination)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def _unwritable(folder: str, error: OSError) -> str:
+    """The line saying that an output folder cannot be written, and what to do."""
+    reason = error.strerror or type(error).__name__
+    return (
+        f"output folder {folder} cannot be written ({reason}); make it writable, or choose "
+        "another enduser_cog_output"
+    )
+
+
+def check_output_folders(folders: Iterable[str]) -> None:
+    """Refuse output folders the run could not write into, before any job: each must be a
+    folder, or not exist yet under a folder, that this user can write.
+
+    Parameters
+    ----------
+    folders : iterable of str
+        Local folders the run writes files into.
+
+    Raises
+    ------
+    OutputError
+        Naming the first such path: a file where a folder must be, or a folder that
+        cannot be written.
+    """
+    seen: set[str] = set()
+    for folder in folders:
+        path = os.path.normpath(folder)
+        while not os.path.lexists(path) and os.path.dirname(path) not in ("", path):
+            path = os.path.dirname(path)
+        if path in seen or not os.path.lexists(path):
+            continue
+        seen.add(path)
+        if not os.path.isdir(path):
+            raise OutputError(
+                f"output {path} is a file, where the run needs a folder; move the file away, "
+                "or choose another enduser_cog_output"
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputError(_unwritable(path, PermissionError(errno.EACCES, "permission denied")))
 
 
 def write_whole(text: str, path: str) -> None:

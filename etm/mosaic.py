@@ -37,6 +37,7 @@ from etm.checks import (
     EdgeStats,
     check_header,
     clean_values,
+    grid_key,
     has_mask_band,
 )
 from etm.errors import ChipGridError, ChipReadError, one_line
@@ -102,12 +103,6 @@ def _same_crs(crs: CRS, other: CRS) -> bool:
     return code is not None and code == other.to_epsg()
 
 
-def _grid_key(fp: Footprint) -> tuple[str, float, float]:
-    """CRS and pixel size, rounded so that rasters of one master grid share the key."""
-    crs = fp.crs.to_string() if fp.crs else ""
-    return crs, round(fp.transform.a, 12), round(fp.transform.e, 12)
-
-
 def _fraction(offset: float) -> float:
     """Distance of an offset from the nearest whole number, in (-0.5, 0.5]."""
     return offset - round(offset)
@@ -139,8 +134,8 @@ def plan_layout(footprints: Sequence[Footprint]) -> Layout:
         t = fp.transform
         if t.b or t.d or t.a <= 0 or t.e >= 0:
             raise ChipGridError(fp.path, f"is not a north-up grid (transform {tuple(t)[:6]})")
-    majority = Counter(_grid_key(fp) for fp in footprints).most_common(1)[0][0]
-    ref = next(fp for fp in footprints if _grid_key(fp) == majority)
+    majority = Counter(grid_key(fp.crs, fp.transform) for fp in footprints).most_common(1)[0][0]
+    ref = next(fp for fp in footprints if grid_key(fp.crs, fp.transform) == majority)
     for fp in footprints:
         reason = _reason_to_differ(fp, ref)
         if reason:

@@ -111,6 +111,16 @@ def collection_href(collection: str) -> str:
     return f"{collection}/collection.json"
 
 
+#: A Collection's indexes of its Items, beside its ``collection.json``: JSON lines, and
+#: GeoParquet (stac-geoparquet).
+INDEXES = ("items.ndjson", "items.parquet")
+
+
+def index_hrefs(collection: str) -> list[str]:
+    """A Collection's indexes (:data:`INDEXES`), relative to the output prefix."""
+    return [f"{collection}/{name}" for name in INDEXES]
+
+
 def published(settings: Settings, name: str, suffix: str) -> str:
     """A published file's config path: the output prefix, its name and suffix."""
     return f"{settings.output}/{name}.{suffix}"

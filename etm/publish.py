@@ -17,6 +17,7 @@ from etm.errors import (
     ChipChangedError,
     ChipError,
     ChipNeighbourError,
+    ChipReadError,
     EmptyMosaicError,
     MissingChipsError,
     OverlapsError,
@@ -102,6 +103,24 @@ def _checked_build(
     finally:
         if record:
             _write_findings(record, findings)
+
+
+def check_chips_present(plan: PeriodPlan, sources: Sequence[str]) -> None:
+    """Refuse a tile-month whose chip is gone since the run listed it: deleted from its
+    folder, or from S3 (the storage plugin then leaves no local copy).
+
+    Raises
+    ------
+    ChipReadError
+        Naming the first such chip.
+    """
+    for source, path in zip(plan.sources, sources, strict=True):
+        if not os.path.exists(path):
+            raise ChipReadError(
+                source.name,
+                "was deleted since this run listed it; its month was not built: the next run "
+                "finds it missing, and missing_chips says what then",
+            )
 
 
 def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
@@ -205,6 +224,8 @@ def publish(
             f"chip {plan.missing[0]}: still missing after the model was rerun for it{more}; "
             "see the rerun job's log under logs/, then run again to rerun it"
         )
+    if plan.checks:
+        check_chips_present(plan, sources)
     identities = source_identities(plan, sources)
     names = [source.name for source in plan.sources]
     sources_digest = provenance.digest(zip(names, identities, strict=True))

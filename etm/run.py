@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
 from etm.errors import EtmError, say
-from etm.files import remove_leftovers, whole
+from etm.files import check_output_folders, remove_leftovers, whole
 from etm.inventory import Verification, month_chip_files, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
 from etm.lock import Holder, OutputLock
@@ -118,6 +119,13 @@ class Process:
         return [f"{self.settings.output}/{plan.collection_href(c)}" for c in self.collections]
 
     @property
+    def index_files(self) -> list[str]:
+        """Config paths of the Collections' indexes (:func:`etm.plan.index_hrefs`), each
+        Collection's in turn."""
+        output = self.settings.output
+        return [f"{output}/{href}" for c in self.collections for href in plan.index_hrefs(c)]
+
+    @property
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,
@@ -143,6 +151,7 @@ class Process:
             prefixes=[self.named(p) for p in self.settings.tiles[tile].prefixes],
             product=self.settings.products[0],
             chips=plan.chip_names(self.settings, tile),
+            chip_size=self.settings.chip_size,
         )
 
     def rerun_command(self, wildcards: dict[str, str]) -> str:
@@ -300,6 +309,8 @@ class MainProcess(Process):
         self.verification = verification
         self.policy = plan.policy(self.settings, verification)
         self.publications = plan.publications(self.settings, self.policy.skipped)
+        if not self.on_s3:  # before Snakemake looks into them
+            check_output_folders(self._output_folders())
         missing_csv = write_reports(verification)
         lines = [moved] * bool(moved) + summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
@@ -315,6 +326,12 @@ class MainProcess(Process):
             self.listing.snapshot(self.settings.output)
             self.listing.snapshot(self.kept_path(plan.BASELINE.split("/")[0]))
         return lines + self._compare_provenance()
+
+    def _output_folders(self) -> list[str]:
+        """The local folders the run publishes files into."""
+        published = (plan.published(self.settings, p.name, "tif") for p in self.publications)
+        files = [*published, *self.collection_files]
+        return [self.settings.output, *dict.fromkeys(os.path.dirname(path) for path in files)]
 
     def kept_path(self, template: str) -> str:
         """A path the run keeps for its output prefix (:func:`etm.plan.kept`), as the

@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from etm.errors import ConfigError, StorageError, one_line
+from etm.errors import ConfigError, ObjectRefusedError, StorageError, one_line
 from etm.listing import StoredObject
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
@@ -121,6 +121,7 @@ CONTENT_TYPES = {
     ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
     ".json": "application/json",
     ".ndjson": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
     ".png": "image/png",
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -167,18 +168,37 @@ def write(path: str, data: bytes) -> None:
         client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type(key))
 
 
+#: What S3 answers for an object deleted since it was listed, and for one the role may not
+#: read (a HEAD's answer has no body: its code is the status).
+GONE = ("NoSuchKey", "404", "NotFound")
+DENIED = ("AccessDenied", "403", "Forbidden")
+
+
 def download(path: str, folder: str) -> str:
     """Download ``bucket/key`` into a folder (under a name unique to it); its local path.
 
     Raises
     ------
+    ObjectRefusedError
+        If S3 answers that the object is gone (404) or not for this role (403).
     StorageError
         Naming the object, after botocore's retries.
     """
     bucket, key = split(path)
     local = os.path.join(folder, key.replace("/", "_"))
     with storage_errors("read", path):
-        client().download_file(bucket, key, local)
+        try:
+            client().download_file(bucket, key, local)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in GONE:
+                raise ObjectRefusedError(f"s3://{path} is gone (404) since it was listed") from None
+            if code in DENIED:
+                raise ObjectRefusedError(
+                    f"S3 refused access (403) to s3://{path}: the role running etm needs "
+                    "s3:GetObject on it"
+                ) from None
+            raise
     return local
 
 

@@ -4,8 +4,9 @@ Layout under the output prefix; every link is relative, so the catalog works whe
 prefix is served from or copied to:
 
     catalog.json                                  root catalog, its Collections as children
-    items.ndjson                                  every Item, one per line (hrefs from here)
     <product>-<kind>/collection.json              one Collection per product and kind
+    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs from here)
+    <product>-<kind>/items.parquet                the same as GeoParquet (stac-geoparquet)
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
     mosaic/<product>/<YYYY>/<name>.json           an Item beside each region COG
 
@@ -33,13 +34,13 @@ from pystac.extensions.file import FileExtension
 from rio_stac import create_stac_item
 
 from etm.errors import StorageError
-from etm.files import write_whole
-from etm.plan import Period, collection_href, collection_kind
+from etm.files import whole, write_whole
+from etm.plan import INDEXES, Period, collection_href, collection_kind, index_hrefs
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
-INDEX = "items.ndjson"
 REGION = "region"
+PARQUET = "application/vnd.apache.parquet"
 #: How each kind of Collection describes its Items.
 KIND_TITLES = {
     "monthly": "region, monthly",
@@ -48,11 +49,18 @@ KIND_TITLES = {
     "tiles-yearly": "10-degree tiles, yearly",
 }
 
+#: The COG asset's key in a month's Item and in a year's.
+ASSET = {"month": "data", "year": "year"}
+#: The projection extension's version: v1.2.0, the last to define ``proj:epsg`` (v2.0.0
+#: forbids it), which stackstac 0.5 needs, beside ``proj:code``, which v2 readers want.
+PROJECTION = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+
 log = logging.getLogger(__name__)
 
 # pystac-core 1.15.2 finds its extensions on first use, which is unsafe in threads: it marks
-# them found, then loads them, and a second thread meanwhile migrates an Item with none
-# (mosaic jobs share a process). Found here once: Python runs a module's import once.
+# them found, then loads them, and a second thread meanwhile uses none (writing an Item
+# asks them for its links; mosaic jobs share a process). Found here once: Python runs a
+# module's import once.
 pystac.EXTENSION_HOOKS._discover()
 
 
@@ -132,22 +140,30 @@ def item_for(
     Returns
     -------
     pystac.Item
-        With ``datetime`` the start of its period and ``start_datetime``/``end_datetime``
-        its bounds; the projection extension as current pystac writes it (``proj:code``),
-        with ``proj:epsg`` kept for readers that know only that (stackstac 0.5); the
-        raster extension (``nodata: "nan"``, ``unit: "mm"``, exact statistics); and its
-        asset typed as a cloud-optimized GeoTIFF, with ``file:size`` and ``file:checksum``.
+        Named for filtering by ``etm:product``, ``etm:place`` (a tile or ``region``) and
+        ``etm:period`` (``month`` or ``year``; a year also has ``etm:aggregation``). Its
+        time: ``start_datetime``/``end_datetime`` its bounds, and ``datetime`` the start of a
+        month, null for a year (never to be taken for its January). Its COG asset is
+        ``data`` for a month, ``year`` for a year, so that a load of both kinds keeps them
+        in two variables. The projection extension v1.2.0 (:data:`PROJECTION`), the
+        raster extension (``nodata: "nan"``, ``unit: "mm"``, exact statistics), and the
+        COG typed as cloud-optimized, with ``file:size`` and ``file:checksum``.
     """
     start, end = period_bounds(period)
     place = tile or REGION
     name = posixpath.basename(href).removesuffix(".json")
+    is_month = Period.parse(period).is_month
+    properties = {"etm:product": product, "etm:place": place}
+    properties["etm:period"] = "month" if is_month else "year"
+    if aggregation:
+        properties["etm:aggregation"] = aggregation
     item = create_stac_item(
         cog,
         id=f"{place}_{product}_{period}",
         input_datetime=start,
         collection=collection,
-        properties={"etm:tile": place, "etm:aggregation": aggregation or "month"},
-        asset_name="data",
+        properties=properties,
+        asset_name=ASSET["month" if is_month else "year"],
         asset_href=f"./{name}.tif",
         asset_roles=["data"],
         # rio-stac's automatic media type does not say cloud-optimized.
@@ -158,22 +174,24 @@ def item_for(
         # statistics below: a small read (0.016 instead of 0.05 CPU-s a real-size tile).
         raster_max_size=64,
     )
-    # rio-stac writes the projection extension v1.1 (proj:epsg); pystac migrates it.
-    item = pystac.Item.from_dict(item.to_dict(transform_hrefs=False), migrate=True)
-    code = item.properties["proj:code"]  # EPSG:4326, as every chip's CRS is checked
-    item.properties["proj:epsg"] = int(code.removeprefix("EPSG:"))
-    item.datetime = start
+    # rio-stac writes the projection extension v1.1 (proj:epsg): v1.2.0 adds proj:code.
+    item.stac_extensions = [
+        PROJECTION if "/projection/" in uri else uri for uri in item.stac_extensions
+    ]
+    item.properties["proj:code"] = f"EPSG:{item.properties['proj:epsg']}"
+    item.datetime = start if is_month else None
     item.common_metadata.start_datetime = start
     item.common_metadata.end_datetime = end
     item.common_metadata.title = f"{PRODUCTS[product].title}, {place}, {period}"
-    band = item.assets["data"].extra_fields["raster:bands"][0]
+    asset = item.assets[ASSET["month" if is_month else "year"]]
+    band = asset.extra_fields["raster:bands"][0]
     band.pop("histogram", None)
     band.pop("statistics", None)
     band.update(unit="mm", nodata="nan")
     statistics = _embedded_statistics(cog)
     if statistics:
         band["statistics"] = statistics
-    data = FileExtension.ext(item.assets["data"], add_if_missing=True)
+    data = FileExtension.ext(asset, add_if_missing=True)
     data.size, data.checksum = os.path.getsize(cog), multihash_sha256(cog)
     if thumbnail:
         item.add_asset(
@@ -232,7 +250,8 @@ def collection_for(
     west, south, east, north = zip(*(item["bbox"] for item in items), strict=True)
     starts = [datetime.fromisoformat(i["properties"]["start_datetime"]) for i in items]
     ends = [datetime.fromisoformat(i["properties"]["end_datetime"]) for i in items]
-    aggregations = sorted({item["properties"]["etm:aggregation"] for item in items})
+    period = "month" if kind.endswith("monthly") else "year"
+    aggregations = sorted({item["properties"].get("etm:aggregation") for item in items} - {None})
     spec = PRODUCTS[product]
     result = pystac.Collection(
         id=collection,
@@ -240,7 +259,7 @@ def collection_for(
         description=(
             f"{spec.description} Unit: mm. Cloud-Optimized GeoTIFFs (float32, NaN where the "
             f"model has no value), {KIND_TITLES[kind]}"
-            + ("" if kind.endswith("monthly") else f" ({aggregations[0]} of the 12 months)")
+            + ("" if period == "month" else f" ({aggregations[0]} of the 12 months)")
             + ". Other kinds are in their own Collections (see the catalog)."
         ),
         license=license,
@@ -250,13 +269,15 @@ def collection_for(
         ),
         summaries=pystac.Summaries(
             {
-                "etm:tile": sorted({item["properties"]["etm:tile"] for item in items}),
-                "etm:aggregation": aggregations,
+                "etm:product": [product],
+                "etm:place": sorted({item["properties"]["etm:place"] for item in items}),
+                "etm:period": [period],
+                **({"etm:aggregation": aggregations} if aggregations else {}),
             }
         ),
     )
     result.item_assets = {
-        "data": pystac.ItemAssetDefinition.create(
+        ASSET[period]: pystac.ItemAssetDefinition.create(
             title=spec.title, description=f"{spec.description} Unit: mm.",
             media_type=pystac.MediaType.COG, roles=["data"],
         ),
@@ -266,6 +287,15 @@ def collection_for(
             title="Quicklook", description=None, media_type=pystac.MediaType.PNG,
             roles=["thumbnail"],
         )  # fmt: skip
+    ndjson, parquet = INDEXES
+    result.add_asset("items-ndjson", pystac.Asset(
+        f"./{ndjson}", title="Its Items, one a line", media_type="application/x-ndjson",
+        roles=["metadata"],
+    ))  # fmt: skip
+    result.add_asset("items-parquet", pystac.Asset(
+        f"./{parquet}", title="Its Items as GeoParquet (stac-geoparquet)", media_type=PARQUET,
+        roles=["collection-mirror"],
+    ))  # fmt: skip
     own = collection_href(collection)
     result.clear_links()
     result.add_link(relative_link(pystac.RelType.ROOT, CATALOG, own))
@@ -287,8 +317,9 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
             "model's water balance products, in mm. One Collection per product and kind, "
             "never mixed in one load: <product>-monthly (the whole region's months, what "
             "most users want), <product>-yearly (its years), <product>-tiles-monthly and "
-            "<product>-tiles-yearly (per 10-degree tile). Every Item is also in "
-            f"{INDEX}, one per line, to query them all in one request."
+            "<product>-tiles-yearly (per 10-degree tile). Each Collection's Items are also "
+            f"in its folder's {INDEXES[0]} (one a line) and {INDEXES[1]} (GeoParquet), to "
+            "query them in one request."
         ),
     )
     catalog.clear_links()
@@ -299,13 +330,15 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
 
 
 def indexed(item: dict, href: str) -> dict:
-    """An Item as a line of the index: its hrefs relative to the output prefix."""
+    """An Item as its Collection's index holds it: its hrefs relative to the index (in
+    the Collection's folder), ``href`` where the Item is, relative to the output prefix."""
     folder = posixpath.dirname(href)
+    index = index_hrefs(item["collection"])[0]
 
     def rebased(target: str) -> str:
         if "://" in target or target.startswith("/"):
             return target
-        return "./" + posixpath.normpath(posixpath.join(folder, target))
+        return relative_link("", posixpath.join(folder, target), index).href
 
     line = dict(item)
     line["links"] = [{**link, "href": rebased(link["href"])} for link in item["links"]]
@@ -422,6 +455,16 @@ def item_texts(
     return texts
 
 
+def write_geoparquet(items: Sequence[dict], path: str) -> None:
+    """Write Items as GeoParquet with stac-geoparquet, whole or not at all."""
+    import stac_geoparquet.arrow  # pyarrow: the catalog's job only
+
+    with whole(path) as partial:
+        stac_geoparquet.arrow.to_parquet(
+            stac_geoparquet.arrow.parse_stac_items_to_arrow(items), partial
+        )
+
+
 def write_catalog(
     item_files: Sequence[str],
     *,
@@ -434,9 +477,9 @@ def write_catalog(
     license_url: str | None,
     catalog: str,
     collection_files: Sequence[str],
-    index: str,
+    index_files: Sequence[str],
 ) -> None:
-    """Write the root catalog, the Collections and the index from the published Items.
+    """Write the root catalog, the Collections and their indexes from the published Items.
 
     Parameters
     ----------
@@ -456,21 +499,25 @@ def write_catalog(
         Local path of ``catalog.json``.
     collection_files : sequence of str
         Local paths of the Collections' ``collection.json``, in the order of ``collections``.
-    index : str
-        Local path of ``items.ndjson``.
+    index_files : sequence of str
+        Local paths of the Collections' indexes (:data:`etm.plan.INDEXES`), each
+        Collection's in turn.
     """
     by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-    lines = []
     texts = item_texts(item_files, hrefs, on_s3=on_s3, kept=kept, kept_by_region=kept_by_region)
     for href, text in zip(hrefs, texts, strict=True):
         item = json.loads(text)
         by_collection[item["collection"]].append((href, item))
-        lines.append(indexed(item, href))
+    indexes = iter(index_files)
     for collection, path in zip(collections, collection_files, strict=True):
         members, dicts = zip(*by_collection[collection], strict=True)
         found = collection_for(collection, dicts, members, license=license, license_url=license_url)
         write(found, path)
-        log.info("wrote collection %s: %d items", path, len(members))
-    write_whole("".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), index)
+        lines = [indexed(item, href) for href, item in zip(members, dicts, strict=True)]
+        write_whole(
+            "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), next(indexes)
+        )
+        write_geoparquet(lines, next(indexes))
+        log.info("wrote collection %s and its indexes: %d items", path, len(members))
     write(catalog_for(collections), catalog)
-    log.info("wrote catalog %s and the index of its %d items", catalog, len(lines))
+    log.info("wrote catalog %s of %d items", catalog, len(texts))

@@ -2,8 +2,10 @@
 
 ``web/`` holds the page (``index.html``) and its script's source (``map.js``); npm bundles
 the script and OpenLayers' style from the pinned packages of ``web/package-lock.json``
-into ``web/dist/`` (``make web``). The page reads ``items.ndjson`` and the region's monthly
-COGs from its own folder, by HTTP range requests: no server of its own.
+into ``web/dist/``, with the US states' and counties' boundaries of the ``us-atlas``
+package (``make web``). The page reads ``catalog.json``, the index of the region Items
+of the product and kind it shows, and their COGs, from its own folder, by HTTP range
+requests: no server of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from etm.errors import EtmError
 from etm.files import copy_whole
 
 #: The page's files in ``web/``, by the name they are published under.
-PAGE = {"index.html": "index.html", "map.js": "dist/map.js", "map.css": "dist/map.css"}
+PAGE = {
+    "index.html": "index.html",
+    "map.js": "dist/map.js",
+    "map.css": "dist/map.css",
+    # US Census states and counties (us-atlas' counties-10m.json), to find a place by.
+    "boundaries.json": "dist/boundaries.json",
+}
 
 
 def page_files(workflow_dir: str) -> dict[str, str]:

@@ -40,7 +40,7 @@ rule stac_catalog:
     output:
         catalog=published("catalog", "json"),
         collections=[stored(path) for path in RUN.collection_files],
-        index=published("items", "ndjson"),
+        indexes=[stored(path) for path in RUN.index_files],
     log:
         kept("stac_catalog.log"),
     localrule: True
@@ -55,8 +55,8 @@ rule stac_catalog:
 rule map_page:
     input:
         page=[local(path) for path in MAP_PAGE.values()],
-        # After the catalog; a new index does not redo the page.
-        index=ancient(rules.stac_catalog.output.index),
+        # After the catalog; a new catalog does not redo the page.
+        catalog=ancient(rules.stac_catalog.output.catalog),
     output:
         page=[published(*name.split(".")) for name in MAP_PAGE],
     log:

@@ -10,6 +10,6 @@ if __name__ == "__main__":
         item_files=list(snakemake.input.stac_items),
         catalog=snakemake.output.catalog,
         collection_files=list(snakemake.output.collections),
-        index=snakemake.output.index,
+        index_files=list(snakemake.output.indexes),
         **snakemake.params.catalog,
     )

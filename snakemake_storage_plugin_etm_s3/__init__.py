@@ -51,10 +51,6 @@ class StorageProvider(S3StorageProvider):
         )
 
 
-#: What S3 answers when the role lacks a permission.
-DENIED = ("AccessDenied", "403", "Forbidden")
-
-
 class StorageObject(S3StorageObject):
     def _path(self) -> str:
         return f"{self.bucket}/{self.key}"
@@ -67,11 +63,11 @@ class StorageObject(S3StorageObject):
             yield
         except (BotoCoreError, ClientError, S3UploadFailedError) as error:
             code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-            if code not in DENIED and not any(f"({d})" in str(error) for d in DENIED):
+            if code not in s3.DENIED and not any(f"({d})" in str(error) for d in s3.DENIED):
                 raise WorkflowError(without_passwords(str(error))) from None
             problem = (
                 f"S3 refused access (403) to s3://{self._path()}: the role running etm needs "
-                f"{needed} (README: On S3 and AWS, the least-privilege policy)"
+                f"{needed} (docs/aws.md: 3. Roles, and docs/aws/*.json)"
             )
             # Snakemake wraps the error in its own lines; this one says it all.
             say([problem], prefix="etm error: ")
@@ -147,7 +143,14 @@ class StorageObject(S3StorageObject):
         # One GET, without the HEAD that boto3's managed download sends first, of the
         # listed version only: the month records that version as what it was built from.
         with self._permission("s3:GetObject on it"), self._as_listed():
-            body = self.s3obj().get(IfMatch=f'"{chip.etag}"')["Body"]
+            try:
+                body = self.s3obj().get(IfMatch=f'"{chip.etag}"')["Body"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in s3.GONE:
+                    raise
+                # Deleted since the run listed it: no local copy, and its month's job, not
+                # the whole run (as a failed retrieval would), fails naming it.
+                return
         with open(self.local_path(), "wb") as local:
             shutil.copyfileobj(body, local, 1 << 20)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fcntl
 import hashlib
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +162,7 @@ class Workspace(SampleWorkspace):
     def published(self) -> set[str]:
         """Every COG under the output prefix, hidden partial ones included, by relative path.
 
-        STAC JSON, the index, quicklook PNGs, the map page and the provenance ledger are left
+        STAC JSON, the indexes, quicklook PNGs, the map page and the provenance ledger are left
         out (tests/workflow/test_publishing.py).
         """
         if not self.output.exists():
@@ -169,7 +171,7 @@ class Workspace(SampleWorkspace):
             str(p.relative_to(self.output))
             for p in self.output.rglob("*")
             if p.is_file()
-            and p.suffix not in (".json", ".png", ".ndjson", ".html", ".js", ".css")
+            and p.suffix not in (".json", ".png", ".ndjson", ".parquet", ".html", ".js", ".css")
             and p.name != LEDGER
         }
 
@@ -199,6 +201,23 @@ class Workspace(SampleWorkspace):
             after = {path: after.get(path) for path in before}
         assert after == before, "a snakemake command modified or deleted a chip"
         return result
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """A folder this user cannot write into: read-only, and immutable for root, whom
+    permissions do not stop (skipped where root cannot make it so)."""
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
+        folder.chmod(0o755)
+        pytest.skip("root cannot make a folder immutable here (chattr +i)")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
 
 
 def generate(root: Path, **kwargs) -> Path:

@@ -6,7 +6,8 @@ correct) response. ``hold`` stalls the first request that matches a test until t
 releases it, so that a test can kill the workflow while a download or an upload is in
 flight; ``release(drop=True)`` then drops it unanswered, as the killed client's
 connection would be. ``deny`` answers 403 AccessDenied to the requests it matches, as S3
-does for a role with a narrower grant. The proxy is bounded: it answers at most
+does for a role with a narrower grant; ``gone`` answers 404 NoSuchKey, as S3 does for an
+object deleted since it was listed. The proxy is bounded: it answers at most
 ``max_requests`` requests normally, and holds or delays none for longer than
 ``max_hold_s`` seconds.
 """
@@ -50,6 +51,8 @@ class FaultProxy:
         Requests answered at most; later ones are refused with 503 and counted as overflow.
     max_hold_s : float
         Longest a held request waits for :meth:`release`.
+    deny, gone : callable, optional
+        ``(method, path)``: whether to answer 403 AccessDenied, or 404 NoSuchKey.
     """
 
     def __init__(
@@ -62,10 +65,12 @@ class FaultProxy:
         max_requests: int = 20_000,
         max_hold_s: float = 120.0,
         deny: Callable[[str, str], bool] | None = None,
+        gone: Callable[[str, str], bool] | None = None,
     ):
         self.upstream = urlsplit(upstream)
         self.every, self.cycle, self.after, self.slow_s = every, faults, after, slow_s
-        self.max_requests, self.max_hold_s, self.deny = max_requests, max_hold_s, deny
+        self.max_requests, self.max_hold_s = max_requests, max_hold_s
+        self.deny, self.gone = deny, gone
         self.faults: list[tuple[str, str, str]] = []  # (fault, method, path)
         self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         self.forwarded = 0
@@ -137,7 +142,12 @@ class FaultProxy:
             if self._drop:
                 handler.close_connection = True
                 return
-        fault = "denied" if self.deny and self.deny(method, path) else self._next_fault()
+        if self.deny and self.deny(method, path):
+            fault = "denied"
+        elif self.gone and self.gone(method, path):
+            fault = "gone"
+        else:
+            fault = self._next_fault()
         if fault:
             self.faults.append((fault, method, path))
         if fault == "reset":
@@ -148,7 +158,7 @@ class FaultProxy:
             handler.close_connection = True
             handler.connection.close()
             return
-        if fault in ("slowdown", "internal", "denied"):
+        if fault in ("slowdown", "internal", "denied", "gone"):
             status, code, message = {
                 "slowdown": (503, "SlowDown", "Please reduce your request rate."),
                 "internal": (
@@ -157,6 +167,7 @@ class FaultProxy:
                     "We encountered an internal error. Please try again.",
                 ),
                 "denied": (403, "AccessDenied", "Access Denied"),
+                "gone": (404, "NoSuchKey", "The specified key does not exist."),
             }[fault]
             answer = ERROR_BODY.format(code=code, message=message).encode()
             handler.send_response(status)

@@ -15,19 +15,25 @@ from collections.abc import Iterator
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Answers ``Range: bytes=a-b`` with 206 and those bytes; counts the requests."""
+    """Answers ``Range: bytes=a-b`` (and ``bytes=-n``, the last n) with 206 and those
+    bytes; counts the requests."""
 
     requests: list[str]
+    #: False: a host that ignores Range and sends whole files.
+    ranges = True
 
     def send_head(self):
-        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         path = self.translate_path(self.path)
         self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', 'whole')}")
         self.left = None
-        if not wanted or not os.path.isfile(path):
+        if not wanted or not self.ranges or not os.path.isfile(path):
             return super().send_head()
         size = os.path.getsize(path)
-        start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        if wanted[1]:
+            start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        else:  # a suffix: the last bytes
+            start, end = max(0, size - int(wanted[2])), size - 1
         stream = open(path, "rb")  # noqa: SIM115 (closed by the base class after copyfile)
         stream.seek(start)
         self.send_response(206)
@@ -60,11 +66,13 @@ def certificate(folder: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def serving(folder: str, tls: tuple[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
+def serving(
+    folder: str, tls: tuple[str, str] | None = None, ranges: bool = True
+) -> Iterator[tuple[str, list[str]]]:
     """The folder's base URL while the server runs, and the requests it answered; over
-    HTTPS with ``tls`` (a certificate and its key)."""
+    HTTPS with ``tls`` (a certificate and its key); whole files only without ``ranges``."""
     requests: list[str] = []
-    handler = type("Handler", (RangeHandler,), {"requests": requests})
+    handler = type("Handler", (RangeHandler,), {"requests": requests, "ranges": ranges})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=folder)
     )

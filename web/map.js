@@ -1,93 +1,39 @@
-// etm's map page: the region's monthly COGs of a product on a map, with a month slider
-// and a legend in mm; a click draws that pixel's monthly series. Everything is read from
-// the page's own folder: items.ndjson (one GET), then the COGs by HTTP range requests.
+// etm's map page: the region's monthly or yearly COGs of a product on a map, with a
+// period slider, a legend in mm, US state and county boundaries and a place finder; a
+// click (or a drawn polygon) gives that pixel's series (or the polygon's mean series),
+// over time or with its years overlaid, as a chart, a table and a CSV download. The URL's
+// hash is a permalink to what is shown. Everything is read from the page's own folder: a
+// pixel's monthly series from the product's series store where it is published.
 import 'ol/ol.css';
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
+import Feature from 'ol/Feature.js';
+import TopoJSON from 'ol/format/TopoJSON.js';
+import Point from 'ol/geom/Point.js';
+import Polygon, { fromExtent } from 'ol/geom/Polygon.js';
+import Draw from 'ol/interaction/Draw.js';
 import Graticule from 'ol/layer/Graticule.js';
+import VectorLayer from 'ol/layer/Vector.js';
 import TileLayer from 'ol/layer/WebGLTile.js';
-import DataTile from 'ol/source/DataTile.js';
-import TileGrid from 'ol/tilegrid/TileGrid.js';
-import { fromUrl } from 'geotiff';
+import VectorSource from 'ol/source/Vector.js';
+import { Circle, Fill, Stroke, Style, Text } from 'ol/style.js';
+import { cogSource, pixelAt, polygonMean } from './cogs.js';
+import { cogHref, cogUrl, extremes, itemsOf, period, readProducts } from './data.js';
+import { storedPoint } from './series.js';
+import { drawChart } from './chart.js';
+import { csv, degrees, fromHash, place, toHash } from './format.js';
 
 // ColorBrewer YlGnBu: dry (yellow) to wet (blue).
 const RAMP = ['#ffffcc', '#a1dab4', '#41b6c4', '#2c7fb8', '#253494'];
-const INDEX = new URL('items.ndjson', document.baseURI);
-const REGION_MONTHLY = /^([a-z0-9]+)-monthly$/;
+const MARKER = '#e41a1c';
+const BOUNDARIES = new URL('boundaries.json', document.baseURI);
 
 const $ = (id) => document.getElementById(id);
-const cogs = new Map();
 
-/** A COG's levels, full resolution first (geotiff.js reads its header by range requests). */
-function levels(url) {
-  if (!cogs.has(url)) {
-    cogs.set(url, fromUrl(url).then(async (tiff) => {
-      const count = await tiff.getImageCount();
-      return Promise.all([...Array(count).keys()].map((i) => tiff.getImage(i)));
-    }));
-  }
-  return cogs.get(url);
-}
-
-/** A map source of a COG: its own tiles and levels, so that a tile is one range request;
- * each tile is the value and a band that is 0 where the COG has no data (NaN). */
-async function cogSource(url) {
-  const images = await levels(url);
-  const [full] = images;
-  const [west, north] = full.getOrigin();
-  const [xres] = full.getResolution();
-  const size = [full.getTileWidth(), full.getTileHeight()];
-  const extent = [west, north - xres * full.getHeight(), west + xres * full.getWidth(), north];
-  const coarsest = [...images].reverse();
-  const tileGrid = new TileGrid({
-    extent,
-    origin: [west, north],
-    tileSize: size,
-    resolutions: coarsest.map((image) => (xres * full.getWidth()) / image.getWidth()),
-  });
-  const loader = async (z, x, y) => {
-    const window = [x * size[0], y * size[1], (x + 1) * size[0], (y + 1) * size[1]];
-    const [values] = await coarsest[z].readRasters({ window, fillValue: NaN });
-    const tile = new Float32Array(values.length * 2);
-    values.forEach((value, i) => {
-      const valid = !Number.isNaN(value);
-      tile[2 * i] = valid ? value : 0;
-      tile[2 * i + 1] = valid ? 1 : 0;
-    });
-    return tile;
-  };
-  return new DataTile({
-    loader, tileGrid, projection: 'EPSG:4326', bandCount: 2, interpolate: false, wrapX: false,
-  });
-}
-
-/** The region's monthly Items per product, in time order. */
-async function readIndex() {
-  const response = await fetch(INDEX);
-  if (!response.ok) throw new Error(`${INDEX}: HTTP ${response.status}`);
-  const byProduct = new Map();
-  for (const line of (await response.text()).split('\n')) {
-    if (!line.trim()) continue;
-    const item = JSON.parse(line);
-    const product = REGION_MONTHLY.exec(item.collection)?.[1];
-    if (!product) continue;
-    if (!byProduct.has(product)) byProduct.set(product, []);
-    byProduct.get(product).push(item);
-  }
-  for (const items of byProduct.values()) {
-    items.sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime));
-  }
-  return byProduct;
-}
-
-const cogUrl = (item) => new URL(item.assets.data.href, INDEX).href;
-const month = (item) => item.properties.datetime.slice(0, 7);
-const band = (item) => item.assets.data['raster:bands'][0];
-
-/** The colour scale of a product: its months' smallest and largest values. */
+/** The colour scale of a product's months or years: their smallest and largest values. */
 function range(items) {
-  const low = Math.min(...items.map((item) => band(item).statistics.minimum));
-  const high = Math.max(...items.map((item) => band(item).statistics.maximum));
+  const low = Math.min(...items.map((item) => extremes(item)[0]));
+  const high = Math.max(...items.map((item) => extremes(item)[1]));
   return high > low ? [low, high] : [low, low + 1];
 }
 
@@ -110,98 +56,227 @@ function drawLegend([low, high]) {
   $('legend-high').textContent = `${high.toFixed(1)} mm`;
 }
 
-/** A COG's value at a point, reading the one block that holds it; null for no data. */
-async function pixelValue(url, lon, lat) {
-  const [image] = await levels(url);
-  const [west, north] = image.getOrigin();
-  const [xres, yres] = image.getResolution();
-  const col = Math.floor((lon - west) / xres);
-  const row = Math.floor((lat - north) / yres);
-  if (col < 0 || row < 0 || col >= image.getWidth() || row >= image.getHeight()) return null;
-  const [values] = await image.readRasters({ window: [col, row, col + 1, row + 1] });
-  return Number.isNaN(values[0]) ? null : values[0];
-}
-
-function drawSeries(points, lon, lat) {
-  const valid = points.filter((p) => p.value !== null);
-  $('series-title').textContent = `${$('product').value} at ${lat.toFixed(4)}° N, ${lon.toFixed(4)}° E`;
-  const table = $('series-values');
-  table.replaceChildren(
-    ...points.map((p) => {
-      const row = document.createElement('tr');
-      row.dataset.period = p.period;
-      row.dataset.value = p.value === null ? '' : String(p.value);
-      row.innerHTML = `<td>${p.period}</td><td>${p.value === null ? 'no data' : p.value.toFixed(2)}</td>`;
-      return row;
-    }),
-  );
-  const svg = $('series-chart');
-  if (!valid.length) {
-    svg.innerHTML = '<text x="10" y="20">no data at this point</text>';
-    return;
+/** States (and, zoomed in, counties) from the bundled US Census boundaries, and the
+ * place finder's list of them. */
+async function boundaries(map) {
+  const response = await fetch(BOUNDARIES);
+  if (!response.ok) return; // the map works without them
+  const format = new TopoJSON({ layerName: 'layer', layers: ['states', 'counties'] });
+  const features = format.readFeatures(await response.json());
+  const states = new Map(features.filter((f) => f.get('layer') === 'states').map((f) => [f.getId(), f.get('name')]));
+  const names = new Map();
+  for (const feature of features) {
+    const county = feature.get('layer') === 'counties';
+    const name = county ? `${feature.get('name')}, ${states.get(String(feature.getId()).slice(0, 2))}` : feature.get('name');
+    names.set(name, feature);
   }
-  const [width, height, pad] = [480, 160, 30];
-  const low = Math.min(0, ...valid.map((p) => p.value));
-  const high = Math.max(...valid.map((p) => p.value)) || 1;
-  const x = (i) => pad + ((width - 2 * pad) * i) / Math.max(points.length - 1, 1);
-  const y = (v) => height - pad - ((height - 2 * pad) * (v - low)) / (high - low || 1);
-  const line = points.map((p, i) => (p.value === null ? null : `${x(i)},${y(p.value)}`));
-  svg.innerHTML =
-    `<polyline fill="none" stroke="#2c7fb8" stroke-width="2" points="${line.filter(Boolean).join(' ')}"/>` +
-    line.map((xy) => (xy ? `<circle r="3" fill="#253494" cx="${xy.split(',')[0]}" cy="${xy.split(',')[1]}"/>` : '')).join('') +
-    `<text x="2" y="${y(high) + 4}">${high.toFixed(1)}</text><text x="2" y="${y(low) + 4}">${low.toFixed(1)}</text>` +
-    `<text x="${pad}" y="${height - 8}">${points[0].period}</text>` +
-    `<text x="${width - pad}" y="${height - 8}" text-anchor="end">${points.at(-1).period} (mm)</text>`;
+  const state = new Style({ stroke: new Stroke({ color: '#333', width: 1.2 }) });
+  const county = new Style({ stroke: new Stroke({ color: 'rgba(60,60,60,0.45)', width: 0.5 }) });
+  map.addLayer(new VectorLayer({
+    source: new VectorSource({ features }),
+    style: (feature, resolution) =>
+      feature.get('layer') === 'states' ? state : resolution < 0.02 ? county : null,
+  }));
+  $('places').replaceChildren(...[...names.keys()].sort().map((name) => new Option(name)));
+  return names;
 }
 
 async function main() {
-  const byProduct = await readIndex();
-  if (!byProduct.size) throw new Error(`${INDEX} lists no monthly region COG`);
+  const products = await readProducts();
+  if (!products.size) throw new Error('the catalog lists no region Collection');
+  const wanted = fromHash(location.hash);
   const select = $('product');
-  for (const product of byProduct.keys()) select.add(new Option(product, product));
+  for (const product of products.keys()) select.add(new Option(product, product));
+  if (products.has(wanted.product)) select.value = wanted.product;
+  const kind = $('kind');
+  if (wanted.period?.length === 4) kind.value = 'yearly';
+  $('overlay').checked = wanted.overlay;
+
   const layer = new TileLayer({});
+  const marks = new VectorSource();
+  const markStyle = [
+    new Style({ stroke: new Stroke({ color: MARKER, width: 2 }), fill: new Fill({ color: 'rgba(228,26,28,0.15)' }) }),
+    new Style({ image: new Circle({ radius: 5, stroke: new Stroke({ color: MARKER, width: 2.5 }) }) }),
+  ];
   const map = new OlMap({
     target: 'map',
     // Labelled meridians and parallels place the region without a base map from elsewhere.
-    layers: [layer, new Graticule({ showLabels: true, wrapX: false })],
+    layers: [layer, new Graticule({ showLabels: true, wrapX: false }), new VectorLayer({ source: marks, style: markStyle, zIndex: 10 })],
     view: new View({ projection: 'EPSG:4326' }),
   });
   const slider = $('month');
+  let selection = null; // {point: [lon, lat]} or {polygon: [[lon, lat], ...]}
+  let points = [];
+  let drawn = 0; // which series is the latest asked for
+  let shownPeriod;
+
+  let shownItems = []; // the product and kind chosen, once their index is read
+  const items = () => shownItems;
+  const current = () => items()[Number(slider.value)];
+
+  function permalink() {
+    if (!current()) return; // the index is still being read: the address stays as opened
+    const view = map.getView();
+    const shown = view.isDef() ? { center: view.getCenter(), zoom: view.getZoom() } : undefined;
+    history.replaceState(null, '', toHash({
+      product: select.value, period: period(current()), point: selection?.point,
+      polygon: selection?.polygon, overlay: $('overlay').checked, view: shown,
+    }));
+  }
 
   async function show() {
-    const items = byProduct.get(select.value);
-    const item = items[Number(slider.value)];
-    $('month-label').textContent = month(item);
-    const shown = `${select.value} ${month(item)}`;
+    const item = current();
+    shownPeriod = period(item);
+    $('month-label').textContent = shownPeriod;
+    const shown = `${select.value} ${period(item)}`;
+    permalink();
     const source = await cogSource(cogUrl(item));
-    if (shown !== `${select.value} ${month(items[Number(slider.value)])}`) return; // moved on
+    if (shown !== `${select.value} ${period(current())}`) return; // moved on
     layer.setSource(source);
     if (!map.getView().isDef()) map.getView().fit(source.getTileGrid().getExtent());
     document.body.dataset.shown = shown;
   }
 
-  async function choose() {
-    const items = byProduct.get(select.value);
-    slider.max = String(items.length - 1);
-    slider.value = String(Math.min(Number(slider.value), items.length - 1));
-    const scale = range(items);
-    layer.setStyle(style(scale));
-    drawLegend(scale);
-    await show();
+  function drawSeries() {
+    const yearly = kind.value === 'yearly';
+    const polygon = Boolean(selection.polygon);
+    const where = polygon
+      ? `mean of ${Math.max(...points.map((p) => p.valid))} pixels in the polygon`
+      : `at ${place(...selection.point)}`;
+    $('series-title').textContent = `${select.value} ${yearly ? 'yearly' : 'monthly'} ${where}`;
+    $('series-values').replaceChildren(...points.map((p) => {
+      const row = document.createElement('tr');
+      row.dataset.period = p.period;
+      row.dataset.value = p.value === null ? '' : String(p.value);
+      row.innerHTML = `<td>${p.period}</td><td>${p.value === null ? 'no data' : `${p.value.toFixed(2)} mm`}</td>` +
+        (polygon ? `<td>${p.valid} pixels</td>` : '');
+      return row;
+    }));
+    drawChart($('series-chart'), points, { overlay: $('overlay').checked, yearly, shownYear: shownPeriod?.slice(0, 4) });
+    const download = $('download');
+    URL.revokeObjectURL(download.href);
+    download.href = URL.createObjectURL(new Blob([csv(points, polygon)], { type: 'text/csv' }));
+    const at = polygon ? 'polygon' : `${degrees(selection.point[1], 'N', 'S', 4)}_${degrees(selection.point[0], 'E', 'W', 4)}`.replace(/[° ]/g, '');
+    download.download = `${select.value}_${kind.value}_${at}.csv`;
+    download.hidden = false;
   }
 
-  select.addEventListener('change', choose);
-  slider.addEventListener('input', show);
-  await choose();
+  /** Read the selection's series from every COG of the product and kind, then draw it. */
+  async function readSeries() {
+    if (!selection) return;
+    const asked = ++drawn;
+    const list = items();
+    $('series-title').textContent = 'reading…';
+    let series;
+    if (selection.point) {
+      const [lon, lat] = selection.point;
+      // Monthly: the series store's three requests where it is published, else the COGs.
+      const stored = kind.value === 'monthly' ? await storedPoint(select.value, lon, lat) : null;
+      let square = stored?.square;
+      if (stored) {
+        series = stored.points;
+      } else {
+        const readings = await Promise.all(list.map((item) => pixelAt(cogUrl(item), lon, lat)));
+        square = readings.find(Boolean)?.square;
+        series = list.map((item, i) => ({ period: period(item), value: readings[i]?.value ?? null, cog: cogHref(item) }));
+      }
+      marks.clear();
+      marks.addFeature(new Feature(new Point(selection.point)));
+      if (square) marks.addFeature(new Feature(fromExtent(square)));
+    } else {
+      const polygon = new Polygon([selection.polygon]);
+      marks.clear();
+      marks.addFeature(new Feature(polygon));
+      const readings = await Promise.all(list.map((item) => polygonMean(cogUrl(item), polygon)));
+      series = list.map((item, i) => ({ period: period(item), ...readings[i] }));
+    }
+    if (asked !== drawn) return; // another click, product or kind since
+    const marked = JSON.stringify(selection);
+    map.once('rendercomplete', () => (document.body.dataset.marked = marked));
+    map.render();
+    points = series;
+    drawSeries();
+    if (selection.point) document.body.dataset.point = selection.point.join(',');
+    document.body.dataset.series = `${select.value} ${kind.value} ${selection.point ? 'point' : 'polygon'}`;
+  }
+
+  /** Show the product and kind chosen, at the period shown before (or its year's). */
+  async function choose(keep = shownPeriod) {
+    // Yearly maps only where the run published years (annual: true).
+    const kinds = products.get(select.value);
+    for (const option of kind.options) option.disabled = !kinds.has(option.value);
+    if (!kinds.has(kind.value)) kind.value = [...kinds][0];
+    const list = await itemsOf(select.value, kind.value);
+    shownItems = list;
+    slider.max = String(list.length - 1);
+    const periods = list.map(period);
+    const index = [periods.indexOf(keep), periods.findIndex((p) => p.slice(0, 4) === keep?.slice(0, 4))].find((i) => i >= 0);
+    slider.value = String(index ?? 0);
+    const scale = range(list);
+    layer.setStyle(style(scale));
+    drawLegend(scale);
+    $('overlay').disabled = kind.value === 'yearly';
+    await Promise.all([show(), readSeries()]);
+  }
+
+  select.addEventListener('change', () => choose());
+  kind.addEventListener('change', () => choose());
+  slider.addEventListener('input', () => {
+    const year = shownPeriod?.slice(0, 4);
+    show();
+    // The overlaid years: the map's year stands out.
+    if (points.length && $('overlay').checked && shownPeriod.slice(0, 4) !== year) drawSeries();
+  });
+  $('overlay').addEventListener('change', () => {
+    permalink();
+    if (points.length) drawSeries();
+  });
+  map.on('moveend', permalink);
+  // A permalink pasted into the address bar of an open page (only the hash changes).
+  window.addEventListener('hashchange', () => location.reload());
+
+  const draw = new Draw({ source: new VectorSource(), type: 'Polygon', stopClick: true });
+  let drawnAt = -1; // the time of the click that closed the polygon, which is no point
+  draw.on('drawend', (event) => {
+    drawnAt = performance.now();
+    map.removeInteraction(draw);
+    $('draw').textContent = 'Draw a polygon';
+    selection = { polygon: event.feature.getGeometry().getCoordinates()[0] };
+    permalink();
+    readSeries();
+  });
+  $('draw').addEventListener('click', () => {
+    if (map.getInteractions().getArray().includes(draw)) {
+      map.removeInteraction(draw);
+      $('draw').textContent = 'Draw a polygon';
+    } else {
+      map.addInteraction(draw);
+      $('draw').textContent = 'Cancel the polygon';
+    }
+  });
+  map.on('singleclick', (event) => {
+    if (map.getInteractions().getArray().includes(draw)) return; // a polygon's vertex
+    if (event.originalEvent.timeStamp <= drawnAt) return;
+    selection = { point: event.coordinate };
+    permalink();
+    readSeries();
+  });
+
+  if (wanted.point) selection = { point: wanted.point };
+  if (wanted.polygon) selection = { polygon: wanted.polygon };
+  if (wanted.view) {
+    map.getView().setCenter(wanted.view.center);
+    map.getView().setZoom(wanted.view.zoom);
+  }
+  await choose(wanted.period);
   map.on('rendercomplete', () => (document.body.dataset.rendered = document.body.dataset.shown));
 
-  map.on('singleclick', async (event) => {
-    const [lon, lat] = event.coordinate;
-    const items = byProduct.get(select.value);
-    $('series-title').textContent = 'reading…';
-    const values = await Promise.all(items.map((item) => pixelValue(cogUrl(item), lon, lat)));
-    drawSeries(items.map((item, i) => ({ period: month(item), value: values[i] })), lon, lat);
-    document.body.dataset.series = `${lon},${lat}`;
+  const places = await boundaries(map);
+  $('place').addEventListener('change', () => {
+    const feature = places?.get($('place').value);
+    if (!feature) return;
+    map.getView().fit(feature.getGeometry().getExtent(), { padding: [20, 20, 20, 20] });
+    document.body.dataset.place = $('place').value;
   });
 }
 

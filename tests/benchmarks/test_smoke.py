@@ -1,4 +1,4 @@
-"""Smoke runs of the benchmarks (the full ones are too slow for CI; see the README)."""
+"""Smoke runs of the benchmarks (the full ones are too slow for CI; see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,21 @@ def test_catalog_benchmark_reads_one_object_per_region_period_then_only_what_cha
         "3. nothing changed": [1, 2],
         "4. one month redone": [1 + 1, 2],
     }
+
+
+def test_index_benchmark_fetches_one_products_month_index_to_start_a_series():
+    output = run("index_size.py", "--tiles", "1", "--years", "1")
+    assert "built 312 Items" in output  # 12 products x 13 periods x (1 tile + the region)
+    fetched = output.split("etm timeseries (etasw, 12 region months) fetches ", 1)[1]
+    assert fetched.split(" bytes in 1 request(s)")[0].replace(",", "").isdigit()
+    assert "GET /etasw-monthly/items.parquet whole" in output
+
+
+def test_series_benchmark_reads_a_point_from_the_store_in_three_requests():
+    output = run("series_reads.py", "--smoke")
+    assert "a run that adds or redoes one month: " in output
+    store, cogs = [
+        line.split() for line in output.splitlines() if line.startswith(("store ", "COGs "))
+    ]
+    assert store[1] == "3" and int(cogs[1]) > 3
+    assert output.rstrip().endswith("-> met")

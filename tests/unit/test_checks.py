@@ -22,8 +22,9 @@ from etm.checks import (
     overlaps_disagree,
     reference_files,
     suspicion,
+    usual_nan_shares,
 )
-from etm.errors import ChipContentError, ChipNeighbourError, SuspectChipError
+from etm.errors import ChipContentError, ChipNeighbourError, ObjectRefusedError, SuspectChipError
 from etm.grid import Chip
 from etm.listing import LocalListing
 from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chips
@@ -356,3 +357,53 @@ def test_a_month_whose_overlaps_mostly_disagree_is_the_archives_not_its_chips():
     edge = EdgeStats(0, 1)
     edge.add(np.array([1.0, 2.0, np.nan]), np.array([1.25, 2.0, 3.0]), 0.001)
     assert (edge.compared, edge.differ, edge.largest) == (3, 2, 0.25)
+
+
+def write_chip(path, chip: Chip, pixel: float, nan_rows: int = 0) -> str:
+    """A chip file of ``chip``'s square on a lattice of ``pixel`` degrees."""
+    import rasterio
+
+    grid = chip_grid(chip, pixel)
+    values = np.ones((len(grid.lats), len(grid.lons)))
+    values[:nan_rows] = np.nan
+    profile = dict(driver="GTiff", count=1, dtype="float64", crs="EPSG:4326")
+    shape = dict(width=values.shape[1], height=values.shape[0])
+    with rasterio.open(path, "w", **profile, **shape, transform=grid.transform) as chip_file:
+        chip_file.write(values, 1)
+    return str(path)
+
+
+def test_a_baseline_reads_headers_first_and_leaves_out_files_it_cannot_use(tmp_path):
+    """A file of another chip's square, one of a finer lattice than the others' (as large
+    as its pixels are small), one the storage cannot fetch: left out, with why."""
+    other = Chip(434, -1008)
+    files = {
+        CHIP.name: [
+            write_chip(tmp_path / "a.tif", CHIP, 10 * MODEL_PIXEL, nan_rows=12),
+            write_chip(tmp_path / "b.tif", CHIP, 10 * MODEL_PIXEL, nan_rows=24),
+            write_chip(tmp_path / "shifted.tif", other, 10 * MODEL_PIXEL),
+        ],
+        other.name: [
+            write_chip(tmp_path / "fine.tif", other, MODEL_PIXEL),
+            write_chip(tmp_path / "c.tif", other, 10 * MODEL_PIXEL),
+            str(tmp_path / "gone.tif"),
+        ],
+    }
+
+    def fetch(path: str) -> str:
+        if path.endswith("gone.tif"):
+            raise ObjectRefusedError(f"cannot read {path}: 404")
+        return path
+
+    usual, skipped = usual_nan_shares(files, 20, fetch)
+    assert usual == {CHIP.name: pytest.approx(12 / 97, abs=4 / 97), other.name: 0.0}
+    starts = {
+        "shifted.tif": "its upper-left corner is at (-100.8178, 43.4063), 95.3 pixels from its "
+        "name's corner (-102.8000, 43.4000): it looks like chip43.4N-100.8E's file",
+        "fine.tif": f"has CRS EPSG:4326 and pixel size {MODEL_PIXEL!r} x {MODEL_PIXEL!r}, unlike "
+        "most of its tile's files",
+        "gone.tif": f"cannot read {tmp_path}/gone.tif: 404",
+    }
+    assert {path.rsplit("/", 1)[1] for path in skipped} == set(starts)
+    for path, reason in skipped.items():
+        assert reason.startswith(starts[path.rsplit("/", 1)[1]]), reason

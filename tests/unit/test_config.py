@@ -10,6 +10,7 @@ from etm.config import (
     TileGrid,
     check_work_prefix,
     load_settings,
+    normalised_prefix,
     output_key,
     read_config_file,
     read_schema,
@@ -51,6 +52,14 @@ def test_the_teams_config_loads_with_documented_defaults():
     assert settings.license == "other"
     assert settings.annual_aggregation["etasw"] == "sum"
     assert settings.annual_aggregation["snwpk"] == "mean"
+
+
+def test_the_series_store_is_off_by_default_and_refused_on_s3_in_one_line():
+    assert load_settings(team_config(), SCHEMA).series_store is False
+    assert load_settings({**team_config(), "series_store": True}, SCHEMA).series_store is True
+    with pytest.raises(ConfigError, match="^config key 'series_store': .* local") as refused:
+        load_settings({**team_config(), "series_store": True}, SCHEMA, local=False)
+    assert "\n" not in str(refused.value)
 
 
 def test_annual_aggregation_overrides_keep_the_other_defaults():
@@ -201,7 +210,7 @@ def test_the_tile_grid_is_given_by_its_origin_or_learned_with_its_size(tile_grid
         ),
         ({"annual_aggregation": {"etasw": "median"}}, "config key 'annual_aggregation.etasw'"),
         ({"annual_aggregation": {"et": "sum"}}, "config: unknown key 'annual_aggregation.et'"),
-        ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no tile"),
+        ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no folder"),
         (
             {"enduser_cog_output": "ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/cogs"},
             "config key 'enduser_cog_output': ws-out/USA/Run08_18_2021/run_r50.0_tile5/"
@@ -399,3 +408,43 @@ def test_rerun_command_placeholders_are_filled_shell_quoted():
         tile="r50.0_tile6", chip="chip47.4N-106.8E", year="2008", prefix="s3://ws-out/a b",
     )  # fmt: skip
     assert command == "run-model --chip chip47.4N-106.8E --year 2008 --out 's3://ws-out/a b'/"
+
+
+@pytest.mark.parametrize(
+    ("path", "local", "normalised"),
+    [
+        ("./out//cogs/", True, "out/cogs"),
+        ("../chips/r50.0_tile6/", True, "../chips/r50.0_tile6"),
+        ("/data//out/", True, "/data/out"),
+        ("ws-enduser/USA/TBD/", False, "ws-enduser/USA/TBD"),
+    ],
+)
+def test_prefixes_are_spelt_one_way(path, local, normalised):
+    assert normalised_prefix("enduser_cog_output", path, local) == normalised
+
+
+@pytest.mark.parametrize(
+    ("path", "local", "problem"),
+    [
+        ("out/ ", True, "has a folder name that begins or ends in whitespace (' ')"),
+        ("out/ x/y", True, "has a folder name that begins or ends in whitespace (' x')"),
+        ("chips/../r50.0_tile6", True, "has a folder named '..'"),
+        ("/../out", True, "has a folder named '..'"),
+        ("chips/./r50.0_tile6", True, "has a folder named '.'"),
+        ("ws-out/./r50.0_tile6", False, "has a folder named '.'"),
+        ("ws-out//r50.0_tile6", False, "has an empty folder name"),
+    ],
+)
+def test_prefixes_publishing_elsewhere_than_they_say_are_refused(path, local, problem):
+    with pytest.raises(ConfigError) as error:
+        normalised_prefix("enduser_cog_output", path, local)
+    assert str(error.value) == (
+        f"config key 'enduser_cog_output': {path!r} {problem}; write the prefix without it, "
+        "or rename the folder"
+    )
+
+
+@pytest.mark.parametrize("path", ["./", "..", "/"])
+def test_a_prefix_naming_no_folder_is_refused(path):
+    with pytest.raises(ConfigError, match="names no folder$"):
+        normalised_prefix("enduser_cog_output", path, True)

@@ -34,16 +34,28 @@ def test_conda_environment_pins_every_runtime_requirement_at_the_same_version():
     assert pinned == pip_pins(requirement_lines("requirements.txt"))
 
 
-def test_job_image_installs_exactly_the_requirements_and_the_package_on_a_pinned_base():
+def test_job_image_installs_exactly_the_locked_requirements_and_the_package_on_a_pinned_base():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert re.search(
-        r"^ARG BASE=docker.io/library/python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M
+        r"^ARG BASE=docker.io/library/python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}$",
+        dockerfile,
+        re.M,
     )
     assert "FROM ${BASE}" in dockerfile
-    assert "RUN pip install -r requirements.txt\n" in dockerfile
+    assert "RUN pip install --require-hashes -r requirements.lock\n" in dockerfile
     assert "RUN pip install --no-deps . && etm check-image\n" in dockerfile
     packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     for folder in packages["packages"]:
         assert f"COPY {folder} ./{folder}" in dockerfile
     # The build context holds only what the image needs.
     assert (REPO / ".dockerignore").read_text().splitlines()[1] == "*"
+
+
+def test_lock_pins_every_requirement_at_its_version_with_hashes():
+    lock = (REPO / "requirements.lock").read_text()
+    entries = re.findall(r"^([\w.-]+)==(\S+)((?: \\\n    --hash=sha256:[0-9a-f]{64})+)", lock, re.M)
+    locked = {name.lower(): version for name, version, _ in entries}
+    packages = re.findall(r"^[\w.-]+==", lock, re.M)
+    assert len(entries) == len(packages)  # every package has its hashes
+    required = pip_pins(requirement_lines("requirements.txt"))
+    assert {name: locked.get(name) for name in required} == required

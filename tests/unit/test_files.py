@@ -1,8 +1,10 @@
 """A published file appears whole or not at all."""
 
 import pytest
+from conftest import unwritable
 
-from etm.files import copy_whole, write_whole
+from etm.errors import OutputError
+from etm.files import check_output_folders, copy_whole, whole, write_whole
 
 
 def test_a_file_is_renamed_into_place_only_once_written(tmp_path):
@@ -18,3 +20,29 @@ def test_a_failed_copy_leaves_neither_the_file_nor_a_hidden_part(tmp_path):
     with pytest.raises(FileNotFoundError):
         copy_whole(str(tmp_path / "absent.js"), str(tmp_path / "map.js"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_fails_before_the_work(tmp_path):
+    folder = tmp_path / "2020"
+    folder.mkdir()
+    worked = []
+    with unwritable(folder), pytest.raises(OutputError) as error:
+        with whole(str(folder / "etasw_202007.tif")):
+            worked.append(True)
+    assert not worked
+    assert str(error.value).startswith(f"output folder {folder} cannot be written (")
+    assert list(folder.iterdir()) == []
+
+
+def test_output_folders_are_folders_this_user_can_write(tmp_path):
+    out = tmp_path / "out"
+    check_output_folders([str(out / "tiles" / "t" / "etasw" / "2020")])  # none exists yet
+    (out / "tiles").mkdir(parents=True)
+    (out / "tiles" / "t").write_text("")
+    with pytest.raises(OutputError, match=f"^output {out}/tiles/t is a file, where the run"):
+        check_output_folders([str(out), str(out / "tiles" / "t" / "etasw" / "2020")])
+    (out / "tiles" / "t").unlink()
+    year = out / "tiles" / "t" / "etasw" / "2020"
+    year.mkdir(parents=True)
+    with unwritable(year), pytest.raises(OutputError, match=f"^output folder {year} cannot be"):
+        check_output_folders([str(out), str(year)])

@@ -48,18 +48,19 @@ def test_the_checksum_is_a_sha256_multihash(tmp_path):
     assert multihash_sha256(str(tmp_path / "f")) == "1220" + hashlib.sha256(data).hexdigest()
 
 
-def test_an_index_line_has_its_hrefs_from_the_output_prefix():
+def test_an_index_line_has_its_hrefs_from_its_collections_folder():
     item = {
         "id": "x",
+        "collection": "etasw-tiles-monthly",
         "links": [{"rel": "root", "href": "../../../../catalog.json"},
                   {"rel": "license", "href": "https://example.org/terms"}],
         "assets": {"data": {"href": "./etasw_202007.tif"}},
     }  # fmt: skip
     line = indexed(item, "tiles/r50.0_tile6/etasw/2020/etasw_202007.json")
     assert [link["href"] for link in line["links"]] == [
-        "./catalog.json", "https://example.org/terms",
+        "../catalog.json", "https://example.org/terms",
     ]  # fmt: skip
-    assert line["assets"]["data"]["href"] == "./tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
+    assert line["assets"]["data"]["href"] == "../tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
 
 

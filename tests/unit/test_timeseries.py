@@ -1,30 +1,53 @@
 """The time series command's pure parts: where the catalog is, and its CSV."""
 
 import math
+import os
 
 import pytest
 
 from etm.errors import EtmError
-from etm.timeseries import Reading, as_csv, output_prefix, point_series
+from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series, resolve
 
 
-def test_the_output_prefix_is_found_from_itself_its_catalog_or_its_index():
+def test_the_output_prefix_is_found_from_itself_or_its_catalog():
     assert output_prefix("s3://b/USA/demo/") == "s3://b/USA/demo"
     assert output_prefix("s3://b/USA/demo/catalog.json") == "s3://b/USA/demo"
-    assert output_prefix("https://h/x/items.ndjson") == "https://h/x"
     assert output_prefix("catalog.json") == "."
 
 
 def test_the_csv_gives_back_float32_values_and_leaves_nan_empty():
-    point = as_csv([Reading("202007", 18.143768310546875), Reading("202008", math.nan)])
-    assert point == "period,value_mm\n2020-07,18.1437683\n2020-08,\n"
+    cog = "mosaic/etasw/2020/etasw_202007.tif"
+    point = as_csv([Reading("202007", 18.143768310546875, cog=cog), Reading("202008", math.nan)])
+    assert point == f"period,value_mm,cog\n2020-07,18.1437683,{cog}\n2020-08,,\n"
     polygon = as_csv([Reading("202007", 2.5, 12)])
     assert polygon == "period,mean_mm,valid_pixels\n2020-07,2.5,12\n"
 
 
 def test_an_s3_prefix_with_a_password_is_refused_without_quoting_it():
-    with pytest.raises(
-        EtmError, match=r"^\*\*\*@bucket/out/items.ndjson: an S3 path holds no"
-    ) as refused:
+    with pytest.raises(EtmError, match=r"^\*\*\*@bucket/out/\S+: an S3 path holds no") as refused:
         point_series("s3://AKIAEXAMPLE:s3cr3t@bucket/out/", "etasw", -106.7, 47.3)
     assert "s3cr3t" not in str(refused.value)
+
+
+def test_months_are_yyyy_mm_and_in_order():
+    assert month_span("2020-07", None) == ("202007", "999912")
+    assert month_span(None, "2021-12") == ("000001", "202112")
+    for bad in ("2020-7", "2020-00", "2020-13", "202007", "2020-07-01"):
+        with pytest.raises(EtmError, match="is not a month: give YYYY-MM"):
+            month_span(bad, None)
+    with pytest.raises(EtmError, match="^--start 2021-01 is after --end 2020-12"):
+        month_span("2021-01", "2020-12")
+
+
+def test_an_index_href_is_resolved_against_its_folder_as_an_absolute_path_or_url():
+    href = "../mosaic/etasw/2020/etasw_202007.tif"
+    assert resolve("s3://b/USA/demo/etasw-monthly", href) == (
+        "s3://b/USA/demo/mosaic/etasw/2020/etasw_202007.tif"
+    )
+    assert (
+        resolve("https://h/x/etasw-monthly", href)
+        == "https://h/x/mosaic/etasw/2020/etasw_202007.tif"
+    )
+    assert resolve("out/etasw-monthly", href) == os.path.abspath(
+        "out/mosaic/etasw/2020/etasw_202007.tif"
+    )

@@ -25,12 +25,13 @@ def test_an_unbuilt_page_stops_the_run_saying_how_to_build_it(tmp_path):
 def test_the_page_is_published_whole_under_its_names(tmp_path):
     built(tmp_path)
     files = page_files(str(tmp_path))
-    assert list(files) == ["index.html", "map.js", "map.css"]
+    assert list(files) == ["index.html", "map.js", "map.css", "boundaries.json"]
     out = tmp_path / "out"
     out.mkdir()
     write_page(list(files.values()), [str(out / name) for name in files])
     assert {p.name: p.read_text() for p in out.iterdir()} == {
         "index.html": "index.html", "map.js": "dist/map.js", "map.css": "dist/map.css",
+        "boundaries.json": "dist/boundaries.json",
     }  # fmt: skip
 
 
@@ -42,6 +43,7 @@ def test_the_page_is_published_whole_under_its_names(tmp_path):
         ("etasw_202007.tif", "image/tiff; application=geotiff; profile=cloud-optimized"),
         ("etasw_202007.json", "application/json"),
         ("items.ndjson", "application/x-ndjson"),
+        ("items.parquet", "application/vnd.apache.parquet"),
         ("lock", "binary/octet-stream"),
     ],
 )

@@ -11,21 +11,24 @@ import io
 import json
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pystac
 import pytest
 import rasterio
 from conftest import DEMO_OUTPUT, SNAKEMAKE, TILE5, TILE6, kept_folder, snakemake_command
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
-from pystac.validation import validate_dict
 from rangeserver import certificate, serving
 from rio_cogeo.cogeo import cog_validate
+from stacschemas import errors
 
 from etm.provenance import LEDGER, digest
+from etm.timeseries import index_items, polygon_series
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
@@ -37,6 +40,10 @@ COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 def test_every_cog_is_published_valid_and_nothing_else(demo):
     published = sorted(p.relative_to(demo / OUTPUT) for p in (demo / OUTPUT).rglob("*"))
     files = [p for p in published if (demo / OUTPUT / p).is_file()]
+    # series_store: true (config/sample.yaml): one Zarr store per product.
+    stores = {p.parts[:2] for p in files if p.parts[0] == "series"}
+    assert stores == {("series", "etasw.zarr"), ("series", "netet.zarr")}
+    files = [p for p in files if p.parts[0] != "series"]
     # No partial file, and the ledger of what each tile-month was built from.
     assert [p for p in files if p.name.startswith(".")] == [Path(LEDGER)]
     files.remove(Path(LEDGER))
@@ -44,13 +51,14 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
     # Per product: 12 months and the year (annual: true), for 2 tiles and the region.
     assert len(cogs) == 2 * (12 + 1) * 3
     # Beside each COG its STAC Item, beside each region COG its quicklook; then the
-    # catalog, its index and one collection per product and kind.
+    # catalog, and one Collection per product and kind with its indexes.
     collections = {Path(c) / "collection.json" for c in COLLECTIONS}
-    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} == {
-        p for p in files if p.suffix == ".json"
-    }
+    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} | {
+        Path("boundaries.json")  # the map page's
+    } == {p for p in files if p.suffix == ".json"}
     assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {
-        Path("items.ndjson"), Path("index.html"), Path("map.js"), Path("map.css"),
+        Path("index.html"), Path("map.js"), Path("map.css"),
+        *(Path(c) / name for c in COLLECTIONS for name in ("items.ndjson", "items.parquet")),
     }  # fmt: skip
     assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
         p for p in files if p.suffix == ".png"
@@ -154,7 +162,8 @@ def test_overviews_average_without_overshoot(demo):
 
 
 def stac_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.json") if p.is_file())
+    """Every STAC document under the output prefix (the map page's boundaries.json is not)."""
+    return sorted(p for p in root.rglob("*.json") if p.is_file() and p.name != "boundaries.json")
 
 
 def test_stac_catalog_validates_and_every_link_resolves(demo):
@@ -166,19 +175,25 @@ def test_stac_catalog_validates_and_every_link_resolves(demo):
     items = [item for c in collections.values() for item in c.get_items()]
     for collection in collections.values():  # one kind each, never mixed
         kinds = {
-            (item.properties["etm:tile"] == "region", item.properties["etm:aggregation"])
+            (item.properties["etm:product"], item.properties["etm:place"] == "region",
+             item.properties["etm:period"], item.properties.get("etm:aggregation"))
             for item in collection.get_items()
-        }
-        region, yearly = not collection.id.split("-")[1] == "tiles", "yearly" in collection.id
-        assert kinds == {(region, "sum" if yearly else "month")}, collection.id
-        assert set(collection.item_assets) == ({"data", "thumbnail"} if region else {"data"})
+        }  # fmt: skip
+        product, kind = collection.id.split("-", 1)
+        region, yearly = not kind.startswith("tiles"), kind.endswith("yearly")
+        expected = ("year", "sum") if yearly else ("month", None)
+        assert kinds == {(product, region, *expected)}, collection.id
+        cog = "year" if yearly else "data"
+        assert set(collection.item_assets) == ({cog, "thumbnail"} if region else {cog})
     cogs = sorted(output.rglob("*.tif"))
     # One Item per published COG, each beside its COG.
     assert sorted(Path(i.get_self_href()).with_suffix(".tif") for i in items) == cogs
-    for path in stac_files(output):
+    documents = stac_files(output)
+    assert len(documents) == 1 + len(COLLECTIONS) + len(cogs)
+    for path in documents:
         document = json.loads(path.read_text())
-        # Core schemas ship with pystac; see test_extension_schemas_when_reachable.
-        validate_dict(document, href=str(path), extensions=[])
+        # The official schemas of its STAC version and of every extension it declares.
+        assert errors(document) == [], path
         targets = [link["href"] for link in document["links"]]
         targets += [asset["href"] for asset in document.get("assets", {}).values()]
         for href in targets:
@@ -201,17 +216,30 @@ def test_items_describe_their_cog_for_end_users(demo):
     assert month["properties"]["datetime"] == "2020-02-01T00:00:00Z"
     assert year["properties"]["start_datetime"] == "2020-01-01T00:00:00Z"
     assert year["properties"]["end_datetime"] == "2020-12-31T23:59:59Z"
-    assert year["properties"]["etm:aggregation"] == "sum"
+    assert year["properties"]["datetime"] is None  # never to be taken for its January
+    # What a user filters on.
+    assert {k: v for k, v in month["properties"].items() if k.startswith("etm:")} == {
+        "etm:product": "etasw", "etm:place": TILE6, "etm:period": "month",
+    }  # fmt: skip
+    assert {k: v for k, v in year["properties"].items() if k.startswith("etm:")} == {
+        "etm:product": "netet", "etm:place": "region", "etm:period": "year",
+        "etm:aggregation": "sum",
+    }  # fmt: skip
     assert year["assets"]["thumbnail"]["href"] == "./netet_2020.png"
     assert "thumbnail" not in month["assets"]
-    for item, cog in ((month, output / "tiles" / TILE6 / "etasw" / "2020" / "etasw_202002.tif"),
-                      (year, output / "mosaic" / "netet" / "2020" / "netet_2020.tif")):  # fmt: skip
-        assert any("projection" in e for e in item["stac_extensions"])
-        assert any("raster" in e for e in item["stac_extensions"])
-        # proj:code as current pystac writes it; proj:epsg for readers that know only that.
+    for item, cog, key in (
+        (month, output / "tiles" / TILE6 / "etasw" / "2020" / "etasw_202002.tif", "data"),
+        (year, output / "mosaic" / "netet" / "2020" / "netet_2020.tif", "year"),
+    ):
+        assert item["stac_extensions"] == [
+            "https://stac-extensions.github.io/projection/v1.2.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+        ]
+        # proj:code for readers of projection v2; proj:epsg for stackstac 0.5.
         assert item["properties"]["proj:code"] == "EPSG:4326"
         assert item["properties"]["proj:epsg"] == 4326
-        data = item["assets"]["data"]
+        data = item["assets"][key]
         assert data["file:size"] == cog.stat().st_size
         assert data["file:checksum"] == "1220" + hashlib.sha256(cog.read_bytes()).hexdigest()
         assert data["type"] == COG_MEDIA_TYPE and data["roles"] == ["data"]
@@ -232,94 +260,144 @@ def item_files(collection: Path) -> list[Path]:
     return [(collection.parent / link["href"]).resolve() for link in links if link["rel"] == "item"]
 
 
-def cog_series(items: list[pystac.Item]) -> tuple[np.ndarray, rasterio.Affine]:
-    """The Items' COGs stacked in their order, and their grid (the same for all)."""
+def cog_series(cogs: list[Path]) -> tuple[np.ndarray, rasterio.Affine]:
+    """COGs stacked in their order, and their grid (the same for all)."""
     arrays, grids = [], set()
-    for item in items:
-        with rasterio.open(item.assets["data"].get_absolute_href()) as cog:
+    for path in cogs:
+        with rasterio.open(path) as cog:
             arrays.append(cog.read(1))
             grids.add((cog.transform, cog.shape))
     assert len(grids) == 1
     return np.stack(arrays), grids.pop()[0]
 
 
-# odc-geo 0.5.3 uses what affine 3 and shapely 2.1 deprecate.
-@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
-@pytest.mark.parametrize("collection", ["etasw-monthly", "netet-yearly", "etasw-tiles-monthly"])
-def test_odc_stac_and_stackstac_load_one_kind_on_the_cogs_grid(demo, collection):
-    """As end users load a Collection: odc-stac with no argument beyond the Items."""
-    import odc.stac
-    import stackstac
-
-    path = demo / OUTPUT / collection / "collection.json"
-    items = sorted(pystac.Collection.from_file(str(path)).get_items(), key=lambda i: i.id)
-    if "tiles" in collection:  # one tile's months: a load of one place
-        items = [item for item in items if item.properties["etm:tile"] == TILE6]
-    items.sort(key=lambda item: item.datetime)
-    expected, transform = cog_series(items)
-    starts = np.array([item.datetime.replace(tzinfo=None) for item in items], "datetime64[ns]")
-    assert len(items) == (1 if "yearly" in collection else 12)
-
-    loaded = odc.stac.load(items)
-    assert loaded.odc.geobox.crs.epsg == 4326
-    assert loaded.odc.geobox.affine == transform  # the COGs' own grid: no resampling
-    np.testing.assert_array_equal(loaded.time.values, starts)
-    np.testing.assert_array_equal(loaded["data"].values, expected)
-
-    # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
-    # given the Items as published (JSON), their hrefs made absolute as URLs would be. Its
-    # default snaps bounds to multiples of the resolution, which moves the model's lattice
-    # by a fraction of a pixel (a resampling): snap_bounds=False keeps the COGs' grid.
+def published_documents(collection: Path) -> list[dict]:
+    """A Collection's Items as published (JSON), their hrefs made absolute as URLs would be."""
     documents = []
-    for file in item_files(path):
+    for file in item_files(collection):
         document = json.loads(file.read_text())
         for asset in document["assets"].values():
             asset["href"] = str(file.parent / asset["href"])
         documents.append(document)
-    documents = [d for d in documents if d["id"] in {item.id for item in items}]
-    stacked = stackstac.stack(documents, snap_bounds=False).sortby("time")
-    assert list(stacked.band.values) == ["data"]  # the COG, not the quicklook
-    assert stacked.attrs["crs"] == "epsg:4326"
-    assert stacked.attrs["transform"] == transform
-    np.testing.assert_array_equal(stacked.time.values, starts)
-    np.testing.assert_array_equal(stacked.sel(band="data").values, expected)
+    return documents
 
 
-def test_index_holds_every_item_with_hrefs_from_the_output_prefix(demo):
+# odc-geo 0.5.3 uses what affine 3 and shapely 2.1 deprecate.
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+@pytest.mark.parametrize("collection", [*(f"etasw-{kind}" for kind in KINDS), "netet-yearly"])
+def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collection):
+    """As end users load a whole Collection, tiles included: the region's COGs, exactly."""
+    import odc.stac
+    import stackstac
+
+    path = demo / OUTPUT / collection / "collection.json"
+    items = list(pystac.Collection.from_file(str(path)).get_items())
+    product, yearly = collection.split("-")[0], collection.endswith("yearly")
+    key = "year" if yearly else "data"
+    periods = ["2020"] if yearly else [f"2020{month:02d}" for month in range(1, 13)]
+    region = demo / OUTPUT / "mosaic" / product / "2020"
+    expected, transform = cog_series([region / f"{product}_{p}.tif" for p in periods])
+    starts = np.array([f"{p[:4]}-{p[4:] or '01'}-01" for p in periods], "datetime64[ns]")
+
+    # The Items as the Collection links them, and as its GeoParquet index holds them.
+    indexed = index_items(str(demo / OUTPUT), collection)
+    assert sorted(i["id"] for i in indexed) == sorted(i.id for i in items)
+    for loaded_items in (items, [pystac.Item.from_dict(i) for i in indexed]):
+        # odc-stac snaps its grid to multiples of the resolution unless told "floating":
+        # with no argument, a load of several tiles is 0.66 pixel off their lattice.
+        loaded = odc.stac.load(loaded_items, anchor="floating")
+        assert loaded.odc.geobox.crs.epsg == 4326
+        assert loaded.odc.geobox.affine == transform  # the COGs' own grid: no resampling
+        assert list(loaded.data_vars) == [key]
+        np.testing.assert_array_equal(loaded.time.values, starts)
+        np.testing.assert_array_equal(loaded[key].values, expected)
+
+    # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
+    # given the Items as JSON (as published, or from the index). Its default snaps bounds
+    # to multiples of the resolution, which moves the model's lattice by a fraction of a
+    # pixel (a resampling): snap_bounds=False keeps the COGs' grid. Its time is an Item's
+    # datetime, null for a year: each Item's start instead; a period's tiles mosaicked.
+    for documents in (published_documents(path), indexed):
+        stacked = stackstac.stack(documents, snap_bounds=False, sortby_date=False)
+        assert list(stacked.band.values) == [key]  # the COG, not the quicklook
+        assert stacked.attrs["crs"] == "epsg:4326"
+        assert stacked.attrs["transform"] == transform
+        stacked = stacked.assign_coords(time=[d["properties"]["start_datetime"] for d in documents])
+        stacked["time"] = pd.to_datetime(stacked.time.values).tz_localize(None)
+        periods_loaded = stacked.groupby("time").map(stackstac.mosaic)
+        np.testing.assert_array_equal(periods_loaded.time.values, starts)
+        np.testing.assert_array_equal(periods_loaded.sel(band=key).values, expected)
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+def test_months_and_years_loaded_together_are_kept_apart_or_refused(demo):
+    """A year is never taken for its January: odc-stac refuses the mix; stackstac keeps
+    the years in their own band, at no month's time."""
+    import odc.stac
+    import stackstac
+
+    collections = [demo / OUTPUT / f"etasw-{kind}" / "collection.json" for kind in KINDS[:2]]
+    items = [i for c in collections for i in pystac.Collection.from_file(str(c)).get_items()]
+    with pytest.raises(ValueError, match="No such band/alias"):
+        odc.stac.load(items, anchor="floating")
+    stacked = stackstac.stack(
+        [d for c in collections for d in published_documents(c)], snap_bounds=False
+    )
+    assert sorted(stacked.band.values) == ["data", "year"]
+    year = stacked.sel(band="year").isel(time=np.isnat(stacked.time.values))
+    assert list(year.id.values) == ["region_etasw_2020"]
+    months = stacked.isel(time=~np.isnat(stacked.time.values)).sel(band="year")
+    assert np.isnan(months.values).all()  # no month holds the year's values
+
+
+def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
+    import pyarrow.parquet
+    import stac_geoparquet.arrow
+
     output = demo / OUTPUT
-    lines = [json.loads(line) for line in (output / "items.ndjson").read_text().splitlines()]
     items = {
         path: json.loads(path.read_text())
         for path in output.rglob("*.json")
         if json.loads(path.read_text())["type"] == "Feature"
     }
-    assert len(lines) == len(items) == len({line["id"] for line in lines})
     by_id = {item["id"]: (path, item) for path, item in items.items()}
-    for line in lines:
-        path, item = by_id[line["id"]]
-        assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
-            k: v for k, v in item.items() if k not in ("links", "assets")
+    indexed = []
+    for collection in COLLECTIONS:
+        folder = output / collection
+        lines = [json.loads(line) for line in (folder / "items.ndjson").read_text().splitlines()]
+        rows = stac_geoparquet.arrow.stac_table_to_items(
+            pyarrow.parquet.read_table(folder / "items.parquet")
+        )
+        parquet = {row["id"]: row for row in rows}
+        assert sorted(parquet) == sorted(line["id"] for line in lines)
+        for line in lines:
+            path, item = by_id[line["id"]]
+            assert line["collection"] == collection
+            assert errors(line) == []
+            # As published, but its hrefs relative to the index.
+            assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
+                k: v for k, v in item.items() if k not in ("links", "assets")
+            }
+            for key, asset in line["assets"].items():
+                assert (folder / asset["href"]).resolve() == (
+                    path.parent / item["assets"][key]["href"]
+                ).resolve()
+            for link, own in zip(line["links"], item["links"], strict=True):
+                assert (folder / link["href"]).resolve() == (path.parent / own["href"]).resolve()
+            row = parquet[line["id"]]
+            assert row["assets"] == line["assets"] and row["links"] == line["links"]
+            assert row["bbox"] == line["bbox"] and row["geometry"] == line["geometry"]
+            assert row["properties"]["etm:place"] == line["properties"]["etm:place"]
+        indexed += lines
+        # The Collection names its indexes.
+        assets = json.loads((folder / "collection.json").read_text())["assets"]
+        assert {a["href"]: a["type"] for a in assets.values()} == {
+            "./items.ndjson": "application/x-ndjson",
+            "./items.parquet": "application/vnd.apache.parquet",
         }
-        for key, asset in line["assets"].items():
-            assert (output / asset["href"]).resolve() == (
-                path.parent / item["assets"][key]["href"]
-            ).resolve()
-        for link, own in zip(line["links"], item["links"], strict=True):
-            assert (output / link["href"]).resolve() == (path.parent / own["href"]).resolve()
-
-
-def test_extension_schemas_when_reachable(demo):
-    """The proj and raster extension schemas are fetched from their URLs: no package ships them."""
-    item = json.loads(
-        (demo / OUTPUT / "mosaic" / "etasw" / "2020" / "etasw_202007.json").read_text()
-    )
-    try:
-        for url in item["stac_extensions"]:
-            urllib.request.urlopen(url, timeout=5).close()
-    except OSError as error:
-        pytest.skip(f"extension schemas not reachable offline ({error}); core schemas validated")
-    validate_dict(item)
+    assert sorted(line["id"] for line in indexed) == sorted(by_id)
 
 
 def test_quicklooks_are_transparent_where_nan_and_not_blank(demo):
@@ -417,11 +495,15 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         # Off the map's centre, which is the edge between the two tiles' pixels.
         page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
         page.wait_for_function("document.body.dataset.series")
-        lon, lat = map(float, page.evaluate("document.body.dataset.series").split(","))
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
         rows = page.locator("#series-values tr").evaluate_all(
             "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
         )
         points = page.locator("#series-chart circle").count()
+        opening = [r for r in requests if "json" in r and "boundaries" not in r]
+        # Another product: its index is read when it is first shown.
+        page.locator("#product").select_option("netet")
+        page.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
         browser.close()
     assert not errors
     # Most of the map shows the mosaic; July's colours are not January's.
@@ -436,8 +518,17 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The index in one GET; the COGs only by range requests.
-    assert [r for r in requests if "items.ndjson" in r] == ["GET /items.ndjson whole"]
+    # The catalog and the shown product's index of its months in one GET each, and the
+    # click's series store's metadata; the other product's when chosen; the COGs only by
+    # range requests.
+    assert sorted(opening) == [
+        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
+        "GET /series/etasw.zarr/zarr.json whole",
+    ]  # fmt: skip
+    later = [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :]
+    assert sorted(later) == [
+        "GET /netet-monthly/items.ndjson whole", "GET /series/netet.zarr/zarr.json whole",
+    ]  # fmt: skip
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
 
@@ -465,10 +556,12 @@ def test_timeseries_at_a_point_is_the_cogs_and_the_chips_pixel(demo):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "period,value_mm"
+    assert lines[0] == "period,value_mm,cog"
     assert [line.split(",")[0] for line in lines[1:]] == [f"2020-{m:02d}" for m in range(3, 9)]
     for line, month in zip(lines[1:], range(3, 9), strict=True):
         value = float(line.split(",")[1])
+        # Read from the series store; each value says which COG it is.
+        assert line.split(",")[2] == f"mosaic/etasw/2020/etasw_2020{month:02d}.tif"
         with rasterio.open(
             demo / OUTPUT / "mosaic" / "etasw" / "2020" / f"etasw_2020{month:02d}.tif"
         ) as cog:
@@ -477,6 +570,20 @@ def test_timeseries_at_a_point_is_the_cogs_and_the_chips_pixel(demo):
             in_chip = chip.read(1)[10, 20]
         assert np.float32(value) == in_cog  # exactly: 9 significant digits
         assert value == pytest.approx(float(in_chip), rel=1e-6)  # float64 chip, float32 COG
+
+
+def test_the_series_store_opens_in_xarray_as_the_region_cogs(demo):
+    import xarray
+
+    for product in ("etasw", "netet"):
+        store = xarray.open_zarr(demo / OUTPUT / "series" / f"{product}.zarr")
+        assert [str(t)[:7] for t in store.time.values] == [f"2020-{m:02d}" for m in range(1, 13)]
+        for month in (1, 7, 12):
+            path = demo / OUTPUT / "mosaic" / product / "2020" / f"{product}_2020{month:02d}.tif"
+            with rasterio.open(path) as cog:
+                values, (x, y) = cog.read(1), cog.xy(0, 0)
+            assert (store.x.values[0], store.y.values[0]) == pytest.approx((x, y), abs=1e-9)
+            np.testing.assert_array_equal(store[product].values[month - 1], values)
 
 
 def test_timeseries_over_a_polygon_is_the_mean_of_the_pixels_it_holds(demo, tmp_path):
@@ -530,19 +637,29 @@ def test_timeseries_on_s3_reads_a_handful_of_ranges_per_month(demo, monkeypatch)
             monkeypatch.setenv(name, value)
         lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
         server.reset_count()
+        stored = point_series("s3://ws-enduser/USA/demo", "etasw", lon, lat)
+        from_store = server.count()
+        server.client().delete_object(
+            Bucket="ws-enduser", Key="USA/demo/series/etasw.zarr/zarr.json"
+        )
+        server.reset_count()
         readings = point_series("s3://ws-enduser/USA/demo", "etasw", lon, lat)
         requests = server.count()
         cogs = [r for r in server.requests if r[0] == "GET" and r[1].endswith(".tif")]
     finally:
         server.stop()
-    assert len(readings) == 12
+    assert len(readings) == 12 and stored == readings
     with rasterio.open(demo / OUTPUT / "mosaic" / "etasw" / "2020" / "etasw_202007.tif") as cog:
         (july,) = next(cog.sample([(lon, lat)]))
     assert readings[6].value == float(july)
-    # The index (one GET), then per month the COG's header and the block of the point.
-    assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 1, requests
+    # From the series store: its metadata, the shard's index, the point's chunk.
+    assert dict(from_store) == {"GET": 3}, from_store
+    # Without it: the store's metadata (absent), the product's indexes of its region's and
+    # its tiles' months (one GET each), then per month the COG's header and the block of
+    # the point.
+    assert len(cogs) <= 3 * 12 and requests["GET"] == len(cogs) + 3, requests
     assert set(requests) <= {"GET", "HEAD"}, requests
-    print(f"etm timeseries on S3, 12 months: {dict(requests)}")
+    print(f"etm timeseries on S3, 12 months: {dict(from_store)}; from the COGs {dict(requests)}")
 
 
 def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path, monkeypatch):
@@ -556,11 +673,273 @@ def test_timeseries_over_https_reads_ranges_as_from_a_static_host(demo, tmp_path
     local = point_series(str(demo / OUTPUT), "etasw", lon, lat)
     with serving(str(demo / OUTPUT), tls=(cert, key)) as (url, requests):
         assert url.startswith("https://")
+        stored = point_series(url.rstrip("/"), "etasw", lon, lat)
+    assert stored == local and len(stored) == 12
+    # From the series store: its metadata whole, the shard's index, the point's chunk.
+    assert [r.split(" ", 2)[::2] for r in requests] == [
+        ["GET", "whole"],
+        ["GET", f"bytes=-{32 * 32 * 16 + 4}"],
+        ["GET", requests[2].split(" ")[-1]],
+    ] and requests[2].startswith("GET /series/etasw.zarr/etasw/c/0/"), requests
+    # Without it (a prefix published with series_store: false), from the COGs.
+    for name in ("etasw-monthly", "etasw-tiles-monthly", "mosaic"):
+        (tmp_path / name).symlink_to(demo / OUTPUT / name)
+    with serving(str(tmp_path), tls=(cert, key)) as (url, requests):
         remote = point_series(url.rstrip("/"), "etasw", lon, lat)
     assert remote == local and len(remote) == 12
-    # The index whole; per month a HEAD (the COG's size), its header and the point's block
-    # by range requests, never a whole COG.
-    assert [r for r in requests if ".tif" not in r] == ["GET /items.ndjson whole"]
+    # The product's indexes of its months whole; per month a HEAD (the COG's size), its
+    # header and the point's block by range requests, never a whole COG.
+    assert [r for r in requests if ".tif" not in r] == [
+        "GET /series/etasw.zarr/zarr.json whole",
+        "GET /etasw-monthly/items.parquet whole",
+        "GET /etasw-tiles-monthly/items.parquet whole",
+    ]
     cogs = [r for r in requests if r.startswith("GET") and ".tif" in r]
     assert 12 <= len(cogs) <= 3 * 12 and all("bytes=" in r for r in cogs), requests
     print(f"etm timeseries over HTTPS, 12 months: {len(requests)} requests, {len(cogs)} ranges")
+
+
+MARKER = np.array([0xE4, 0x1A, 0x1C])
+
+
+def region_value(demo: Path, product: str, period: str, lon: float, lat: float) -> float | str:
+    """A region COG's pixel at a point, as the page's table holds it ('' for no data)."""
+    year = period[:4]
+    name = f"{product}_{period.replace('-', '')}.tif"
+    with rasterio.open(demo / OUTPUT / "mosaic" / product / year / name) as cog:
+        row, col = cog.index(lon, lat)
+        value = cog.read(1, window=((row, row + 1), (col, col + 1)))[0, 0]
+    return "" if np.isnan(value) else float(value)
+
+
+def table(page) -> list[list]:
+    rows = page.locator("#series-values tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
+    )
+    return [[period, value and float(value)] for period, value in rows]
+
+
+def hash_of(page) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(page.evaluate("location.hash").removeprefix("#")))
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def opened(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(url)
+    return page
+
+
+def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo, browser):
+    with serving(str(demo / OUTPUT)) as (url, requests):
+        page = opened(browser, url + "index.html")
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
+        before = map_pixels(page)
+        box = page.locator("#map").bounding_box()
+        at = (box["width"] * 0.43, box["height"] * 0.57)
+        page.mouse.click(box["x"] + at[0], box["y"] + at[1])
+        page.wait_for_function("(document.body.dataset.series || '').startsWith('etasw')")
+        page.wait_for_function("document.body.dataset.marked")  # drawn on the map
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
+        etasw = table(page)
+        # From the series store: its metadata, the shard's index, the pixel's chunk.
+        store_reads = [r.split(" ")[1].split("/")[2] for r in requests if "/series/" in r]
+        title = page.locator("#series-title").inner_text()
+        after = map_pixels(page)
+        # The chart's ticks: round values in mm, each month's initial, the year.
+        y_ticks = page.locator("#series-chart .y-tick text").all_text_contents()
+        x_ticks = page.locator("#series-chart .x-tick text").all_text_contents()
+        years = page.locator("#series-chart .year-tick text").all_text_contents()
+        with page.expect_download() as download:
+            page.locator("#download").click()
+        text = Path(download.value.path()).read_text()
+        name = download.value.suggested_filename
+        # Another product: the series follows it, at the same point.
+        page.locator("#product").select_option("netet")
+        page.wait_for_function("(document.body.dataset.series || '').startsWith('netet')")
+        netet = table(page)
+        page.locator("#month").evaluate(
+            "s => { s.value = 6; s.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
+        link = page.url
+        # The permalink opens on the same product, month, point and series.
+        again = opened(browser, link)
+        again.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
+        again.wait_for_function("(document.body.dataset.series || '').startsWith('netet')")
+        restored = [again.locator("#product").input_value(), table(again)]
+        assert not page.errors and not again.errors
+    months = [f"2020-{month:02d}" for month in range(1, 13)]
+    assert etasw == [[m, region_value(demo, "etasw", m, lon, lat)] for m in months]
+    assert netet == [[m, region_value(demo, "netet", m, lon, lat)] for m in months] != etasw
+    assert restored == ["netet", netet]
+    # Where the click was: 108.79° W, not -108.79° E.
+    assert title == f"etasw monthly at {lat:.4f}° N, {-lon:.4f}° W" and lon < 0 < lat
+    # The marker: red, at the clicked pixel, not on the map before the click.
+    red = (np.abs(after - MARKER).max(axis=-1) < 40).nonzero()
+    assert not (np.abs(before - MARKER).max(axis=-1) < 40).any()
+    assert len(red[0]) and np.hypot(red[1] - at[0], red[0] - at[1]).max() < 12
+    assert len(y_ticks) >= 3 and all(float(t) % 1 == 0 for t in y_ticks)
+    assert float(y_ticks[-1]) >= max(v for _, v in etasw if v != "")  # every value on the chart
+    assert x_ticks == list("JFMAMJJASOND") and years == ["2020"]
+    # The CSV, as `etm timeseries` writes it.
+    assert name == f"etasw_monthly_{lat:.4f}N_{-lon:.4f}W.csv"
+    lines = text.splitlines()
+    assert lines[0] == "period,value_mm,cog"
+    # 9 significant digits: the COG's float32 exactly; and which COG it is.
+    rows = [line.split(",") for line in lines[1:]]
+    assert [[m, v and float(np.float32(v))] for m, v, _ in rows] == etasw
+    assert [cog for *_, cog in rows] == [
+        f"mosaic/etasw/2020/etasw_{m[:4]}{m[5:]}.tif" for m in months
+    ]
+    assert store_reads == ["etasw.zarr"] * 3
+
+
+def with_another_year(demo: Path, folder: Path) -> Path:
+    """The published page, catalog and region COGs, and region indexes where 2020's Items are
+    also 2019's (the same COGs): two years to overlay."""
+    for name in ("index.html", "map.js", "map.css", "boundaries.json", "mosaic", "catalog.json"):
+        (folder / name).symlink_to(demo / OUTPUT / name)
+    for index in (demo / OUTPUT).glob("*-*ly/items.ndjson"):
+        if "-tiles-" in index.parent.name:
+            continue
+        lines = []
+        for line in index.read_text().splitlines():
+            lines.append(line)
+            item = json.loads(line)
+            item["id"] = item["id"].replace("_2020", "_2019")
+            for key in ("datetime", "start_datetime", "end_datetime"):
+                if item["properties"].get(key):
+                    item["properties"][key] = item["properties"][key].replace("2020", "2019", 1)
+            lines.append(json.dumps(item))
+        (folder / index.parent.name).mkdir()
+        (folder / index.parent.name / "items.ndjson").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, tmp_path):
+    with serving(str(with_another_year(demo, tmp_path))) as (url, _):
+        page = opened(browser, url + "index.html#product=etasw&period=2020")
+        # Yearly maps: 2020's sum, on the years' own scale.
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020'")
+        yearly = coloured(map_pixels(page)).mean()
+        legend = page.locator("#legend-high").inner_text()
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.57)
+        page.wait_for_function("(document.body.dataset.series || '').includes('yearly')")
+        lon, lat = map(float, page.evaluate("document.body.dataset.point").split(","))
+        years = table(page)
+        top = max(map(float, page.locator("#series-chart .y-tick text").all_text_contents()))
+        # The months, with their years overlaid: one line per year, January to December.
+        page.locator("#kind").select_option("monthly")
+        page.wait_for_function("(document.body.dataset.series || '').includes('monthly')")
+        page.locator("#overlay").check()
+        lines = page.locator("#series-chart .year-line").evaluate_all(
+            "lines => lines.map(l => [l.dataset.year, l.querySelectorAll('circle').length])"
+        )
+        months = page.locator("#series-chart .x-tick text").all_text_contents()
+        overlaid = hash_of(page).get("years")
+        # A polygon drawn on the map: its mean series.
+        page.locator("#draw").click()
+        corners = [(0.40, 0.45), (0.48, 0.45), (0.48, 0.55), (0.40, 0.55), (0.40, 0.45)]
+        for x, y in corners:
+            page.mouse.click(box["x"] + box["width"] * x, box["y"] + box["height"] * y)
+        page.wait_for_function("(document.body.dataset.series || '').includes('polygon')")
+        ring = [list(map(float, xy.split(","))) for xy in hash_of(page)["polygon"].split(";")]
+        means = page.locator("#series-values tr").evaluate_all(
+            "rows => rows.map(r => [r.dataset.period, Number(r.dataset.value)])"
+        )
+        # A place from the bundled boundaries, without internet.
+        page.locator("#place").fill("Fremont, Wyoming")
+        page.locator("#place").dispatch_event("change")
+        page.wait_for_function("document.body.dataset.place === 'Fremont, Wyoming'")
+        page.wait_for_function("location.hash.includes('view=')")
+        centre = hash_of(page)["view"].split(",")[:2]
+        assert not page.errors
+    with rasterio.open(demo / OUTPUT / "mosaic/etasw/2020/etasw_2020.tif") as cog:
+        year_max = float(np.nanmax(cog.read(1)))
+        row, col = cog.index(lon, lat)
+        value = float(cog.read(1)[row, col])
+    assert yearly > 0.3 and float(legend.removesuffix(" mm")) == pytest.approx(year_max, abs=0.05)
+    assert years == [["2019", value], ["2020", value]] and top >= value  # on the chart
+    assert lines == [["2019", 12], ["2020", 12]] and overlaid == "overlaid"
+    assert months == [
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Oct",
+        "Nov",
+        "Dec",
+    ]
+    expected = polygon_series(
+        str(demo / OUTPUT), "etasw", {"type": "Polygon", "coordinates": [ring]}
+    )  # fmt: skip
+    assert [period for period, _ in means] == [
+        f"{year}-{month:02d}" for year in (2019, 2020) for month in range(1, 13)
+    ]
+    assert all(reading.valid_pixels > 4 for reading in expected)
+    for (_, mean), reading in zip(means, expected * 2, strict=True):
+        assert mean == pytest.approx(reading.value, rel=1e-5), reading.period
+    # Fremont County, Wyoming: about 108.6° W, 43.0° N.
+    assert float(centre[0]) == pytest.approx(-108.6, abs=0.5)
+    assert float(centre[1]) == pytest.approx(43.0, abs=0.5)
+
+
+NOT_A_MONTH = "is not a month: give YYYY-MM, e.g. 2020-07"
+REGION = "the published region (west -116.8207, south 37.3922, east -96.7806, north 47.4018)"
+
+
+def square(west: float, south: float, east: float, north: float) -> dict:
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "polygon", "message"),
+    [
+        (["--start", "2020-7"], None, f"--start '2020-7' {NOT_A_MONTH}"),
+        (["--end", "2020-7"], None, f"--end '2020-7' {NOT_A_MONTH}"),
+        (["--start", "2020-13"], None, f"--start '2020-13' {NOT_A_MONTH}"),
+        (["--start", "2020-08", "--end", "2020-03"], None,
+         "--start 2020-08 is after --end 2020-03: give the first month first"),
+        ([], square(-118, 40, -110, 42),
+         f"the polygon (bounds -118.0000, 40.0000, -110.0000, 42.0000) is partly outside {REGION}"
+         ": its mean would leave out that part; clip it to the region"),
+        ([], square(-60, 42, -59, 43),
+         f"the polygon (bounds -60.0000, 42.0000, -59.0000, 43.0000) is outside {REGION}"),
+        ([], {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-106, 42]}},
+         "the polygon's geometry is Point: give a GeoJSON Polygon or MultiPolygon (a geometry, a "
+         "Feature or a FeatureCollection whose first has one)"),
+    ],
+)  # fmt: skip
+def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, polygon, message):
+    where = ["--lon", "-106.7", "--lat", "42.1"]
+    if polygon:
+        (tmp_path / "field.geojson").write_text(json.dumps(polygon))
+        where = ["--polygon", str(tmp_path / "field.geojson")]
+    result = etm_command(
+        "timeseries", "--product", "etasw", *where, *arguments, str(OUTPUT), cwd=demo
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [f"etm error: {message}"]

@@ -79,7 +79,7 @@ def test_killed_run_then_rerun_incomplete_finishes_only_what_was_left(
         assert cog_validate(str(workspace.output / path), quiet=True)[0], path
     kept = mtimes(workspace)
 
-    # What the README tells users after a crash: remove Snakemake's stale lock, then resume.
+    # What docs/operators.md tells users after a crash: remove Snakemake's stale lock, then resume.
     assert workspace.snakemake("--unlock").returncode == 0
     resumed = workspace.snakemake("--rerun-incomplete")
     assert resumed.returncode == 0, resumed.stderr

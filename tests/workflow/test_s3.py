@@ -65,6 +65,9 @@ def kept_reads(s3ws) -> list[str]:
     )
 
 
+INDEX_NDJSON, INDEX_PARQUET = "etasw-monthly/items.ndjson", "etasw-monthly/items.parquet"
+
+
 def catalog_log(s3ws) -> str:
     key = f"etm/logs/{output_key(f'ws-enduser/{OUTPUT}', local=False)}/stac_catalog.log"
     return s3ws.s3.get_object(Bucket="ws-work", Key=key)["Body"].read().decode()
@@ -95,7 +98,9 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     # its Collections and its index.
     stac = {"catalog.json", *s3ws.expected_collections()}
     assert s3ws.published((".json",)) == items | stac
-    assert s3ws.published((".ndjson",)) == {"items.ndjson"}
+    folders = {href.removesuffix("/collection.json") for href in s3ws.expected_collections()}
+    for suffix in (".ndjson", ".parquet"):
+        assert s3ws.published((suffix,)) == {f"{folder}/items{suffix}" for folder in folders}
     assert s3ws.published((".png",)) == {
         cog.removesuffix(".tif") + ".png" for cog in s3ws.expected_cogs() if "mosaic/" in cog
     }
@@ -104,12 +109,13 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     cog = sorted(s3ws.expected_cogs())[0]
     types = {
         name: s3ws.s3.head_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{name}")["ContentType"]
-        for name in ("index.html", "map.js", "items.ndjson", cog)
+        for name in ("index.html", "map.js", INDEX_NDJSON, INDEX_PARQUET, cog)
     }
     assert types == {
         "index.html": "text/html; charset=utf-8",
         "map.js": "text/javascript; charset=utf-8",
-        "items.ndjson": "application/x-ndjson",
+        INDEX_NDJSON: "application/x-ndjson",
+        INDEX_PARQUET: "application/vnd.apache.parquet",
         cog: "image/tiff; application=geotiff; profile=cloud-optimized",
     }
     key = s3ws.chip_key(TILE6, "chip43.4N-102.8E", "netet", 2021, JULY)
@@ -157,7 +163,11 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         for suffix in ("tif", "json")
     } | {
         f"{OUTPUT}/mosaic/netet/2021/netet_202107.png",
-        f"{OUTPUT}/items.ndjson",
+        *(
+            f"{OUTPUT}/netet-{kind}/items.{suffix}"
+            for kind in ("monthly", "tiles-monthly")
+            for suffix in ("ndjson", "parquet")
+        ),
         f"{OUTPUT}/{LEDGER}",
     }
 

@@ -1,0 +1,16 @@
+"""Bring a product's series store up to date with its published COGs (rule series_store)."""
+
+from etm.joblog import run_job
+from etm.series import write_from_inputs
+
+if __name__ == "__main__":
+    run_job(
+        snakemake.log[0],
+        write_from_inputs,
+        cogs=list(snakemake.input.cogs),
+        hrefs=[href for href, _ in snakemake.params.sources],
+        periods=[period for _, period in snakemake.params.sources],
+        store=snakemake.params.store,
+        product=snakemake.wildcards.product,
+        record=snakemake.output.record,
+    )

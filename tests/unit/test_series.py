@@ -1,0 +1,155 @@
+"""The series store: written from small COGs, read back in three reads, kept up to date."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import rasterio
+import xarray
+from rangeserver import serving
+from rasterio.transform import from_origin
+
+from etm.errors import EtmError
+from etm.series import STORE, SourceCog, fetch, read_point, update_store
+
+RES = 0.01
+WEST, NORTH = -110.0, 45.0
+
+
+def write_cog(path, values, col=0, row=0, digest="d1"):
+    """A float32 GeoTIFF on the test lattice, its upper-left pixel at (col, row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    transform = from_origin(WEST + col * RES, NORTH - row * RES, RES, RES)
+    profile = dict(
+        driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+        dtype="float32", crs="EPSG:4326", transform=transform, nodata=float("nan"),
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(values.astype("float32"), 1)
+        dataset.update_tags(ETM_SOURCES_DIGEST=digest)
+
+
+def month_values(month, shape=(600, 530)):
+    rows, cols = np.indices(shape)
+    return (rows * 0.5 + cols * 0.25 + month * 1000).astype("float32")
+
+
+def region(tmp_path, months, digest="d1"):
+    cogs = []
+    for month in months:
+        href = f"mosaic/etasw/2020/etasw_2020{month:02d}.tif"
+        write_cog(tmp_path / href, month_values(month), digest=digest)
+        cogs.append(SourceCog(f"2020{month:02d}", href, str(tmp_path / href)))
+    return cogs
+
+
+def counting(reads):
+    def read(url, span):
+        data = fetch(url, span)
+        reads.append((url.rsplit("/", 1)[-1], span, len(data or b"")))
+        return data
+
+    return read
+
+
+def lonlat(col, row):
+    return WEST + (col + 0.5) * RES, NORTH - (row + 0.5) * RES
+
+
+def test_a_point_series_is_the_cogs_pixels_in_three_reads(tmp_path):
+    cogs = region(tmp_path, [1, 2, 3])
+    store = tmp_path / STORE.format(product="etasw")
+    assert update_store(str(store), "etasw", cogs) == ["202001", "202002", "202003"]
+    reads = []
+    point = read_point(str(tmp_path), "etasw", *lonlat(520, 590), read=counting(reads))
+    assert point.periods == ["202001", "202002", "202003"]
+    assert point.values == [float(month_values(m)[590, 520]) for m in (1, 2, 3)]
+    assert point.cogs == [cog.href for cog in cogs]
+    # The metadata, the shard's index, the inner chunk; no read is a whole shard.
+    assert len(reads) == 3
+    assert reads[1][1] == 32 * 32 * 16 + 4 and isinstance(reads[2][1], tuple)
+    assert sum(size for *_, size in reads) < 40_000
+
+
+def test_xarray_opens_the_store_with_its_months_and_pixel_centres(tmp_path):
+    update_store(str(tmp_path / "s.zarr"), "etasw", region(tmp_path, [1, 2]))
+    dataset = xarray.open_zarr(tmp_path / "s.zarr")
+    assert [str(t)[:10] for t in dataset.time.values] == ["2020-01-01", "2020-02-01"]
+    pixel = dataset.etasw.sel(x=lonlat(7, 9)[0], y=lonlat(7, 9)[1], method="nearest")
+    assert pixel.values.tolist() == [float(month_values(m)[9, 7]) for m in (1, 2)]
+
+
+def test_only_the_months_whose_cog_changed_are_read_again(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    update_store(store, "etasw", region(tmp_path, [1, 2]))
+    assert update_store(store, "etasw", region(tmp_path, [1, 2])) == []
+    cogs = region(tmp_path, [1, 2, 3])
+    # March is new; February redone (another digest, other values).
+    write_cog(tmp_path / cogs[1].href, month_values(7), digest="d2")
+    assert update_store(store, "etasw", cogs) == ["202002", "202003"]
+    point = read_point(str(tmp_path), "etasw", *lonlat(3, 4), read=counting([]))
+    # The store is at tmp_path/s.zarr, not at the prefix's STORE: read it there.
+    assert point is None
+    os.makedirs(tmp_path / "series")
+    os.rename(store, tmp_path / STORE.format(product="etasw"))
+    point = read_point(str(tmp_path), "etasw", *lonlat(3, 4))
+    assert point.values == [float(month_values(m)[4, 3]) for m in (1, 7, 3)]
+    assert not [name for name in os.listdir(tmp_path / "series") if name.startswith(".")]
+
+
+def test_a_month_without_its_region_cog_comes_from_its_tiles_cogs(tmp_path):
+    cogs = region(tmp_path, [1])
+    tile = "tiles/t5/etasw/2020/etasw_202002.tif"
+    write_cog(tmp_path / tile, month_values(2, (100, 50)), col=20, row=30)
+    cogs.append(SourceCog("202002", tile, str(tmp_path / tile)))
+    update_store(str(tmp_path / STORE.format(product="etasw")), "etasw", cogs)
+    inside = read_point(str(tmp_path), "etasw", *lonlat(25, 40))
+    assert inside.values == [float(month_values(1)[40, 25]), float(month_values(2)[10, 5])]
+    assert inside.cogs == [cogs[0].href, tile]
+    outside = read_point(str(tmp_path), "etasw", *lonlat(5, 5))
+    assert math.isnan(outside.values[1]) and outside.cogs[1] == ""
+
+
+def test_cogs_off_the_lattice_are_one_error(tmp_path):
+    cogs = region(tmp_path, [1])
+    other = tmp_path / "tiles/t6/etasw/2020/etasw_202002.tif"
+    other.parent.mkdir(parents=True)
+    profile = dict(
+        driver="GTiff", width=4, height=4, count=1, dtype="float32", crs="EPSG:4326",
+        transform=from_origin(WEST, NORTH, 0.02, 0.02),
+    )  # fmt: skip
+    with rasterio.open(other, "w", **profile) as dataset:
+        dataset.write(np.ones((1, 4, 4), "float32"))
+    cogs.append(SourceCog("202002", "tiles/t6/etasw/2020/etasw_202002.tif", str(other)))
+    with pytest.raises(EtmError, match="pixel size .* needs one lattice"):
+        update_store(str(tmp_path / "s.zarr"), "etasw", cogs)
+
+
+def test_a_store_of_another_layout_is_written_anew_without_reading_its_cogs(tmp_path, monkeypatch):
+    from etm import series
+
+    store = str(tmp_path / STORE.format(product="etasw"))
+    cogs = region(tmp_path, [1, 2])
+    monkeypatch.setattr(series, "ZSTD_LEVEL", 1)
+    monkeypatch.setattr(series, "LAYOUT", {**series.LAYOUT, "codecs": "shuffle4+zstd1"})
+    update_store(store, "etasw", cogs)
+    monkeypatch.undo()
+    # Nothing changed but the layout: written anew, every month copied from the old store.
+    assert update_store(store, "etasw", cogs) == []
+    with open(os.path.join(store, "etasw", "zarr.json")) as stream:
+        assert '"level": 5' in stream.read()
+    point = read_point(str(tmp_path), "etasw", *lonlat(3, 4))
+    assert point.values == [float(month_values(m)[4, 3]) for m in (1, 2)]
+
+
+def test_a_host_that_ignores_ranges_still_gives_the_ranges_asked(tmp_path):
+    update_store(str(tmp_path / STORE.format(product="etasw")), "etasw", region(tmp_path, [1]))
+    expected = read_point(str(tmp_path), "etasw", *lonlat(100, 200))
+    with serving(str(tmp_path)) as (url, requests):
+        ranged = read_point(url.rstrip("/"), "etasw", *lonlat(100, 200))
+        asked = len(requests)
+    with serving(str(tmp_path), ranges=False) as (url, requests):
+        whole = read_point(url.rstrip("/"), "etasw", *lonlat(100, 200))
+        assert read_point(url.rstrip("/"), "netet", 0, 0) is None  # no store: a 404
+    assert ranged == whole == expected and asked == 3
