@@ -428,8 +428,9 @@ def report_run(args, records, stand_in, watch, usage, wall, origin, sleeper) -> 
     print(f"every Batch call: {dict(calls)}")
     intervals = [b - a for a, b in zip(submitted, submitted[1:], strict=False)]
     burst = [i for i in intervals if i < 1.0]
-    print(f"seconds between two SubmitJob calls within a burst (< 1 s): median "
-          f"{statistics.median(burst):.3f}, {len(burst)} of {len(intervals)}")  # fmt: skip
+    if burst:
+        print(f"seconds between two SubmitJob calls within a burst (< 1 s): median "
+              f"{statistics.median(burst):.3f}, {len(burst)} of {len(intervals)}")  # fmt: skip
     cpu = usage.ru_utime + usage.ru_stime
     peak = usage.ru_maxrss / 1024
     jobs = sum(sum(r.rules.values()) for r in records)

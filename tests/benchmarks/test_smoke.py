@@ -89,3 +89,15 @@ def test_series_benchmark_reads_a_point_from_the_store_in_three_requests():
     ]
     assert store[1] == "3" and int(cogs[1]) > 3
     assert output.rstrip().endswith("-> met")
+
+
+def test_batch_rebuild_benchmark_runs_the_main_process_and_models_the_rebuild():
+    output = run("batch_rebuild.py", "run", "--tiles", "1", "--years", "1", "--scale", "60",
+                 "--probes", "0")  # fmt: skip
+    # A tile baseline, the tile's year, the region's product-year.
+    assert "containers: 3 (1 chip_baseline, 1 mosaic_tile, 1 mosaic_region)" in output
+    assert "S3 requests of the main process" in output
+    output = run("batch_rebuild.py", "model", "--tiles", "1", "--years", "1", "--seeds", "1",
+                 "--jobs-per-container", "4", "--nodes", "60")  # fmt: skip
+    assert "289 jobs in 14 containers (1 baseline, 1 tile, 12 region)" in output
+    assert "  4 at once       60     dag" in output
