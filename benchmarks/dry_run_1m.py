@@ -6,15 +6,20 @@ as empty local files (a dry run lists and stats chips, it never reads them). It 
 generated once under benchmarks/cache/ (git-ignored). Local files measure Snakemake's and
 etm's own cost; S3 request counts are measured by benchmarks/s3_requests.py.
 
-The baseline is what a team would write with Snakemake alone: the same rules, wildcards,
+The baselines are what a team would write with Snakemake alone: the same rules, wildcards,
 inputs, outputs and logs (25 chips and a baseline per tile-month, the tiles per
-region-month, every Item for the catalog, the map page), each rule running a script with its threads
-and memory, with chip paths built by string formatting: no verifier, no chip listing, no
-checks. Both run in turn, `--repeats` times, each in its own process, with Snakemake's
-default rerun triggers.
+region-month, every Item for the catalog, the map page), with their threads and memory and
+chip paths built by string formatting: no verifier, no chip listing, no checks. Two of
+them: *plain script*, each rule running a Python script (`script:`); *plain shell*, the
+baseline and mosaic rules calling the GDAL command line (`shell:` with gdalbuildvrt and
+gdal_translate -of COG, gdalinfo for the Item and the baseline), the three single jobs
+(heatmaps, catalog, map page) still scripts. All three run in rotating order, `--repeats`
+times, each in its own process, with Snakemake's default rerun triggers and garbage
+collection.
 
 Usage: .venv/bin/python benchmarks/dry_run_1m.py [--years 20] [--tiles 15] [--repeats 3]
-Prints: chips, jobs, wall, CPU-s and peak resident memory of each, and their ratios.
+Prints: chips, jobs, wall, CPU-s and peak resident memory of each, and etm's paired ratios
+against each baseline.
 """
 
 from __future__ import annotations
@@ -112,6 +117,38 @@ rule map_page:
 """
 
 
+#: The same DAG with the `shell:` rules a user would write with the GDAL command line.
+SHELL = {
+    "chip_baseline": (
+        '"gdalinfo -json -stats {config[run]}/run_{wildcards.tile}/{wildcards.tile}/'
+        '{config[first_chip]} > {output} 2> {log}"'
+    ),
+    "mosaic_tile": (
+        '"(gdalbuildvrt {output.cog}.vrt {input.sources} && gdal_translate -of COG '
+        "-co COMPRESS=ZSTD -co LEVEL=9 -co PREDICTOR=FLOATING_POINT -co RESAMPLING=AVERAGE "
+        "{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && "
+        'rm {output.cog}.vrt) > {log} 2>&1"'
+    ),
+    "mosaic_region": (
+        '"(gdalbuildvrt {output.cog}.vrt {input} && gdal_translate -of COG '
+        "-co COMPRESS=ZSTD -co LEVEL=9 -co PREDICTOR=FLOATING_POINT -co RESAMPLING=AVERAGE "
+        "{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && "
+        "gdal_translate -of PNG -outsize 1024 0 -scale {output.cog} {output.thumbnail} && "
+        'rm {output.cog}.vrt) > {log} 2>&1"'
+    ),
+}
+
+
+def shell_snakefile() -> str:
+    """PLAIN_SNAKEFILE with the baseline and mosaic rules as `shell:` GDAL commands."""
+    rules = PLAIN_SNAKEFILE.split("\nrule ")
+    for index, rule in enumerate(rules):
+        name = rule.split(":", 1)[0]
+        if name in SHELL:
+            rules[index] = rule.replace('script: "job.py"', f"shell: {SHELL[name]}")
+    return "\nrule ".join(rules)
+
+
 def tile_names(count: int) -> list[str]:
     return [f"r50.0_tile{n}" for n in range(1, count + 1)]
 
@@ -196,29 +233,37 @@ def main() -> None:
         "enduser_cog_output": "ws-enduser/USA/bench/",
     }
     (root / "bench.yaml").write_text(yaml.safe_dump(config))
-    plain = {**config, "run": RUN, "tiles": tile_chips(args.tiles)}
+    chips = tile_chips(args.tiles)
+    first = f"{chips[tile_names(1)[0]][0]}/{years.start}/{PRODUCTS[0]}_{years.start}01.tif"
+    plain = {**config, "run": RUN, "tiles": chips, "first_chip": first}
     (root / "plain.yaml").write_text(yaml.safe_dump(plain))
     (root / "plain.smk").write_text(PLAIN_SNAKEFILE)
+    (root / "plain-shell.smk").write_text(shell_snakefile())
     (root / "job.py").write_text("# never run: a dry run only plans the jobs\n")
     methods = {
         "etm": (REPO / "Snakefile", "bench.yaml"),
-        "plain": (root / "plain.smk", "plain.yaml"),
+        "plain script": (root / "plain.smk", "plain.yaml"),
+        "plain shell": (root / "plain-shell.smk", "plain.yaml"),
     }
     runs: dict[str, list[tuple[int, float, float, float]]] = {name: [] for name in methods}
     for repeat in range(args.repeats):
-        order = list(methods) if repeat % 2 == 0 else list(reversed(methods))
+        names = list(methods)
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in order:
             runs[name].append(dry_run(root, *methods[name]))
             print(f"  run {repeat + 1} {name}: {runs[name][-1][1]:.0f} s", flush=True)
     print(f"\nsnakemake -n --quiet rules, median (min-max) of {args.repeats}, in turn")
-    print(f"{'Snakefile':<10}{'jobs':>8}{'wall s':>22}{'CPU-s':>22}{'peak RSS MB':>14}")
+    print(f"{'Snakefile':<14}{'jobs':>8}{'wall s':>22}{'CPU-s':>22}{'peak RSS MB':>14}")
     for name, results in runs.items():
         jobs, walls, cpus, rss = zip(*results, strict=True)
-        print(f"{name:<10}{jobs[0]:>8,}{spread(walls):>22}{spread(cpus):>22}{max(rss):>14,.0f}")
-    for column, label in ((1, "wall"), (2, "CPU")):
-        ratios = [e[column] / p[column] for e, p in zip(runs["etm"], runs["plain"], strict=True)]
-        print(f"etm/plain {label} (paired): {spread(ratios, 2)}")
-    print(f"goal: etm under plain Snakemake's time ({os.cpu_count()} cores)")
+        print(f"{name:<14}{jobs[0]:>8,}{spread(walls):>22}{spread(cpus):>22}{max(rss):>14,.0f}")
+    for baseline in ("plain script", "plain shell"):
+        for column, label in ((1, "wall"), (2, "CPU")):
+            ratios = [
+                e[column] / p[column] for e, p in zip(runs["etm"], runs[baseline], strict=True)
+            ]
+            print(f"etm/{baseline} {label} (paired): {spread(ratios, 2)}")
+    print(f"goal: etm no slower than plain Snakemake ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

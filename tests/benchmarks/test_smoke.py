@@ -39,10 +39,14 @@ def test_dry_run_benchmark_reports_time_and_memory():
     output = run("dry_run_1m.py", "--tiles", "1", "--years", "1", "--repeats", "1")
     assert "layout: 3,600 chips" in output
     # 12 products x 12 months x (1 tile + the region), the tile's chip baseline, the
-    # catalog, the heatmaps, the map page, all: the same DAG for etm and plain Snakemake.
-    rows = output.split("peak RSS MB\n", 1)[1].splitlines()[:2]
-    assert [row.split()[:2] for row in rows] == [["etm", "293"], ["plain", "293"]]
-    assert "etm/plain CPU (paired): " in output
+    # catalog, the heatmaps, the map page, all: the same DAG for etm and both plain
+    # Snakefiles (scripts, and shell: rules calling the GDAL command line).
+    rows = output.split("peak RSS MB\n", 1)[1].splitlines()[:3]
+    assert [(row[:14].strip(), row[14:22].strip()) for row in rows] == [
+        ("etm", "293"), ("plain script", "293"), ("plain shell", "293"),
+    ]  # fmt: skip
+    assert "etm/plain script CPU (paired): " in output
+    assert "etm/plain shell CPU (paired): " in output
 
 
 def test_rebuild_benchmark_times_the_workflow_gdal_and_bare_mosaics_and_prices_encodings():
@@ -85,3 +89,15 @@ def test_series_benchmark_reads_a_point_from_the_store_in_three_requests():
     ]
     assert store[1] == "3" and int(cogs[1]) > 3
     assert output.rstrip().endswith("-> met")
+
+
+def test_batch_rebuild_benchmark_runs_the_main_process_and_models_the_rebuild():
+    output = run("batch_rebuild.py", "run", "--tiles", "1", "--years", "1", "--scale", "60",
+                 "--probes", "0")  # fmt: skip
+    # A tile baseline, the tile's year, the region's product-year.
+    assert "containers: 3 (1 chip_baseline, 1 mosaic_tile, 1 mosaic_region)" in output
+    assert "S3 requests of the main process" in output
+    output = run("batch_rebuild.py", "model", "--tiles", "1", "--years", "1", "--seeds", "1",
+                 "--jobs-per-container", "4", "--nodes", "60")  # fmt: skip
+    assert "289 jobs in 14 containers (1 baseline, 1 tile, 12 region)" in output
+    assert "  4 at once       60     dag" in output
