@@ -48,7 +48,7 @@ rule all:
 
 # One run at a time writes an output prefix: its lock is taken when jobs start.
 onstart:
-    say(or_exit(RUN.start, batch_queue()))
+    say(or_exit(RUN.start, batch_queue(workflow)))
 
 
 # What each COG was built from into the ledger beside the COGs; findings of the chip checks

@@ -9,6 +9,7 @@ from etm.errors import say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
 from etm.run import MainProcess, OnJobStats, Process, or_exit
+from etm.workflow import batch_queue, cap_jobs_in_flight, containers
 
 # Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.
 tune_allocator()
@@ -55,48 +56,6 @@ resource_scopes:
     container_slots="local",
 
 
-def cap_jobs_in_flight():
-    """max_concurrent_containers, and --cores on clusters and clouds too; jobs_per_container
-    jobs at a time per container. Returns whether jobs go to a cluster or cloud."""
-    nodes = workflow.global_resources["_nodes"].value
-    if nodes is None:
-        # Local execution: each job is a process; `containers` counts them.
-        if "containers" not in workflow.global_resources:
-            workflow.register_resource("containers", SETTINGS.max_concurrent_containers)
-        return False
-    # Cluster or cloud: each submitted job (or group of jobs) is one container.
-    workflow.register_resource("_nodes", min(nodes, SETTINGS.max_concurrent_containers))
-    workflow.register_resource("container_slots", SETTINGS.jobs_per_container)
-    # Snakemake stops counting cores once it submits jobs to a cluster or cloud;
-    # `cpus` (each job's threads) keeps --cores a cap on the cores in flight.
-    if workflow.resource_settings.cores:
-        workflow.register_resource("cpus", workflow.resource_settings.cores)
-    return True
-
-
-def containers():
-    """The containers of the run as Snakemake formed them (each group of jobs, or job
-    submitted alone), with their vCPUs and memory."""
-    dag, units = workflow.dag, {}
-    for job in dag.needrun_jobs():
-        unit = dag.get_job_group(job) or job
-        # plan.CONTAINER: not a local rule's job
-        if unit.resources.get("container_slots"):
-            units[id(unit)] = unit.resources
-    shapes = [(int(r["_cores"]), int(r.get("mem_mb", 0))) for r in units.values()]
-    nodes = workflow.global_resources["_nodes"].value
-    cores = workflow.resource_settings.cores
-    return [plan.Containers(tuple(shapes), cores, nodes).describe()]
-
-
-def batch_queue():
-    """With the etm-batch executor (profiles/aws): the region and job queue of the run's
-    containers, for its lock."""
-    if workflow.executor_plugin.name != "etm-batch":
-        return None
-    return workflow.executor_settings.region, workflow.executor_settings.job_queue
-
-
 # Job processes parse this file again; only the main process lists the archive.
 if workflow.is_main_process:
     say(SETTINGS.notes)
@@ -109,8 +68,9 @@ if workflow.is_main_process:
     say(or_exit(RUN.verify))
     if RUN.refuses:
         sys.exit(1)
-    if cap_jobs_in_flight():
-        logging.getLogger("snakemake.logging").addHandler(OnJobStats(containers))
+    if cap_jobs_in_flight(workflow, SETTINGS):
+        on_stats = OnJobStats(lambda: containers(workflow))
+        logging.getLogger("snakemake.logging").addHandler(on_stats)
 else:
     RUN = Process(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
 

@@ -1,0 +1,83 @@
+"""What the workflow reads from, and sets on, Snakemake's own ``workflow`` object, so that
+``rules/common.smk`` only connects.
+
+Snakemake gives no public API for these: each function names the attributes it uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from etm import plan
+from etm.config import Settings
+
+
+def cap_jobs_in_flight(workflow: Any, settings: Settings) -> bool:
+    """Cap the jobs in flight: ``max_concurrent_containers``, and ``--cores`` on clusters
+    and clouds too, ``jobs_per_container`` jobs at a time per container.
+
+    Parameters
+    ----------
+    workflow : snakemake.workflow.Workflow
+        The running workflow (``workflow`` in a Snakefile).
+    settings : Settings
+        The run's settings.
+
+    Returns
+    -------
+    bool
+        Whether jobs go to a cluster or cloud (each job or group of jobs a container).
+    """
+    nodes = workflow.global_resources["_nodes"].value
+    if nodes is None:
+        # Local execution: each job is a process; `containers` counts them.
+        if "containers" not in workflow.global_resources:
+            workflow.register_resource("containers", settings.max_concurrent_containers)
+        return False
+    workflow.register_resource("_nodes", min(nodes, settings.max_concurrent_containers))
+    workflow.register_resource("container_slots", settings.jobs_per_container)
+    # Snakemake stops counting cores once it submits jobs to a cluster or cloud;
+    # `cpus` (each job's threads) keeps --cores a cap on the cores in flight.
+    if workflow.resource_settings.cores:
+        workflow.register_resource("cpus", workflow.resource_settings.cores)
+    return True
+
+
+def containers(workflow: Any) -> list[str]:
+    """The line describing the run's containers as Snakemake formed them (each group of
+    jobs, or job submitted alone), with their vCPUs and memory.
+
+    Parameters
+    ----------
+    workflow : snakemake.workflow.Workflow
+        The running workflow, its DAG built.
+
+    Returns
+    -------
+    list[str]
+        One line (:meth:`etm.plan.Containers.describe`).
+    """
+    dag, units = workflow.dag, {}
+    for job in dag.needrun_jobs():
+        unit = dag.get_job_group(job) or job
+        # plan.CONTAINER: not a local rule's job
+        if unit.resources.get("container_slots"):
+            units[id(unit)] = unit.resources
+    shapes = [(int(r["_cores"]), int(r.get("mem_mb", 0))) for r in units.values()]
+    nodes = workflow.global_resources["_nodes"].value
+    cores = workflow.resource_settings.cores
+    return [plan.Containers(tuple(shapes), cores, nodes).describe()]
+
+
+def batch_queue(workflow: Any) -> tuple[str, str] | None:
+    """With the etm-batch executor (profiles/aws): the region and job queue of the run's
+    containers, for its lock; otherwise None.
+
+    Parameters
+    ----------
+    workflow : snakemake.workflow.Workflow
+        The running workflow.
+    """
+    if workflow.executor_plugin.name != "etm-batch":
+        return None
+    return workflow.executor_settings.region, workflow.executor_settings.job_queue
