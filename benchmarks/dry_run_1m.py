@@ -40,7 +40,8 @@ PRODUCTS = "etasw etasw5 etc netet srf dd rain swe snwpk snowmelt swi swf".split
 RUN = "ws-out/USA/Run08_18_2021"
 
 # The same DAG as etm's `snakemake -n` with the team's config: rule names, wildcards,
-# one job per tile-month, region-month, tile baseline, the heatmaps and the catalog.
+# one job per tile-month, region-month, tile baseline, the heatmaps, the quicklooks and
+# the catalog.
 PLAIN_SNAKEFILE = """
 TILES = config["tiles"]
 PRODUCTS = config["products"]
@@ -63,6 +64,9 @@ rule all:
                period=[s for _ in PRODUCTS for s in PERIODS]),
         OUT + "/catalog.json",
         "reports/heatmaps.png",
+        expand(REGION + ".png", zip, product=[p for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in PRODUCTS for s in PERIODS]),
         OUT + "/index.html",
 
 rule chip_baseline:
@@ -85,10 +89,22 @@ rule mosaic_tile:
 
 rule mosaic_region:
     input: expand(TILE + ".tif", tile=TILES, allow_missing=True)
-    output: cog=REGION + ".tif", item=REGION + ".json", thumbnail=REGION + ".png"
+    output: cog=REGION + ".tif", item=REGION + ".json"
     log: "logs/mosaic_region/{year}/{product}_{period}.log"
     threads: 1
     resources: mem_mb=1280
+    script: "job.py"
+
+rule quicklooks:
+    input:
+        expand(REGION + ".tif", zip, product=[p for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in PRODUCTS for s in PERIODS]),
+    output:
+        expand(REGION + ".png", zip, product=[p for p in PRODUCTS for _ in PERIODS],
+               year=[s[:4] for _ in PRODUCTS for s in PERIODS],
+               period=[s for _ in PRODUCTS for s in PERIODS]),
+    log: "logs/quicklooks.log"
     script: "job.py"
 
 rule completeness:
@@ -133,8 +149,11 @@ SHELL = {
         '"(gdalbuildvrt {output.cog}.vrt {input} && gdal_translate -of COG '
         "-co COMPRESS=ZSTD -co LEVEL=9 -co PREDICTOR=FLOATING_POINT -co RESAMPLING=AVERAGE "
         "{output.cog}.vrt {output.cog} && gdalinfo -json {output.cog} > {output.item} && "
-        "gdal_translate -of PNG -outsize 1024 0 -scale {output.cog} {output.thumbnail} && "
         'rm {output.cog}.vrt) > {log} 2>&1"'
+    ),
+    "quicklooks": (
+        '"(for cog in {input}; do gdal_translate -of PNG -outsize 800 0 -scale '
+        '$cog ${{cog%.tif}}.png; done) > {log} 2>&1"'
     ),
 }
 

@@ -80,7 +80,11 @@ def one_line_each(workspace, result, cases) -> list[str]:
     for month, (_mutate, line) in cases.items():
         named = f"etm error: chip {chip(workspace, month).relative_to(workspace.root)}: "
         mine = [error for error in errors if error.startswith(named)]
-        assert len(mine) == (line is not None) and all(line in e for e in mine), (month, mine)
+        assert len(mine) == (line is not None) and all(line in e for e in mine), (
+            month,
+            mine,
+            result.stderr,
+        )
     return errors
 
 

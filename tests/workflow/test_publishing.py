@@ -163,8 +163,13 @@ def test_overviews_average_without_overshoot(demo):
 
 
 def stac_files(root: Path) -> list[Path]:
-    """Every STAC document under the output prefix (the map page's boundaries.json is not)."""
-    return sorted(p for p in root.rglob("*.json") if p.is_file() and p.name != "boundaries.json")
+    """Every STAC document under the output prefix: not the map page's boundaries.json, nor
+    the series store's Zarr metadata."""
+    return sorted(
+        p
+        for p in root.rglob("*.json")
+        if p.is_file() and p.name != "boundaries.json" and "series" not in p.relative_to(root).parts
+    )
 
 
 def test_stac_catalog_validates_and_every_link_resolves(demo):
@@ -360,7 +365,7 @@ def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
     output = demo / OUTPUT
     items = {
         path: json.loads(path.read_text())
-        for path in output.rglob("*.json")
+        for path in stac_files(output)
         if json.loads(path.read_text())["type"] == "Feature"
     }
     by_id = {item["id"]: (path, item) for path, item in items.items()}
