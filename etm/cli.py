@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from etm.errors import EtmError, say
+from botocore.exceptions import BotoCoreError, ClientError
+
+from etm.errors import EtmError, one_line, say
 from etm.lock import OutputLock
 
 
@@ -193,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print(run.get(args.command, check_image)())
     except EtmError as error:
         say([str(error)], prefix="etm error: ")
+        return 1
+    except (BotoCoreError, ClientError) as error:  # quoting the endpoint URL: said masked
+        say([f"{one_line(error)}; check AWS_ENDPOINT_URL and the credentials"], "etm error: ")
         return 1
     return 0
 

@@ -6,20 +6,26 @@ into :class:`Settings`, and a schema violation into one line that names the key.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import difflib
 import hashlib
+import io
+import json
 import math
 import os
 import posixpath
 import re
+import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import yaml
 
-from etm.errors import ConfigError, one_line
+from etm.errors import ConfigError, one_line, or_exit
 from etm.grid import Chip, chips_in_bounds, to_tenths
+from etm.urls import masked_url
 
 if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in mosaic jobs
     import jsonschema
@@ -37,6 +43,11 @@ MAX_TILE_ROWS = 5_000
 #: Most chip-months of one tile: its heatmap takes about 4.6 KB for each (an 840 MiB array
 #: for 191,172 of them); the team's tiles have 72,000 (25 chips, 12 products, 20 years).
 MAX_TILE_CHIP_MONTHS = 200_000
+#: Most values (scalars, lists and mappings) a config file may hold, each alias counted as
+#: the values it repeats: the team's file holds 23, a tile's `chips` list at most 25.
+MAX_CONFIG_VALUES = 100_000
+#: Deepest nesting of lists and mappings a config file may have (the schema's is 4).
+MAX_CONFIG_DEPTH = 20
 #: The old orchestrator's keys: accepted, with what replaces each.
 OBSOLETE_KEYS = {
     "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
@@ -153,27 +164,162 @@ def read_schema(workflow_dir: str | os.PathLike) -> dict:
         return yaml.safe_load(stream)
 
 
-def read_config_file(path: str) -> dict:
-    """A YAML config file's mapping.
+def read_config_file(path: str | os.PathLike) -> dict:
+    """A config file's mapping, read as Snakemake reads it (JSON, else YAML), but refusing
+    in one line what Snakemake would fail to load with a traceback, or would take all
+    memory to load.
+
+    The file must be UTF-8 text. YAML is measured as composed, before anything is built
+    from it: at most :data:`MAX_CONFIG_VALUES` values once its aliases are expanded (nine
+    aliases of nine aliases ... of a list, nine levels deep, are 387 million values built
+    from under 500 bytes), nested at most :data:`MAX_CONFIG_DEPTH` deep, and no alias
+    inside its own anchor.
 
     Raises
     ------
     ConfigError
-        Naming the file, if it is not YAML or not a mapping of keys.
+        One line naming the file and what is wrong.
     """
     try:
-        with open(path) as stream:
-            config = yaml.safe_load(stream)
-    except (OSError, yaml.YAMLError) as error:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    text = _utf8_text(path, data)
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError):
+        config = _yaml_document(path, text)
+    else:
+        _check_expanded(path, config, _value_children)
+    if not isinstance(config, dict):
+        found = "empty" if config is None else f"a {type(config).__name__}"
+        raise ConfigError(
+            f"config file {path}: is {found}, not a mapping of keys like 'products: [etasw]'"
+        )
+    return config
+
+
+def _yaml_document(path: str | os.PathLike, text: str) -> object:
+    """A YAML document, built only once measured (:func:`_check_expanded`)."""
+    stream = io.StringIO(text)
+    stream.name = str(path)  # named in YAML's error messages
+    loader = yaml.FullLoader(stream)  # Snakemake's (through yte)
+    try:
+        document = loader.get_single_node()
+        if document is None:
+            return None
+        _check_expanded(path, document, _node_children)
+        return loader.construct_document(document)  # a 5,000-digit integer: ValueError
+    except (yaml.YAMLError, ValueError) as error:
         raise ConfigError(
             f"config file {path}: cannot be read as YAML ({one_line(error)})"
         ) from None
-    if not isinstance(config, dict):
+    except RecursionError:
         raise ConfigError(
-            f"config file {path}: is a {type(config).__name__}, not a mapping of keys like "
-            "'products: [etasw]'"
-        )
-    return config
+            f"config file {path}: nested deeper than {MAX_CONFIG_DEPTH} lists or mappings"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _utf8_text(path: str | os.PathLike, data: bytes) -> str:
+    """A config file's text; a file that is not UTF-8 is refused, saying where."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        problem = "it starts with UTF-16's byte-order mark"
+    else:
+        bad = data.find(b"\0")  # UTF-16 of ASCII text: UTF-8 with a NUL every other byte
+        if bad < 0:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad = error.start
+        line = data.count(b"\n", 0, bad) + 1
+        problem = f"byte {data[bad]:#04x} on line {line}: Latin-1 or UTF-16?"
+    raise ConfigError(f"config file {path}: is not UTF-8 text ({problem}); save it as UTF-8")
+
+
+def _check_expanded(path: str | os.PathLike, document: object, children: Callable) -> None:
+    """Refuse a document too large or too deep once its aliases are expanded, or with an
+    alias inside its own anchor. Each node is measured once (an alias is its anchor's
+    node, in the composed YAML), so an alias bomb is measured, never expanded.
+
+    Parameters
+    ----------
+    document : yaml.Node or object
+        Composed YAML, or parsed JSON.
+    children : callable
+        A node's children (:func:`_node_children`, :func:`_value_children`).
+    """
+    measured: dict[int, tuple[int, int]] = {}  # node: (values, depth) it stands for
+    entered: set[int] = set()  # nodes whose children are being measured: the path down
+    stack: list[tuple[object, bool]] = [(document, False)]
+    while stack:
+        node, children_measured = stack.pop()
+        if id(node) in measured:
+            continue
+        below = children(node)
+        if not children_measured:
+            if id(node) in entered:
+                raise ConfigError(
+                    f"config file {path}: an alias (*name) inside its own anchor repeats it "
+                    "without end; write the values out"
+                )
+            entered.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in below)
+            continue
+        entered.discard(id(node))
+        sizes = [measured[id(child)] for child in below]
+        values = 1 + sum(count for count, _ in sizes)
+        depth = 1 + max((deep for _, deep in sizes), default=0) if below else 0
+        if values > MAX_CONFIG_VALUES or depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(
+                f"config file {path}: holds more than {MAX_CONFIG_VALUES:,} values or "
+                f"{MAX_CONFIG_DEPTH} levels of lists and mappings, once its aliases (*name) "
+                "are expanded; write the values out, or shorten them"
+            )
+        measured[id(node)] = values, depth
+
+
+def _node_children(node: yaml.Node | None) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _value_children(value: object) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [*value, *value.values()]
+    return []
+
+
+def check_snakemake_config_files() -> None:
+    """Have Snakemake check every config file it loads (:func:`read_config_file`) before it
+    parses it: ``--configfile`` is read before the Snakefile runs, and Snakemake copies
+    its mappings (alias or not) before etm sees them. A refused file is one ``etm error``
+    line and exit status 1.
+
+    Snakemake has no hook for this: its loader function is wrapped, once per process, when
+    Snakemake imports etm's plugins (at the start of every command line).
+    """
+    from snakemake.common import configfile
+
+    load = configfile._load_configfile
+    if getattr(load, "checked_by_etm", False):
+        return
+
+    def checked(configpath_or_obj, filetype="Config"):
+        if filetype == "Config" and isinstance(configpath_or_obj, str | os.PathLike):
+            or_exit(read_config_file, configpath_or_obj)
+        return load(configpath_or_obj, filetype)
+
+    checked.checked_by_etm = True
+    configfile._load_configfile = checked
 
 
 def describe_violation(error: jsonschema.ValidationError) -> str:
@@ -201,7 +347,20 @@ def describe_violation(error: jsonschema.ValidationError) -> str:
         hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(allowed)}"
         full = f"{where}.{key}" if where else key
         return f"config: unknown key '{full}'{hint}"
-    return f"config key '{where or '(top level)'}': {error.message}"
+    message = error.message.replace(repr(error.instance), _QUOTED.repr(error.instance))
+    return f"config key '{where or '(top level)'}': {message}"
+
+
+class _Quoted(reprlib.Repr):
+    """A config value as an error quotes it: shortened, and a string as a URL without its
+    user and password (``user:password@host``, with or without a scheme)."""
+
+    def repr_str(self, value: str, level: int) -> str:
+        return super().repr_str(masked_url(value), level)
+
+
+_QUOTED = _Quoted()
+_QUOTED.maxstring, _QUOTED.maxlevel = 80, 2
 
 
 def check_finite(value: object, key: str = "") -> None:

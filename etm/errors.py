@@ -5,10 +5,12 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-#: The user and password of a URL (``https://user:password@host``).
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s@\"']+@")
+from etm.urls import SCHEME, masked_url
+
+#: A URL in a text: from its scheme to the next whitespace.
+_URL = re.compile(SCHEME.pattern + r"\S*")
 
 
 def one_line(error: BaseException) -> str:
@@ -17,9 +19,10 @@ def one_line(error: BaseException) -> str:
 
 
 def without_passwords(text: str) -> str:
-    """``text`` with the user and password of every URL in it replaced by ``***``: an
-    endpoint URL can carry them, and botocore quotes the endpoint in its errors."""
-    return _URL_USERINFO.sub("***@", text)
+    """``text`` with the user and password of every URL in it replaced by ``***``
+    (:func:`etm.urls.masked_url`): an endpoint URL can carry them, and botocore quotes the
+    endpoint in its errors. A URL runs from its scheme to the next whitespace."""
+    return _URL.sub(lambda url: masked_url(url[0]), text)
 
 
 #: Snakemake's logger. Its terminal handler writes a message, then its newline: between the
@@ -48,6 +51,15 @@ def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
             held.callback(handler.release)
         sys.stderr.write(text)
         sys.stderr.flush()
+
+
+def or_exit(step: Callable, *arguments, **options):
+    """Run a step of the workflow's setup; an etm error becomes one line and exit status 1."""
+    try:
+        return step(*arguments, **options)
+    except EtmError as error:
+        say([str(error)], prefix="etm error: ")
+        sys.exit(1)
 
 
 class EtmError(Exception):

@@ -9,18 +9,19 @@ exit status.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 
 from etm.plan import REGION_LOG, TILE_LOG, Period
 from etm.s3 import client_config
+from etm.urls import credentials, request, split_userinfo, without_userinfo
 
 #: Seconds to wait for a webhook to answer.
 WEBHOOK_TIMEOUT_S = 10
@@ -156,15 +157,15 @@ def success_message(output: str, published: int, skipped: Sequence[str], missing
 def webhook_host(url: str) -> str:
     """A webhook as logs may name it: host and port only, never a user, password, path
     or query (they often hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
+    return urlsplit(without_userinfo(url)).netloc
 
 
 def send(message: Message, sns_topic_arn: str | None, webhook_url: str | None) -> list[str]:
     """Send a message to the SNS topic and the webhook that are configured.
 
     The webhook receives JSON: ``text`` (as Slack and Teams incoming webhooks expect),
-    ``subject`` and the message's summary fields.
+    ``subject`` and the message's summary fields. It must answer 2xx; a redirect is not
+    followed (:class:`NoRedirects`).
 
     Returns
     -------
@@ -186,32 +187,56 @@ def send(message: Message, sns_topic_arn: str | None, webhook_url: str | None) -
                 webhook_url, {"text": message.text, "subject": message.subject, **message.summary}
             )
         except Exception as error:  # a notifier never fails the run
-            reason = str(getattr(error, "reason", None) or error)
-            problems.append(f"webhook {webhook_host(webhook_url)}: {redacted(reason, webhook_url)}")
+            problems.append(f"webhook {webhook_host(webhook_url)}: {failure(error, webhook_url)}")
     return problems
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would follow a 301, 302 or 303 to any host as a GET
+    without the message, sending the ``Authorization`` header there. The answer is then
+    an :class:`urllib.error.HTTPError`, a failed notification."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_WEBHOOKS = urllib.request.build_opener(NoRedirects)
+
+
 def post_json(url: str, document: dict) -> None:
-    """POST JSON to a URL; a ``user:password@`` in it is sent as basic authentication,
-    never as part of the address."""
-    parts = urlsplit(url)
+    """POST JSON to a URL; a ``user:password@`` in it (:func:`etm.urls.split_userinfo`)
+    is sent as basic authentication, never as part of the address.
+
+    Raises
+    ------
+    urllib.error.URLError
+        On an answer other than 2xx (:class:`urllib.error.HTTPError`, redirects included),
+        or no answer.
+    """
     headers = {"Content-Type": "application/json"}
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
-        url = urlunsplit(parts._replace(netloc=host))
-    request = urllib.request.Request(
-        url, data=json.dumps(document).encode(), headers=headers, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
+    posted = request(url, data=json.dumps(document).encode(), headers=headers, method="POST")
+    with _WEBHOOKS.open(posted, timeout=WEBHOOK_TIMEOUT_S):
         pass
+
+
+def failure(error: Exception, url: str) -> str:
+    """Why a webhook failed, without the URL's user, password, path or query; a redirect
+    is named by the host it pointed to."""
+    reason = redacted(str(getattr(error, "reason", None) or error), url)
+    if isinstance(error, urllib.error.HTTPError) and 300 <= error.code < 400:
+        target = webhook_host(error.headers.get("Location") or "") or webhook_host(url)
+        reason += (
+            f" ({error.code}): a redirect to {target}, not followed; set webhook_url to the "
+            "address it points to"
+        )
+    return reason
 
 
 def redacted(text: str, url: str) -> str:
     """``text`` without the URL's user, password, path or query, should it quote them."""
-    parts = urlsplit(url)
-    for secret in (url, parts.password, parts.username, parts.path, parts.query):
+    _, userinfo, _ = split_userinfo(url)
+    parts = urlsplit(without_userinfo(url))
+    for secret in (url, userinfo, *(credentials(url) or ()), parts.path, parts.query):
         if secret and len(secret) > 1:
             text = text.replace(secret, "***")
     return text

@@ -11,7 +11,6 @@ import atexit
 import gc
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
-from etm.errors import EtmError, say
+from etm.errors import say
 from etm.files import check_output_folders, remove_leftovers, whole
 from etm.inventory import Verification, month_chip_files, month_inventory, verify
 from etm.listing import LocalListing, StoredObject
@@ -64,15 +63,6 @@ class OnJobStats(logging.Handler):
             return
         self.said = True
         say(self.lines())
-
-
-def or_exit(step: Callable, *arguments, **options):
-    """Run a step of the workflow's setup; an etm error becomes one line and exit status 1."""
-    try:
-        return step(*arguments, **options)
-    except EtmError as error:
-        say([str(error)], prefix="etm error: ")
-        sys.exit(1)
 
 
 class Process:
@@ -592,7 +582,8 @@ class MainProcess(Process):
         return []
 
     def _notify(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
-        """One message to the config's notify targets; a failure is a warning line."""
+        """One message to the config's notify targets; a failure is a warning line, and
+        the count of failed ones is in the line that sums them up."""
         targets = self.settings.notify
         if not targets:
             return []
@@ -609,6 +600,8 @@ class MainProcess(Process):
                 text = "".join(Path(path).read_text() for path in snakemake_logs)
                 message = error_message(output, failed_jobs(text), missing, snakemake_logs)
             problems = send(message, targets.get("sns_topic_arn"), targets.get("webhook_url"))
+            failed = len(problems)
         except Exception as error:  # a notifier never fails the run
-            problems = [f"{type(error).__name__}: {error}"]
+            problems, failed = [f"{type(error).__name__}: {error}"], len(targets)
+        say([f"notifications of how the run ended: {len(targets) - failed} sent, {failed} failed"])
         return [f"notification failed: {problem}" for problem in problems]

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from etm.errors import ConfigError, ObjectRefusedError, StorageError, one_line
 from etm.listing import StoredObject
+from etm.urls import without_userinfo
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
@@ -94,8 +95,8 @@ def gdal_options() -> dict[str, str]:
         "GDAL_HTTP_RETRY_DELAY": "1",
     }
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
+    if endpoint:  # a user and password in it are for no S3 server: GDAL never gets them
+        scheme, _, host = without_userinfo(endpoint).partition("://")
         options.update(
             AWS_S3_ENDPOINT=host.rstrip("/"),
             AWS_HTTPS="YES" if scheme == "https" else "NO",

@@ -34,7 +34,7 @@ import numpy as np
 import rasterio
 import rasterio.windows
 
-from etm import s3
+from etm import s3, urls
 from etm.errors import EtmError
 from etm.files import write_whole
 
@@ -389,7 +389,7 @@ def fetch(url: str, span: tuple[int, int] | int | None = None) -> bytes | None:
 
 
 def _fetch_http(url: str, header: str | None, span: tuple[int, int] | int | None) -> bytes | None:
-    request = urllib.request.Request(url, headers={"Range": header} if header else {})
+    request = urls.request(url, headers={"Range": header} if header else {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             data, whole = response.read(), response.status == 200

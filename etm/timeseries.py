@@ -23,7 +23,7 @@ import rasterio
 import rasterio.features
 import rasterio.windows
 
-from etm import s3, series
+from etm import s3, series, urls
 from etm.errors import EtmError
 from etm.plan import Period, collection_id, index_hrefs
 
@@ -59,7 +59,7 @@ def read_bytes(url: str) -> bytes:
             bucket, key = s3.split(url.removeprefix("s3://"))
             return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
         if url.startswith(("http://", "https://")):
-            with urllib.request.urlopen(url, timeout=60) as response:
+            with urllib.request.urlopen(urls.request(url), timeout=60) as response:
                 return response.read()
         with open(url, "rb") as stream:
             return stream.read()
@@ -170,6 +170,12 @@ def cog_href(prefix: str, item: dict) -> str:
     return item["assets"]["data"]["href"].removeprefix(resolve(prefix, ".") + "/")
 
 
+def cog_url(item: dict) -> str:
+    """An index Item's COG as GDAL opens it: without the user and password of an
+    ``https://`` prefix, which GDAL gets as basic authentication (:func:`etm.urls.gdal_options`)."""
+    return urls.without_userinfo(item["assets"]["data"]["href"])
+
+
 def outside(lon: float, lat: float, bbox: tuple[float, float, float, float]) -> EtmError | None:
     """The error of a point outside the region's bbox (west, south, east, north), if it is."""
     west, south, east, north = bbox
@@ -277,9 +283,9 @@ def point_series(
     if stored is not None:
         return stored
     readings = []
-    with rasterio.Env(**s3.gdal_options()):
+    with rasterio.Env(**s3.gdal_options(), **urls.gdal_options(source)):
         for item in point_months(source, product, lon, lat, start, end):
-            with rasterio.open(item["assets"]["data"]["href"]) as cog:
+            with rasterio.open(cog_url(item)) as cog:
                 row, col = cog.index(lon, lat)
                 value = cog.read(1, window=rasterio.windows.Window(col, row, 1, 1))[0, 0]
             readings.append(Reading(period_of(item), float(value), cog=cog_href(prefix, item)))
@@ -295,9 +301,9 @@ def polygon_series(
     bounds = polygon_bounds(polygon)
     check_within(bounds, items[0]["bbox"])
     readings = []
-    with rasterio.Env(**s3.gdal_options()):
+    with rasterio.Env(**s3.gdal_options(), **urls.gdal_options(source)):
         for item in items:
-            with rasterio.open(item["assets"]["data"]["href"]) as cog:
+            with rasterio.open(cog_url(item)) as cog:
                 left, top = ~cog.transform @ (bounds[0], bounds[3])
                 right, bottom = ~cog.transform @ (bounds[2], bounds[1])
                 rows = (math.floor(top), math.ceil(bottom))

@@ -5,10 +5,10 @@ import sys
 from etm import plan
 from etm.cog import tune_allocator
 from etm.config import check_work_prefix, load_settings, read_schema
-from etm.errors import say
+from etm.errors import or_exit, say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
-from etm.run import MainProcess, OnJobStats, Process, or_exit
+from etm.run import MainProcess, OnJobStats, Process
 from etm.workflow import batch_queue, cap_jobs_in_flight, containers
 
 # Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.

@@ -12,6 +12,10 @@ A thin subclass of snakemake-storage-plugin-s3:
   listed version only (``If-Match`` its listed ETag, which its month records).
 - Nothing is ever written or deleted under a protected (input) prefix, no bucket is
   created, and removing an output never deletes its bucket.
+
+Importing it also has Snakemake check each config file before loading it
+(:func:`etm.config.check_snakemake_config_files`): Snakemake imports every installed
+storage plugin at the start of its command line, before it reads ``--configfile``.
 """
 
 import contextlib
@@ -29,7 +33,10 @@ from snakemake_storage_plugin_s3 import StorageObject as S3StorageObject
 from snakemake_storage_plugin_s3 import StorageProvider as S3StorageProvider
 
 from etm import s3
+from etm.config import check_snakemake_config_files
 from etm.errors import say, without_passwords
+
+check_snakemake_config_files()
 
 
 @dataclass

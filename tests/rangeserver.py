@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Answers ``Range: bytes=a-b`` (and ``bytes=-n``, the last n) with 206 and those
-    bytes; counts the requests."""
+    bytes; records each request (with its ``Authorization`` header, if any)."""
 
     requests: list[str]
     #: False: a host that ignores Range and sends whole files.
@@ -25,7 +25,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     def send_head(self):
         wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         path = self.translate_path(self.path)
-        self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', 'whole')}")
+        asked = f"{self.command} {self.path} {self.headers.get('Range', 'whole')}"
+        authorization = self.headers.get("Authorization")
+        self.requests.append(f"{asked} {authorization}" if authorization else asked)
         self.left = None
         if not wanted or not self.ranges or not os.path.isfile(path):
             return super().send_head()

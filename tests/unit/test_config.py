@@ -8,6 +8,7 @@ import yaml
 
 from etm.config import (
     TileGrid,
+    check_snakemake_config_files,
     check_work_prefix,
     load_settings,
     normalised_prefix,
@@ -272,6 +273,15 @@ def test_the_teams_file_with_the_old_orchestrators_keys_loads_with_a_note_for_ea
         ({"end_year": 20201}, "config key 'end_year': 20201 is greater than the maximum of 2100"),
         ({"unproduced_chips": ["chip043.4N-102.8E"]}, "config key 'unproduced_chips': "),
         ({"tile_grid": {"size_deg": 9}}, "config key 'tile_grid.size_deg': 9 is not a whole"),
+        # Degrees times 10 beyond float's range, or rounding to 0 tenths (a division by 0).
+        ({"chip_size_deg": 1e-300}, "config key 'chip_size_deg': 1e-300 is less than the mini"),
+        ({"chip_size_deg": 1.7e308}, "config key 'chip_size_deg': 1.7e+308 is greater than"),
+        ({"tile_grid": {"size_deg": 0.01}}, "config key 'tile_grid.size_deg': 0.01 is less"),
+        ({"tile_grid": {"origin": [1.7e308, 47.4]}}, "config key 'tile_grid.origin.0': 1.7e+308"),
+        (
+            {"tiles": {"r50.0_tile6": {"bounds": [-1.7e308, 37.4, -96.8, 47.4]}}},
+            "config key 'tiles.r50.0_tile6.bounds.0': -1.7e+308 is less than the minimum of -180",
+        ),
     ],
 )
 def test_numbers_and_grid_keys_are_checked_before_any_job(change, message):
@@ -368,7 +378,11 @@ def test_two_output_prefixes_never_share_a_folder(tmp_path, monkeypatch, one, ot
         ("plausibility", {"ranges": {"etasw": [float("nan"), 2000]}}),
         ("plausibility", {"nan_share_jump": float("nan")}),
         ("chip_size_deg", float("inf")),
+        ("chip_size_deg", float("nan")),
         ("tile_grid", {"origin": [-float("inf"), 47.4]}),
+        ("tile_grid", {"size_deg": float("nan")}),
+        ("tiles", {"r50.0_tile6": {"bounds": [float("nan"), 37.4, -96.8, 47.4]}}),
+        ("tiles", {"r50.0_tile6": {"bounds": [-106.8, 37.4, float("inf"), 47.4]}}),
     ],
 )
 def test_every_number_in_the_config_is_finite(key, value):
@@ -448,3 +462,119 @@ def test_prefixes_publishing_elsewhere_than_they_say_are_refused(path, local, pr
 def test_a_prefix_naming_no_folder_is_refused(path):
     with pytest.raises(ConfigError, match="names no folder$"):
         normalised_prefix("enduser_cog_output", path, True)
+
+
+def test_a_config_value_quoted_in_an_error_is_short_and_without_a_password():
+    config = team_config()
+    config["notify"] = {"webhook_url": "etm-user:S3CRET/PW#9@hooks.example.com/T0"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SCHEMA)
+    assert str(error.value) == (
+        "config key 'notify.webhook_url': '***@hooks.example.com/T0' does not match '^https?://'"
+    )
+    config = team_config()
+    config["sleep_time"] = [[["lol"] * 9] * 9] * 81  # 6,561 values
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SCHEMA)
+    assert str(error.value).startswith("config key 'sleep_time': [[[...], [...], [...], ")
+    assert str(error.value).endswith(" is not of type 'number', 'string', 'null'")
+    assert len(str(error.value)) < 500  # in full, 47 kB
+
+
+def written(tmp_path: Path, content: str | bytes, name: str = "my.yaml") -> str:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return str(path)
+
+
+TEAM_FILE = (REPO / "config" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "encoding, problem",
+    [
+        ("utf-16", "it starts with UTF-16's byte-order mark"),
+        ("utf-16-be", "byte 0x00 on line 1: Latin-1 or UTF-16?"),
+        ("utf-32", "it starts with UTF-16's byte-order mark"),  # UTF-32-LE's starts alike
+        ("latin-1", "byte 0xe9 on line 2: Latin-1 or UTF-16?"),
+    ],
+)
+def test_a_config_file_is_utf8(tmp_path, encoding, problem):
+    path = written(tmp_path, ("# the team's\n# caf\u00e9\n" + TEAM_FILE).encode(encoding))
+    with pytest.raises(ConfigError) as error:
+        read_config_file(path)
+    assert str(error.value) == (
+        f"config file {path}: is not UTF-8 text ({problem}); save it as UTF-8"
+    )
+
+
+def test_a_utf8_config_file_with_a_byte_order_mark_is_read_as_snakemake_reads_it(tmp_path):
+    path = written(tmp_path, "\ufeff" + TEAM_FILE)
+    assert read_config_file(path) == team_config()
+
+
+def nested_aliases(depth: int, width: int = 9) -> str:
+    """A list of ``width`` aliases of ``width`` aliases ... ``depth`` levels: width**depth."""
+    lines = ["sleep_time:", "  - &a0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"  - &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, depth)]
+    return TEAM_FILE.replace("sleep_time: 1\n", "") + "\n".join(lines) + "\n"
+
+
+def test_aliases_are_read_expanded_up_to_a_bound_and_refused_past_it(tmp_path):
+    # 1 + 3 + 9 + ... values per level, under the bound: read, each alias its anchor's value.
+    config = read_config_file(written(tmp_path, nested_aliases(3, width=3)))
+    three = ["lol"] * 3
+    assert config["sleep_time"] == [three, [three] * 3, [[three] * 3] * 3]
+    # Five levels are 74,732 values (the last list alone 1 + 9 + ... + 9**5): read. Six
+    # levels are 672,603: refused, as nine levels (387 million) are, having built nothing.
+    assert read_config_file(written(tmp_path, nested_aliases(5)))
+    for depth in (6, 9):
+        with pytest.raises(ConfigError, match="holds more than 100,000 values or 20 levels"):
+            read_config_file(written(tmp_path, nested_aliases(depth)))
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("a: &a [1, *a]\n", "an alias (*name) inside its own anchor repeats it without end"),
+        ("a: &a {b: *a}\n", "an alias (*name) inside its own anchor repeats it without end"),
+        ("a: " + "[" * 21 + "]" * 21 + "\n", "holds more than 100,000 values or 20 levels"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 20 lists or mappings"),
+        ('{"a": ' + "[" * 21 + "]" * 21 + "}", "holds more than 100,000 values or 20 levels"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 20 lists or mappings"),
+        ("a: " + "7" * 5000 + "\n", "cannot be read as YAML (Exceeds the limit (4300 digits)"),
+        ("a: 1\n---\nb: 2\n", "cannot be read as YAML (expected a single document"),
+        ("", "is empty, not a mapping of keys like 'products: [etasw]'"),
+        ("[1, 2]", "is a list, not a mapping of keys like 'products: [etasw]'"),
+    ],
+)  # fmt: skip
+def test_a_config_file_snakemake_would_fail_to_load_is_one_line(tmp_path, content, problem):
+    path = written(tmp_path, content)
+    with pytest.raises(ConfigError) as error:
+        read_config_file(path)
+    assert str(error.value).startswith(f"config file {path}: {problem}"), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_json_config_file_is_read_as_snakemake_reads_it(tmp_path):
+    import json
+
+    path = written(tmp_path, json.dumps(team_config()), "my.json")
+    assert read_config_file(path) == team_config()
+
+
+def test_snakemake_checks_each_config_file_first_once_etm_is_imported(tmp_path, capsys):
+    from snakemake.common import configfile
+
+    check_snakemake_config_files()  # as the import of etm's storage plugin does
+    wrapped = configfile._load_configfile
+    check_snakemake_config_files()
+    assert configfile._load_configfile is wrapped and wrapped.checked_by_etm  # once
+    team = written(tmp_path, TEAM_FILE)
+    assert configfile.load_configfile(team) == team_config()
+    with pytest.raises(SystemExit) as exited:
+        configfile.load_configfile(written(tmp_path, nested_aliases(9)))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith(
+        f"etm error: config file {tmp_path / 'my.yaml'}: holds more than 100,000 values"
+    )

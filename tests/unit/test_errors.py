@@ -20,6 +20,13 @@ from etm.errors import StorageError, one_line, say, without_passwords
          "https://***@hooks.example.org/x and s3://bucket/key"),
         ("mail bob@example.org at http://host/path", "mail bob@example.org at http://host/path"),
         ("'http://u:p%40ss@h' 'http://v:q@h'", "'http://***@h' 'http://***@h'"),
+        # A password with a /, # or @ as it is: the user and password end at the last @.
+        ("Custom endpoint `http://user:EP/SECRET2@127.0.0.1:9` was not a valid URI",
+         "Custom endpoint `http://***@127.0.0.1:9` was not a valid URI"),
+        ("https://user:TS/PW9SECRET@h/out/items.ndjson: cannot be read",
+         "https://***@h/out/items.ndjson: cannot be read"),
+        ('"http://u:p#w@h/x?y=1#z", "http://u:p@w@h"', '"http://***@h/x?y=1#z", "http://***@h"'),
+        ("s3://KEY:SE/CRET@ws-out/USA/", "s3://***@ws-out/USA/"),
     ],
 )  # fmt: skip
 def test_passwords_in_urls_are_hidden_and_nothing_else(text, shown):

@@ -1,4 +1,10 @@
-from etm.notify import FailedJob, error_message, failed_jobs
+import base64
+from http import HTTPStatus
+
+import pytest
+from webhookserver import WebhookReceiver
+
+from etm.notify import FailedJob, error_message, failed_jobs, send, success_message
 
 SNAKEMAKE_LOG = """\
 [Wed Nov 25 06:24:22 2026]
@@ -46,3 +52,32 @@ def test_error_message_lists_each_failed_job_with_its_log():
         "Snakemake log: x.log",
     ]
     assert len(message.subject) <= 100
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_webhook_redirect_is_followed_by_nothing_and_is_a_failure(status):
+    elsewhere = WebhookReceiver()
+    hook = WebhookReceiver(status=status, credentials="etm:PW/9#x", location=elsewhere.url)
+    try:
+        problems = send(success_message("out", 3, [], 0), None, hook.url)
+    finally:
+        hook.stop()
+        elsewhere.stop()
+    assert hook.authorizations == ["Basic " + base64.b64encode(b"etm:PW/9#x").decode()]
+    assert elsewhere.bodies == []
+    assert problems == [
+        f"webhook {hook.host}: {HTTPStatus(status).phrase} ({status}): a redirect to "
+        f"{elsewhere.host}, not followed; set webhook_url to the address it points to"
+    ]
+
+
+def test_a_webhook_answering_2xx_is_sent_and_any_other_answer_is_a_failure():
+    sent, refused = WebhookReceiver(status=204), WebhookReceiver(status=404)
+    message = success_message("out", 3, [], 0)
+    try:
+        assert send(message, None, sent.url) == []
+        assert send(message, None, refused.url) == [f"webhook {refused.host}: Not Found"]
+    finally:
+        sent.stop()
+        refused.stop()
+    assert sent.bodies[0]["published_cogs"] == 3

@@ -4,46 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import JULY, TILE5, TILE6
 from s3server import S3Server, assert_no_credentials
+from webhookserver import WebhookReceiver
 
 pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
-
-
-class WebhookReceiver:
-    """A loopback HTTP server recording the JSON bodies POSTed to it, answering ``status``."""
-
-    def __init__(self, status: int = 200, credentials: str = ""):
-        self.bodies: list[dict] = []
-        self.authorizations: list[str | None] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                receiver.authorizations.append(self.headers.get("Authorization"))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        host, port = self._server.server_address[:2]
-        self.host = f"{host}:{port}"
-        user = f"{credentials}@" if credentials else ""
-        self.url = f"http://{user}{host}:{port}/hooks/T000/SECRET-TOKEN"
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
@@ -137,23 +104,31 @@ def test_a_failing_notifier_never_changes_the_exit_status(notified, outcome):
         in warnings
     )
     assert len(broken.bodies) == 1
+    assert "etm: notifications of how the run ended: 0 sent, 2 failed" in result.stderr
     no_secrets(result.stderr)
+
+
+def basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def test_no_secret_of_the_config_the_environment_or_a_url_is_written_anywhere(notified):
     # The config holds a webhook URL with a user, a password and a token; the environment
-    # holds the AWS keys (fake ones, for the loopback servers).
-    receiver = WebhookReceiver(status=500, credentials="etm-user:URL-PASSWORD-9")
+    # holds the AWS keys (fake ones, for the loopback servers). A / and a # in the password:
+    # a URL parser ended the authority at the / (host "etm-user", port "PWA1"), and the
+    # notification failed with "Port could not be cast to integer value as 'PWA1'".
+    receiver = WebhookReceiver(status=500, credentials="etm-user:PWA1/PWB2#PWC3")
     notified.config["notify"] = {"webhook_url": receiver.url}
     result = notified.snakemake()
     receiver.stop()
     assert result.returncode == 0, result.stderr
-    assert (
-        f"etm warning: notification failed: webhook {receiver.host}: Internal Server Error"
-        in result.stderr.splitlines()
+    lines = result.stderr.splitlines()
+    assert f"etm warning: notification failed: webhook {receiver.host}: Internal Server Error" in (
+        lines
     )
-    expected = "Basic " + base64.b64encode(b"etm-user:URL-PASSWORD-9").decode()
-    assert receiver.authorizations == [expected]  # sent as basic authentication only
+    assert "etm: notifications of how the run ended: 0 sent, 1 failed" in lines
+    # Sent whole, as basic authentication only.
+    assert receiver.authorizations == [basic("etm-user:PWA1/PWB2#PWC3")]
     config = notified.root / "test.yaml"  # the user's own file, not written by the run
     written = [
         path for path in notified.root.rglob("*")
@@ -161,7 +136,39 @@ def test_no_secret_of_the_config_the_environment_or_a_url_is_written_anywhere(no
     ]  # fmt: skip
     assert len(written) > 30  # logs, reports, COGs, Items, Snakemake's own records
     texts = [path.read_bytes().decode(errors="replace") for path in written]
-    for secret in ("URL-PASSWORD-9", "etm-user"):
+    for secret in ("PWA1", "PWB2", "PWC3", "etm-user"):
         assert not [p for p, text in zip(written, texts, strict=True) if secret in text]
         assert secret not in result.stdout + result.stderr
     no_secrets(*texts, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def one_month(workspace):
+    """The workspace sample, one product and one month: a short run."""
+    workspace.config.update(products=["etasw"], start_year=2020, end_year=2020)
+    return workspace
+
+
+def test_a_webhook_that_redirects_elsewhere_gets_nothing_followed_and_counts_as_failed(one_month):
+    # urllib followed a 302 to any host, as a GET without the message and with the
+    # Authorization header, and the notification was reported sent.
+    elsewhere = WebhookReceiver()
+    hook = WebhookReceiver(
+        status=302, credentials="etm-user:URL-PASSWORD-9", location=elsewhere.url
+    )
+    one_month.config["notify"] = {"webhook_url": hook.url}
+    result = one_month.snakemake()
+    hook.stop()
+    elsewhere.stop()
+    assert result.returncode == 0, result.stderr
+    assert hook.authorizations == [basic("etm-user:URL-PASSWORD-9")]
+    assert hook.bodies[0]["status"] == "success"
+    assert elsewhere.bodies == elsewhere.authorizations == []
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("etm warning:")] == [
+        f"etm warning: notification failed: webhook {hook.host}: Found (302): a redirect to "
+        f"{elsewhere.host}, not followed; set webhook_url to the address it points to"
+    ]
+    assert "etm: notifications of how the run ended: 0 sent, 1 failed" in lines
+    no_secrets(result.stdout, result.stderr)
+    assert "URL-PASSWORD-9" not in result.stdout + result.stderr

@@ -6,6 +6,7 @@ the other worker runs the rest."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -968,3 +969,36 @@ def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, pol
     )
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.splitlines() == [f"etm error: {message}"]
+
+
+def test_timeseries_with_a_password_in_the_url_sends_it_as_basic_authentication_only(
+    demo, tmp_path
+):
+    # A / in the password: urllib read host "etm-user" and port "TS", and the error line
+    # quoted the whole password. A point is read from the series store, a polygon through
+    # GDAL from the COGs.
+    lon, lat = pixel_centre(demo / SERIES_CHIP / "2020" / "etasw_202007.tif", 10, 20)
+    field = tmp_path / "field.geojson"
+    field.write_text(json.dumps(square(lon - 0.05, lat - 0.05, lon + 0.05, lat + 0.05)))
+    asked = [
+        ["timeseries", "--product", "etasw", "--lon", str(lon), "--lat", str(lat)],
+        ["timeseries", "--product", "etasw", "--polygon", str(field), "--end", "2020-03"],
+    ]
+    local = [etm_command(*arguments, str(OUTPUT), cwd=demo) for arguments in asked]
+    with serving(str(demo / OUTPUT)) as (url, requests):
+        prefix = url.replace("://", "://etm-user:TS/PW9SECRET@").rstrip("/")
+        remote = [etm_command(*arguments, prefix, cwd=demo) for arguments in asked]
+        missing = etm_command(*asked[0], f"{prefix}/nowhere", cwd=demo)
+    for got, want in zip(remote, local, strict=True):
+        assert got.returncode == want.returncode == 0, got.stderr
+        assert got.stdout == want.stdout
+    assert len(remote[0].stdout.splitlines()) == 13 and len(remote[1].stdout.splitlines()) == 4
+    pair = base64.b64encode(b"etm-user:TS/PW9SECRET").decode()
+    assert any(".tif" in r for r in requests) and any(".zarr" in r for r in requests)
+    assert all(r.endswith(f" Basic {pair}") for r in requests), requests
+    assert missing.returncode == 1
+    [line] = missing.stderr.splitlines()
+    assert line.startswith(f"etm error: {url.replace('://', '://***@')}nowhere/"), line
+    for result in (*remote, missing):
+        for secret in ("PW9SECRET", "TS/", "etm-user"):
+            assert secret not in result.stdout + result.stderr

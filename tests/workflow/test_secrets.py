@@ -1,0 +1,63 @@
+"""A user and password in AWS_ENDPOINT_URL, whatever they hold, are never printed: by the
+workflow (a run on S3 stops at its first listing, no server needed) or by `etm`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SNAKEMAKE, snakemake_command
+
+CONFIG = {
+    "products": ["etasw"],
+    "start_year": 2020,
+    "end_year": 2020,
+    "unmosaicked_inputs": ["ws-out/USA/r50.0_tile6/"],
+    "enduser_cog_output": "ws-enduser/USA/TBD/",
+}
+PASSWORDS = ["EP/SECRET2", "EP#SECRET2", "EP@SECRET2"]
+
+
+def environment(password: str) -> dict[str, str]:
+    return {
+        **os.environ, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1",
+        "AWS_ENDPOINT_URL": f"http://etm:{password}@127.0.0.1:9",
+    }  # fmt: skip
+
+
+def assert_masked(result: subprocess.CompletedProcess) -> None:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert len(errors) == 1 and "http://***@127.0.0.1:9" in errors[0], result.stderr
+    assert "SECRET2" not in result.stdout + result.stderr
+    assert "etm:EP" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_an_endpoint_password_is_never_printed_by_the_workflow(tmp_path, password):
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(CONFIG))
+    command = snakemake_command(
+        "-n", "--default-storage-prefix", "s3://ws-work/etm", profile="ec2", configfile="my.yaml"
+    )
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=environment(password),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert_masked(result)
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_an_endpoint_password_is_never_printed_by_etm_unlock(tmp_path, password):
+    # botocore refuses the endpoint with an error quoting it: was a traceback.
+    etm = Path(SNAKEMAKE).with_name("etm")
+    result = subprocess.run(
+        [str(etm), "unlock", "s3://ws-enduser/USA/TBD"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, env=environment(password),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert_masked(result)
