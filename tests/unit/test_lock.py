@@ -64,8 +64,9 @@ def stale_lock(gone: int) -> str:
     return json.dumps(holder)
 
 
-def race(prefix: str, on_s3: bool, ready, results) -> None:
-    """One run taking the lock, as soon as the other is ready too."""
+def race(prefix: str, on_s3: bool, ready, tried, results) -> None:
+    """One run taking the lock, as soon as the other is ready too; it lives on until the
+    other has tried as well (a winner gone would leave a stale lock, rightly taken over)."""
     ready.wait()
     try:
         OutputLock(prefix, on_s3=on_s3, label=prefix).acquire()
@@ -74,6 +75,7 @@ def race(prefix: str, on_s3: bool, ready, results) -> None:
         results.put("refused")
     except Exception as error:  # a takeover that trips over the other run's
         results.put(f"{type(error).__name__}: {error}")
+    tried.wait()
 
 
 def racing_pairs(prefix: str, on_s3: bool, pairs: int, reset) -> list[int]:
@@ -82,8 +84,10 @@ def racing_pairs(prefix: str, on_s3: bool, pairs: int, reset) -> list[int]:
     winners = []
     for _ in range(pairs):
         reset()
-        ready, results = context.Barrier(2), context.Queue()
-        runs = [context.Process(target=race, args=(prefix, on_s3, ready, results)) for _ in "ab"]
+        ready, tried, results = context.Barrier(2), context.Barrier(2), context.Queue()
+        runs = [
+            context.Process(target=race, args=(prefix, on_s3, ready, tried, results)) for _ in "ab"
+        ]
         for run in runs:
             run.start()
         for run in runs:

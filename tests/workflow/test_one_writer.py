@@ -91,6 +91,31 @@ def test_two_configs_in_one_directory_keep_their_own_reports(workspace):
     )
 
 
+@pytest.mark.parametrize("absolute", [False, True])
+def test_prefixes_that_read_alike_keep_their_own_reports(workspace, absolute):
+    """pub/x and pub_x, or /data/out and data/out: one folder of reports each, neither
+    overwriting the other."""
+    root = workspace.root
+    if absolute:
+        one = str(root.parent / "elsewhere" / "out")
+        prefixes = (one, one.lstrip("/"))
+    else:
+        prefixes = ("pub/x", "pub_x")
+    for prefix, year in zip(prefixes, (2020, 2021), strict=True):
+        run = Workspace(root)
+        run.config = {**workspace.config, "enduser_cog_output": prefix}
+        run.config.update(start_year=year, end_year=year)
+        result = run.snakemake("-n")
+        assert result.returncode == 0, result.stderr
+    folders = sorted((root / "reports").iterdir())
+    assert len(folders) == 2, folders
+    years = sorted(
+        [year for year in ("2020", "2021") if f"of {year}:" in (f / "verifier.txt").read_text()]
+        for f in folders
+    )
+    assert years == [["2020"], ["2021"]]
+
+
 def test_a_config_of_ones_own_is_never_completed_from_the_teams(workspace):
     del workspace.config["enduser_cog_output"]
     result = workspace.snakemake("-n")
