@@ -76,7 +76,10 @@ def window_of(cog, transform, shape):
 def one_line_each(workspace, result, cases) -> list[str]:
     """The run's ``etm error`` lines, of which exactly one names the chip of each month whose
     case has a line, with that line in it, and none the chip of the other months."""
-    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    # A job run in a process of its own writes its line to stderr while Snakemake writes
+    # its own: under load the two can share a line.
+    lines = result.stderr.splitlines()
+    errors = [line[line.index("etm error") :] for line in lines if "etm error" in line]
     for month, (_mutate, line) in cases.items():
         named = f"etm error: chip {chip(workspace, month).relative_to(workspace.root)}: "
         mine = [error for error in errors if error.startswith(named)]

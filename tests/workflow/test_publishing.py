@@ -887,10 +887,14 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
             "rows => rows.map(r => [r.dataset.period, Number(r.dataset.value)])"
         )
         # A place from the bundled boundaries, without internet.
+        before = page.evaluate("location.hash")
         page.locator("#place").fill("Fremont, Wyoming")
         page.locator("#place").dispatch_event("change")
         page.wait_for_function("document.body.dataset.place === 'Fremont, Wyoming'")
-        page.wait_for_function("location.hash.includes('view=')")
+        # The address follows the view once it has moved (OpenLayers' moveend).
+        page.wait_for_function(
+            "h => location.hash !== h && location.hash.includes('view=')", arg=before
+        )
         centre = hash_of(page)["view"].split(",")[:2]
         assert not page.errors
     with rasterio.open(demo / OUTPUT / "mosaic/etasw/2020/etasw_2020.tif") as cog:
