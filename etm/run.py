@@ -120,8 +120,9 @@ class Process:
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,
-        the Collections and the license. On S3, the Items' texts are kept in the work area
-        (:data:`etm.plan.KEPT_ITEMS`), for a catalog run from any machine."""
+        the Collections, the license, and where the indexes say the output prefix is. On
+        S3, the Items' texts are kept in the work area (:data:`etm.plan.KEPT_ITEMS`), for a
+        catalog run from any machine."""
         output = self.settings.output
         return dict(
             hrefs=[f"{p.name}.json" for p in self.publications],
@@ -133,6 +134,7 @@ class Process:
             collections=self.collections,
             license=self.settings.license,
             license_url=self.settings.license_url,
+            base=plan.index_base(output, on_s3=self.on_s3, public_url=self.settings.public_url),
         )
 
     @property

@@ -1,11 +1,11 @@
 """A static STAC catalog of the published COGs, written with pystac and rio-stac.
 
-Layout under the output prefix; every link is relative, so the catalog works wherever the
-prefix is served from or copied to:
+Layout under the output prefix; every link of its JSON files is relative, so the catalog
+works wherever the prefix is served from or copied to:
 
     catalog.json                                  root catalog, its Collections as children
     <product>-<kind>/collection.json              one Collection per product and kind
-    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs from here)
+    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs absolute)
     <product>-<kind>/items.parquet                the same as GeoParquet (stac-geoparquet)
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
     mosaic/<product>/<YYYY>/<name>.json           an Item beside each region COG
@@ -35,7 +35,7 @@ from rio_stac import create_stac_item
 
 from etm.errors import StorageError
 from etm.files import whole, write_whole
-from etm.plan import INDEXES, Period, collection_href, collection_kind, index_hrefs
+from etm.plan import INDEXES, Period, collection_href, collection_kind
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
@@ -329,21 +329,33 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
     return catalog
 
 
-def indexed(item: dict, href: str) -> dict:
-    """An Item as its Collection's index holds it: its hrefs relative to the index (in
-    the Collection's folder), ``href`` where the Item is, relative to the output prefix."""
-    folder = posixpath.dirname(href)
-    index = index_hrefs(item["collection"])[0]
+def indexed(item: dict, href: str, base: str) -> dict:
+    """An Item as its Collection's index holds it, loadable as it is: every href absolute
+    under ``base`` (:func:`etm.plan.index_base`), and a ``self`` link.
 
-    def rebased(target: str) -> str:
-        if "://" in target or target.startswith("/"):
+    Parameters
+    ----------
+    item : dict
+        The Item as published, its hrefs relative to it.
+    href : str
+        Where the Item is, relative to the output prefix.
+    base : str
+        Where readers find the output prefix.
+    """
+    folder = posixpath.dirname(href)
+
+    def absolute(target: str) -> str:
+        if "://" in target:
             return target
-        return relative_link("", posixpath.join(folder, target), index).href
+        return f"{base}/{posixpath.normpath(posixpath.join(folder, target))}"
 
     line = dict(item)
-    line["links"] = [{**link, "href": rebased(link["href"])} for link in item["links"]]
+    line["links"] = [
+        {"rel": pystac.RelType.SELF, "href": f"{base}/{href}", "type": pystac.MediaType.JSON},
+        *({**link, "href": absolute(link["href"])} for link in item["links"]),
+    ]
     line["assets"] = {
-        key: {**asset, "href": rebased(asset["href"])} for key, asset in item["assets"].items()
+        key: {**asset, "href": absolute(asset["href"])} for key, asset in item["assets"].items()
     }
     return line
 
@@ -475,6 +487,7 @@ def write_catalog(
     collections: Sequence[str],
     license: str,
     license_url: str | None,
+    base: str,
     catalog: str,
     collection_files: Sequence[str],
     index_files: Sequence[str],
@@ -495,6 +508,8 @@ def write_catalog(
         SPDX identifier, or ``other``.
     license_url : str or None
         Where the license text is.
+    base : str
+        Where readers of the indexes find the output prefix (:func:`etm.plan.index_base`).
     catalog : str
         Local path of ``catalog.json``.
     collection_files : sequence of str
@@ -513,7 +528,7 @@ def write_catalog(
         members, dicts = zip(*by_collection[collection], strict=True)
         found = collection_for(collection, dicts, members, license=license, license_url=license_url)
         write(found, path)
-        lines = [indexed(item, href) for href, item in zip(members, dicts, strict=True)]
+        lines = [indexed(item, href, base) for href, item in zip(members, dicts, strict=True)]
         write_whole(
             "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), next(indexes)
         )

@@ -30,13 +30,13 @@ export async function readProducts() {
 const indexes = new Map();
 
 /** A product's region Items of one kind in time order, read once from its Collection's
- * index; each keeps the index's address, against which its hrefs are relative. */
+ * index. */
 export function itemsOf(product, kind) {
   const key = `${product}-${kind}`;
   if (!indexes.has(key)) {
     const index = new URL(`${key}/items.ndjson`, CATALOG);
     indexes.set(key, fetched(index).then((text) => text.split('\n')
-      .filter((line) => line.trim()).map((line) => ({ ...JSON.parse(line), index }))
+      .filter((line) => line.trim()).map((line) => JSON.parse(line))
       .sort((a, b) => start(a).localeCompare(start(b)))));
   }
   return indexes.get(key);
@@ -47,8 +47,15 @@ const start = (item) => item.properties.start_datetime ?? item.properties.dateti
 // A month's COG is the asset "data", a year's "year".
 const cog = (item) => item.assets.data ?? item.assets.year;
 
-/** The address of an Item's COG. */
-export const cogUrl = (item) => new URL(cog(item).href, item.index).href;
+/** The address of an Item's COG, read from the page's own folder: the index names the
+ * output prefix as the run was told (public_url, s3://, a local path), its root link
+ * the catalog there. */
+export function cogUrl(item) {
+  const { href } = cog(item);
+  const root = item.links.find((link) => link.rel === 'root').href;
+  const folder = root.slice(0, root.lastIndexOf('/') + 1);
+  return new URL(href.startsWith(folder) ? href.slice(folder.length) : href, CATALOG).href;
+}
 
 /** An Item's COG relative to the output prefix, as `etm timeseries` names it. */
 export const cogHref = (item) => cogUrl(item).replace(new URL('.', CATALOG).href, '');

@@ -41,20 +41,28 @@ def test_the_checksum_is_a_sha256_multihash(tmp_path):
     assert multihash_sha256(str(tmp_path / "f")) == "1220" + hashlib.sha256(data).hexdigest()
 
 
-def test_an_index_line_has_its_hrefs_from_its_collections_folder():
+def test_an_index_line_names_every_file_absolutely_under_the_base_with_a_self_link():
     item = {
         "id": "x",
         "collection": "etasw-tiles-monthly",
-        "links": [{"rel": "root", "href": "../../../../catalog.json"},
+        "links": [{"rel": "root", "href": "../../../../catalog.json", "type": "application/json"},
+                  {"rel": "collection", "href": "../../../../etasw-tiles-monthly/collection.json"},
                   {"rel": "license", "href": "https://example.org/terms"}],
         "assets": {"data": {"href": "./etasw_202007.tif"}},
     }  # fmt: skip
-    line = indexed(item, "tiles/r50.0_tile6/etasw/2020/etasw_202007.json")
-    assert [link["href"] for link in line["links"]] == [
-        "../catalog.json", "https://example.org/terms",
-    ]  # fmt: skip
-    assert line["assets"]["data"]["href"] == "../tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
+    href = "tiles/r50.0_tile6/etasw/2020/etasw_202007.json"
+    base = "https://d111111abcdef8.cloudfront.net/USA/demo"
+    line = indexed(item, href, base)
+    assert line["links"] == [
+        {"rel": "self", "href": f"{base}/{href}", "type": "application/json"},
+        {"rel": "root", "href": f"{base}/catalog.json", "type": "application/json"},
+        {"rel": "collection", "href": f"{base}/etasw-tiles-monthly/collection.json"},
+        {"rel": "license", "href": "https://example.org/terms"},
+    ]
+    assert line["assets"]["data"]["href"] == f"{base}/tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
+    assert [link["rel"] for link in item["links"]] == ["root", "collection", "license"]
+    assert indexed(item, href, "/data/out")["links"][1]["href"] == "/data/out/catalog.json"
 
 
 def test_a_kept_text_is_the_published_item_by_its_md5_or_the_etag_it_was_kept_with():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -109,6 +110,16 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     }
     # The map page, with content types a static host serves it by (S3 website hosting).
     assert s3ws.published((".html", ".js", ".css")) == {"index.html", "map.js", "map.css"}
+    # Without public_url, the index names every file by its S3 URL: objects that are there.
+    index = s3ws.s3.get_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{INDEX_NDJSON}")
+    for line in map(json.loads, index["Body"].read().decode().splitlines()):
+        self = line["links"][0]
+        assert self["rel"] == "self"
+        assert self["href"] == line["assets"]["data"]["href"].removesuffix(".tif") + ".json"
+        hrefs = [link["href"] for link in line["links"]]
+        for href in hrefs + [asset["href"] for asset in line["assets"].values()]:
+            assert href.startswith(f"s3://ws-enduser/{OUTPUT}/"), href
+            s3ws.s3.head_object(Bucket="ws-enduser", Key=href.removeprefix("s3://ws-enduser/"))
     cog = sorted(s3ws.expected_cogs())[0]
     types = {
         name: s3ws.s3.head_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{name}")["ContentType"]
