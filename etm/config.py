@@ -879,11 +879,6 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             "or set annual: false"
         )
     check_rerun_command(config)
-    if config["series_store"] and not local:
-        raise ConfigError(
-            "config key 'series_store': the series store is written to a local "
-            "enduser_cog_output only; set series_store: false for an S3 one"
-        )
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
