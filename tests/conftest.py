@@ -264,6 +264,18 @@ def workspace(tmp_path, pristine) -> Workspace:
     return Workspace(tmp_path)
 
 
+def tile_year(generated: Path, folder: Path, year: int) -> Workspace:
+    """A copy of a generated sample in ``folder``, set to etasw's twelve months of one year
+    on tile 6 alone."""
+    shutil.copytree(generated / "sample", folder / "sample")
+    workspace = Workspace(folder)
+    workspace.config.update(
+        products=["etasw"], start_year=year, end_year=year, months=list(range(1, 13)),
+        unmosaicked_inputs=[workspace.prefix(TILE6)], tiles={},
+    )  # fmt: skip
+    return workspace
+
+
 def assert_chip_in_cog(chip, cog) -> None:
     """A chip's pixels are in a COG, at the chip's place (to float32 precision)."""
     with rasterio.open(chip) as src, rasterio.open(cog) as out:

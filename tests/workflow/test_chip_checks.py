@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import mutations
 import numpy as np
 import pytest
 import rasterio
-from conftest import TILE6, Workspace, generate
+from conftest import TILE6, Workspace, generate, tile_year
 from matplotlib.image import imread
 from rio_cogeo.cogeo import cog_validate
 
@@ -48,13 +47,7 @@ def twelve_months(tmp_path_factory):
 
 @pytest.fixture
 def months(tmp_path, twelve_months) -> Workspace:
-    shutil.copytree(twelve_months / "sample", tmp_path / "sample")
-    workspace = Workspace(tmp_path)
-    workspace.config.update(
-        products=["etasw"], start_year=YEAR, end_year=YEAR, months=list(range(1, 13)),
-        unmosaicked_inputs=[workspace.prefix(TILE6)], tiles={},
-    )  # fmt: skip
-    return workspace
+    return tile_year(twelve_months, tmp_path, YEAR)
 
 
 def chip(workspace, month, name=BAD):

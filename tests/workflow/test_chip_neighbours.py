@@ -6,13 +6,12 @@ month with its own case (tests/mutations.py)."""
 from __future__ import annotations
 
 import csv
-import shutil
 
 import mutations
 import numpy as np
 import pytest
 import rasterio
-from conftest import TILE6, Workspace, assert_chip_in_cog, generate
+from conftest import TILE6, Workspace, assert_chip_in_cog, generate, tile_year
 from rio_cogeo.cogeo import cog_validate
 
 from etm.grid import Chip
@@ -54,13 +53,7 @@ def both_products(tmp_path_factory):
 
 @pytest.fixture
 def months(tmp_path, both_products) -> Workspace:
-    shutil.copytree(both_products / "sample", tmp_path / "sample")
-    workspace = Workspace(tmp_path)
-    workspace.config.update(
-        products=["etasw"], start_year=YEAR, end_year=YEAR, months=list(range(1, 13)),
-        unmosaicked_inputs=[workspace.prefix(TILE6)], tiles={},
-    )  # fmt: skip
-    return workspace
+    return tile_year(both_products, tmp_path, YEAR)
 
 
 def chip(workspace, month, name=BAD, product="etasw"):
