@@ -2,8 +2,9 @@
 // etm.series with series_store: true), in three requests whatever the series' length: the
 // store's metadata (consolidated: every array's metadata and what each month was read
 // from), its shard's index (the shard's last bytes) and the point's inner chunk (ZSTD after
-// a byte shuffle, decoded by the ZSTD decoder geotiff.js uses for the COGs).
-import { ZSTDDecoder } from 'zstddec';
+// a byte shuffle, decoded by the ZSTD decoder geotiff.js uses for the COGs: the same
+// module, loaded once).
+import { ZSTDDecoder } from 'zstddec/stream';
 import { CATALOG } from './data.js';
 
 const FORMAT = 'etm-series/1';

@@ -12,6 +12,7 @@ from etm.stac import (
     keep_items,
     multihash_sha256,
     period_bounds,
+    period_list,
     relative_link,
 )
 
@@ -55,6 +56,34 @@ def test_an_index_line_has_its_hrefs_from_its_collections_folder():
     ]  # fmt: skip
     assert line["assets"]["data"]["href"] == "../tiles/r50.0_tile6/etasw/2020/etasw_202007.tif"
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
+
+
+def index_line(start: str, period: str, href: str, low: float, high: float) -> dict:
+    statistics = {"minimum": low, "maximum": high, "mean": (low + high) / 2}
+    asset = {"href": href, "raster:bands": [{"statistics": statistics}]}
+    return {
+        "properties": {"start_datetime": start, "etm:period": period},
+        "assets": {"data" if period == "month" else "year": asset, "thumbnail": {"href": "x"}},
+    }
+
+
+def test_a_region_collections_periods_are_in_time_order_with_their_cog_and_range():
+    lines = [
+        index_line("2020-07-01T00:00:00Z", "month", "../mosaic/etasw_202007.tif", 0.5, 180.25),
+        index_line("2019-12-01T00:00:00Z", "month", "../mosaic/etasw_201912.tif", 0.0, 12.0),
+    ]
+    assert period_list(lines) == {
+        "periods": [
+            {"period": "2019-12", "cog": "../mosaic/etasw_201912.tif", "minimum": 0.0,
+             "maximum": 12.0},
+            {"period": "2020-07", "cog": "../mosaic/etasw_202007.tif", "minimum": 0.5,
+             "maximum": 180.25},
+        ]
+    }  # fmt: skip
+    year = index_line("2020-01-01T00:00:00Z", "year", "../mosaic/etasw_2020.tif", 1.0, 900.0)
+    assert period_list([year])["periods"] == [
+        {"period": "2020", "cog": "../mosaic/etasw_2020.tif", "minimum": 1.0, "maximum": 900.0}
+    ]
 
 
 def test_a_kept_text_is_the_published_item_by_its_md5_or_the_etag_it_was_kept_with():
