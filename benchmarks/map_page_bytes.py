@@ -11,8 +11,8 @@ published under every etasw region month's and year's name; the series store of 
 prefix on loopback HTTP with range requests, opens the page in chromium (playwright), and
 counts the bytes served:
 
-1. to open: from the address until the first month is drawn, its period list shown and
-   nothing more is fetched;
+1. to open (on etasw, the product whose COGs are there): from the address until the first
+   month is drawn, its period list shown and nothing more is fetched;
 2. to start a series: a click on the map, until the pixel's series is shown.
 
 Prints each file's requests and bytes (and, for files fetched whole, their gzip -9 size,
@@ -123,18 +123,23 @@ def main() -> None:
     ).stdout.strip()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.folder or scratch)
-        output, _ = build_index(root, args.tiles, args.years)
-        columns = max(1, (args.tiles + 1) // 2)
-        rows = -(-args.tiles // columns)
-        months = publish_region(output, region_cog(root, columns, rows), args.years)
-        series.update_store(str(output / series.STORE.format(product="etasw")), "etasw", months)
+        output = root / "out"
+        if not (output / "catalog.json").exists():  # built once in a --folder
+            build_index(root, args.tiles, args.years)
+            columns = max(1, (args.tiles + 1) // 2)
+            rows = -(-args.tiles // columns)
+            months = publish_region(output, region_cog(root, columns, rows), args.years)
+            store = output / series.STORE.format(product="etasw")
+            series.update_store(str(store), "etasw", months)
         files = web.page_files(str(REPO))
+        (output / web.CHUNKS).mkdir(exist_ok=True)  # as Snakemake makes its outputs' folders
         web.write_page(list(files.values()), [str(output / name) for name in files])
 
         with serving(str(output)) as (url, requests), sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(url + "index.html")
+            page.set_default_timeout(120_000)  # a loaded machine
+            page.goto(url + "index.html#product=etasw")
             page.wait_for_function("(document.body.dataset.rendered || '').startsWith('etasw')")
             page.wait_for_load_state("networkidle")
             opening = list(requests)
