@@ -274,19 +274,33 @@ def checkout(folder: Path, settings: dict) -> Path:
     return folder
 
 
+def chip_bucket(index: int) -> str:
+    """The bucket of the index-th tile's chips: one bucket per tile, because moto scans and
+    sorts its bucket's every key for each listing page (a full-scale archive in one bucket
+    would take hours to list); etm lists each tile's prefix alike in one bucket or many."""
+    return f"ws-out-{index:02d}"
+
+
+def tile_prefixes(tiles: int) -> list[str]:
+    """The tiles' input prefixes (unmosaicked_inputs), each in its own bucket."""
+    run = RUN.removeprefix("ws-out/")
+    return [f"{chip_bucket(n)}/{run}/run_{t}/{t}/" for n, t in enumerate(tile_names(tiles))]
+
+
 def put_chips(tiles: int, products: list[str], years: range) -> int:
     """Empty chip objects in moto's S3 (this process's), at the model's keys."""
     from moto.s3.models import s3_backends
 
     backend = s3_backends["123456789012"]["aws"]
     count = 0
-    for tile, names in tile_chips(tiles).items():
+    for prefix, names in zip(tile_prefixes(tiles), tile_chips(tiles).values(), strict=True):
+        bucket, key = prefix.split("/", 1)
         for chip in names:
             for year in years:
                 for product in products:
                     for month in range(1, 13):
-                        key = f"{RUN.removeprefix('ws-out/')}/run_{tile}/{tile}/{chip}/{year}/"
-                        backend.put_object("ws-out", key + f"{product}_{year}{month:02d}.tif", b"")
+                        name = f"{key}{chip}/{year}/{product}_{year}{month:02d}.tif"
+                        backend.put_object(bucket, name, b"")
                         count += 1
     return count
 
@@ -339,7 +353,7 @@ def run(args) -> None:
     root = REPO / "benchmarks" / "cache" / "batch-rebuild"
     products, years = PRODUCTS[: args.products], range(2001, 2001 + args.years)
     server = S3Server()
-    for bucket in ("ws-out", "ws-enduser", "ws-work"):
+    for bucket in ("ws-enduser", "ws-work", *map(chip_bucket, range(args.tiles))):
         server.client().create_bucket(Bucket=bucket)
     chips = put_chips(args.tiles, products, years)
     from moto.s3.models import s3_backends
@@ -347,7 +361,7 @@ def run(args) -> None:
     backend = s3_backends["123456789012"]["aws"]
     settings = {
         "products": products, "start_year": years.start, "end_year": years.stop - 1,
-        "unmosaicked_inputs": [f"{RUN}/run_{t}/{t}/" for t in tile_names(args.tiles)],
+        "unmosaicked_inputs": tile_prefixes(args.tiles),
         "enduser_cog_output": OUTPUT, "jobs_per_container": args.jobs_per_container,
     }  # fmt: skip
     folder = checkout(root / "checkout", settings)

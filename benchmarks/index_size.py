@@ -38,6 +38,8 @@ from etm import plan, stac, timeseries  # noqa: E402
 PRODUCTS = "etasw etasw5 etc netet srf dd rain swe snwpk snowmelt swi swf".split()
 PIXEL = 0.020815  # degrees: the model's lattice
 TILE_PIXELS = 482
+#: The indexes name every file under an address of a CloudFront distribution's length.
+PUBLIC_URL = "https://d111111abcdef8.cloudfront.net/USA/TBD"
 
 
 def place_cog(folder: Path, place: str, west: float, north: float, width: int) -> str:
@@ -110,7 +112,7 @@ def build_index(root: Path, tiles: int, years: int) -> tuple[Path, list[str]]:
     stac.write_catalog(
         [str(output / href) for href in hrefs], hrefs=hrefs, on_s3=None, kept=None,
         kept_by_region=None, collections=collections, license="other", license_url=None,
-        catalog=str(output / "catalog.json"),
+        base=PUBLIC_URL, catalog=str(output / "catalog.json"),
         collection_files=[str(output / plan.collection_href(c)) for c in collections],
         index_files=[str(output / h) for c in collections for h in plan.index_hrefs(c)],
     )  # fmt: skip

@@ -25,7 +25,7 @@ import yaml
 
 from etm.errors import ConfigError, one_line, or_exit
 from etm.grid import Chip, chips_in_bounds, to_tenths
-from etm.urls import masked_url
+from etm.urls import masked_url, split_userinfo
 
 if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in mosaic jobs
     import jsonschema
@@ -117,6 +117,8 @@ class Settings:
     annual_aggregation: dict[str, str]
     license: str
     license_url: str | None
+    #: Where users read the output prefix (:func:`check_public_url`), or None.
+    public_url: str | None
     notify: dict[str, str]
     chip_rerun_command: str | None
     tile_grid: TileGrid
@@ -632,6 +634,47 @@ def license_notes(config: dict) -> tuple[str, ...]:
     return ()
 
 
+#: The schemes of a ``public_url``: those GDAL, hence odc-stac and stackstac, read by range
+#: requests.
+PUBLIC_SCHEMES = ("https", "http", "s3")
+
+
+def check_public_url(url: str | None) -> str | None:
+    """The ``public_url`` as the index's hrefs begin with it: without trailing slashes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, never quoting a password: for a user or password in it (every
+        reader of the index would see them), a scheme other than :data:`PUBLIC_SCHEMES`,
+        no host (or bucket), a query, a fragment or whitespace.
+    """
+    if url is None:
+        return None
+    key, shown = "config key 'public_url'", masked_url(url)
+    if split_userinfo(url)[1] is not None:
+        raise ConfigError(
+            f"{key}: {shown} holds a user or password, which every reader of the index "
+            "would see; give the address without them"
+        )
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in PUBLIC_SCHEMES:
+        raise ConfigError(
+            f"{key}: {shown!r} is no http://, https:// or s3:// address; give the address "
+            "users read the output prefix under"
+        )
+    if not rest.partition("/")[0]:
+        raise ConfigError(f"{key}: {shown} names no host; give the address with its host")
+    if any(character in "?#" or character.isspace() for character in url):
+        raise ConfigError(
+            f"{key}: {shown!r} has a query, a fragment or whitespace; give the address whose "
+            "path the published files' paths follow"
+        )
+    if scheme.lower() == "s3":
+        check_bucket(key, rest.rstrip("/"))
+    return url.rstrip("/")
+
+
 def check_plan_size(tiles: int, products: int, years: int, periods: int) -> None:
     """Refuse a plan too large to hold in memory, before it is built.
 
@@ -836,11 +879,6 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             "or set annual: false"
         )
     check_rerun_command(config)
-    if config["series_store"] and not local:
-        raise ConfigError(
-            "config key 'series_store': the series store is written to a local "
-            "enduser_cog_output only; set series_store: false for an S3 one"
-        )
     chip_size = to_tenths(config["chip_size_deg"], "chip_size_deg")
     unproduced = _chips("unproduced_chips", config["unproduced_chips"])
     prefixes: dict[str, list[str]] = {}
@@ -892,6 +930,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         },
         license=config["license"],
         license_url=config["license_url"],
+        public_url=check_public_url(config["public_url"]),
         notify={target: value for target, value in config["notify"].items() if value},
         chip_rerun_command=config["chip_rerun_command"],
         tile_grid=grid,

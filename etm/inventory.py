@@ -356,21 +356,35 @@ def verify(settings: Settings, listing: Listing) -> Verification:
     )
 
 
-def month_chip_files(
-    settings: Settings, listing: Listing, tile: str, product: str, year: int, month: int
-) -> list[StoredObject]:
-    """The chip files of one tile-month, from listings of that year's chip folders only.
+class JobInventories:
+    """A job process's chip files: one listing of each chip-year folder serves every job.
 
-    Used inside job processes, which must not list the whole archive again.
-
-    Raises
-    ------
-    MissingChipsError
-        If a chip of that month is missing.
+    A container runs a tile-year's months of every product, and each month's job asks for
+    its chips: listing the tile's chip-year folders for each would send 144 times the
+    listings (3,600 a container of 25 chips), where one listing holds every product.
     """
-    chips = job_chips(settings, listing, tile)
-    inventory = month_inventory(settings, listing, tile, chips, product, year)
-    return month_files(tile, chips, inventory, product, year, month)
+
+    def __init__(self, settings: Settings, listing: Listing):
+        self.settings, self.listing = settings, listing
+        self._years: dict[tuple[str, int], tuple[list[Chip], TileInventory]] = {}
+
+    def month_files(self, tile: str, product: str, year: int, month: int) -> list[StoredObject]:
+        """The chip files of one tile-month, from listings of that year's chip folders only
+        (job processes must not list the whole archive again).
+
+        Raises
+        ------
+        MissingChipsError
+            If a chip of that month is missing.
+        """
+        if (tile, year) not in self._years:
+            chips = job_chips(self.settings, self.listing, tile)
+            inventory = year_inventory(
+                self.settings, self.listing, tile, chips, self.settings.products, year
+            )
+            self._years[(tile, year)] = chips, inventory
+        chips, inventory = self._years[(tile, year)]
+        return month_files(tile, chips, inventory, product, year, month)
 
 
 def job_chips(settings: Settings, listing: Listing, tile: str) -> list[Chip]:
@@ -384,13 +398,14 @@ def job_chips(settings: Settings, listing: Listing, tile: str) -> list[Chip]:
     return sorted(chips, key=chip_order)
 
 
-def month_inventory(
-    settings: Settings, listing: Listing, tile: str, chips: Iterable[Chip], product: str, year: int
-) -> TileInventory:
-    """The chip files of a tile's product and year, from listings of its chips' year folders.
+def year_inventory(
+    settings: Settings, listing: Listing, tile: str, chips: Iterable[Chip],
+    products: Iterable[str], year: int,
+) -> TileInventory:  # fmt: skip
+    """The chip files of a tile's products and year, from listings of its chips' year folders.
 
     Each listing is recorded (on S3, for the storage plugin), so what is found here is
     what Snakemake sees: after a rerun of the model, too.
     """
     subfolders = [join(chip.name, f"{year}") for chip in chips]
-    return scan_tile(settings.tiles[tile], listing, [product], [year], settings.months, subfolders)
+    return scan_tile(settings.tiles[tile], listing, products, [year], settings.months, subfolders)

@@ -132,6 +132,19 @@ def index_hrefs(collection: str) -> list[str]:
     return [f"{collection}/{name}" for name in (*INDEXES, *[PERIODS] * region)]
 
 
+def index_base(output: str, *, on_s3: bool, public_url: str | None) -> str:
+    """Where a Collection's index says the output prefix is: ``public_url`` if set, else
+    ``s3://bucket/prefix`` on S3, or a local folder's absolute path.
+
+    A path, not a ``file://`` URL: rasterio (and so odc-stac and stackstac) opens a file
+    URL without decoding it, so that a folder whose name a URL escapes (a space, an
+    accent) would name no file.
+    """
+    if public_url:
+        return public_url
+    return f"s3://{output}" if on_s3 else os.path.abspath(output)
+
+
 def published(settings: Settings, name: str, suffix: str) -> str:
     """A published file's config path: the output prefix, its name and suffix."""
     return f"{settings.output}/{name}.{suffix}"

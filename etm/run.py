@@ -24,7 +24,7 @@ from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
 from etm.errors import say
 from etm.files import check_output_folders, remove_leftovers, whole
-from etm.inventory import Verification, month_chip_files, month_inventory, verify
+from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
 from etm.lock import Holder, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
@@ -93,6 +93,7 @@ class Process:
         #: Names of the published tile-months to build again; known in the main process only.
         self.outdated: set[str] = set()
         self._chips: dict[tuple[str, str, int, int], tuple[list[str], list[str]]] = {}
+        self.job_inventories = JobInventories(settings, self.listing)
 
     def named(self, path: str) -> str:
         """A config path as the user knows it: an S3 URL, or a local path."""
@@ -119,8 +120,9 @@ class Process:
     def catalog_options(self) -> dict:
         """The named parameters of :func:`etm.stac.write_catalog` known before the run:
         the Items' hrefs (in the order of the rule's inputs), where they are read from,
-        the Collections and the license. On S3, the Items' texts are kept in the work area
-        (:data:`etm.plan.KEPT_ITEMS`), for a catalog run from any machine."""
+        the Collections, the license, and where the indexes say the output prefix is. On
+        S3, the Items' texts are kept in the work area (:data:`etm.plan.KEPT_ITEMS`), for a
+        catalog run from any machine."""
         output = self.settings.output
         return dict(
             hrefs=[f"{p.name}.json" for p in self.publications],
@@ -132,6 +134,7 @@ class Process:
             collections=self.collections,
             license=self.settings.license,
             license_url=self.settings.license_url,
+            base=plan.index_base(output, on_s3=self.on_s3, public_url=self.settings.public_url),
         )
 
     @property
@@ -195,7 +198,7 @@ class Process:
     def _find_chips(
         self, tile: str, product: str, year: int, month: int, after_reruns: AfterReruns
     ) -> tuple[list[StoredObject], list[str]]:
-        return month_chip_files(self.settings, self.listing, tile, product, year, month), []
+        return self.job_inventories.month_files(tile, product, year, month), []
 
     def sources(
         self, tile: str | None, product: str, period: plan.Period, after_reruns: AfterReruns
@@ -452,7 +455,7 @@ class MainProcess(Process):
             return verification.chip_files(tile, product, year, month), []
         after_reruns()
         chips = verification.expected[tile]
-        inventory = month_inventory(self.settings, self.listing, tile, chips, product, year)
+        inventory = year_inventory(self.settings, self.listing, tile, chips, [product], year)
         found = {chip: inventory.files.get((chip, product, year, month)) for chip in chips}
         return (
             [chip_file for chip_file in found.values() if chip_file],

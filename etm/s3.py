@@ -16,7 +16,9 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config
@@ -269,6 +271,83 @@ class S3Listing:
                 for page in pages
                 for common in page.get("CommonPrefixes", ())
             ]
+
+
+@dataclass(frozen=True)
+class Folder:
+    """One listing of a folder: the objects directly in it and its subfolders' paths."""
+
+    taken: float
+    objects: dict[str, StoredObject]
+    subfolders: frozenset[str]
+
+    def answers(self, path: str) -> bool:
+        """Whether this listing holds ``bucket/key`` as an object or a subfolder."""
+        return path in self.objects or path in self.subfolders
+
+
+class FolderListings:
+    """Answers about output objects from one listing of their folder, not a request each.
+
+    Once a container ends, Snakemake asks about every output of its jobs (whether it
+    exists, is a folder, its time and size: about ten HEADs and listings a job, one after
+    the other in the main process), and a container's outputs share a few folders. A
+    folder is listed again when it is asked about an object its listing lacks, or once
+    its listing is older than ``fresh_for`` seconds, shorter than any container's start,
+    so that no answer outlives a later job's write. A folder of more than one page, or
+    one S3 refuses to list, is left to per-object requests.
+    """
+
+    def __init__(self, fresh_for: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.fresh_for, self.clock = fresh_for, clock
+        self._folders: dict[str, Folder | None] = {}
+        self._lock = threading.Lock()
+        self._s3 = None
+
+    def lookup(self, path: str) -> Folder | None:
+        """A listing of the folder of ``bucket/key`` that answers for it, or None when S3
+        must be asked about the object itself."""
+        folder = path.rsplit("/", 1)[0]
+        with self._lock:
+            if folder in self._folders and self._folders[folder] is None:
+                return None
+            known = self._folders.get(folder)
+            if known and self.clock() - known.taken < self.fresh_for and known.answers(path):
+                return known
+            self._folders[folder] = self._list(folder)
+            return self._folders[folder]
+
+    def forget(self, path: str) -> None:
+        """Drop the listing of the folder of ``bucket/key``, which this process changes."""
+        with self._lock:
+            self._folders.pop(path.rsplit("/", 1)[0], None)
+
+    def _list(self, folder: str) -> Folder | None:
+        bucket, key = split(as_folder(folder))
+        self._s3 = self._s3 or client()
+        try:
+            page = self._s3.list_objects_v2(Bucket=bucket, Prefix=key, Delimiter="/")
+        except (BotoCoreError, ClientError):
+            return None
+        if page.get("IsTruncated"):
+            return None
+        objects = {
+            f"{bucket}/{item['Key']}": StoredObject(
+                f"{bucket}/{item['Key']}",
+                item["Size"],
+                item["LastModified"].timestamp(),
+                item["ETag"].strip('"'),
+            )  # fmt: skip
+            for item in page.get("Contents", ())
+        }
+        subfolders = frozenset(
+            f"{bucket}/{common['Prefix'].rstrip('/')}" for common in page.get("CommonPrefixes", ())
+        )
+        return Folder(self.clock(), objects, subfolders)
+
+
+#: The storage plugin's answers about outputs, in this process.
+OUTPUT_FOLDERS = FolderListings()
 
 
 @contextlib.contextmanager

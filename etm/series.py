@@ -2,10 +2,15 @@
 
 A point's value in a region COG costs one 512×512 COG block (about 380 KB) a month. The
 store holds the same float32 values chunked long in time and small in space: one inner chunk
-is every month of a 16×16 pixel square, inside shards of 512×512 pixels (ZSTD after a byte
-shuffle, the shard's index at its end). A point's whole series is then three reads,
-whatever its length: the group's ``zarr.json`` (consolidated: every array's metadata and
-what each month was read from), the shard's index (its last bytes) and the one inner chunk.
+is 60 months (:data:`MONTHS`) of a 16×16 pixel square, inside shards of 60 months and
+512×512 pixels (ZSTD after a byte shuffle, the shard's index at its end). A point's series
+is then the group's ``zarr.json`` (consolidated: every array's metadata and what each month
+was read from), and per five years the shard's index (its last bytes) and one inner chunk:
+three reads up to five years, nine for twenty.
+
+A month added or redone rewrites only the shards of its five years (:func:`plan_update`),
+in place on a local folder or an S3 prefix alike, one whole object at a time, the group's
+metadata last (:func:`_publish`).
 
 Layout, under the output prefix, ``series/{product}.zarr``: arrays ``{product}`` (time, y,
 x; NaN where no COG has a value), ``time`` (days since 1970-01-01, the month's first day),
@@ -22,7 +27,6 @@ import datetime
 import json
 import logging
 import os
-import shutil
 import struct
 import urllib.error
 import urllib.request
@@ -49,11 +53,16 @@ SHARD, CHUNK = 512, 16
 #: their second...): 0.63 of plain ZSTD's size on benchmarks/series_reads.py's fields, as
 #: small as Blosc's ZSTD, and read by the map page with the ZSTD decoder it has for COGs.
 ZSTD_LEVEL = 5
+#: Months a shard (and an inner chunk) holds: a month added or redone rewrites the shards
+#: of its five years only, and a point's 20 years are four inner chunks.
+MONTHS = 60
 #: What the store's group attribute ``etm`` is, and its layout's version.
 FORMAT = "etm-series/1"
 #: How its values are stored: a store of another layout is written anew (its months
 #: copied) even when no COG changed.
-LAYOUT = {"shard": SHARD, "chunk": CHUNK, "codecs": f"shuffle4+zstd{ZSTD_LEVEL}"}
+LAYOUT = {
+    "shard": SHARD, "chunk": CHUNK, "months": MONTHS, "codecs": f"shuffle4+zstd{ZSTD_LEVEL}",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,14 +154,15 @@ def month_sources(headers: Sequence[dict], grid: Grid) -> dict[str, list]:
     return recorded
 
 
-def read_attributes(store: str) -> dict | None:
-    """The ``etm`` attribute of a local store, or None if there is none (or another)."""
+def _metadata(data: bytes | None) -> dict | None:
+    """A group's ``zarr.json`` if it is an etm store's, else None."""
     try:
-        with open(os.path.join(store, "zarr.json")) as stream:
-            attributes = json.load(stream).get("attributes", {}).get("etm")
-    except (OSError, ValueError):
+        metadata = json.loads(data) if data is not None else None
+    except ValueError:
         return None
-    return attributes if attributes and attributes.get("format") == FORMAT else None
+    if not metadata or metadata.get("attributes", {}).get("etm", {}).get("format") != FORMAT:
+        return None
+    return metadata
 
 
 def kept_months(old: dict | None, sources: dict[str, list], grid: Grid) -> dict[str, int]:
@@ -169,37 +179,104 @@ def kept_months(old: dict | None, sources: dict[str, list], grid: Grid) -> dict[
     }
 
 
-def _create(path: str, product: str, periods: list[str], grid: Grid, attributes: dict):
+#: The data arrays' two families of chunk keys (``c/0/1/2`` and ``0/1/2``). A store
+#: written anew goes to the family its metadata does not name, so that a reader holding
+#: the old metadata reads the old objects until the new metadata replaces it.
+KEY_FAMILIES = ({"name": "default", "separator": "/"}, {"name": "v2", "separator": "/"})
+
+
+def chunk_key(encoding: dict, coords: Sequence[int]) -> str:
+    """A chunk's key under its array, by the array's ``chunk_key_encoding``."""
+    key = "/".join(str(c) for c in coords)
+    return f"c/{key}" if encoding["name"] == "default" else key
+
+
+def _family(key: str) -> int | None:
+    """Which family of :data:`KEY_FAMILIES` a key under the store is a chunk of, if any."""
+    _, _, under = key.partition("/")
+    if under.startswith("c/"):
+        return 0
+    return 1 if under[:1].isdigit() else None
+
+
+@dataclass(frozen=True)
+class Update:
+    """How a store is brought up to date."""
+
+    #: Whether its objects are replaced in place; else it is written anew (every shard)
+    #: under the other chunk keys.
+    in_place: bool
+    #: The shards along time (each :data:`MONTHS` months) to write.
+    blocks: list[int]
+    #: Index in :data:`KEY_FAMILIES` of the chunk keys written.
+    family: int
+
+
+def plan_update(old: dict | None, periods: list[str], changed: list[str], grid: Grid) -> Update:
+    """What to write: in place, the time blocks holding a month read again, when every
+    month of the old store keeps its index (months added after its last, or redone) on the
+    same lattice and layout; otherwise every block, anew.
+
+    ``old`` is the old store's group metadata (None if there is none).
+    """
+    blocks = -(-len(periods) // MONTHS)
+    etm = old["attributes"]["etm"] if old else None
+    family = 0
+    if old:
+        encoding = old["consolidated_metadata"]["metadata"][etm["product"]]["chunk_key_encoding"]
+        family = 0 if encoding["name"] == "default" else 1
+        same_place = (
+            etm.get("layout") == LAYOUT
+            and etm["transform"] == grid.transform
+            and etm["shape"][1:] == [grid.height, grid.width]
+            and periods[: len(etm["periods"])] == etm["periods"]
+        )
+        if same_place:
+            touched = sorted({periods.index(period) // MONTHS for period in changed})
+            return Update(True, touched, family)
+    return Update(False, list(range(blocks)), 1 - family if old else 0)
+
+
+def _create(path: str, product: str, periods: list[str], grid: Grid, attributes: dict, family: int):
     import zarr
     from numcodecs.zarr3 import Shuffle
     from zarr.codecs import ZstdCodec
 
     warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
     group = zarr.open_group(path, mode="w", zarr_format=3)
-    time = max(len(periods), 1)
+    keys = KEY_FAMILIES[family]
     array = group.create_array(
         product, shape=(len(periods), grid.height, grid.width), dtype="float32",
-        chunks=(time, CHUNK, CHUNK), shards=(time, SHARD, SHARD), fill_value=np.nan,
+        chunks=(MONTHS, CHUNK, CHUNK), shards=(MONTHS, SHARD, SHARD), fill_value=np.nan,
         compressors=[Shuffle(elementsize=4), ZstdCodec(level=ZSTD_LEVEL)],
-        dimension_names=("time", "y", "x"),
+        dimension_names=("time", "y", "x"), chunk_key_encoding=keys,
         attributes={"units": "mm"},
     )  # fmt: skip
-    days = group.create_array(
-        "time", shape=(len(periods),), dtype="int32", chunks=(time,), dimension_names=("time",),
+    group.create_array(
+        "time", shape=(len(periods),), dtype="int32", chunks=(MONTHS,), dimension_names=("time",),
         attributes={"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"},
+        chunk_key_encoding=keys,
     )  # fmt: skip
-    days[:] = np.array([_month_start_days(p) for p in periods], dtype="int32")
-    for name, count, start, step in (
-        ("y", grid.height, grid.north, -grid.yres),
-        ("x", grid.width, grid.west, grid.xres),
-    ):
-        axis = group.create_array(
+    for name, count in (("y", grid.height), ("x", grid.width)):
+        group.create_array(
             name, shape=(count,), dtype="float64", chunks=(max(count, 1),),
-            dimension_names=(name,), attributes={"units": "degrees"},
+            dimension_names=(name,), attributes={"units": "degrees"}, chunk_key_encoding=keys,
         )  # fmt: skip
-        axis[:] = start + step * (np.arange(count) + 0.5)
     group.attrs["etm"] = attributes
-    return array
+    return group, array
+
+
+def _write_axes(group, grid: Grid, periods: list[str], update: Update) -> None:
+    """The pixel centres (written anew only: in place they do not change), and the
+    months' first days of the blocks written."""
+    if not update.in_place:
+        for name, start, step in (("y", grid.north, -grid.yres), ("x", grid.west, grid.xres)):
+            group[name][:] = start + step * (np.arange(group[name].shape[0]) + 0.5)
+    days = np.array([_month_start_days(p) for p in periods], dtype="int32")
+    for block in update.blocks:
+        group["time"][block * MONTHS : (block + 1) * MONTHS] = days[
+            block * MONTHS : (block + 1) * MONTHS
+        ]
 
 
 def _fill_month(block: np.ndarray, datasets: list, window: tuple[int, int, int, int]) -> None:
@@ -226,47 +303,97 @@ def _shard_windows(grid: Grid):
 
 
 def _write_shards(
-    array, grid: Grid, periods: list[str], previous, kept: dict[str, int], opened: dict
-) -> None:
-    """Write every shard of the new store: the months kept copied from the old store
+    array, grid: Grid, periods: list[str], blocks: list[int], previous, kept: dict[str, int],
+    opened: dict,
+) -> None:  # fmt: skip
+    """Write the shards of the time blocks given: the months kept copied from the old store
     (``previous``), the others read from their COGs (``opened``: per month, its datasets
     and their windows on the grid)."""
-    new_index = [periods.index(period) for period in kept]
-    old_index = list(kept.values())
-    for col, row, width, height in _shard_windows(grid):
-        block = np.full((len(periods), height, width), np.nan, dtype="float32")
-        if kept:
-            # The old shard whole (each chunk holds every month), then the months kept.
-            block[new_index] = previous[:, row : row + height, col : col + width][old_index]
-        for period, datasets in opened.items():
-            _fill_month(block[periods.index(period)], datasets, (col, row, width, height))
-        array[:, row : row + height, col : col + width] = block
+    for block in blocks:
+        first, last = block * MONTHS, min((block + 1) * MONTHS, len(periods))
+        months = periods[first:last]
+        copied = [(i, kept[p]) for i, p in enumerate(months) if p in kept]
+        for col, row, width, height in _shard_windows(grid):
+            values = np.full((len(months), height, width), np.nan, dtype="float32")
+            if copied:
+                new, old = zip(*copied, strict=True)
+                values[list(new)] = previous.oindex[
+                    list(old), row : row + height, col : col + width
+                ]
+            for i, period in enumerate(months):
+                if period in opened:
+                    _fill_month(values[i], opened[period], (col, row, width, height))
+            array[first:last, row : row + height, col : col + width] = values
 
 
-def _swap_in(partial: str, store: str) -> None:
-    """Put the written store in place of the old one (renames: readers see either)."""
-    old = f"{partial}.old"
-    if os.path.exists(store):
-        os.replace(store, old)
-    os.replace(partial, store)
-    shutil.rmtree(old, ignore_errors=True)
+def _old_objects(listing: dict, product: str, update: Update, old: dict) -> list[str]:
+    """The old store's objects the kept months are copied from: its array's metadata and
+    the shards of the blocks written (every block when written anew)."""
+    family = update.family if update.in_place else 1 - update.family
+    blocks = update.blocks if update.in_place else None
+    shards = [
+        k for k in listing
+        if _family(k) == family and k.startswith(f"{product}/")
+        and (blocks is None or _block(k) in blocks)
+    ]  # fmt: skip
+    return ["zarr.json", f"{product}/zarr.json", *shards]
 
 
-def update_store(store: str, product: str, cogs: Sequence[SourceCog]) -> list[str]:
-    """Write a product's store from its published COGs, reading again only the months
-    whose COGs changed since the store was written.
+def _block(key: str) -> int:
+    """The time block of a data chunk's key (``product/c/t/y/x`` or ``product/t/y/x``)."""
+    return int(key.split("/")[-3])
 
-    Every shard holds every month, so the store is written anew (the months kept are
-    copied from the old store, not read from their COGs) under a hidden name, then
-    renamed into place.
+
+def _publish(folder, written: str, update: Update, product: str) -> int:
+    """Put the written objects in the store, in an order that keeps it readable: the
+    chunks first (in place, each replaces one the old metadata names by the same months'
+    values, or one it does not name), the arrays' metadata, the group's last (what readers
+    open first). Returns how many objects were written."""
+    from etm.objects import local_files
+
+    files = local_files(written)
+    metadata = sorted(k for k in files if k.endswith("zarr.json") and k != "zarr.json")
+    chunks = sorted(set(files) - set(metadata) - {"zarr.json"})
+    if update.in_place:
+        # A shard emptied in place would be a missing object under the old metadata.
+        prefixes = tuple(
+            f"{product}/{chunk_key(KEY_FAMILIES[update.family], [b])}/" for b in update.blocks
+        )
+        emptied = [
+            k for k in folder.digests
+            if _family(k) == update.family and k.startswith(prefixes) and k not in files
+        ]  # fmt: skip
+        if emptied:
+            return -1
+    written_count = 0
+    for key in [*chunks, *metadata, "zarr.json"]:
+        with open(files[key], "rb") as stream:
+            written_count += folder.put(key, stream.read())
+    return written_count
+
+
+def update_store(
+    store: str, product: str, cogs: Sequence[SourceCog], scratch: str | None = None
+) -> list[str]:
+    """Bring a product's store up to date with its published COGs, reading again only the
+    months whose COGs changed, and writing only the shards of the time blocks
+    (:data:`MONTHS` months each) that hold them.
+
+    The store is updated in place, object by object (:func:`plan_update`), so that a
+    reader sees the old store or the new one: new shards first, metadata last. A store
+    whose months would move (a month inserted before its last, another lattice or layout)
+    is written anew under the chunk keys its metadata does not name, which the next update
+    removes.
 
     Parameters
     ----------
     store : str
-        The store's local folder (``.../series/{product}.zarr``).
+        The store's folder (``.../series/{product}.zarr``): local, or ``s3://bucket/key``.
     product : str
     cogs : sequence of SourceCog
         Every region month's COG, and the tile COGs of months the region lacks.
+    scratch : str, optional
+        A local folder for the objects written and read (a temporary one if None).
 
     Returns
     -------
@@ -278,50 +405,79 @@ def update_store(store: str, product: str, cogs: Sequence[SourceCog]) -> list[st
     EtmError
         If no COG is given, or they are not on one lattice.
     """
-    import zarr
+    import tempfile
+
+    from etm.objects import Folder
 
     if not cogs:
         raise EtmError(f"{store}: no published month of {product} to write a series of")
-    headers = [read_header(cog) for cog in cogs]
+    with rasterio.Env(GDAL_CACHEMAX=64, **s3.gdal_options()):
+        headers = [read_header(cog) for cog in cogs]
     grid = grid_of(headers)
     sources = month_sources(headers, grid)
     periods = sorted(sources)
-    old = read_attributes(store)
-    kept = kept_months(old, sources, grid)
+    folder = Folder(store)
+    old = _metadata(folder.get("zarr.json"))
+    kept = kept_months(old["attributes"]["etm"] if old else None, sources, grid)
     changed = [period for period in periods if period not in kept]
-    if not changed and old and old["periods"] == periods and old.get("layout") == LAYOUT:
+    update = plan_update(old, periods, changed, grid)
+    if update.in_place and not update.blocks:
         log.info("%s: up to date (%d months)", store, len(periods))
         return []
+    with tempfile.TemporaryDirectory(dir=scratch) as work:
+        count = _write(folder, work, update, product, cogs, grid, sources, kept, old)
+        if count < 0:
+            update = Update(False, plan_update(None, periods, [], grid).blocks, 1 - update.family)
+            count = _write(folder, work, update, product, cogs, grid, sources, kept, old)
+    log.info(
+        "%s: %d months, %d read from their COGs, %d kept; %s, %d objects written", store,
+        len(periods), len(changed), len(kept), "in place" if update.in_place else "anew", count,
+    )  # fmt: skip
+    return changed
+
+
+def _write(folder, work: str, update: Update, product: str, cogs, grid, sources, kept, old) -> int:
+    """Write an update into a scratch folder, then into the store (:func:`_publish`); -1
+    if it would empty a shard in place, having written nothing."""
+    import zarr
+
+    periods = sorted(sources)
+    listing = folder.list()
+    # Chunks no metadata names: in place, the other family's (the store written anew at
+    # an earlier update); anew, those of the family about to be written.
+    other = 1 - update.family if update.in_place else update.family
+    folder.delete([k for k in listing if _family(k) == other])
     attributes = dict(
         format=FORMAT, product=product, crs="EPSG:4326", transform=grid.transform,
         shape=[len(periods), grid.height, grid.width], periods=periods, sources=sources,
         layout=LAYOUT,
     )  # fmt: skip
-    partial = os.path.join(os.path.dirname(store), f".{os.path.basename(store)}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    array = _create(partial, product, periods, grid, attributes)
-    previous = zarr.open_array(store, path=product, mode="r") if kept else None
+    written = os.path.join(work, f"written-{update.in_place}")
+    group, array = _create(written, product, periods, grid, attributes, update.family)
+    _write_axes(group, grid, periods, update)
+    previous = None
+    if kept:
+        keys = _old_objects(listing, product, update, old)
+        previous = zarr.open_array(
+            folder.readable(keys, os.path.join(work, "old")), path=product, mode="r"
+        )
     paths = {cog.href: cog.path for cog in cogs}
-    with rasterio.Env(GDAL_CACHEMAX=64):
+    changed = [p for p in periods if p not in kept]
+    with rasterio.Env(GDAL_CACHEMAX=64, **s3.gdal_options()):
         opened = {
             period: [(rasterio.open(paths[href]), window) for href, _, window in sources[period]]
             for period in changed
         }
         try:
-            _write_shards(array, grid, periods, previous, kept, opened)
+            _write_shards(array, grid, periods, update.blocks, previous, kept, opened)
         finally:
             for datasets in opened.values():
                 for dataset, _ in datasets:
                     dataset.close()
     with warnings.catch_warnings():  # not in the v3 spec yet; zarr and xarray read it
         warnings.simplefilter("ignore", UserWarning)
-        zarr.consolidate_metadata(partial)
-    _swap_in(partial, store)
-    log.info(
-        "%s: %d months, %d read from their COGs, %d kept", store, len(periods), len(changed),
-        len(kept),
-    )  # fmt: skip
-    return changed
+        zarr.consolidate_metadata(written)
+    return _publish(folder, written, update, product)
 
 
 def store_sources(publications: Sequence, product: str) -> list:
@@ -330,6 +486,21 @@ def store_sources(publications: Sequence, product: str) -> list:
     months = [p for p in publications if p.product == product and p.period.is_month]
     regions = {p.period for p in months if p.tile is None}
     return [p for p in months if p.tile is None or p.period not in regions]
+
+
+def store_options(settings, publications: Sequence, product: str, named: Callable) -> dict:
+    """The named parameters of :func:`write_from_inputs` known before the run: each COG of
+    :func:`store_sources` where the job reads it (``named``: a config path to a local path
+    or an ``s3://`` URL), its href and month, and the store."""
+    from etm import plan
+
+    found = store_sources(publications, product)
+    return dict(
+        cogs=[named(plan.published(settings, p.name, "tif")) for p in found],
+        hrefs=[f"{p.name}.tif" for p in found],
+        periods=[str(p.period) for p in found],
+        store=named(f"{settings.output}/{STORE.format(product=product)}"),
+    )
 
 
 def write_from_inputs(
@@ -342,9 +513,10 @@ def write_from_inputs(
     Parameters
     ----------
     cogs, hrefs, periods : sequence of str
-        Each COG's local path, its path relative to the output prefix, and its month.
+        Each COG where the job reads it (local, or ``s3://``), its path relative to the
+        output prefix, and its month.
     store : str
-        The store's local folder.
+        The store's folder: local, or ``s3://bucket/key``.
     product : str
     record : str
         Where the months read again and the store's months are recorded (JSON).
@@ -444,23 +616,22 @@ class StoredPoint:
 
 def open_metadata(prefix: str, product: str, read: Fetch = fetch) -> dict | None:
     """The store's group metadata (consolidated), or None if the prefix has no store."""
-    data = read(f"{prefix}/{STORE.format(product=product)}/zarr.json", None)
-    if data is None:
-        return None
-    metadata = json.loads(data)
-    if metadata.get("attributes", {}).get("etm", {}).get("format") != FORMAT:
-        return None
-    return metadata
+    return _metadata(read(f"{prefix}/{STORE.format(product=product)}/zarr.json", None))
 
 
-def _inner_chunk(metadata: dict, product: str) -> tuple[list[int], list[int], dict]:
+def _inner_chunk(metadata: dict, product: str) -> tuple[list[int], list[int], dict, dict]:
     array = metadata["consolidated_metadata"]["metadata"][product]
     shard = array["chunk_grid"]["configuration"]["chunk_shape"]
     (sharding,) = array["codecs"]
     configuration = sharding["configuration"]
-    if sharding["name"] != "sharding_indexed" or configuration["index_location"] != "end":
+    encoding = array["chunk_key_encoding"]
+    if (
+        sharding["name"] != "sharding_indexed"
+        or configuration["index_location"] != "end"
+        or encoding.get("configuration", {}).get("separator", "/") != "/"
+    ):
         raise EtmError(f"series store of {product}: not sharded as etm writes it")
-    return shard, sharding["configuration"]["chunk_shape"], sharding["configuration"]
+    return shard, configuration["chunk_shape"], configuration, encoding
 
 
 def _decode(data: bytes, codecs: list[dict], shape: list[int]) -> np.ndarray:
@@ -489,8 +660,9 @@ def read_point(
 ) -> StoredPoint | None:
     """A point's every month from the product's store; None if the prefix has none.
 
-    Three reads: the metadata, the shard's index, the point's inner chunk (two if the
-    shard or the chunk holds no value).
+    The metadata, then per :data:`MONTHS` months the shard's index and the point's inner
+    chunk: three reads for five years, nine for twenty (fewer where a shard or a chunk
+    holds no value).
 
     Raises
     ------
@@ -508,18 +680,24 @@ def read_point(
     row = int(np.floor((lat - north) / negative_yres))
     if not (0 <= col < width and 0 <= row < height):
         return StoredPoint(periods, [], [], bbox)
-    shard, inner, sharding = _inner_chunk(metadata, product)
+    shard, inner, sharding, encoding = _inner_chunk(metadata, product)
     per_shard = [shard[1] // inner[1], shard[2] // inner[2]]
     store = f"{prefix}/{STORE.format(product=product)}"
-    key = f"{store}/{product}/c/0/{row // shard[1]}/{col // shard[2]}"
-    index = read(key, per_shard[0] * per_shard[1] * 16 + 4)
+    chunk_row, chunk_col = (row % shard[1]) // inner[1], (col % shard[2]) // inner[2]
+    entry = chunk_row * per_shard[1] + chunk_col
     values = np.full(len(periods), np.nan, dtype="float32")
-    if index is not None:
-        chunk_row, chunk_col = (row % shard[1]) // inner[1], (col % shard[2]) // inner[2]
-        entry = chunk_row * per_shard[1] + chunk_col
+    for block in range(-(-len(periods) // shard[0])):
+        key = chunk_key(encoding, [block, row // shard[1], col // shard[2]])
+        url = f"{store}/{product}/{key}"
+        index = read(url, per_shard[0] * per_shard[1] * 16 + 4)
+        if index is None:
+            continue
         offset, size = struct.unpack_from("<QQ", index, entry * 16)
         if offset != 2**64 - 1:
-            chunk = _decode(read(key, (offset, size)), sharding["codecs"], inner)
-            values = chunk[:, row % inner[1], col % inner[2]]
+            chunk = _decode(read(url, (offset, size)), sharding["codecs"], inner)
+            first = block * shard[0]
+            values[first : first + shard[0]] = chunk[
+                : len(periods) - first, row % inner[1], col % inner[2]
+            ]
     cogs = [pixel_cog(etm["sources"][period], col, row) for period in periods]
     return StoredPoint(periods, [float(v) for v in values], cogs, bbox)

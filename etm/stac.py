@@ -1,11 +1,11 @@
 """A static STAC catalog of the published COGs, written with pystac and rio-stac.
 
-Layout under the output prefix; every link is relative, so the catalog works wherever the
-prefix is served from or copied to:
+Layout under the output prefix; every link of its JSON files is relative, so the catalog
+works wherever the prefix is served from or copied to:
 
     catalog.json                                  root catalog, its Collections as children
     <product>-<kind>/collection.json              one Collection per product and kind
-    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs from here)
+    <product>-<kind>/items.ndjson                 its Items, one a line (hrefs absolute)
     <product>-<kind>/items.parquet                the same as GeoParquet (stac-geoparquet)
     <product>-<kind>/periods.json                 a region one's periods, for the map page
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
@@ -36,7 +36,7 @@ from rio_stac import create_stac_item
 
 from etm.errors import StorageError
 from etm.files import whole, write_whole
-from etm.plan import INDEXES, PERIODS, Period, collection_href, collection_kind, index_hrefs
+from etm.plan import INDEXES, PERIODS, Period, collection_href, collection_kind
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
@@ -335,37 +335,59 @@ def catalog_for(collections: Sequence[str]) -> pystac.Catalog:
     return catalog
 
 
-def indexed(item: dict, href: str) -> dict:
-    """An Item as its Collection's index holds it: its hrefs relative to the index (in
-    the Collection's folder), ``href`` where the Item is, relative to the output prefix."""
-    folder = posixpath.dirname(href)
-    index = index_hrefs(item["collection"])[0]
+def indexed(item: dict, href: str, base: str) -> dict:
+    """An Item as its Collection's index holds it, loadable as it is: every href absolute
+    under ``base`` (:func:`etm.plan.index_base`), and a ``self`` link.
 
-    def rebased(target: str) -> str:
-        if "://" in target or target.startswith("/"):
+    Parameters
+    ----------
+    item : dict
+        The Item as published, its hrefs relative to it.
+    href : str
+        Where the Item is, relative to the output prefix.
+    base : str
+        Where readers find the output prefix.
+    """
+    folder = posixpath.dirname(href)
+
+    def absolute(target: str) -> str:
+        if "://" in target:
             return target
-        return relative_link("", posixpath.join(folder, target), index).href
+        return f"{base}/{posixpath.normpath(posixpath.join(folder, target))}"
 
     line = dict(item)
-    line["links"] = [{**link, "href": rebased(link["href"])} for link in item["links"]]
+    line["links"] = [
+        {"rel": pystac.RelType.SELF, "href": f"{base}/{href}", "type": pystac.MediaType.JSON},
+        *({**link, "href": absolute(link["href"])} for link in item["links"]),
+    ]
     line["assets"] = {
-        key: {**asset, "href": rebased(asset["href"])} for key, asset in item["assets"].items()
+        key: {**asset, "href": absolute(asset["href"])} for key, asset in item["assets"].items()
     }
     return line
 
 
-def period_list(lines: Sequence[dict]) -> dict:
-    """A region Collection's :data:`etm.plan.PERIODS` from its index's lines, in time
-    order: each period (``YYYY-MM`` or ``YYYY``), its COG's href (relative to the list,
-    as in the index) and its smallest and largest value."""
+def period_list(items: Sequence[tuple[str, dict]], folder: str) -> dict:
+    """A region Collection's :data:`etm.plan.PERIODS`, in time order: each period
+    (``YYYY-MM`` or ``YYYY``), its COG's href relative to the list (in the Collection's
+    ``folder``, so that the page reads it wherever the prefix is served) and its smallest
+    and largest value.
+
+    Parameters
+    ----------
+    items : sequence of (str, dict)
+        Each Item's href relative to the output prefix, and the Item as published.
+    folder : str
+        The Collection's folder, relative to the output prefix.
+    """
     periods = []
-    for line in sorted(lines, key=lambda item: item["properties"]["start_datetime"]):
-        month = line["properties"]["etm:period"] == "month"
-        asset = line["assets"][ASSET["month" if month else "year"]]
+    for href, item in sorted(items, key=lambda pair: pair[1]["properties"]["start_datetime"]):
+        month = item["properties"]["etm:period"] == "month"
+        asset = item["assets"][ASSET["month" if month else "year"]]
+        cog = posixpath.normpath(posixpath.join(posixpath.dirname(href), asset["href"]))
         statistics = asset["raster:bands"][0]["statistics"]
         periods.append({
-            "period": line["properties"]["start_datetime"][: 7 if month else 4],
-            "cog": asset["href"], "minimum": statistics["minimum"],
+            "period": item["properties"]["start_datetime"][: 7 if month else 4],
+            "cog": posixpath.relpath(cog, folder), "minimum": statistics["minimum"],
             "maximum": statistics["maximum"],
         })  # fmt: skip
     return {"periods": periods}
@@ -498,6 +520,7 @@ def write_catalog(
     collections: Sequence[str],
     license: str,
     license_url: str | None,
+    base: str,
     catalog: str,
     collection_files: Sequence[str],
     index_files: Sequence[str],
@@ -518,6 +541,8 @@ def write_catalog(
         SPDX identifier, or ``other``.
     license_url : str or None
         Where the license text is.
+    base : str
+        Where readers of the indexes find the output prefix (:func:`etm.plan.index_base`).
     catalog : str
         Local path of ``catalog.json``.
     collection_files : sequence of str
@@ -536,13 +561,15 @@ def write_catalog(
         members, dicts = zip(*by_collection[collection], strict=True)
         found = collection_for(collection, dicts, members, license=license, license_url=license_url)
         write(found, path)
-        lines = [indexed(item, href) for href, item in zip(members, dicts, strict=True)]
+        lines = [indexed(item, href, base) for href, item in zip(members, dicts, strict=True)]
         write_whole(
             "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), next(indexes)
         )
         write_geoparquet(lines, next(indexes))
         if not collection_kind(collection).startswith("tiles"):
-            write_whole(json.dumps(period_list(lines), allow_nan=False), next(indexes))
+            items = zip(members, dicts, strict=True)
+            text = json.dumps(period_list(list(items), collection), allow_nan=False)
+            write_whole(text, next(indexes))
         log.info("wrote collection %s and its indexes: %d items", path, len(members))
     write(catalog_for(collections), catalog)
     log.info("wrote catalog %s of %d items", catalog, len(texts))

@@ -106,9 +106,9 @@ def resolve(folder: str, href: str) -> str:
 
 
 def index_items(source: str, collection: str) -> list[dict]:
-    """A Collection's Items, read from its GeoParquet index alone (one request), every
-    href made absolute: as odc-stac (through ``pystac.Item.from_dict``) and stackstac load
-    them.
+    """A Collection's Items, read from its GeoParquet index alone (one request), their
+    hrefs under ``source`` (:func:`read_from`): as odc-stac (through
+    ``pystac.Item.from_dict``) and stackstac load them.
 
     Parameters
     ----------
@@ -134,12 +134,31 @@ def index_items(source: str, collection: str) -> list[dict]:
     items = list(stac_geoparquet.arrow.stac_table_to_items(table))
     if not items:
         raise EtmError(f"{index}: no Items of {collection}; was it published?")
-    folder = posixpath.dirname(index)
-    for item in items:
-        for target in (*item["assets"].values(), *item["links"]):
-            if "://" not in target["href"]:
-                target["href"] = resolve(folder, target["href"])
-    return items
+    prefix = resolve(output_prefix(source), ".")
+    return [read_from(item, prefix) for item in items]
+
+
+def read_from(item: dict, prefix: str) -> dict:
+    """An index Item, its hrefs under its catalog's folder (as its ``root`` link names it)
+    naming the same files under ``prefix``, where the index was read: the index names the
+    output prefix as the run was told (``public_url``, ``s3://``), which may not be where
+    this reader reads it (a copy; S3 for an HTTPS address)."""
+    root = next(link["href"] for link in item["links"] if link["rel"] == "root")
+    folder = posixpath.dirname(root) + "/"
+
+    def moved(target: dict) -> dict:
+        href = target["href"]
+        return (
+            {**target, "href": f"{prefix}/{href.removeprefix(folder)}"}
+            if href.startswith(folder)
+            else target
+        )
+
+    return {
+        **item,
+        "links": [moved(link) for link in item["links"]],
+        "assets": {key: moved(asset) for key, asset in item["assets"].items()},
+    }
 
 
 def region_months(source: str, product: str, start: str | None, end: str | None) -> list[dict]:

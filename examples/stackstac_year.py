@@ -4,30 +4,26 @@ Usage: .venv/bin/python examples/stackstac_year.py OUTPUT_PREFIX [--product etas
        [--year 2020]
 
 stackstac 0.5 reads the grid from `proj:epsg`, which pystac drops when it reads an Item:
-it is given the Items as published (their JSON, from the Collection's GeoParquet index
-through `etm.timeseries.index_items`, hrefs made absolute). `snap_bounds=False` keeps the
-model's lattice, which is not on multiples of the pixel size (stackstac snaps to those by
-default, a resampling).
+it is given the Items' JSON as they are, the lines of the Collection's `items.ndjson`
+(every href absolute). `snap_bounds=False` keeps the model's lattice, which is not on
+multiples of the pixel size (stackstac snaps to those by default, a resampling).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import stackstac
 import xarray
-
-from etm.timeseries import index_items
 
 
 # --8<-- [start:load]
 def load_year(prefix: str, product: str, year: int) -> xarray.DataArray:
     """The product's months of a year (time, y, x), in mm, NaN where none."""
-    items = [
-        item
-        for item in index_items(prefix, f"{product}-monthly")
-        if item["properties"]["datetime"].startswith(str(year))
-    ]
+    with open(f"{prefix}/{product}-monthly/items.ndjson") as lines:
+        items = [json.loads(line) for line in lines]
+    items = [item for item in items if item["properties"]["datetime"].startswith(str(year))]
     stacked = stackstac.stack(items, assets=["data"], snap_bounds=False)
     return stacked.sel(band="data").sortby("time")
 

@@ -4,10 +4,12 @@ from etm import series
 # series_store: true. Per product, after its month COGs: one Zarr store of every published
 # month, for time series. It is the only writer of its store (one job per product and run,
 # one run per output prefix); its output is the record written once the store is in place.
+# The job reads the COGs where they are (headers, and the months to read again) and updates
+# the store itself, object by object, locally or on S3 (etm.series.update_store).
 rule series_store:
     input:
         cogs=lambda w: [
-            published(p.name, "tif")
+            published(p.name, "tif", retrieve=False)
             for p in series.store_sources(RUN.publications, w.product)
         ],
     output:
@@ -18,11 +20,9 @@ rule series_store:
     conda:
         "../envs/etm.yaml"
     params:
-        sources=lambda w: [
-            (f"{p.name}.tif", str(p.period))
-            for p in series.store_sources(RUN.publications, w.product)
-        ],
-        store=lambda w: plan.published(SETTINGS, f"series/{w.product}", "zarr"),
+        store=lambda w: series.store_options(
+            SETTINGS, RUN.publications, w.product, RUN.named
+        ),
     message:
         "Series store of {wildcards.product}: the months whose COGs changed"
     script:

@@ -7,10 +7,7 @@ if __name__ == "__main__":
     run_job(
         snakemake.log[0],
         write_from_inputs,
-        cogs=list(snakemake.input.cogs),
-        hrefs=[href for href, _ in snakemake.params.sources],
-        periods=[period for _, period in snakemake.params.sources],
-        store=snakemake.params.store,
+        **snakemake.params.store,
         product=snakemake.wildcards.product,
         record=snakemake.output.record,
     )

@@ -7,6 +7,8 @@ A thin subclass of snakemake-storage-plugin-s3:
   the DAG sends no request per chip (``inventory``).
 - No setting takes credentials: boto3 uses the AWS credential chain or an IAM role, and
   AWS_ENDPOINT_URL for the endpoint, so nothing secret is forwarded to jobs.
+- After jobs end, their outputs' existence, size and time come from one listing of each
+  output folder (``s3.FolderListings``), not about ten requests a job.
 - Chips (objects under a listed input prefix) are read-only for the whole run: their
   existence, size and time come from the listing, and each is fetched with one GET, of the
   listed version only (``If-Match`` its listed ETag, which its month records).
@@ -125,21 +127,32 @@ class StorageObject(S3StorageObject):
                 cache.size[key] = obj.size
             cache.exists_in_storage.has_inventory.add(parent)
 
-    # Chips: answered from the listing of their (read-only) input prefix.
-    def exists(self) -> bool:
+    # Chips: answered from the listing of their (read-only) input prefix; outputs from a
+    # recent listing of their folder (s3.FolderListings); anything else by S3 itself.
+    def _listed(self) -> tuple[bool, s3.StoredObject | None]:
+        """Whether a listing answers for this object, and its object if it is one."""
         listed, chip = s3.listed_input(self._path())
-        return chip is not None if listed else self._checked(super().exists)
+        if listed:
+            return True, chip
+        folder = s3.OUTPUT_FOLDERS.lookup(self._path())
+        if folder is None or self._path() in folder.subfolders:
+            return False, None  # a folder's time and size are its objects': S3 answers
+        return True, folder.objects.get(self._path())
+
+    def exists(self) -> bool:
+        listed, found = self._listed()
+        return found is not None if listed else self._checked(super().exists)
 
     def mtime(self) -> float:
-        listed, chip = s3.listed_input(self._path())
-        return chip.mtime if listed and chip else self._checked(super().mtime)
+        listed, found = self._listed()
+        return found.mtime if listed and found else self._checked(super().mtime)
 
     def size(self) -> int:
-        listed, chip = s3.listed_input(self._path())
-        return chip.size if listed and chip else self._checked(super().size)
+        listed, found = self._listed()
+        return found.size if listed and found else self._checked(super().size)
 
     def is_dir(self) -> bool:
-        listed, _chip = s3.listed_input(self._path())
+        listed, _found = self._listed()
         return False if listed else self._checked(super().is_dir)
 
     def retrieve_object(self):
@@ -173,6 +186,7 @@ class StorageObject(S3StorageObject):
         # Unlike the S3 plugin, never creates a bucket (nor asks for one with HeadBucket,
         # which a prefix-scoped IAM policy refuses): a missing bucket fails the upload.
         self._refuse_if_protected("write")
+        s3.OUTPUT_FOLDERS.forget(self._path())
         with self._permission("s3:PutObject on it"):
             if self.local_path().is_dir():
                 for item in self.local_path().rglob("*"):
@@ -189,6 +203,7 @@ class StorageObject(S3StorageObject):
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
         self._refuse_if_protected("delete")
+        s3.OUTPUT_FOLDERS.forget(self._path())
         with self._permission(
             "s3:DeleteObject on it (a month's old COG is removed before it is redone)"
         ):

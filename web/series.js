@@ -1,9 +1,9 @@
 // A point's every month from the product's series store (series/<product>.zarr, written by
-// etm.series with series_store: true), in three requests whatever the series' length: the
-// store's metadata (consolidated: every array's metadata and what each month was read
-// from), its shard's index (the shard's last bytes) and the point's inner chunk (ZSTD after
-// a byte shuffle, decoded by the ZSTD decoder geotiff.js uses for the COGs: the same
-// module, loaded once).
+// etm.series with series_store: true): the store's metadata (consolidated: every array's
+// metadata and what each month was read from), then per shard along time (60 months) its
+// index (the shard's last bytes) and the point's inner chunk (ZSTD after a byte shuffle,
+// decoded by the ZSTD decoder geotiff.js uses for the COGs: the same module, loaded once),
+// the shards' reads at once.
 import { ZSTDDecoder } from 'zstddec/stream';
 import { CATALOG } from './data.js';
 
@@ -86,21 +86,26 @@ export async function storedPoint(product, lon, lat) {
   const shard = array.chunk_grid.configuration.chunk_shape;
   const { chunk_shape: inner, codecs } = array.codecs[0].configuration;
   const across = shard[2] / inner[2];
-  const key = storeUrl(product, `${product}/c/0/${Math.floor(row / shard[1])}/${Math.floor(col / shard[2])}`);
-  const index = await range(key, `bytes=-${(shard[1] / inner[1]) * across * 16 + 4}`);
-  let values = new Array(months).fill(NaN);
-  if (index) {
-    const entry = Math.floor((row % shard[1]) / inner[1]) * across + Math.floor((col % shard[2]) / inner[2]);
+  // Chunk keys as the array's metadata spells them: `c/t/y/x` or `t/y/x`.
+  const prefix = array.chunk_key_encoding.name === 'default' ? 'c/' : '';
+  const entry = Math.floor((row % shard[1]) / inner[1]) * across + Math.floor((col % shard[2]) / inner[2]);
+  const at = (row % inner[1]) * inner[2] + (col % inner[2]);
+  const values = new Array(months).fill(NaN);
+  const blocks = Array.from({ length: Math.ceil(months / shard[0]) }, (_, block) => block);
+  await Promise.all(blocks.map(async (block) => {
+    const key = storeUrl(product, `${product}/${prefix}${block}/${Math.floor(row / shard[1])}/${Math.floor(col / shard[2])}`);
+    const index = await range(key, `bytes=-${(shard[1] / inner[1]) * across * 16 + 4}`);
+    if (!index) return;
     const view = new DataView(index.buffer, index.byteOffset, index.byteLength);
     const offset = view.getBigUint64(entry * 16, true);
     const length = view.getBigUint64(entry * 16 + 8, true);
-    if (offset !== EMPTY) {
-      const bytes = await range(key, `bytes=${offset}-${offset + length - 1n}`);
-      const chunk = await decode(bytes, codecs, inner[0] * inner[1] * inner[2]);
-      const at = (row % inner[1]) * inner[2] + (col % inner[2]);
-      values = Array.from({ length: months }, (_, t) => chunk[t * inner[1] * inner[2] + at]);
+    if (offset === EMPTY) return;
+    const bytes = await range(key, `bytes=${offset}-${offset + length - 1n}`);
+    const chunk = await decode(bytes, codecs, inner[0] * inner[1] * inner[2]);
+    for (let t = 0; t < inner[0] && block * shard[0] + t < months; t += 1) {
+      values[block * shard[0] + t] = chunk[t * inner[1] * inner[2] + at];
     }
-  }
+  }));
   const square = [west + col * xres, north + (row + 1) * yres, west + (col + 1) * xres, north + row * yres];
   const points = etm.periods.map((p, t) => ({
     period: `${p.slice(0, 4)}-${p.slice(4)}`,

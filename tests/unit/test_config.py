@@ -55,12 +55,11 @@ def test_the_teams_config_loads_with_documented_defaults():
     assert settings.annual_aggregation["snwpk"] == "mean"
 
 
-def test_the_series_store_is_off_by_default_and_refused_on_s3_in_one_line():
+def test_the_series_store_is_off_by_default_and_taken_on_s3_as_locally():
     assert load_settings(team_config(), SCHEMA).series_store is False
     assert load_settings({**team_config(), "series_store": True}, SCHEMA).series_store is True
-    with pytest.raises(ConfigError, match="^config key 'series_store': .* local") as refused:
-        load_settings({**team_config(), "series_store": True}, SCHEMA, local=False)
-    assert "\n" not in str(refused.value)
+    on_s3 = load_settings({**team_config(), "series_store": True}, SCHEMA, local=False)
+    assert on_s3.series_store is True
 
 
 def test_annual_aggregation_overrides_keep_the_other_defaults():
@@ -155,6 +154,55 @@ def test_a_work_prefix_to_fill_in_or_with_a_password_is_refused(prefix, message)
     assert "s3cr3t" not in str(refused.value)
     check_work_prefix("s3://ws-work/etm")
     check_work_prefix(None)  # local runs have no default storage
+
+
+def test_a_public_url_is_an_address_users_read_the_output_prefix_under():
+    assert load_settings(team_config(), SCHEMA).public_url is None
+    for url, kept in [
+        ("https://d111111abcdef8.cloudfront.net/USA/TBD/", "https://d111111abcdef8.cloudfront.net/USA/TBD"),
+        ("https://ws-enduser.s3.us-west-2.amazonaws.com/USA/TBD", None),
+        ("http://data.example.org", None),
+        ("s3://ws-enduser-copy/USA/TBD//", "s3://ws-enduser-copy/USA/TBD"),
+    ]:  # fmt: skip
+        assert load_settings({**team_config(), "public_url": url}, SCHEMA).public_url == (
+            kept or url
+        )
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "https://reader:s3cr3t@cdn.example.org/USA",
+            "https://***@cdn.example.org/USA holds a user or password, which every reader of "
+            "the index would see; give the address without them",
+        ),
+        ("https://reader:s3/cr3t@cdn.example.org/USA", "https://***@cdn.example.org/USA holds"),
+        ("reader:s3cr3t@cdn.example.org", "***@cdn.example.org holds a user or password"),
+        (
+            "cdn.example.org/USA",
+            "'cdn.example.org/USA' is no http://, https:// or s3:// address; give the address "
+            "users read the output prefix under",
+        ),
+        ("ftp://cdn.example.org/USA", "'ftp://cdn.example.org/USA' is no http://"),
+        ("", "'' is no http://"),
+        ("https:///USA", "https:///USA names no host; give the address with its host"),
+        (
+            "https://cdn.example.org/USA?v=1",
+            "'https://cdn.example.org/USA?v=1' has a query, a fragment or whitespace; give the "
+            "address whose path the published files' paths follow",
+        ),
+        ("https://cdn.example.org/USA#map", "#map' has a query, a fragment or whitespace"),
+        ("https://cdn.example.org/my data", "data' has a query, a fragment or whitespace"),
+        ("s3://ws!enduser/USA", "'ws!enduser/USA' is not a 'bucket/prefix' path"),
+    ],
+)
+def test_a_malformed_public_url_is_one_line_naming_the_key_without_its_password(url, problem):
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**team_config(), "public_url": url}, SCHEMA)
+    message = str(refused.value)
+    assert message.startswith("config key 'public_url': ") and problem in message
+    assert "s3cr3t" not in message and "cr3t" not in message and "\n" not in message
 
 
 def test_tiles_by_bounds_or_by_chip_list():

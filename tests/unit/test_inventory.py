@@ -10,7 +10,7 @@ import yaml
 from etm.config import Settings, TileGrid, TileSpec, load_settings, read_schema
 from etm.errors import ChipNameError, MissingChipsError, StorageError, TileGridError
 from etm.grid import Chip, chips_in_bounds
-from etm.inventory import month_chip_files, scan_tile, undersized, verify
+from etm.inventory import JobInventories, scan_tile, undersized, verify
 from etm.listing import LocalListing, StoredObject
 
 LISTING = LocalListing()
@@ -100,9 +100,35 @@ def test_complete_month_paths_in_reading_order_and_the_same_from_a_narrow_listin
     verification = verify(settings(tiles, months=(3,)), LISTING)
     files = verification.chip_files("r50.0_tile6", "etasw", 2008, 3)
     assert [f.path for f in files] == [f"{prefix}/{c.name}/2008/etasw_200803.tif" for c in chips]
-    assert month_chip_files(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 3) == files
+    jobs = JobInventories(settings(tiles), LISTING)
+    assert jobs.month_files("r50.0_tile6", "etasw", 2008, 3) == files
     with pytest.raises(MissingChipsError, match="r50.0_tile6 chip47.4N-106.8E etasw 2008-04"):
-        month_chip_files(settings(tiles), LISTING, "r50.0_tile6", "etasw", 2008, 4)
+        jobs.month_files("r50.0_tile6", "etasw", 2008, 4)
+
+
+def test_a_job_process_lists_each_chip_year_folder_once_for_every_product_and_month(tmp_path):
+    prefix = str(tmp_path / "r50.0_tile6")
+    chips = chips_in_bounds([-106.8, 37.4, -96.8, 47.4], 20)
+    for chip in chips:
+        for product in ("etasw", "etasw5"):
+            for month in (3, 4):
+                touch(f"{prefix}/{chip.name}/2008/{product}_2008{month:02d}.tif")
+    walked = []
+
+    class Counting(LocalListing):
+        def walk(self, folder):
+            walked.append(folder)
+            return super().walk(folder)
+
+    tiles = {"r50.0_tile6": TileSpec("r50.0_tile6", (prefix,), None)}
+    jobs = JobInventories(settings(tiles, products=("etasw", "etasw5")), Counting())
+    for product in ("etasw", "etasw5"):
+        for month in (3, 4):
+            found = jobs.month_files("r50.0_tile6", product, 2008, month)
+            assert [f.path.rsplit("/", 1)[1] for f in found] == [
+                f"{product}_2008{month:02d}.tif"
+            ] * 25
+    assert sorted(walked) == sorted(f"{prefix}/{chip.name}/2008" for chip in chips)
 
 
 def test_folder_that_is_not_a_chip_name_is_named(tmp_path):

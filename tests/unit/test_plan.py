@@ -16,6 +16,7 @@ from etm.plan import (
     aggregation,
     collection_kind,
     collections,
+    index_base,
     index_hrefs,
     missing_line,
     period_plan,
@@ -193,3 +194,21 @@ def test_a_region_collection_lists_its_periods_beside_its_indexes():
     assert index_hrefs("etasw-tiles-monthly") == [
         "etasw-tiles-monthly/items.ndjson", "etasw-tiles-monthly/items.parquet",
     ]  # fmt: skip
+
+
+def test_the_index_names_the_output_prefix_by_its_public_url_or_its_own_address(
+    tmp_path, monkeypatch
+):
+    public = "https://d111111abcdef8.cloudfront.net/USA/demo"
+    assert index_base("ws-enduser/USA/demo", on_s3=True, public_url=public) == public
+    assert index_base("out", on_s3=False, public_url=public) == public
+    assert index_base("ws-enduser/USA/demo", on_s3=True, public_url=None) == (
+        "s3://ws-enduser/USA/demo"
+    )
+    # A local folder by its absolute path, as the user wrote it (a link not followed), and
+    # as it is: a file URL would escape the space, which rasterio does not read back.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert index_base("link/my out", on_s3=False, public_url=None) == f"{tmp_path}/link/my out"
+    assert index_base("/data/out", on_s3=False, public_url=None) == "/data/out"

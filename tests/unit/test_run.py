@@ -1,6 +1,7 @@
 """The rules' parameters as a job process and the main process give them (etm.run)."""
 
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -57,6 +58,8 @@ def test_the_catalog_names_each_item_in_the_order_of_the_publications():
     assert options["hrefs"] == [f"{p.name}.json" for p in process.publications]
     assert options["collections"] == process.collections
     assert (options["license"], options["license_url"]) == ("other", "https://example.org/terms")
+    # The indexes name the local output prefix by its absolute path, one on S3 by its URL.
+    assert options["base"] == os.path.abspath(config.output)
     assert process.collection_files == [
         f"{config.output}/{c}/collection.json" for c in process.collections
     ]
@@ -67,6 +70,7 @@ def test_the_catalog_names_each_item_in_the_order_of_the_publications():
     on_s3.publications = process.publications
     kept = f"ws-work/etm/stac_items/{config.output}"
     assert on_s3.catalog_options["kept"] == kept
+    assert on_s3.catalog_options["base"] == f"s3://{config.output}"
     by_href = dict(zip(options["hrefs"], on_s3.catalog_options["kept_by_region"], strict=True))
     assert by_href[f"tiles/{TILE6}/etasw/2020/etasw_202007.json"] == by_href[
         "mosaic/etasw/2020/etasw_202007.json"

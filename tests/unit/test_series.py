@@ -153,3 +153,157 @@ def test_a_host_that_ignores_ranges_still_gives_the_ranges_asked(tmp_path):
         whole = read_point(url.rstrip("/"), "etasw", *lonlat(100, 200))
         assert read_point(url.rstrip("/"), "netet", 0, 0) is None  # no store: a 404
     assert ranged == whole == expected and asked == 3
+
+
+@pytest.fixture
+def s3_out(monkeypatch):
+    """A loopback S3 server with bucket ``out``, reached through the environment only."""
+    from s3server import S3Server
+
+    server = S3Server()
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    server.client().create_bucket(Bucket="out")
+    yield server
+    server.stop()
+
+
+def two_month_shards(monkeypatch):
+    """Shards of two months, so that a few months make several blocks along time."""
+    from etm import series
+
+    monkeypatch.setattr(series, "MONTHS", 2)
+    monkeypatch.setattr(series, "LAYOUT", {**series.LAYOUT, "months": 2})
+
+
+def writes(server) -> list[tuple[str, str]]:
+    """(method, key under the store) of each PUT and DELETE since the last reset, in order."""
+    under = "/out/run/series/etasw.zarr/"
+    found = [(m, p) for m, p, q in server.requests if m == "PUT" or "delete" in q]
+    assert all(p.startswith(under) or p == "/out" for _, p in found), found
+    return [(m, p.removeprefix(under)) for m, p in found if p != "/out"]
+
+
+def test_on_s3_a_month_redone_or_added_writes_its_blocks_shards_then_the_metadata_last(
+    tmp_path, s3_out, monkeypatch
+):
+    two_month_shards(monkeypatch)
+    store, prefix = "s3://out/run/series/etasw.zarr", "s3://out/run"
+    assert update_store(store, "etasw", region(tmp_path, [1, 2, 3])) == [
+        "202001",
+        "202002",
+        "202003",
+    ]
+    first = writes(s3_out)
+    # 2 blocks of 2×2 shards, 2 time chunks, x and y, 4 arrays' metadata, the group's.
+    assert len(first) == 8 + 2 + 2 + 4 + 1 and first[-1] == ("PUT", "zarr.json")
+    assert read_point(prefix, "etasw", *lonlat(3, 4)).values == [
+        float(month_values(m)[4, 3]) for m in (1, 2, 3)
+    ]
+    # March redone where its values changed in one shard only: that shard, then the group.
+    s3_out.reset_count()
+    cogs = region(tmp_path, [1, 2, 3])
+    changed = month_values(3)
+    changed[:100, :100] += 1
+    write_cog(tmp_path / cogs[2].href, changed, digest="d2")
+    assert update_store(store, "etasw", cogs) == ["202003"]
+    assert writes(s3_out) == [("PUT", "etasw/c/1/0/0"), ("PUT", "zarr.json")]
+    assert read_point(prefix, "etasw", *lonlat(3, 4)).values[2] == float(changed[4, 3])
+    # April added: block 1's shards and time chunk, the metadata of the arrays it lengthens.
+    s3_out.reset_count()
+    cogs = [*cogs, *region(tmp_path, [4])]
+    assert update_store(store, "etasw", cogs) == ["202004"]
+    assert writes(s3_out) == [
+        *[("PUT", f"etasw/c/1/{r}/{c}") for r in (0, 1) for c in (0, 1)],
+        ("PUT", "time/c/1"), ("PUT", "etasw/zarr.json"), ("PUT", "time/zarr.json"),
+        ("PUT", "zarr.json"),
+    ]  # fmt: skip
+    point = read_point(prefix, "etasw", *lonlat(520, 590))
+    assert point.values == [float(month_values(m)[590, 520]) for m in (1, 2)] + [
+        float(changed[590, 520]), float(month_values(4)[590, 520])
+    ]  # fmt: skip
+
+
+def test_a_month_inserted_before_the_last_writes_the_store_anew_under_other_chunk_keys(
+    tmp_path, s3_out, monkeypatch
+):
+    two_month_shards(monkeypatch)
+    store = "s3://out/run/series/etasw.zarr"
+    update_store(store, "etasw", region(tmp_path, [1, 3]))
+    s3_out.reset_count()
+    assert update_store(store, "etasw", region(tmp_path, [1, 2, 3])) == ["202002"]
+    keys = [key for method, key in writes(s3_out) if method == "PUT"]
+    # The old chunks (c/...) stay for readers holding the old metadata; the next update
+    # removes them.
+    assert "etasw/0/0/0" in keys and not any("/c/" in key for key in keys)
+    assert keys[-1] == "zarr.json"
+    stored = s3_out.client().list_objects_v2(Bucket="out")["Contents"]
+    assert any("/etasw/c/0/0/0" in o["Key"] for o in stored)
+    point = read_point("s3://out/run", "etasw", *lonlat(3, 4))
+    assert point.values == [float(month_values(m)[4, 3]) for m in (1, 2, 3)]
+    s3_out.reset_count()
+    update_store(store, "etasw", [*region(tmp_path, [1, 2, 3]), *region(tmp_path, [4])])
+    stored = s3_out.client().list_objects_v2(Bucket="out")["Contents"]
+    assert not any("/c/" in o["Key"] for o in stored)
+
+
+@pytest.mark.parametrize("on_s3", [False, True])
+@pytest.mark.parametrize("months", [[1, 2, 3, 4], [1, 2, 3, 5]], ids=["added", "inserted"])
+def test_a_reader_between_any_two_writes_sees_the_old_store_or_the_new(
+    tmp_path, s3_out, monkeypatch, on_s3, months
+):
+    """After every object written, the store read as xarray reads it (local) or as etm
+    timeseries does (S3) is the old store or the new one."""
+    from etm.objects import Folder
+
+    two_month_shards(monkeypatch)
+    prefix = "s3://out/run" if on_s3 else str(tmp_path / "out")
+    store = f"{prefix}/{STORE.format(product='etasw')}"
+    update_store(store, "etasw", region(tmp_path, [1, 2, 5][: len(months) - 1]))
+    points = [(3, 4), (520, 590), (100, 550)]
+
+    def state():
+        if on_s3:
+            return [read_point(prefix, "etasw", *lonlat(*p)).values for p in points]
+        with xarray.open_zarr(store) as dataset:
+            return dataset.etasw.values.tolist(), dataset.time.values.tolist()
+
+    old = state()
+    seen = []
+    put = Folder.put
+
+    def checked(self, key, data):
+        written = put(self, key, data)
+        seen.append(state())
+        return written
+
+    monkeypatch.setattr(Folder, "put", checked)
+    update_store(store, "etasw", region(tmp_path, months))
+    new = state()
+    assert new != old and len(seen) > 3
+    assert all(s in (old, new) for s in seen)
+
+
+def test_a_failed_update_leaves_the_previous_store_readable(tmp_path, s3_out, monkeypatch):
+    from etm.errors import StorageError
+    from etm.objects import Folder
+
+    two_month_shards(monkeypatch)
+    store, prefix = "s3://out/run/series/etasw.zarr", "s3://out/run"
+    update_store(store, "etasw", region(tmp_path, [1, 2]))
+    before = read_point(prefix, "etasw", *lonlat(3, 4))
+    put, calls = Folder.put, []
+
+    def failing(self, key, data):
+        calls.append(key)
+        if len(calls) == 3:
+            raise StorageError(f"cannot write s3://out/run/series/etasw.zarr/{key}: refused")
+        return put(self, key, data)
+
+    monkeypatch.setattr(Folder, "put", failing)
+    with pytest.raises(StorageError, match="etasw.zarr/"):
+        update_store(store, "etasw", region(tmp_path, [1, 2, 3]))
+    assert read_point(prefix, "etasw", *lonlat(3, 4)) == before
+    monkeypatch.setattr(Folder, "put", put)
+    update_store(store, "etasw", region(tmp_path, [1, 2, 3]))
+    assert read_point(prefix, "etasw", *lonlat(3, 4)).values[2] == float(month_values(3)[4, 3])

@@ -6,7 +6,15 @@ import os
 import pytest
 
 from etm.errors import EtmError
-from etm.timeseries import Reading, as_csv, month_span, output_prefix, point_series, resolve
+from etm.timeseries import (
+    Reading,
+    as_csv,
+    month_span,
+    output_prefix,
+    point_series,
+    read_from,
+    resolve,
+)
 
 
 def test_the_output_prefix_is_found_from_itself_or_its_catalog():
@@ -50,4 +58,37 @@ def test_an_index_href_is_resolved_against_its_folder_as_an_absolute_path_or_url
     )
     assert resolve("out/etasw-monthly", href) == os.path.abspath(
         "out/mosaic/etasw/2020/etasw_202007.tif"
+    )
+
+
+def test_an_index_items_files_are_read_from_where_the_index_was():
+    """The index names the output prefix as the run was told; a reader may read it elsewhere
+    (a copy, or S3 for a public HTTPS address)."""
+    public = "https://d111111abcdef8.cloudfront.net/USA/demo"
+    item = {
+        "id": "x",
+        "links": [
+            {"rel": "self", "href": f"{public}/mosaic/etasw/2020/etasw_202007.json"},
+            {"rel": "root", "href": f"{public}/catalog.json"},
+            {"rel": "license", "href": "https://example.org/terms"},
+        ],
+        "assets": {"data": {"href": f"{public}/mosaic/etasw/2020/etasw_202007.tif", "x": 1}},
+    }
+    moved = read_from(item, "s3://b/copy")
+    assert [link["href"] for link in moved["links"]] == [
+        "s3://b/copy/mosaic/etasw/2020/etasw_202007.json",
+        "s3://b/copy/catalog.json",
+        "https://example.org/terms",
+    ]
+    assert moved["assets"] == {
+        "data": {"href": "s3://b/copy/mosaic/etasw/2020/etasw_202007.tif", "x": 1}
+    }
+    assert item["assets"]["data"]["href"].startswith(public)  # the line is unchanged
+    # An index an earlier etm wrote, its hrefs relative to it, alike.
+    earlier = {
+        "links": [{"rel": "root", "href": "../catalog.json"}],
+        "assets": {"data": {"href": "../mosaic/etasw/2020/etasw_202007.tif"}},
+    }
+    assert read_from(earlier, "/data/out")["assets"]["data"]["href"] == (
+        "/data/out/mosaic/etasw/2020/etasw_202007.tif"
     )

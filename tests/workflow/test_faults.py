@@ -260,12 +260,16 @@ def test_disk_full_while_writing_a_cog_fails_with_one_line_and_publishes_nothing
 
 
 def test_a_narrower_grant_than_the_readmes_is_one_line_naming_the_object_and_permission(s3ws):
-    # A role that may read and write the COGs but not list their prefix: S3 answers 403,
-    # not 404, to a HEAD of a COG that does not exist yet.
-    def cog_head(method: str, path: str) -> bool:
-        return method == "HEAD" and path.startswith("/ws-enduser/") and path.endswith(".tif")
+    # A role that may read and write the COGs but not list their folders: the storage
+    # plugin asks S3 about each COG itself, and S3 answers 403, not 404, to a HEAD of a COG
+    # that does not exist yet.
+    def cog_head_or_folder(method: str, path: str) -> bool:
+        listing = method == "GET" and path.startswith("/ws-enduser?") and "delimiter" in path
+        return listing or (
+            method == "HEAD" and path.startswith("/ws-enduser/") and path.endswith(".tif")
+        )
 
-    proxy = proxied(s3ws, deny=cog_head)
+    proxy = proxied(s3ws, deny=cog_head_or_folder)
     try:
         result, _ = s3ws.snakemake()
     finally:

@@ -21,7 +21,17 @@ import pandas as pd
 import pystac
 import pytest
 import rasterio
-from conftest import DEMO_OUTPUT, REPO, SNAKEMAKE, TILE5, TILE6, kept_folder, snakemake_command
+from conftest import (
+    DEMO_OUTPUT,
+    JULY,
+    REPO,
+    SNAKEMAKE,
+    TILE5,
+    TILE6,
+    YEARS,
+    kept_folder,
+    snakemake_command,
+)
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
 from rangeserver import certificate, served_bytes, serving
@@ -31,7 +41,7 @@ from stacschemas import errors
 from etm.plan import PERIODS
 from etm.provenance import LEDGER, digest
 from etm.quicklook import drawn_with
-from etm.timeseries import index_items, polygon_series
+from etm.timeseries import polygon_series
 from etm.web import PAGE, page_files
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
@@ -302,8 +312,11 @@ def published_documents(collection: Path) -> list[dict]:
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 @pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
 @pytest.mark.parametrize("collection", [*(f"etasw-{kind}" for kind in KINDS), "netet-yearly"])
-def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collection):
-    """As end users load a whole Collection, tiles included: the region's COGs, exactly."""
+def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(
+    demo, collection, tmp_path, monkeypatch
+):
+    """As end users load a whole Collection, tiles included: the region's COGs, exactly;
+    from its Items, or its index's lines or rows as they are, with no base URL."""
     import odc.stac
     import stackstac
 
@@ -316,10 +329,16 @@ def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collect
     expected, transform = cog_series([region / f"{product}_{p}.tif" for p in periods])
     starts = np.array([f"{p[:4]}-{p[4:] or '01'}-01" for p in periods], "datetime64[ns]")
 
-    # The Items as the Collection links them, and as its GeoParquet index holds them.
-    indexed = index_items(str(demo / OUTPUT), collection)
-    assert sorted(i["id"] for i in indexed) == sorted(i.id for i in items)
-    for loaded_items in (items, [pystac.Item.from_dict(i) for i in indexed]):
+    # The Items as the Collection links them, and as its indexes hold them, read from
+    # elsewhere: their hrefs resolve against nothing.
+    lines, rows = index_lines(path.parent), index_rows(path.parent)
+    monkeypatch.chdir(tmp_path)
+    assert (
+        sorted(i["id"] for i in lines)
+        == sorted(i["id"] for i in rows)
+        == sorted(i.id for i in items)
+    )
+    for loaded_items in (items, pystac.ItemCollection(lines), pystac.ItemCollection(rows)):
         # odc-stac snaps its grid to multiples of the resolution unless told "floating":
         # with no argument, a load of several tiles is 0.66 pixel off their lattice.
         loaded = odc.stac.load(loaded_items, anchor="floating")
@@ -330,11 +349,12 @@ def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collect
         np.testing.assert_array_equal(loaded[key].values, expected)
 
     # stackstac 0.5 knows only proj:epsg, which pystac removes when it reads an Item: it is
-    # given the Items as JSON (as published, or from the index). Its default snaps bounds
-    # to multiples of the resolution, which moves the model's lattice by a fraction of a
-    # pixel (a resampling): snap_bounds=False keeps the COGs' grid. Its time is an Item's
-    # datetime, null for a year: each Item's start instead; a period's tiles mosaicked.
-    for documents in (published_documents(path), indexed):
+    # given the Items as JSON (as published, or the index's lines or rows). Its default
+    # snaps bounds to multiples of the resolution, which moves the model's lattice by a
+    # fraction of a pixel (a resampling): snap_bounds=False keeps the COGs' grid. Its time
+    # is an Item's datetime, null for a year: each Item's start instead; a period's tiles
+    # mosaicked.
+    for documents in (published_documents(path), lines, rows):
         stacked = stackstac.stack(documents, snap_bounds=False, sortby_date=False)
         assert list(stacked.band.values) == [key]  # the COG, not the quicklook
         assert stacked.attrs["crs"] == "epsg:4326"
@@ -344,6 +364,20 @@ def test_odc_stac_and_stackstac_load_a_collection_on_the_cogs_grid(demo, collect
         periods_loaded = stacked.groupby("time").map(stackstac.mosaic)
         np.testing.assert_array_equal(periods_loaded.time.values, starts)
         np.testing.assert_array_equal(periods_loaded.sel(band=key).values, expected)
+
+
+def index_lines(folder: Path) -> list[dict]:
+    """A Collection's ``items.ndjson``, as end users read it: one Item a line."""
+    return [json.loads(line) for line in (folder / "items.ndjson").read_text().splitlines()]
+
+
+def index_rows(folder: Path) -> list[dict]:
+    """A Collection's ``items.parquet``, as end users read it with stac-geoparquet."""
+    import pyarrow.parquet
+    import stac_geoparquet.arrow
+
+    table = pyarrow.parquet.read_table(folder / "items.parquet")
+    return list(stac_geoparquet.arrow.stac_table_to_items(table))
 
 
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
@@ -369,9 +403,6 @@ def test_months_and_years_loaded_together_are_kept_apart_or_refused(demo):
 
 
 def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
-    import pyarrow.parquet
-    import stac_geoparquet.arrow
-
     output = demo / OUTPUT
     items = {
         path: json.loads(path.read_text())
@@ -382,26 +413,26 @@ def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
     indexed = []
     for collection in COLLECTIONS:
         folder = output / collection
-        lines = [json.loads(line) for line in (folder / "items.ndjson").read_text().splitlines()]
-        rows = stac_geoparquet.arrow.stac_table_to_items(
-            pyarrow.parquet.read_table(folder / "items.parquet")
-        )
-        parquet = {row["id"]: row for row in rows}
+        lines = index_lines(folder)
+        parquet = {row["id"]: row for row in index_rows(folder)}
         assert sorted(parquet) == sorted(line["id"] for line in lines)
         for line in lines:
             path, item = by_id[line["id"]]
             assert line["collection"] == collection
             assert errors(line) == []
-            # As published, but its hrefs relative to the index.
+            # As published, but every href absolute: the local output prefix's absolute
+            # path (no public_url), and a self link.
             assert {k: v for k, v in line.items() if k not in ("links", "assets")} == {
                 k: v for k, v in item.items() if k not in ("links", "assets")
             }
+            self, *links = line["links"]
+            assert self == {"rel": "self", "href": str(path), "type": "application/json"}
             for key, asset in line["assets"].items():
-                assert (folder / asset["href"]).resolve() == (
-                    path.parent / item["assets"][key]["href"]
-                ).resolve()
-            for link, own in zip(line["links"], item["links"], strict=True):
-                assert (folder / link["href"]).resolve() == (path.parent / own["href"]).resolve()
+                assert asset == {**item["assets"][key], "href": asset["href"]}
+                assert asset["href"] == str((path.parent / item["assets"][key]["href"]).resolve())
+            for link, own in zip(links, item["links"], strict=True):
+                assert link == {**own, "href": link["href"]}
+                assert link["href"] == str((path.parent / own["href"]).resolve())
             row = parquet[line["id"]]
             assert row["assets"] == line["assets"] and row["links"] == line["links"]
             assert row["bbox"] == line["bbox"] and row["geometry"] == line["geometry"]
@@ -426,6 +457,74 @@ def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
             ]
             assert all(p["minimum"] <= p["maximum"] for p in periods)
     assert sorted(line["id"] for line in indexed) == sorted(by_id)
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+def test_with_a_public_url_the_index_names_every_file_under_it_and_loads_from_there(
+    workspace, tmp_path, monkeypatch
+):
+    """public_url: a static host's address of the output prefix (here a loopback HTTP
+    server of it). The indexes name every file under it, and odc-stac and stackstac load
+    their lines from there as they are; the catalog's own JSON stays relative."""
+    import odc.stac
+    import stackstac
+
+    workspace.output.mkdir()
+    with serving(str(workspace.output)) as (url, requests):
+        workspace.config["public_url"] = url  # with a trailing slash, which is left out
+        result = workspace.snakemake()
+        assert result.returncode == 0, result.stderr
+        base = url.rstrip("/")
+        folder = workspace.output / "etasw-monthly"
+        lines, rows = index_lines(folder), index_rows(folder)
+        assert len(lines) == len(YEARS)
+        for row, line in zip(rows, lines, strict=True):
+            assert (row["links"], row["assets"]) == (line["links"], line["assets"])
+        for line in lines:
+            assert errors(line) == []
+            year = line["properties"]["start_datetime"][:4]
+            name = f"mosaic/etasw/{year}/etasw_{year}{JULY:02d}"
+            assert {link["rel"]: link["href"] for link in line["links"]} == {
+                "self": f"{base}/{name}.json",
+                "root": f"{base}/catalog.json",
+                "parent": f"{base}/etasw-monthly/collection.json",
+                "collection": f"{base}/etasw-monthly/collection.json",
+            }
+            assert {a["href"] for a in line["assets"].values()} == {
+                f"{base}/{name}.tif", f"{base}/{name}.png"
+            }  # fmt: skip
+        expected, transform = cog_series([workspace.region_cog("etasw", y, JULY) for y in YEARS])
+        monkeypatch.chdir(tmp_path)  # nothing is read from the output folder by its path
+        del requests[:]
+        loaded = odc.stac.load(pystac.ItemCollection(lines), anchor="floating")
+        assert loaded.odc.geobox.affine == transform
+        np.testing.assert_array_equal(loaded["data"].values, expected)
+        stacked = stackstac.stack(lines, assets=["data"], snap_bounds=False).sortby("time")
+        assert stacked.attrs["transform"] == transform
+        np.testing.assert_array_equal(stacked.sel(band="data").values, expected)
+        # Read from the host: the COGs by range requests.
+        cogs = [r for r in requests if r.startswith("GET /mosaic/etasw/") and ".tif" in r]
+        assert cogs and all("bytes=" in r for r in cogs), requests
+    catalog = json.loads((workspace.output / "catalog.json").read_text())
+    collection = json.loads((folder / "collection.json").read_text())
+    item = json.loads((workspace.output / f"{name}.json").read_text())
+    for document in (catalog, collection, item):
+        hrefs = [link["href"] for link in document["links"] if link["rel"] != "license"]
+        hrefs += [asset["href"] for asset in document.get("assets", {}).values()]
+        assert all(href.startswith(".") for href in hrefs), hrefs
+    # A public_url set or changed later: the indexes are written with the catalog, which
+    # the rerun trigger (mtime) does not redo for a setting; --forcerun does.
+    workspace.config["public_url"] = "https://d111111abcdef8.cloudfront.net/USA/TBD"
+    dry = workspace.snakemake("-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    result = workspace.snakemake("--forcerun", "stac_catalog")
+    assert result.returncode == 0, result.stderr
+    assert index_lines(folder)[0]["links"][1] == {
+        "rel": "root",
+        "href": "https://d111111abcdef8.cloudfront.net/USA/TBD/catalog.json",
+        "type": "application/json",
+    }
 
 
 def test_quicklooks_are_transparent_where_nan_and_not_blank(demo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,8 +76,11 @@ def catalog_log(s3ws, name: str = "stac_catalog") -> str:
 
 
 def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuploaded_month(s3ws):
-    result, _ = s3ws.snakemake()
+    result, requests = s3ws.snakemake()
     assert result.returncode == 0, result.stderr
+    # Whether each output exists, its time and size: from listings of its folder, not a
+    # HEAD each (824 HEADs of this run before, 2026-12-07).
+    assert requests["HEAD"] == 0
     assert s3ws.published() == s3ws.expected_cogs()
     items = {cog.removesuffix(".tif") + ".json" for cog in s3ws.expected_cogs()}
     # The first catalog reads no Item: each region period's job kept its period's Items.
@@ -111,6 +115,16 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     # The map page, with content types a static host serves it by (S3 website hosting).
     assert s3ws.published((".html", ".css")) == {"index.html", "map.css"}
     assert s3ws.published((".js",)) == {n for n in page_files(str(REPO)) if n.endswith(".js")}
+    # Without public_url, the index names every file by its S3 URL: objects that are there.
+    index = s3ws.s3.get_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{INDEX_NDJSON}")
+    for line in map(json.loads, index["Body"].read().decode().splitlines()):
+        self = line["links"][0]
+        assert self["rel"] == "self"
+        assert self["href"] == line["assets"]["data"]["href"].removesuffix(".tif") + ".json"
+        hrefs = [link["href"] for link in line["links"]]
+        for href in hrefs + [asset["href"] for asset in line["assets"].values()]:
+            assert href.startswith(f"s3://ws-enduser/{OUTPUT}/"), href
+            s3ws.s3.head_object(Bucket="ws-enduser", Key=href.removeprefix("s3://ws-enduser/"))
     cog = sorted(s3ws.expected_cogs())[0]
     types = {
         name: s3ws.s3.head_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{name}")["ContentType"]
@@ -322,3 +336,58 @@ def test_a_profile_value_left_as_its_placeholder_stops_even_a_dry_run(s3ws, prof
         f"etm error: profile key '{key}' is still the placeholder '"
     ), result.stderr
     assert "FILL-IN-" in errors[0]
+
+
+def store_puts(s3ws) -> list[str]:
+    """The series store's objects written (PUT) in the last run, in order."""
+    under = f"/ws-enduser/{OUTPUT}/series/etasw.zarr/"
+    return [
+        p.removeprefix(under)
+        for m, p, _ in s3ws.server.requests
+        if m == "PUT" and p.startswith(under)
+    ]
+
+
+def s3_series(s3ws, lon: float, lat: float) -> list[list[str]]:
+    """`etm timeseries` at a point of the published prefix on S3: its CSV rows."""
+    _, environment = s3ws.command()
+    result = subprocess.run(
+        [str(Path(REPO) / ".venv/bin/etm"), "timeseries", "--product", "etasw", "--lon",
+         str(lon), "--lat", str(lat), f"s3://ws-enduser/{OUTPUT}"],
+        cwd=s3ws.root, capture_output=True, text=True, env=environment,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert_no_credentials(result.stdout, result.stderr)
+    return [line.split(",") for line in result.stdout.splitlines()]
+
+
+def test_the_series_store_on_s3_is_published_then_updated_for_a_month_redone(s3ws):
+    import rasterio
+
+    s3ws.config.update(products=["etasw"], series_store=True)
+    result, _ = s3ws.snakemake()
+    assert result.returncode == 0, result.stderr
+    first = store_puts(s3ws)
+    assert first[-1] == "zarr.json" and "etasw/c/0/0/0" in first
+    point, href = (-102.3, 42.1), "mosaic/etasw/2021/etasw_202107.tif"
+
+    def cog_value() -> str:
+        with rasterio.open(s3ws.download("ws-enduser", f"{OUTPUT}/{href}")) as cog:
+            return f"{next(cog.sample([point]))[0]:.9g}"
+
+    series = s3_series(s3ws, *point)
+    assert series[-1] == ["2021-07", cog_value(), href] and len(series) == 3
+    before = series[-1][1]
+
+    key = s3ws.chip_key(TILE6, "chip43.4N-102.8E", "etasw", 2021, JULY)
+    chip = s3ws.download("ws-out", key)
+    rewrite_chip(Path(chip), scale=1.5)
+    s3ws.s3.upload_file(chip, "ws-out", key)  # the model redoes one chip of July 2021
+    result, _ = s3ws.snakemake()
+    assert result.returncode == 0, result.stderr
+    again = store_puts(s3ws)
+    # The month's shards and the group's metadata, last; not the whole store again.
+    assert again[-1] == "zarr.json" and len(again) < len(first), (first, again)
+    series = s3_series(s3ws, *point)
+    assert series[-1] == ["2021-07", cog_value(), href] and series[-1][1] != before
+    assert_no_credentials(*s3ws.logs())
