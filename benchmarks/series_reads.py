@@ -104,7 +104,8 @@ def region(folder: Path, years: int, size: int) -> list[series.SourceCog]:
                 "collection": "etasw-monthly", "bbox": [WEST, south, east, NORTH],
                 "geometry": {"type": "Polygon", "coordinates": [corners]},
                 "properties": {"datetime": f"{year}-{month:02d}-01T00:00:00Z"},
-                "links": [], "assets": {"data": {"href": f"../{href}"}},
+                "links": [{"rel": "root", "href": "../catalog.json"}],
+                "assets": {"data": {"href": f"../{href}"}},
             })  # fmt: skip
             cogs.append(series.SourceCog(period, href, str(cog)))
     (folder / "etasw-monthly").mkdir(exist_ok=True)

@@ -291,14 +291,14 @@ class FolderListings:
 
     Once a container ends, Snakemake asks about every output of its jobs (whether it
     exists, is a folder, its time and size: about ten HEADs and listings a job, one after
-    the other in the main process), and a container's outputs share a few folders. A
-    folder is listed again when it is asked about an object its listing lacks, or once
-    its listing is older than ``fresh_for`` seconds, shorter than any container's start,
-    so that no answer outlives a later job's write. A folder of more than one page, or
-    one S3 refuses to list, is left to per-object requests.
+    the other in the main process), and a container's outputs share a few folders, which
+    no other container of the run writes. A folder is listed again when asked about an
+    object its listing lacks, when this process writes or removes in it, or once its
+    listing is older than ``fresh_for`` seconds. A folder of more than one page, or one
+    S3 refuses to list, is left to per-object requests.
     """
 
-    def __init__(self, fresh_for: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, fresh_for: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.fresh_for, self.clock = fresh_for, clock
         self._folders: dict[str, Folder | None] = {}
         self._lock = threading.Lock()

@@ -2,13 +2,13 @@
 
 A point's value in a region COG costs one 512×512 COG block (about 380 KB) a month. The
 store holds the same float32 values chunked long in time and small in space: one inner chunk
-is 60 months (:data:`MONTHS`) of a 16×16 pixel square, inside shards of 60 months and
+is 240 months (:data:`MONTHS`) of a 16×16 pixel square, inside shards of 240 months and
 512×512 pixels (ZSTD after a byte shuffle, the shard's index at its end). A point's series
 is then the group's ``zarr.json`` (consolidated: every array's metadata and what each month
-was read from), and per five years the shard's index (its last bytes) and one inner chunk:
-three reads up to five years, nine for twenty.
+was read from), and per 20 years the shard's index (its last bytes) and one inner chunk:
+three reads up to twenty years.
 
-A month added or redone rewrites only the shards of its five years (:func:`plan_update`),
+A month added or redone rewrites only the shards of its 20 years (:func:`plan_update`),
 in place on a local folder or an S3 prefix alike, one whole object at a time, the group's
 metadata last (:func:`_publish`).
 
@@ -53,9 +53,12 @@ SHARD, CHUNK = 512, 16
 #: their second...): 0.63 of plain ZSTD's size on benchmarks/series_reads.py's fields, as
 #: small as Blosc's ZSTD, and read by the map page with the ZSTD decoder it has for COGs.
 ZSTD_LEVEL = 5
-#: Months a shard (and an inner chunk) holds: a month added or redone rewrites the shards
-#: of its five years only, and a point's 20 years are four inner chunks.
-MONTHS = 60
+#: Months a shard (and an inner chunk) holds: a point's 20 years are one inner chunk (three
+#: reads in all), and a month added or redone rewrites the shards of its 20 years. S3
+#: rewrites objects whole, so shorter shards would write less per month but read more: 60
+#: months wrote as much CPU for a month redone (9.3 CPU-s on benchmarks/series_reads.py,
+#: most of it reading and encoding) and made a point's 20 years nine reads.
+MONTHS = 240
 #: What the store's group attribute ``etm`` is, and its layout's version.
 FORMAT = "etm-series/1"
 #: How its values are stored: a store of another layout is written anew (its months
@@ -661,8 +664,8 @@ def read_point(
     """A point's every month from the product's store; None if the prefix has none.
 
     The metadata, then per :data:`MONTHS` months the shard's index and the point's inner
-    chunk: three reads for five years, nine for twenty (fewer where a shard or a chunk
-    holds no value).
+    chunk: three reads up to twenty years, five up to forty (fewer where a shard or a
+    chunk holds no value).
 
     Raises
     ------

@@ -1,6 +1,6 @@
 // A point's every month from the product's series store (series/<product>.zarr, written by
 // etm.series with series_store: true): the store's metadata (consolidated: every array's
-// metadata and what each month was read from), then per shard along time (60 months) its
+// metadata and what each month was read from), then per shard along time (240 months) its
 // index (the shard's last bytes) and the point's inner chunk (ZSTD after a byte shuffle,
 // decoded by the ZSTD decoder geotiff.js uses for the COGs: the same module, loaded once),
 // the shards' reads at once.
