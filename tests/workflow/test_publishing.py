@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import urllib.parse
@@ -448,10 +449,14 @@ def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
         if collection in REGION_COLLECTIONS:
             by_start = sorted(lines, key=lambda line: line["properties"]["start_datetime"])
             periods = json.loads((folder / PERIODS).read_text())["periods"]
+            # Each COG relative to the list, so that the page reads it wherever it is served.
             assert [(p["period"], p["cog"]) for p in periods] == [
                 (
                     line["properties"]["start_datetime"][: 7 if "monthly" in collection else 4],
-                    line["assets"]["data" if "monthly" in collection else "year"]["href"],
+                    os.path.relpath(
+                        line["assets"]["data" if "monthly" in collection else "year"]["href"],
+                        folder.resolve(),
+                    ),
                 )
                 for line in by_start
             ]
@@ -1023,6 +1028,8 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         overlaid = hash_of(page).get("years")
         # A polygon drawn on the map: its mean series.
         page.locator("#draw").click()
+        # The drawing tool's code loads with the first polygon: the button says when it draws.
+        page.wait_for_function("document.getElementById('draw').textContent.startsWith('Cancel')")
         corners = [(0.40, 0.45), (0.48, 0.45), (0.48, 0.55), (0.40, 0.55), (0.40, 0.45)]
         for x, y in corners:
             page.mouse.click(box["x"] + box["width"] * x, box["y"] + box["height"] * y)
