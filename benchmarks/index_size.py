@@ -31,7 +31,7 @@ from rasterio.transform import from_origin
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from rangeserver import serving  # noqa: E402
+from rangeserver import served_bytes, serving  # noqa: E402
 
 from etm import plan, stac, timeseries  # noqa: E402
 
@@ -84,6 +84,42 @@ def write_items(output: str, cogs: dict[str | None, str], chunk: list[plan.Publi
         stac.write(item, str(path))
 
 
+def build_index(root: Path, tiles: int, years: int) -> tuple[Path, list[str]]:
+    """The archive's Items, catalog, Collections and indexes under ``root/out``, as the
+    COGs' jobs and the catalog job write them; its output prefix and Collections."""
+    output = root / "out"
+    output.mkdir(parents=True, exist_ok=True)
+    columns = max(1, (tiles + 1) // 2)
+    cogs = {
+        f"r50.0_tile{i}": place_cog(
+            root, f"tile{i}", -126 + 10 * (i % columns), 50 - 10 * (i // columns), TILE_PIXELS
+        )
+        for i in range(tiles)
+    }
+    cogs[None] = place_cog(root, "region", -126, 50, TILE_PIXELS * columns)
+    published = publications(tiles, range(2001, 2001 + years))
+    start = time.perf_counter()
+    chunks = [published[i::8] for i in range(8)]
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(write_items, [str(output)] * 8, [cogs] * 8, chunks))
+    print(f"built {len(published):,} Items in {time.perf_counter() - start:.0f} s")
+
+    collections = sorted({p.collection for p in published})
+    for collection in collections:  # Snakemake makes its outputs' folders
+        (output / collection).mkdir()
+    hrefs = [f"{p.name}.json" for p in published]
+    start = time.perf_counter()
+    stac.write_catalog(
+        [str(output / href) for href in hrefs], hrefs=hrefs, on_s3=None, kept=None,
+        kept_by_region=None, collections=collections, license="other", license_url=None,
+        base=PUBLIC_URL, catalog=str(output / "catalog.json"),
+        collection_files=[str(output / plan.collection_href(c)) for c in collections],
+        index_files=[str(output / h) for c in collections for h in plan.index_hrefs(c)],
+    )  # fmt: skip
+    print(f"wrote the catalog and its indexes in {time.perf_counter() - start:.0f} s")
+    return output, collections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles", type=int, default=18)
@@ -91,39 +127,7 @@ def main() -> None:
     parser.add_argument("--folder", help="where to build the archive (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(args.folder or scratch)
-        output = root / "out"
-        output.mkdir(parents=True, exist_ok=True)
-        columns = max(1, (args.tiles + 1) // 2)
-        cogs = {
-            f"r50.0_tile{i}": place_cog(
-                root, f"tile{i}", -126 + 10 * (i % columns), 50 - 10 * (i // columns),
-                TILE_PIXELS,
-            )
-            for i in range(args.tiles)
-        }  # fmt: skip
-        cogs[None] = place_cog(root, "region", -126, 50, TILE_PIXELS * columns)
-        published = publications(args.tiles, range(2001, 2001 + args.years))
-        start = time.perf_counter()
-        chunks = [published[i::8] for i in range(8)]
-        with ProcessPoolExecutor(2) as pool:
-            list(pool.map(write_items, [str(output)] * 8, [cogs] * 8, chunks))
-        print(f"built {len(published):,} Items in {time.perf_counter() - start:.0f} s")
-
-        collections = sorted({p.collection for p in published})
-        for collection in collections:  # Snakemake makes its outputs' folders
-            (output / collection).mkdir()
-        hrefs = [f"{p.name}.json" for p in published]
-        start = time.perf_counter()
-        stac.write_catalog(
-            [str(output / href) for href in hrefs], hrefs=hrefs, on_s3=None, kept=None,
-            kept_by_region=None, collections=collections, license="other", license_url=None,
-            base=PUBLIC_URL, catalog=str(output / "catalog.json"),
-            collection_files=[str(output / plan.collection_href(c)) for c in collections],
-            index_files=[str(output / h) for c in collections for h in plan.index_hrefs(c)],
-        )  # fmt: skip
-        print(f"wrote the catalog and its indexes in {time.perf_counter() - start:.0f} s")
-
+        output, collections = build_index(Path(args.folder or scratch), args.tiles, args.years)
         sizes = {
             suffix: {c: (output / c / f"items.{suffix}").stat().st_size for c in collections}
             for suffix in ("ndjson", "parquet")
@@ -142,14 +146,9 @@ def main() -> None:
             months = timeseries.region_months(url.rstrip("/"), "etasw", None, None)
         fetched = 0
         for request in requests:
-            method, path, span = request.split(" ", 2)
-            if span == "whole":
-                size = (output / path.lstrip("/")).stat().st_size
-            else:
-                first, last = span.removeprefix("bytes=").split("-")
-                size = int(last) - int(first) + 1
+            size = served_bytes(output, request)
             fetched += size
-            print(f"  {method} {path} {span}: {size:,} bytes")
+            print(f"  {request}: {size:,} bytes")
         print(
             f"etm timeseries (etasw, {len(months)} region months) fetches {fetched:,} bytes in "
             f"{len(requests)} request(s) before its first COG"

@@ -30,7 +30,6 @@ import datetime
 import os
 import platform
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ from rasterio.transform import from_origin
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from rangeserver import serving  # noqa: E402
+from rangeserver import served_bytes, serving  # noqa: E402
 
 from etm import series, stac  # noqa: E402
 from etm.cog import Metadata, build_cog  # noqa: E402
@@ -120,20 +119,6 @@ def cpu_of(step) -> float:
     start = time.process_time()
     step()
     return time.process_time() - start
-
-
-def served_bytes(folder: Path, request: str) -> int:
-    """The bytes a request of the range server's log was answered with."""
-    method, path, asked = request.split(" ", 2)
-    file = folder / path.lstrip("/")
-    if method != "GET" or not file.is_file():
-        return 0
-    size = file.stat().st_size
-    if wanted := re.fullmatch(r"bytes=(\d+)-(\d*)", asked):
-        return min(int(wanted[2] or size - 1), size - 1) - int(wanted[1]) + 1
-    if wanted := re.fullmatch(r"bytes=-(\d+)", asked):
-        return min(int(wanted[1]), size)
-    return size
 
 
 READ = (

@@ -120,11 +120,16 @@ def collection_href(collection: str) -> str:
 #: A Collection's indexes of its Items, beside its ``collection.json``: JSON lines, and
 #: GeoParquet (stac-geoparquet).
 INDEXES = ("items.ndjson", "items.parquet")
+#: A region Collection's periods, with their COGs and value ranges: what the map page reads
+#: to open (about 100 bytes a period, where the Items take 2 KB).
+PERIODS = "periods.json"
 
 
 def index_hrefs(collection: str) -> list[str]:
-    """A Collection's indexes (:data:`INDEXES`), relative to the output prefix."""
-    return [f"{collection}/{name}" for name in INDEXES]
+    """A Collection's indexes (:data:`INDEXES`), then a region Collection's
+    :data:`PERIODS`, relative to the output prefix."""
+    region = not collection_kind(collection).startswith("tiles")
+    return [f"{collection}/{name}" for name in (*INDEXES, *[PERIODS] * region)]
 
 
 def index_base(output: str, *, on_s3: bool, public_url: str | None) -> str:

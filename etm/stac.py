@@ -7,6 +7,7 @@ works wherever the prefix is served from or copied to:
     <product>-<kind>/collection.json              one Collection per product and kind
     <product>-<kind>/items.ndjson                 its Items, one a line (hrefs absolute)
     <product>-<kind>/items.parquet                the same as GeoParquet (stac-geoparquet)
+    <product>-<kind>/periods.json                 a region one's periods, for the map page
     tiles/<tile>/<product>/<YYYY>/<name>.json     an Item beside each tile COG
     mosaic/<product>/<YYYY>/<name>.json           an Item beside each region COG
 
@@ -35,7 +36,7 @@ from rio_stac import create_stac_item
 
 from etm.errors import StorageError
 from etm.files import whole, write_whole
-from etm.plan import INDEXES, Period, collection_href, collection_kind
+from etm.plan import INDEXES, PERIODS, Period, collection_href, collection_kind
 from etm.products import PRODUCTS
 
 CATALOG = "catalog.json"
@@ -296,6 +297,11 @@ def collection_for(
         f"./{parquet}", title="Its Items as GeoParquet (stac-geoparquet)", media_type=PARQUET,
         roles=["collection-mirror"],
     ))  # fmt: skip
+    if not kind.startswith("tiles"):
+        result.add_asset("periods", pystac.Asset(
+            f"./{PERIODS}", title="Its periods, COGs and value ranges, for the map page",
+            media_type=pystac.MediaType.JSON, roles=["metadata"],
+        ))  # fmt: skip
     own = collection_href(collection)
     result.clear_links()
     result.add_link(relative_link(pystac.RelType.ROOT, CATALOG, own))
@@ -358,6 +364,33 @@ def indexed(item: dict, href: str, base: str) -> dict:
         key: {**asset, "href": absolute(asset["href"])} for key, asset in item["assets"].items()
     }
     return line
+
+
+def period_list(items: Sequence[tuple[str, dict]], folder: str) -> dict:
+    """A region Collection's :data:`etm.plan.PERIODS`, in time order: each period
+    (``YYYY-MM`` or ``YYYY``), its COG's href relative to the list (in the Collection's
+    ``folder``, so that the page reads it wherever the prefix is served) and its smallest
+    and largest value.
+
+    Parameters
+    ----------
+    items : sequence of (str, dict)
+        Each Item's href relative to the output prefix, and the Item as published.
+    folder : str
+        The Collection's folder, relative to the output prefix.
+    """
+    periods = []
+    for href, item in sorted(items, key=lambda pair: pair[1]["properties"]["start_datetime"]):
+        month = item["properties"]["etm:period"] == "month"
+        asset = item["assets"][ASSET["month" if month else "year"]]
+        cog = posixpath.normpath(posixpath.join(posixpath.dirname(href), asset["href"]))
+        statistics = asset["raster:bands"][0]["statistics"]
+        periods.append({
+            "period": item["properties"]["start_datetime"][: 7 if month else 4],
+            "cog": posixpath.relpath(cog, folder), "minimum": statistics["minimum"],
+            "maximum": statistics["maximum"],
+        })  # fmt: skip
+    return {"periods": periods}
 
 
 def _kept_lines(texts: dict[str, str], etags: dict[str, str] | None = None) -> bytes:
@@ -515,7 +548,7 @@ def write_catalog(
     collection_files : sequence of str
         Local paths of the Collections' ``collection.json``, in the order of ``collections``.
     index_files : sequence of str
-        Local paths of the Collections' indexes (:data:`etm.plan.INDEXES`), each
+        Local paths of the Collections' indexes (:func:`etm.plan.index_hrefs`), each
         Collection's in turn.
     """
     by_collection: dict[str, list[tuple[str, dict]]] = defaultdict(list)
@@ -533,6 +566,10 @@ def write_catalog(
             "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines), next(indexes)
         )
         write_geoparquet(lines, next(indexes))
+        if not collection_kind(collection).startswith("tiles"):
+            items = zip(members, dicts, strict=True)
+            text = json.dumps(period_list(list(items), collection), allow_nan=False)
+            write_whole(text, next(indexes))
         log.info("wrote collection %s and its indexes: %d items", path, len(members))
     write(catalog_for(collections), catalog)
     log.info("wrote catalog %s of %d items", catalog, len(texts))

@@ -90,7 +90,7 @@ rule map_page:
         # After the catalog; a new catalog does not redo the page.
         catalog=ancient(rules.stac_catalog.output.catalog),
     output:
-        page=[published(*name.split(".")) for name in MAP_PAGE],
+        page=[published(*name.rsplit(".", 1)) for name in MAP_PAGE],
     log:
         kept("map_page.log"),
     localrule: True

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -90,3 +91,17 @@ def serving(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def served_bytes(folder: Path, request: str) -> int:
+    """The bytes a request of the server's log was answered with (0 for a missing file)."""
+    method, path, asked = request.split(" ", 2)
+    file = folder / path.lstrip("/").split("?")[0]
+    if method != "GET" or not file.is_file():
+        return 0
+    size = file.stat().st_size
+    if wanted := re.fullmatch(r"bytes=(\d+)-(\d*)", asked):
+        return min(int(wanted[2] or size - 1), size - 1) - int(wanted[1]) + 1
+    if wanted := re.fullmatch(r"bytes=-(\d+)", asked):
+        return min(int(wanted[1]), size)
+    return size

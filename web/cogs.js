@@ -5,11 +5,13 @@ import TileGrid from 'ol/tilegrid/TileGrid.js';
 import { fromUrl } from 'geotiff';
 
 const cogs = new Map();
+// Bytes a range request is rounded to (geotiff.js' default 64 KB, mostly unused of a header).
+const BLOCK = 16384;
 
 /** A COG's levels, full resolution first (geotiff.js reads its header by range requests). */
 function levels(url) {
   if (!cogs.has(url)) {
-    cogs.set(url, fromUrl(url).then(async (tiff) => {
+    cogs.set(url, fromUrl(url, { blockSize: BLOCK }).then(async (tiff) => {
       const count = await tiff.getImageCount();
       return Promise.all([...Array(count).keys()].map((i) => tiff.getImage(i)));
     }));
@@ -44,8 +46,10 @@ export async function cogSource(url) {
     });
     return tile;
   };
+  // zDirection 1: the level at or just coarser than the screen's pixels, not the finer one
+  // (four times the bytes for pixels the screen cannot show).
   return new DataTile({
-    loader, tileGrid, projection: 'EPSG:4326', bandCount: 2, interpolate: false, wrapX: false,
+    loader, tileGrid, projection: 'EPSG:4326', bandCount: 2, interpolate: false, wrapX: false, zDirection: 1,
   });
 }
 

@@ -1,7 +1,8 @@
 // What the page reads of the published catalog, in one place: catalog.json (one GET), then
-// a product's region Items from its Collection's index (<product>-<kind>/items.ndjson, one
-// GET, when that product and kind are first shown), and from each Item its COG's address,
-// period and statistics. The COGs themselves are read by HTTP range requests (cogs.js).
+// a product's region periods from its Collection's list of them (<product>-<kind>/
+// periods.json, one GET, when that product and kind are first shown: each period's COG and
+// value range, 100 bytes where its Item in items.ndjson takes 2 KB). The COGs themselves
+// are read by HTTP range requests (cogs.js).
 
 export const CATALOG = new URL('catalog.json', document.baseURI);
 // The region's Collections, <product>-monthly and <product>-yearly (not tiles-*).
@@ -27,45 +28,28 @@ export async function readProducts() {
   return products;
 }
 
-const indexes = new Map();
+const lists = new Map();
 
-/** A product's region Items of one kind in time order, read once from its Collection's
- * index. */
-export function itemsOf(product, kind) {
+/** A product's region periods of one kind in time order ({period, cog, minimum, maximum}),
+ * read once from its Collection's list; each keeps the list's address, against which its
+ * COG's href is relative. */
+export function periodsOf(product, kind) {
   const key = `${product}-${kind}`;
-  if (!indexes.has(key)) {
-    const index = new URL(`${key}/items.ndjson`, CATALOG);
-    indexes.set(key, fetched(index).then((text) => text.split('\n')
-      .filter((line) => line.trim()).map((line) => JSON.parse(line))
-      .sort((a, b) => start(a).localeCompare(start(b)))));
+  if (!lists.has(key)) {
+    const list = new URL(`${key}/periods.json`, CATALOG);
+    lists.set(key, fetched(list).then((text) => JSON.parse(text).periods.map((p) => ({ ...p, list }))));
   }
-  return indexes.get(key);
+  return lists.get(key);
 }
 
-// A month's Item has its time in datetime; a year's only in start_datetime and end_datetime.
-const start = (item) => item.properties.start_datetime ?? item.properties.datetime;
-// A month's COG is the asset "data", a year's "year".
-const cog = (item) => item.assets.data ?? item.assets.year;
+/** The address of a period's COG. */
+export const cogUrl = (item) => new URL(item.cog, item.list).href;
 
-/** The address of an Item's COG, read from the page's own folder: the index names the
- * output prefix as the run was told (public_url, s3://, a local path), its root link
- * the catalog there. */
-export function cogUrl(item) {
-  const { href } = cog(item);
-  const root = item.links.find((link) => link.rel === 'root').href;
-  const folder = root.slice(0, root.lastIndexOf('/') + 1);
-  return new URL(href.startsWith(folder) ? href.slice(folder.length) : href, CATALOG).href;
-}
-
-/** An Item's COG relative to the output prefix, as `etm timeseries` names it. */
+/** A period's COG relative to the output prefix, as `etm timeseries` names it. */
 export const cogHref = (item) => cogUrl(item).replace(new URL('.', CATALOG).href, '');
 
-/** An Item's period: YYYY-MM for a month, YYYY for a year. */
-export const period = (item) =>
-  start(item).slice(0, item.properties['etm:period'] === 'year' ? 4 : 7);
+/** A period: YYYY-MM for a month, YYYY for a year. */
+export const period = (item) => item.period;
 
-/** An Item's smallest and largest value (its COG's statistics). */
-export function extremes(item) {
-  const { minimum, maximum } = cog(item)['raster:bands'][0].statistics;
-  return [minimum, maximum];
-}
+/** A period's smallest and largest value (its COG's statistics). */
+export const extremes = (item) => [item.minimum, item.maximum];

@@ -3,7 +3,9 @@
 // click (or a drawn polygon) gives that pixel's series (or the polygon's mean series),
 // over time or with its years overlaid, as a chart, a table and a CSV download. The URL's
 // hash is a permalink to what is shown. Everything is read from the page's own folder: a
-// pixel's monthly series from the product's series store where it is published.
+// pixel's monthly series from the product's series store where it is published. What the
+// first map does not need is fetched when asked for (the counties, the polygon tool, the
+// COG decoders other than ZSTD's): the page opens on well under 1 MB.
 import 'ol/ol.css';
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
@@ -11,14 +13,13 @@ import Feature from 'ol/Feature.js';
 import TopoJSON from 'ol/format/TopoJSON.js';
 import Point from 'ol/geom/Point.js';
 import Polygon, { fromExtent } from 'ol/geom/Polygon.js';
-import Draw from 'ol/interaction/Draw.js';
 import Graticule from 'ol/layer/Graticule.js';
 import VectorLayer from 'ol/layer/Vector.js';
 import TileLayer from 'ol/layer/WebGLTile.js';
 import VectorSource from 'ol/source/Vector.js';
 import { Circle, Fill, Stroke, Style, Text } from 'ol/style.js';
 import { cogSource, pixelAt, polygonMean } from './cogs.js';
-import { cogHref, cogUrl, extremes, itemsOf, period, readProducts } from './data.js';
+import { cogHref, cogUrl, extremes, period, periodsOf, readProducts } from './data.js';
 import { storedPoint } from './series.js';
 import { drawChart } from './chart.js';
 import { csv, degrees, fromHash, place, toHash } from './format.js';
@@ -26,7 +27,10 @@ import { csv, degrees, fromHash, place, toHash } from './format.js';
 // ColorBrewer YlGnBu: dry (yellow) to wet (blue).
 const RAMP = ['#ffffcc', '#a1dab4', '#41b6c4', '#2c7fb8', '#253494'];
 const MARKER = '#e41a1c';
-const BOUNDARIES = new URL('boundaries.json', document.baseURI);
+const STATES = new URL('states.json', document.baseURI);
+const COUNTIES = new URL('counties.json', document.baseURI);
+// Degrees a screen pixel below which counties are drawn (and so first fetched).
+const COUNTY_RESOLUTION = 0.02;
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,29 +60,42 @@ function drawLegend([low, high]) {
   $('legend-high').textContent = `${high.toFixed(1)} mm`;
 }
 
-/** States (and, zoomed in, counties) from the bundled US Census boundaries, and the
- * place finder's list of them. */
-async function boundaries(map) {
-  const response = await fetch(BOUNDARIES);
-  if (!response.ok) return; // the map works without them
-  const format = new TopoJSON({ layerName: 'layer', layers: ['states', 'counties'] });
-  const features = format.readFeatures(await response.json());
-  const states = new Map(features.filter((f) => f.get('layer') === 'states').map((f) => [f.getId(), f.get('name')]));
-  const names = new Map();
-  for (const feature of features) {
-    const county = feature.get('layer') === 'counties';
-    const name = county ? `${feature.get('name')}, ${states.get(String(feature.getId()).slice(0, 2))}` : feature.get('name');
-    names.set(name, feature);
-  }
-  const state = new Style({ stroke: new Stroke({ color: '#333', width: 1.2 }) });
-  const county = new Style({ stroke: new Stroke({ color: 'rgba(60,60,60,0.45)', width: 0.5 }) });
-  map.addLayer(new VectorLayer({
-    source: new VectorSource({ features }),
-    style: (feature, resolution) =>
-      feature.get('layer') === 'states' ? state : resolution < 0.02 ? county : null,
+/** One layer of the bundled US Census boundaries (TopoJSON); none if it cannot be read,
+ * as the map works without them. */
+async function boundaries(url, layer) {
+  const response = await fetch(url).catch(() => null);
+  if (!response?.ok) return [];
+  return new TopoJSON({ layers: [layer] }).readFeatures(await response.json());
+}
+
+/** The place finder's names: states by name, counties as "name, state". */
+function listPlaces(places) {
+  $('places').replaceChildren(...[...places.keys()].sort().map((name) => new Option(name)));
+}
+
+/** The states, drawn at once, and in the place finder; then the counties (842 KB), drawn
+ * zoomed in, fetched once the view is zoomed in or the place finder is used. A Map of the
+ * places by name, and a function that resolves once the counties are in it. */
+async function places(map) {
+  const found = new Map();
+  const states = await boundaries(STATES, 'states');
+  for (const state of states) found.set(state.get('name'), state);
+  const stroke = (color, width) => new Style({ stroke: new Stroke({ color, width }) });
+  map.addLayer(new VectorLayer({ source: new VectorSource({ features: states }), style: stroke('#333', 1.2) }));
+  listPlaces(found);
+  const names = new Map(states.map((state) => [state.getId(), state.get('name')]));
+  let counties;
+  const withCounties = () => (counties ??= boundaries(COUNTIES, 'counties').then((features) => {
+    for (const county of features) found.set(`${county.get('name')}, ${names.get(String(county.getId()).slice(0, 2))}`, county);
+    map.addLayer(new VectorLayer({
+      source: new VectorSource({ features }), style: stroke('rgba(60,60,60,0.45)', 0.5), maxResolution: COUNTY_RESOLUTION,
+    }));
+    listPlaces(found);
   }));
-  $('places').replaceChildren(...[...names.keys()].sort().map((name) => new Option(name)));
-  return names;
+  const zoomedIn = () => map.getView().getResolution() < COUNTY_RESOLUTION && withCounties();
+  map.on('moveend', zoomedIn);
+  zoomedIn();
+  return { found, withCounties };
 }
 
 async function main() {
@@ -206,7 +223,7 @@ async function main() {
     const kinds = products.get(select.value);
     for (const option of kind.options) option.disabled = !kinds.has(option.value);
     if (!kinds.has(kind.value)) kind.value = [...kinds][0];
-    const list = await itemsOf(select.value, kind.value);
+    const list = await periodsOf(select.value, kind.value);
     shownItems = list;
     slider.max = String(list.length - 1);
     const periods = list.map(period);
@@ -235,27 +252,34 @@ async function main() {
   // A permalink pasted into the address bar of an open page (only the hash changes).
   window.addEventListener('hashchange', () => location.reload());
 
-  const draw = new Draw({ source: new VectorSource(), type: 'Polygon', stopClick: true });
+  let draw; // OpenLayers' Draw, its code loaded when a polygon is first asked for
   let drawnAt = -1; // the time of the click that closed the polygon, which is no point
-  draw.on('drawend', (event) => {
-    drawnAt = performance.now();
-    map.removeInteraction(draw);
-    $('draw').textContent = 'Draw a polygon';
-    selection = { polygon: event.feature.getGeometry().getCoordinates()[0] };
-    permalink();
-    readSeries();
-  });
-  $('draw').addEventListener('click', () => {
-    if (map.getInteractions().getArray().includes(draw)) {
+  const drawing = () => map.getInteractions().getArray().includes(draw);
+  async function polygonTool() {
+    const { default: Draw } = await import('ol/interaction/Draw.js');
+    if (draw) return; // made while this one loaded
+    draw = new Draw({ source: new VectorSource(), type: 'Polygon', stopClick: true });
+    draw.on('drawend', (event) => {
+      drawnAt = performance.now();
       map.removeInteraction(draw);
       $('draw').textContent = 'Draw a polygon';
-    } else {
-      map.addInteraction(draw);
-      $('draw').textContent = 'Cancel the polygon';
+      selection = { polygon: event.feature.getGeometry().getCoordinates()[0] };
+      permalink();
+      readSeries();
+    });
+  }
+  $('draw').addEventListener('click', async () => {
+    if (drawing()) {
+      map.removeInteraction(draw);
+      $('draw').textContent = 'Draw a polygon';
+      return;
     }
+    await polygonTool();
+    if (!drawing()) map.addInteraction(draw);
+    $('draw').textContent = 'Cancel the polygon';
   });
   map.on('singleclick', (event) => {
-    if (map.getInteractions().getArray().includes(draw)) return; // a polygon's vertex
+    if (drawing()) return; // a polygon's vertex
     if (event.originalEvent.timeStamp <= drawnAt) return;
     selection = { point: event.coordinate };
     permalink();
@@ -271,12 +295,15 @@ async function main() {
   await choose(wanted.period);
   map.on('rendercomplete', () => (document.body.dataset.rendered = document.body.dataset.shown));
 
-  const places = await boundaries(map);
-  $('place').addEventListener('change', () => {
-    const feature = places?.get($('place').value);
-    if (!feature) return;
+  const { found, withCounties } = await places(map);
+  $('place').addEventListener('focus', withCounties);
+  $('place').addEventListener('change', async () => {
+    const name = $('place').value;
+    if (!found.has(name)) await withCounties();
+    const feature = found.get(name);
+    if (!feature || name !== $('place').value) return;
     map.getView().fit(feature.getGeometry().getExtent(), { padding: [20, 20, 20, 20] });
-    document.body.dataset.place = $('place').value;
+    document.body.dataset.place = name;
   });
 }
 

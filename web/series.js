@@ -2,8 +2,9 @@
 // etm.series with series_store: true): the store's metadata (consolidated: every array's
 // metadata and what each month was read from), then per shard along time (240 months) its
 // index (the shard's last bytes) and the point's inner chunk (ZSTD after a byte shuffle,
-// decoded by the ZSTD decoder geotiff.js uses for the COGs), the shards' reads at once.
-import { ZSTDDecoder } from 'zstddec';
+// decoded by the ZSTD decoder geotiff.js uses for the COGs: the same module, loaded once),
+// the shards' reads at once.
+import { ZSTDDecoder } from 'zstddec/stream';
 import { CATALOG } from './data.js';
 
 const FORMAT = 'etm-series/1';

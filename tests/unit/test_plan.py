@@ -17,6 +17,7 @@ from etm.plan import (
     collection_kind,
     collections,
     index_base,
+    index_hrefs,
     missing_line,
     period_plan,
     periods,
@@ -183,6 +184,16 @@ def test_each_kind_of_period_has_its_collection_the_regions_months_first():
     )
     assert collections(monthly, publications(monthly)) == ["etasw-monthly", "etasw-tiles-monthly"]
     assert collections(monthly, publications(monthly, skipped)) == []
+
+
+def test_a_region_collection_lists_its_periods_beside_its_indexes():
+    assert index_hrefs("etasw-monthly") == [
+        "etasw-monthly/items.ndjson", "etasw-monthly/items.parquet", "etasw-monthly/periods.json",
+    ]  # fmt: skip
+    assert index_hrefs("etasw-yearly")[2] == "etasw-yearly/periods.json"
+    assert index_hrefs("etasw-tiles-monthly") == [
+        "etasw-tiles-monthly/items.ndjson", "etasw-tiles-monthly/items.parquet",
+    ]  # fmt: skip
 
 
 def test_the_index_names_the_output_prefix_by_its_public_url_or_its_own_address(

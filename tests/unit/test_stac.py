@@ -12,6 +12,7 @@ from etm.stac import (
     keep_items,
     multihash_sha256,
     period_bounds,
+    period_list,
     relative_link,
 )
 
@@ -63,6 +64,38 @@ def test_an_index_line_names_every_file_absolutely_under_the_base_with_a_self_li
     assert item["assets"]["data"]["href"] == "./etasw_202007.tif"  # the Item is unchanged
     assert [link["rel"] for link in item["links"]] == ["root", "collection", "license"]
     assert indexed(item, href, "/data/out")["links"][1]["href"] == "/data/out/catalog.json"
+
+
+def region_item(start: str, period: str, name: str, low: float, high: float) -> tuple:
+    """(href, Item) of a region period as published: its COG beside it."""
+    statistics = {"minimum": low, "maximum": high, "mean": (low + high) / 2}
+    asset = {"href": f"./{name}.tif", "raster:bands": [{"statistics": statistics}]}
+    item = {
+        "properties": {"start_datetime": start, "etm:period": period},
+        "assets": {"data" if period == "month" else "year": asset, "thumbnail": {"href": "x"}},
+    }
+    return f"mosaic/etasw/{start[:4]}/{name}.json", item
+
+
+def test_a_region_collections_periods_are_in_time_order_with_their_cog_and_range():
+    items = [
+        region_item("2020-07-01T00:00:00Z", "month", "etasw_202007", 0.5, 180.25),
+        region_item("2019-12-01T00:00:00Z", "month", "etasw_201912", 0.0, 12.0),
+    ]
+    # The COG relative to the list in the Collection's folder, whatever the index's base.
+    assert period_list(items, "etasw-monthly") == {
+        "periods": [
+            {"period": "2019-12", "cog": "../mosaic/etasw/2019/etasw_201912.tif", "minimum": 0.0,
+             "maximum": 12.0},
+            {"period": "2020-07", "cog": "../mosaic/etasw/2020/etasw_202007.tif", "minimum": 0.5,
+             "maximum": 180.25},
+        ]
+    }  # fmt: skip
+    year = region_item("2020-01-01T00:00:00Z", "year", "etasw_2020", 1.0, 900.0)
+    assert period_list([year], "etasw-yearly")["periods"] == [
+        {"period": "2020", "cog": "../mosaic/etasw/2020/etasw_2020.tif", "minimum": 1.0,
+         "maximum": 900.0}
+    ]  # fmt: skip
 
 
 def test_a_kept_text_is_the_published_item_by_its_md5_or_the_etag_it_was_kept_with():

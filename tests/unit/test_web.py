@@ -8,7 +8,7 @@ from etm.web import PAGE, page_files, write_page
 
 
 def built(root):
-    for path in PAGE.values():
+    for path in [*PAGE.values(), "dist/chunks/zstd-B7Q2.js", "dist/chunks/chunk-X4L6.js"]:
         (root / "web" / path).parent.mkdir(parents=True, exist_ok=True)
         (root / "web" / path).write_text(path)
 
@@ -22,16 +22,29 @@ def test_an_unbuilt_page_stops_the_run_saying_how_to_build_it(tmp_path):
         page_files(str(tmp_path))
 
 
-def test_the_page_is_published_whole_under_its_names(tmp_path):
+def test_a_page_built_without_its_chunks_stops_the_run(tmp_path):
+    built(tmp_path)
+    for chunk in (tmp_path / "web" / "dist" / "chunks").iterdir():
+        chunk.unlink()
+    with pytest.raises(EtmError, match=r"\(.*dist/chunks/\*\.js missing\): run `make web`"):
+        page_files(str(tmp_path))
+
+
+def test_the_page_is_published_whole_under_its_names_with_its_chunks(tmp_path):
     built(tmp_path)
     files = page_files(str(tmp_path))
-    assert list(files) == ["index.html", "map.js", "map.css", "boundaries.json"]
+    assert list(files) == [
+        "index.html", "map.js", "map.css", "states.json", "counties.json",
+        "chunks/chunk-X4L6.js", "chunks/zstd-B7Q2.js",
+    ]  # fmt: skip
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "chunks").mkdir(parents=True)
     write_page(list(files.values()), [str(out / name) for name in files])
-    assert {p.name: p.read_text() for p in out.iterdir()} == {
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*.*")} == {
         "index.html": "index.html", "map.js": "dist/map.js", "map.css": "dist/map.css",
-        "boundaries.json": "dist/boundaries.json",
+        "states.json": "dist/states.json", "counties.json": "dist/counties.json",
+        "chunks/chunk-X4L6.js": "dist/chunks/chunk-X4L6.js",
+        "chunks/zstd-B7Q2.js": "dist/chunks/zstd-B7Q2.js",
     }  # fmt: skip
 
 

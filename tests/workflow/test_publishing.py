@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import urllib.parse
@@ -24,6 +25,7 @@ import rasterio
 from conftest import (
     DEMO_OUTPUT,
     JULY,
+    REPO,
     SNAKEMAKE,
     TILE5,
     TILE6,
@@ -33,19 +35,22 @@ from conftest import (
 )
 from matplotlib.image import imread
 from playwright.sync_api import sync_playwright
-from rangeserver import certificate, serving
+from rangeserver import certificate, served_bytes, serving
 from rio_cogeo.cogeo import cog_validate
 from stacschemas import errors
 
+from etm.plan import PERIODS
 from etm.provenance import LEDGER, digest
 from etm.quicklook import drawn_with
 from etm.timeseries import polygon_series
+from etm.web import PAGE, page_files
 
 OUTPUT = Path("sample/ws-enduser/USA/demo")
 OUTPUT_CATALOG = Path("catalog.json")
 KINDS = ("monthly", "yearly", "tiles-monthly", "tiles-yearly")
 COLLECTIONS = [f"{product}-{kind}" for product in ("etasw", "netet") for kind in KINDS]
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+REGION_COLLECTIONS = [c for c in COLLECTIONS if "-tiles-" not in c]
 
 
 def test_every_cog_is_published_valid_and_nothing_else(demo):
@@ -64,11 +69,15 @@ def test_every_cog_is_published_valid_and_nothing_else(demo):
     # Beside each COG its STAC Item, beside each region COG its quicklook; then the
     # catalog, and one Collection per product and kind with its indexes.
     collections = {Path(c) / "collection.json" for c in COLLECTIONS}
-    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} | {
-        Path("boundaries.json")  # the map page's
+    periods = {Path(c) / PERIODS for c in REGION_COLLECTIONS}
+    page = {Path(name) for name in page_files(str(REPO))}
+    assert {p.with_suffix(".json") for p in cogs} | {OUTPUT_CATALOG, *collections} | periods | {
+        p
+        for p in page
+        if p.suffix == ".json"  # the map page's boundaries
     } == {p for p in files if p.suffix == ".json"}
     assert {p for p in files if p.suffix not in (".tif", ".json", ".png")} == {
-        Path("index.html"), Path("map.js"), Path("map.css"),
+        *(p for p in page if p.suffix != ".json"),
         *(Path(c) / name for c in COLLECTIONS for name in ("items.ndjson", "items.parquet")),
     }  # fmt: skip
     assert {p.with_suffix(".png") for p in cogs if p.parts[0] == "mosaic"} == {
@@ -173,12 +182,14 @@ def test_overviews_average_without_overshoot(demo):
 
 
 def stac_files(root: Path) -> list[Path]:
-    """Every STAC document under the output prefix: not the map page's boundaries.json, nor
-    the series store's Zarr metadata."""
+    """Every STAC document under the output prefix: not the map page's boundaries nor its
+    lists of periods, nor the series store's Zarr metadata."""
     return sorted(
         p
         for p in root.rglob("*.json")
-        if p.is_file() and p.name != "boundaries.json" and "series" not in p.relative_to(root).parts
+        if p.is_file()
+        and p.name not in {*PAGE, PERIODS}
+        and "series" not in p.relative_to(root).parts
     )
 
 
@@ -428,12 +439,28 @@ def test_each_collection_indexes_its_items_as_json_lines_and_geoparquet(demo):
             assert row["bbox"] == line["bbox"] and row["geometry"] == line["geometry"]
             assert row["properties"]["etm:place"] == line["properties"]["etm:place"]
         indexed += lines
-        # The Collection names its indexes.
+        # The Collection names its indexes; a region one its periods, what the map page reads.
         assets = json.loads((folder / "collection.json").read_text())["assets"]
         assert {a["href"]: a["type"] for a in assets.values()} == {
             "./items.ndjson": "application/x-ndjson",
             "./items.parquet": "application/vnd.apache.parquet",
+            **({f"./{PERIODS}": "application/json"} if collection in REGION_COLLECTIONS else {}),
         }
+        if collection in REGION_COLLECTIONS:
+            by_start = sorted(lines, key=lambda line: line["properties"]["start_datetime"])
+            periods = json.loads((folder / PERIODS).read_text())["periods"]
+            # Each COG relative to the list, so that the page reads it wherever it is served.
+            assert [(p["period"], p["cog"]) for p in periods] == [
+                (
+                    line["properties"]["start_datetime"][: 7 if "monthly" in collection else 4],
+                    os.path.relpath(
+                        line["assets"]["data" if "monthly" in collection else "year"]["href"],
+                        folder.resolve(),
+                    ),
+                )
+                for line in by_start
+            ]
+            assert all(p["minimum"] <= p["maximum"] for p in periods)
     assert sorted(line["id"] for line in indexed) == sorted(by_id)
 
 
@@ -598,6 +625,39 @@ def coloured(pixels: np.ndarray) -> np.ndarray:
     return pixels.max(axis=-1) - pixels.min(axis=-1) > 16
 
 
+def data(requests: list[str]) -> list[str]:
+    """The JSON the page read of the catalog and the series stores: not its own files."""
+    return [r for r in requests if "json" in r and r.split(" ")[1].lstrip("/") not in PAGE]
+
+
+def test_map_page_opens_on_what_its_first_map_needs(demo, browser):
+    output = demo / OUTPUT
+    with serving(str(output)) as (url, requests):
+        page = opened(browser, url + "index.html")
+        page.wait_for_function("document.body.dataset.rendered === 'etasw 2020-01'")
+        page.wait_for_load_state("networkidle")
+        assert not page.errors
+    fetched = {r.split(" ")[1].lstrip("/") for r in requests}
+    scripts = {name for name in page_files(str(REPO)) if name.endswith(".js")}
+    # The states at once; the counties (842 KB) only zoomed in or looked for.
+    assert "states.json" in fetched and "counties.json" not in fetched
+    # Of the script, what the first map needs: not the polygon tool, nor the COG decoders
+    # other than ZSTD's (the demo's).
+    assert "map.js" in fetched and scripts - fetched
+    assert not {
+        name
+        for name in fetched & scripts
+        if name.startswith(("chunks/Draw-", "chunks/lerc-", "chunks/deflate-"))
+    }
+    # The page's files, the catalog and the month list: under 750 KB, where the whole
+    # script and the counties made 1.6 MB; the first month's COG by ranges, less than it.
+    cog = output / "mosaic/etasw/2020/etasw_202001.tif"
+    ranges = [r for r in requests if ".tif " in r]
+    assert all(r.startswith("GET /mosaic/etasw/2020/etasw_202001.tif bytes=") for r in ranges)
+    assert sum(served_bytes(output, r) for r in ranges) < cog.stat().st_size
+    assert sum(served_bytes(output, r) for r in requests if r not in ranges) < 750_000
+
+
 def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (make test installs it)"
@@ -624,7 +684,7 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
             "rows => rows.map(r => [r.dataset.period, r.dataset.value])"
         )
         points = page.locator("#series-chart circle").count()
-        opening = [r for r in requests if "json" in r and "boundaries" not in r]
+        opening = data(requests)
         # Another product: its index is read when it is first shown.
         page.locator("#product").select_option("netet")
         page.wait_for_function("document.body.dataset.rendered === 'netet 2020-07'")
@@ -642,16 +702,16 @@ def test_map_page_shows_the_months_and_a_pixel_series_equal_to_the_cogs(demo):
         expected.append([f"2020-{month:02d}", "" if np.isnan(value) else float(value)])
     assert [[period, value and float(value)] for period, value in rows] == expected
     assert points == sum(value != "" for _, value in expected) > 0
-    # The catalog and the shown product's index of its months in one GET each, and the
+    # The catalog and the shown product's list of its months in one GET each, and the
     # click's series store's metadata; the other product's when chosen; the COGs only by
     # range requests.
     assert sorted(opening) == [
-        "GET /catalog.json whole", "GET /etasw-monthly/items.ndjson whole",
+        "GET /catalog.json whole", f"GET /etasw-monthly/{PERIODS} whole",
         "GET /series/etasw.zarr/zarr.json whole",
     ]  # fmt: skip
-    later = [r for r in requests if "json" in r and "boundaries" not in r][len(opening) :]
+    later = data(requests)[len(opening) :]
     assert sorted(later) == [
-        "GET /netet-monthly/items.ndjson whole", "GET /series/netet.zarr/zarr.json whole",
+        f"GET /netet-monthly/{PERIODS} whole", "GET /series/netet.zarr/zarr.json whole",
     ]  # fmt: skip
     assert all("bytes=" in r for r in requests if ".tif" in r), requests
 
@@ -933,27 +993,19 @@ def test_map_page_marks_the_pixel_follows_the_product_and_links_to_the_view(demo
 def with_another_year(demo: Path, folder: Path) -> Path:
     """The published page, catalog and region COGs, and region indexes where 2020's Items are
     also 2019's (the same COGs): two years to overlay."""
-    for name in ("index.html", "map.js", "map.css", "boundaries.json", "mosaic", "catalog.json"):
+    page = {name.split("/")[0] for name in page_files(str(REPO))}
+    for name in (*page, "mosaic", "catalog.json"):
         (folder / name).symlink_to(demo / OUTPUT / name)
-    for index in (demo / OUTPUT).glob("*-*ly/items.ndjson"):
-        if "-tiles-" in index.parent.name:
-            continue
-        lines = []
-        for line in index.read_text().splitlines():
-            lines.append(line)
-            item = json.loads(line)
-            item["id"] = item["id"].replace("_2020", "_2019")
-            for key in ("datetime", "start_datetime", "end_datetime"):
-                if item["properties"].get(key):
-                    item["properties"][key] = item["properties"][key].replace("2020", "2019", 1)
-            lines.append(json.dumps(item))
-        (folder / index.parent.name).mkdir()
-        (folder / index.parent.name / "items.ndjson").write_text("\n".join(lines) + "\n")
+    for collection in REGION_COLLECTIONS:
+        periods = json.loads((demo / OUTPUT / collection / PERIODS).read_text())["periods"]
+        twice = [{**p, "period": p["period"].replace("2020", "2019", 1)} for p in periods]
+        (folder / collection).mkdir()
+        (folder / collection / PERIODS).write_text(json.dumps({"periods": twice + periods}))
     return folder
 
 
 def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, tmp_path):
-    with serving(str(with_another_year(demo, tmp_path))) as (url, _):
+    with serving(str(with_another_year(demo, tmp_path))) as (url, requests):
         page = opened(browser, url + "index.html#product=etasw&period=2020")
         # Yearly maps: 2020's sum, on the years' own scale.
         page.wait_for_function("document.body.dataset.rendered === 'etasw 2020'")
@@ -976,6 +1028,8 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         overlaid = hash_of(page).get("years")
         # A polygon drawn on the map: its mean series.
         page.locator("#draw").click()
+        # The drawing tool's code loads with the first polygon: the button says when it draws.
+        page.wait_for_function("document.getElementById('draw').textContent.startsWith('Cancel')")
         corners = [(0.40, 0.45), (0.48, 0.45), (0.48, 0.55), (0.40, 0.55), (0.40, 0.45)]
         for x, y in corners:
             page.mouse.click(box["x"] + box["width"] * x, box["y"] + box["height"] * y)
@@ -984,7 +1038,9 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         means = page.locator("#series-values tr").evaluate_all(
             "rows => rows.map(r => [r.dataset.period, Number(r.dataset.value)])"
         )
-        # A place from the bundled boundaries, without internet.
+        # A place from the bundled boundaries, without internet: the counties are fetched
+        # once the place finder is used.
+        counties = [r for r in requests if "counties.json" in r]
         before = page.evaluate("location.hash")
         page.locator("#place").fill("Fremont, Wyoming")
         page.locator("#place").dispatch_event("change")
@@ -995,6 +1051,9 @@ def test_map_page_yearly_maps_years_overlaid_polygons_and_places(demo, browser, 
         )
         centre = hash_of(page)["view"].split(",")[:2]
         assert not page.errors
+    assert counties == [] and [r for r in requests if "counties.json" in r] == [
+        "GET /counties.json whole"
+    ]
     with rasterio.open(demo / OUTPUT / "mosaic/etasw/2020/etasw_2020.tif") as cog:
         year_max = float(np.nanmax(cog.read(1)))
         row, col = cog.index(lon, lat)

@@ -16,6 +16,7 @@ from s3workspace import BUCKETS, FILLED_IN, OUTPUT
 
 from etm.config import output_key
 from etm.provenance import LEDGER
+from etm.web import page_files
 
 pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
 
@@ -99,17 +100,21 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
         path = s3ws.download("ws-enduser", f"{OUTPUT}/{cog}")
         assert cog_validate(path, quiet=True)[0], cog
     # Beside every COG its STAC Item, beside every region COG its quicklook; the catalog,
-    # its Collections and its index; the map page's boundaries.
+    # its Collections and their indexes, a region one's periods; the map page's boundaries.
     stac = {"catalog.json", *s3ws.expected_collections()}
-    assert s3ws.published((".json",)) == items | stac | {"boundaries.json"}
     folders = {href.removesuffix("/collection.json") for href in s3ws.expected_collections()}
+    periods = {f"{folder}/periods.json" for folder in folders if "-tiles-" not in folder}
+    assert s3ws.published((".json",)) == items | stac | periods | {
+        "states.json", "counties.json",
+    }  # fmt: skip
     for suffix in (".ndjson", ".parquet"):
         assert s3ws.published((suffix,)) == {f"{folder}/items{suffix}" for folder in folders}
     assert s3ws.published((".png",)) == {
         cog.removesuffix(".tif") + ".png" for cog in s3ws.expected_cogs() if "mosaic/" in cog
     }
     # The map page, with content types a static host serves it by (S3 website hosting).
-    assert s3ws.published((".html", ".js", ".css")) == {"index.html", "map.js", "map.css"}
+    assert s3ws.published((".html", ".css")) == {"index.html", "map.css"}
+    assert s3ws.published((".js",)) == {n for n in page_files(str(REPO)) if n.endswith(".js")}
     # Without public_url, the index names every file by its S3 URL: objects that are there.
     index = s3ws.s3.get_object(Bucket="ws-enduser", Key=f"{OUTPUT}/{INDEX_NDJSON}")
     for line in map(json.loads, index["Body"].read().decode().splitlines()):
@@ -175,7 +180,7 @@ def test_run_publishes_valid_cogs_then_does_nothing_then_redoes_exactly_a_reuplo
     assert [line.rpartition("/")[2] for line in drawn][4:] == ["netet_202107.png"]
     after = s3ws.objects("ws-enduser", OUTPUT + "/")
     # The month's COGs, Items and quicklook, and the index holding the new Items; the
-    # catalog and Collections are rewritten, their content the same.
+    # catalog, Collections and periods lists are rewritten, their content the same.
     assert {k for k in after if after[k] != before[k]} == {
         f"{OUTPUT}/{name}.{suffix}"
         for name in (f"tiles/{TILE6}/netet/2021/netet_202107", "mosaic/netet/2021/netet_202107")
