@@ -16,8 +16,7 @@ import contextlib
 import os
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -277,7 +276,6 @@ class S3Listing:
 class Folder:
     """One listing of a folder: the objects directly in it and its subfolders' paths."""
 
-    taken: float
     objects: dict[str, StoredObject]
     subfolders: frozenset[str]
 
@@ -291,15 +289,17 @@ class FolderListings:
 
     Once a container ends, Snakemake asks about every output of its jobs (whether it
     exists, is a folder, its time and size: about ten HEADs and listings a job, one after
-    the other in the main process), and a container's outputs share a few folders, which
-    no other container of the run writes. A folder is listed again when asked about an
-    object its listing lacks, when this process writes or removes in it, or once its
-    listing is older than ``fresh_for`` seconds. A folder of more than one page, or one
-    S3 refuses to list, is left to per-object requests.
+    the other in the main process), and before each choice of jobs to start, the size of
+    every input of every job ready to start (a region job's 18 tile COGs: 45,000 questions
+    a round at the team's scale). A container's outputs share a few folders, which no other
+    container of the run writes and which are asked about once it has ended. So an object a
+    listing holds is answered from it; a folder is listed again when asked about an object
+    its listing lacks, or when this process writes or removes in it (Snakemake removes a
+    job's old outputs before the job runs, and a failed job's after). A folder of more than
+    one page, or one S3 refuses to list, is left to per-object requests.
     """
 
-    def __init__(self, fresh_for: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.fresh_for, self.clock = fresh_for, clock
+    def __init__(self):
         self._folders: dict[str, Folder | None] = {}
         self._lock = threading.Lock()
         self._s3 = None
@@ -312,7 +312,7 @@ class FolderListings:
             if folder in self._folders and self._folders[folder] is None:
                 return None
             known = self._folders.get(folder)
-            if known and self.clock() - known.taken < self.fresh_for and known.answers(path):
+            if known and known.answers(path):
                 return known
             self._folders[folder] = self._list(folder)
             return self._folders[folder]
@@ -343,7 +343,7 @@ class FolderListings:
         subfolders = frozenset(
             f"{bucket}/{common['Prefix'].rstrip('/')}" for common in page.get("CommonPrefixes", ())
         )
-        return Folder(self.clock(), objects, subfolders)
+        return Folder(objects, subfolders)
 
 
 #: The storage plugin's answers about outputs, in this process.
