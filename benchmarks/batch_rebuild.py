@@ -54,7 +54,7 @@ from batchserver import BatchServer  # noqa: E402
 from s3server import FAKE_CREDENTIALS, S3Server  # noqa: E402
 
 from etm.config import output_key  # noqa: E402
-from etm.web import PAGE  # noqa: E402
+from etm.web import CHUNKS, PAGE  # noqa: E402
 
 #: CPU-s of one tile-month with the workflow at ZSTD 9 (README, "The rebuild": 2.34 CPU-s per
 #: tile-month, 2026-12-01, 35a83b7; 67.4 CPU-h for the team's rebuild).
@@ -263,7 +263,7 @@ def checkout(folder: Path, settings: dict) -> Path:
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
     shutil.copytree(REPO / "web", folder / "web", ignore=shutil.ignore_patterns("node_modules"))
     # The map page's built files (make web): only its rule reads them, never run here.
-    for path in PAGE.values():
+    for path in (*PAGE.values(), f"dist/{CHUNKS}/chunk.js"):
         (folder / "web" / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / "web" / path).touch(exist_ok=True)
     git = ["git", "-c", "user.name=etm", "-c", "user.email=etm@localhost"]
