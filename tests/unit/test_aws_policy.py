@@ -24,6 +24,8 @@ S3_ACTIONS = {
     "HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket",
     "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
+    # A multi-object delete needs s3:DeleteObject on each key; IAM has no s3:DeleteObjects.
+    "DeleteObjects": "s3:DeleteObject",
 }  # fmt: skip
 
 
