@@ -264,6 +264,19 @@ def workspace(tmp_path, pristine) -> Workspace:
     return Workspace(tmp_path)
 
 
+@pytest.fixture
+def s3_out(monkeypatch):
+    """A loopback S3 server with bucket ``out``, reached through the environment only."""
+    from s3server import S3Server
+
+    server = S3Server()
+    for name, value in server.environment.items():
+        monkeypatch.setenv(name, value)
+    server.client().create_bucket(Bucket="out")
+    yield server
+    server.stop()
+
+
 def tile_year(generated: Path, folder: Path, year: int) -> Workspace:
     """A copy of a generated sample in ``folder``, set to etasw's twelve months of one year
     on tile 6 alone."""

@@ -155,19 +155,6 @@ def test_a_host_that_ignores_ranges_still_gives_the_ranges_asked(tmp_path):
     assert ranged == whole == expected and asked == 3
 
 
-@pytest.fixture
-def s3_out(monkeypatch):
-    """A loopback S3 server with bucket ``out``, reached through the environment only."""
-    from s3server import S3Server
-
-    server = S3Server()
-    for name, value in server.environment.items():
-        monkeypatch.setenv(name, value)
-    server.client().create_bucket(Bucket="out")
-    yield server
-    server.stop()
-
-
 def two_month_shards(monkeypatch):
     """Shards of two months, so that a few months make several blocks along time."""
     from etm import series
