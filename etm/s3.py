@@ -209,6 +209,14 @@ def as_folder(prefix: str) -> str:
     return prefix.rstrip("/") + "/"
 
 
+def listed_object(bucket: str, item: dict) -> StoredObject:
+    """The object a ListObjectsV2 entry (``Contents`` item) of ``bucket`` describes."""
+    return StoredObject(
+        f"{bucket}/{item['Key']}", item["Size"], item["LastModified"].timestamp(),
+        item["ETag"].strip('"'),
+    )  # fmt: skip
+
+
 class S3Listing:
     """Listings of ``bucket/prefix`` paths with paginated ListObjectsV2.
 
@@ -236,12 +244,9 @@ class S3Listing:
         with storage_errors("list", as_folder(prefix)):
             for page in pages:
                 for item in page.get("Contents", ()):
-                    path = f"{bucket}/{item['Key']}"
-                    objects[path] = StoredObject(
-                        path, item["Size"], item["LastModified"].timestamp(),
-                        item["ETag"].strip('"'),
-                    )  # fmt: skip
-                    yield objects[path]
+                    found = listed_object(bucket, item)
+                    objects[found.path] = found
+                    yield found
         SNAPSHOTS[prefix.rstrip("/")] = objects
 
     def snapshot(self, prefix: str) -> int:
@@ -332,13 +337,8 @@ class FolderListings:
         if page.get("IsTruncated"):
             return None
         objects = {
-            f"{bucket}/{item['Key']}": StoredObject(
-                f"{bucket}/{item['Key']}",
-                item["Size"],
-                item["LastModified"].timestamp(),
-                item["ETag"].strip('"'),
-            )  # fmt: skip
-            for item in page.get("Contents", ())
+            found.path: found
+            for found in (listed_object(bucket, item) for item in page.get("Contents", ()))
         }
         subfolders = frozenset(
             f"{bucket}/{common['Prefix'].rstrip('/')}" for common in page.get("CommonPrefixes", ())
@@ -390,5 +390,11 @@ def protect(prefixes) -> None:
 
 
 def protected_prefix(path: str) -> str | None:
-    """The protected prefix ``bucket/key`` lies under, if any."""
-    return next((p for p in PROTECTED if as_folder(path).startswith(as_folder(p))), None)
+    """The protected prefix ``bucket/key`` is or lies under, if any (one look-up per folder
+    level: the scheduler asks about every ready job's chips each round)."""
+    folder = path.rstrip("/")
+    while folder not in PROTECTED:
+        if "/" not in folder:
+            return None
+        folder = folder.rsplit("/", 1)[0]
+    return folder
