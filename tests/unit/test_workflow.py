@@ -2,6 +2,9 @@
 
 from types import SimpleNamespace
 
+import yaml
+from conftest import REPO
+
 from etm.workflow import batch_queue, cap_jobs_in_flight
 
 
@@ -41,3 +44,9 @@ def test_a_local_run_caps_its_job_processes():
 def test_only_the_batch_executor_has_a_queue():
     assert batch_queue(workflow(1, 1)) == ("us-west-2", "etm")
     assert batch_queue(workflow(1, 1, executor="cluster-generic")) is None
+
+
+def test_the_aws_profile_weighs_at_least_the_containers_it_starts_at_once():
+    # Fewer would leave containers unstarted until the next job ends.
+    profile = yaml.safe_load((REPO / "profiles" / "aws" / "config.yaml").read_text())
+    assert profile["scheduler-subsample"] >= profile["jobs"]
