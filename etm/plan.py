@@ -21,6 +21,7 @@ from etm.checks import ChipChecks, ChipPolicy
 from etm.config import Settings
 from etm.grid import chip_name
 from etm.inventory import ChipMonth, Verification
+from etm.rerun import ChipRerun
 
 TILE = "tiles/{tile}/{product}/{year}/{product}_{period}"
 REGION = "mosaic/{product}/{year}/{product}_{period}"
@@ -407,6 +408,9 @@ class PeriodPlan:
     checks: ChipChecks | None = None
     #: Chips still missing after the model was rerun for them.
     missing: tuple[str, ...] = ()
+    #: With missing_chips: rerun, how the job reruns the model for a chip deleted since the
+    #: run listed it (:func:`etm.rerun.restore`).
+    rerun: ChipRerun | None = None
     #: On S3, where a region period's job keeps its Items and its tiles' for the catalog.
     kept_items: str | None = None
     #: With ``kept_items``, :func:`item_options` of each source's Item.
@@ -429,9 +433,11 @@ def period_plan(
     missing: Sequence[str],
     prefixes: Sequence[str],
     kept: str | None = None,
+    rerun: ChipRerun | None = None,
 ) -> PeriodPlan:
     """The plan of one tile or region period. With ``kept`` (:data:`KEPT_ITEMS`, on S3), a
-    region period's job keeps its tiles' Items and its own for the catalog."""
+    region period's job keeps its tiles' Items and its own for the catalog; with ``rerun``, a
+    tile-month's job reruns the model for a chip deleted since the run listed it."""
     tile, product, period = publication.tile, publication.product, publication.period
     item = item_options(settings, publication)
     keeps = kept is not None and tile is None
@@ -449,6 +455,7 @@ def period_plan(
         prefixes=tuple(prefixes),
         checks=chip_checks(settings, product, names) if tile and period.is_month else None,
         missing=tuple(missing),
+        rerun=rerun,
         kept_items=publication.kept_items(kept) if keeps else None,
         tile_items=tuple(item_options(settings, p) for p in tiles),
     )

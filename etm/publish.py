@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import version
 
 import rasterio
 
-from etm import provenance, stac
+from etm import provenance, rerun, stac
 from etm.checks import ChipExpectation, Findings, judge, neighbour_refusals, overlaps_disagree
 from etm.cog import Metadata, build_cog
 from etm.errors import (
@@ -26,7 +28,7 @@ from etm.files import write_whole
 from etm.grid import Chip
 from etm.listing import local_identity
 from etm.mosaic import Mosaic
-from etm.plan import PeriodPlan
+from etm.plan import PeriodPlan, Source
 from etm.products import PRODUCTS
 
 log = logging.getLogger(__name__)
@@ -105,22 +107,35 @@ def _checked_build(
             _write_findings(record, findings)
 
 
-def check_chips_present(plan: PeriodPlan, sources: Sequence[str]) -> None:
-    """Refuse a tile-month whose chip is gone since the run listed it: deleted from its
-    folder, or from S3 (the storage plugin then leaves no local copy).
+def chips_present(
+    plan: PeriodPlan, sources: Sequence[str], scratch: str
+) -> tuple[PeriodPlan, list[str]]:
+    """A tile-month's plan and sources once every chip is there. A chip gone since the run
+    listed it (deleted from its folder, or from S3: the storage plugin then leaves no local
+    copy) fails the month; with missing_chips: rerun, the model is rerun for it first
+    (:func:`etm.rerun.restore`), and the month is built from what it wrote.
 
     Raises
     ------
     ChipReadError
-        Naming the first such chip.
+        Naming the first chip gone (for good).
+    RerunError
+        If the model's rerun command fails.
     """
-    for source, path in zip(plan.sources, sources, strict=True):
-        if not os.path.exists(path):
+    present, paths = list(plan.sources), list(sources)
+    for index, (source, path) in enumerate(zip(plan.sources, sources, strict=True)):
+        if os.path.exists(path):
+            continue
+        if plan.rerun is None:
             raise ChipReadError(
                 source.name,
                 "was deleted since this run listed it; its month was not built: the next run "
                 "finds it missing, and missing_chips says what then",
             )
+        name, identity = rerun.restore(plan.rerun, source.name, path, scratch)
+        present[index] = Source(name, identity)
+        paths[index] = path if name.startswith("s3://") else name
+    return replace(plan, sources=tuple(present)), paths
 
 
 def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
@@ -208,8 +223,11 @@ def publish(
         If a chip is still missing after the model's rerun; nothing is published.
     ChipError
         If a chip is refused (chips refused by their neighbours: one line each), is suspect
-        and suspect chips block their month, or was rewritten while it was read; nothing is
-        published.
+        and suspect chips block their month, was rewritten while it was read, or is gone
+        since the run listed it (with missing_chips: rerun, even after the model's rerun);
+        nothing is published.
+    RerunError
+        If the model's rerun for a chip gone since the run listed it fails.
     EmptyMosaicError
         If every chip of the month is all NaN; nothing is published.
     OverlapsError
@@ -224,7 +242,7 @@ def publish(
             "see the rerun job's log under logs/, then run again to rerun it"
         )
     if plan.checks:
-        check_chips_present(plan, sources)
+        plan, sources = chips_present(plan, sources, tmpdir or tempfile.gettempdir())
     identities = source_identities(plan, sources)
     names = [source.name for source in plan.sources]
     sources_digest = provenance.digest(zip(names, identities, strict=True))

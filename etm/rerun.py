@@ -1,5 +1,6 @@
 """missing_chips: rerun. Run the model again for one missing chip and year, through the
-team's own command, and record that it ran.
+team's own command, and record that it ran; or, for a chip deleted while the run reads its
+tile-year, from the month's own job (:func:`restore`).
 
 The rerun job's output is a marker file, never a chip, so that no Snakemake cleanup of a
 failed or incomplete job can ever delete a chip.
@@ -7,14 +8,20 @@ failed or incomplete job can ever delete a chip.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import shlex
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from etm.errors import RerunError
+from etm import s3
+from etm.errors import ChipReadError, RerunError
+from etm.listing import local_identity
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +48,43 @@ def rerun_command(template: str, **values: str) -> str:
     return template.format(**{name: shlex.quote(str(value)) for name, value in values.items()})
 
 
+@dataclass(frozen=True)
+class ChipRerun:
+    """How the model is rerun for a chip of one tile-year: the config's command, and the
+    tile's prefix it writes to (its first unmosaicked_inputs entry, as the user knows it)."""
+
+    template: str
+    tile: str
+    year: int
+    prefix: str
+
+    def command(self, chip: str) -> str:
+        """The command line rerunning the model for ``chip`` in this tile-year."""
+        values = dict(tile=self.tile, chip=chip, year=str(self.year), prefix=self.prefix)
+        return rerun_command(self.template, **values)
+
+
 def run_model(command: str, marker: str, *, tile: str, chip: str, year: str) -> None:
-    """Run the model's rerun command (bash), logging its output; then write the marker.
+    """Run the model's rerun command, then write the marker (rule rerun_chip).
 
     Raises
     ------
     RerunError
         If the command exits with a non-zero status; no marker is written.
+    """
+    record = dict(tile=tile, chip=chip, year=int(year), command=command, started=time.time())
+    record["seconds"] = _run(command, tile=tile, chip=chip, year=year)
+    with open(marker, "w") as stream:
+        json.dump(record, stream)
+
+
+def _run(command: str, *, tile: str, chip: str, year: str) -> float:
+    """Run the model's rerun command (bash), logging its output; the seconds it took.
+
+    Raises
+    ------
+    RerunError
+        If the command exits with a non-zero status.
     """
     log.info("rerun the model for tile %s, %s, %s: %s", tile, chip, year, command)
     started = time.time()
@@ -61,11 +98,86 @@ def run_model(command: str, marker: str, *, tile: str, chip: str, year: str) -> 
             f"{finished.returncode}; its output is in this job's log; fix the command or the "
             "model, then run again"
         )
-    record = dict(tile=tile, chip=chip, year=int(year), command=command)
-    record.update(started=started, seconds=round(time.time() - started, 1))
-    with open(marker, "w") as stream:
-        json.dump(record, stream)
-    log.info("the rerun command finished in %.1f s", record["seconds"])
+    seconds = round(time.time() - started, 1)
+    log.info("the rerun command finished in %.1f s", seconds)
+    return seconds
+
+
+def restore(rerun: ChipRerun, name: str, local: str, scratch: str) -> tuple[str, str]:
+    """A chip file deleted since the run listed it, written again by the model.
+
+    The model writes the chip under ``rerun.prefix``, which may not be the run prefix the
+    file was listed under: the file is looked for there first, then where it was. Jobs of
+    one machine rerun the model once per chip-year: the others wait for that rerun, then
+    find the file it wrote.
+
+    Parameters
+    ----------
+    rerun : ChipRerun
+        The month's tile-year.
+    name : str
+        The chip file as the run listed it: ``s3://bucket/key`` or a local path.
+    local : str
+        Where the month's job reads an S3 chip file (where Snakemake would have put it).
+    scratch : str
+        A folder of this machine, for the lock of each chip-year's rerun.
+
+    Returns
+    -------
+    tuple of str
+        The file's name (as ``name``) and identity (:attr:`etm.listing.StoredObject.identity`).
+
+    Raises
+    ------
+    RerunError
+        If the model's command fails.
+    ChipReadError
+        If the model did not write the file again.
+    """
+    chip, year, file_name = name.split("/")[-3:]
+    written = f"{rerun.prefix.rstrip('/')}/{chip}/{year}/{file_name}"
+    places = list(dict.fromkeys([written, name]))
+    with _one_rerun(scratch, rerun, chip):
+        found = _found(places, local)
+        if found is None:
+            log.warning("chip %s: was deleted since this run listed it; rerun the model", name)
+            _run(rerun.command(chip), tile=rerun.tile, chip=chip, year=year)
+            found = _found(places, local)
+    if found is None:
+        raise ChipReadError(
+            name,
+            "was deleted since this run listed it, and the model's rerun did not write it "
+            "again; see this month's job log under logs/, then run again to rerun it",
+        )
+    log.info("chip %s: read as %s (%s)", name, *found)
+    return found
+
+
+def _found(places: Sequence[str], local: str) -> tuple[str, str] | None:
+    """The first of the places holding the file (fetched to ``local`` from S3), and its
+    identity."""
+    for place in places:
+        if place.startswith("s3://"):
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            etag = s3.download_to(place.removeprefix("s3://"), local)
+            if etag is not None:
+                return place, f"etag:{etag}"
+        elif os.path.isfile(place):
+            return place, local_identity(os.stat(place))
+    return None
+
+
+@contextlib.contextmanager
+def _one_rerun(scratch: str, rerun: ChipRerun, chip: str) -> Iterator[None]:
+    """Hold this machine's lock on the rerun of a chip-year (an flock, released by the
+    system when a job dies)."""
+    name = f"etm-rerun-{rerun.tile}-{chip}-{rerun.year}.lock"
+    with open(os.path.join(scratch, name), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def record_reruns(markers: Sequence[str], record: str) -> None:

@@ -176,8 +176,13 @@ class Process:
 
     def rerun_command(self, wildcards: dict[str, str]) -> str:
         """The model's command line rerunning one chip and year (a rule's params)."""
-        prefix = self.named(self.settings.tiles[wildcards["tile"]].prefixes[0])
-        return rerun.rerun_command(self.settings.chip_rerun_command, prefix=prefix, **wildcards)
+        chip_rerun = self.chip_rerun(wildcards["tile"], int(wildcards["year"]))
+        return chip_rerun.command(wildcards["chip"])
+
+    def chip_rerun(self, tile: str, year: int) -> rerun.ChipRerun:
+        """How the model is rerun for a chip of a tile-year (missing_chips: rerun)."""
+        prefix = self.named(self.settings.tiles[tile].prefixes[0])
+        return rerun.ChipRerun(self.settings.chip_rerun_command, tile, year, prefix)
 
     def rerun_markers(self, wildcards: dict[str, str]) -> list[str]:
         """The markers of a tile-year's chip reruns (an input function)."""
@@ -228,16 +233,19 @@ class Process:
         """The plan of a tile or (``tile`` None) region period (:class:`etm.plan.PeriodPlan`)."""
         paths, destination = self.sources(tile, product, period, after_reruns)
         sources, missing = [plan.Source(self.named(path)) for path in paths], []
+        chip_rerun = None
         if tile and period.is_month:
             at = (tile, product, period.year, period.month)
             chips, missing = self.month_chips(*at, after_reruns)
             sources = [plan.Source(self.named(chip.path), chip.identity) for chip in chips]
+            if self.settings.missing_chips == "rerun":  # a chip deleted mid-run, too
+                chip_rerun = self.chip_rerun(tile, period.year)
         tiles = [tile] if tile else list(self.settings.tiles)
         prefixes = [p for name in tiles for p in self.settings.tiles[name].prefixes]
         return plan.period_plan(
             self.settings, plan.Publication(product, period, tile), sources=sources,
             destination=self.named(destination), missing=[self.named(p) for p in missing],
-            prefixes=[self.named(p) for p in prefixes], kept=self.kept,
+            prefixes=[self.named(p) for p in prefixes], kept=self.kept, rerun=chip_rerun,
         )  # fmt: skip
 
 

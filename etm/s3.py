@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,22 +187,40 @@ def download(path: str, folder: str) -> str:
     StorageError
         Naming the object, after botocore's retries.
     """
+    local = os.path.join(folder, split(path)[1].replace("/", "_"))
+    if download_to(path, local) is None:
+        raise ObjectRefusedError(f"s3://{path} is gone (404) since it was listed")
+    return local
+
+
+def download_to(path: str, local: str) -> str | None:
+    """Download ``bucket/key`` to a local file with one GET; its ETag, or None if S3 answers
+    that it is gone (404).
+
+    Raises
+    ------
+    ObjectRefusedError
+        If S3 refuses the role access to it (403).
+    StorageError
+        Naming the object, after botocore's retries.
+    """
     bucket, key = split(path)
-    local = os.path.join(folder, key.replace("/", "_"))
     with storage_errors("read", path):
         try:
-            client().download_file(bucket, key, local)
+            answer = client().get_object(Bucket=bucket, Key=key)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in GONE:
-                raise ObjectRefusedError(f"s3://{path} is gone (404) since it was listed") from None
+                return None
             if code in DENIED:
                 raise ObjectRefusedError(
                     f"S3 refused access (403) to s3://{path}: the role running etm needs "
                     "s3:GetObject on it"
                 ) from None
             raise
-    return local
+        with open(local, "wb") as stream:
+            shutil.copyfileobj(answer["Body"], stream, 1 << 20)
+    return answer["ETag"].strip('"')
 
 
 def as_folder(prefix: str) -> str:
