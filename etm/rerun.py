@@ -169,25 +169,19 @@ def _found(places: Sequence[str], local: str) -> tuple[str, str] | None:
 
 @contextlib.contextmanager
 def _one_rerun(scratch: str, rerun: ChipRerun, chip: str) -> Iterator[None]:
-    """Hold this machine's lock on the rerun of a chip-year (an flock, released by the
-    system when a job dies)."""
-    name = f"etm-rerun-{rerun.tile}-{chip}-{rerun.year}.lock"
-    with open(os.path.join(scratch, name), "a") as lock:
+    """Hold this machine's lock on the rerun of a chip-year: an flock (the system releases
+    it when a job dies) on a file the holder removes, so that none is left behind; a job
+    that waited on a removed file locks the next one."""
+    path = os.path.join(scratch, f"etm-rerun-{rerun.tile}-{chip}-{rerun.year}.lock")
+    while True:
+        lock = open(path, "a")
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def record_reruns(markers: Sequence[str], record: str) -> None:
-    """Collect the markers of a tile-year's reruns into one record (reruns/<tile>/<year>.json)."""
-    reruns = []
-    for marker in markers:
-        with open(marker) as stream:
-            reruns.append(json.load(stream))
-    with open(record, "w") as stream:
-        json.dump(sorted(reruns, key=lambda rerun: rerun["chip"]), stream, indent=1)
-    log.info(
-        "the model was rerun for %d chips: %s", len(reruns), ", ".join(r["chip"] for r in reruns)
-    )
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break
+        lock.close()
+    try:
+        yield
+    finally:
+        os.unlink(path)
+        lock.close()

@@ -71,6 +71,7 @@ def test_jobs_of_one_chip_year_rerun_the_model_once(tmp_path):
         thread.join()
     assert found == [listed] * 3
     assert runs(tmp_path) == ["chip43.4N-102.8E 2020"]
+    assert not list(tmp_path.glob("*.lock"))  # nothing left behind
 
 
 def test_a_chip_the_model_does_not_write_again_is_one_error_naming_it(tmp_path):
