@@ -378,11 +378,12 @@ def chip_checks(settings: Settings, product: str, chip_paths: Sequence[str]) -> 
 @dataclass(frozen=True)
 class Source:
     """A period's source as the user knows it (an S3 URL or a local path), and its identity
-    when the run listed it (:attr:`etm.listing.StoredObject.identity`; empty for etm's own
-    COGs)."""
+    and modification time when the run listed it (:attr:`etm.listing.StoredObject.identity`;
+    empty for etm's own COGs)."""
 
     name: str
     identity: str = ""
+    mtime: float = 0.0
 
 
 @dataclass(frozen=True)

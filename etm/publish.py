@@ -12,7 +12,7 @@ from importlib.metadata import version
 
 import rasterio
 
-from etm import provenance, rerun, stac
+from etm import provenance, rerun, s3, stac
 from etm.checks import ChipExpectation, Findings, judge, neighbour_refusals, overlaps_disagree
 from etm.cog import Metadata, build_cog
 from etm.errors import (
@@ -107,35 +107,41 @@ def _checked_build(
             _write_findings(record, findings)
 
 
-def chips_present(
-    plan: PeriodPlan, sources: Sequence[str], scratch: str
-) -> tuple[PeriodPlan, list[str]]:
-    """A tile-month's plan and sources once every chip is there. A chip gone since the run
-    listed it (deleted from its folder, or from S3: the storage plugin then leaves no local
-    copy) fails the month; with missing_chips: rerun, the model is rerun for it first
-    (:func:`etm.rerun.restore`), and the month is built from what it wrote.
+def chips_present(plan: PeriodPlan, sources: Sequence[str], scratch: str) -> PeriodPlan:
+    """A tile-month's plan once every chip is there. A chip on S3 gone or
+    rewritten since the run listed it (the storage plugin then leaves no local copy) fails
+    the month; with missing_chips: rerun, the model is rerun for it
+    (:func:`etm.rerun.restore`), and the month is built from the file it wrote.
 
     Raises
     ------
     ChipReadError
         Naming the first chip gone (for good).
+    ChipChangedError
+        Naming the first chip rewritten.
     RerunError
         If the model's rerun command fails.
     """
-    present, paths = list(plan.sources), list(sources)
+    present = list(plan.sources)
     for index, (source, path) in enumerate(zip(plan.sources, sources, strict=True)):
         if os.path.exists(path):
             continue
-        if plan.rerun is None:
+        on_s3 = source.name.startswith("s3://")
+        if plan.rerun is None or not on_s3:
+            if on_s3 and s3.stat(source.name.removeprefix("s3://")):
+                raise ChipChangedError(
+                    source.name,
+                    "was rewritten since this run listed it; its month was not built: run "
+                    "again to build it from the new file",
+                )
             raise ChipReadError(
                 source.name,
                 "was deleted since this run listed it; its month was not built: the next run "
                 "finds it missing, and missing_chips says what then",
             )
-        name, identity = rerun.restore(plan.rerun, source.name, path, scratch)
-        present[index] = Source(name, identity)
-        paths[index] = path if name.startswith("s3://") else name
-    return replace(plan, sources=tuple(present)), paths
+        found = rerun.restore(plan.rerun, source.name, source.mtime, path, scratch)
+        present[index] = Source(f"s3://{found.path}", found.identity, found.mtime)
+    return replace(plan, sources=tuple(present))
 
 
 def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
@@ -242,7 +248,7 @@ def publish(
             "see the rerun job's log under logs/, then run again to rerun it"
         )
     if plan.checks:
-        plan, sources = chips_present(plan, sources, tmpdir or tempfile.gettempdir())
+        plan = chips_present(plan, sources, tmpdir or tempfile.gettempdir())
     identities = source_identities(plan, sources)
     names = [source.name for source in plan.sources]
     sources_digest = provenance.digest(zip(names, identities, strict=True))

@@ -18,10 +18,11 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from etm import s3
 from etm.errors import ChipReadError, RerunError
-from etm.listing import local_identity
+from etm.listing import StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -103,29 +104,35 @@ def _run(command: str, *, tile: str, chip: str, year: str) -> float:
     return seconds
 
 
-def restore(rerun: ChipRerun, name: str, local: str, scratch: str) -> tuple[str, str]:
-    """A chip file deleted since the run listed it, written again by the model.
+def restore(
+    rerun: ChipRerun, name: str, listed_mtime: float, local: str, scratch: str
+) -> StoredObject:
+    """A chip file on S3 gone or rewritten since the run listed it, as the model writes it
+    again.
 
-    The model writes the chip under ``rerun.prefix``, which may not be the run prefix the
-    file was listed under: the file is looked for there first, then where it was. Jobs of
-    one machine rerun the model once per chip-year: the others wait for that rerun, then
-    find the file it wrote.
+    The model writes under ``rerun.prefix``, which may not be the run prefix the file was
+    listed under: the file is looked for there first, then where it was, and taken only if
+    it is newer than the listed file (an older copy is not the model's new output). Jobs of
+    one machine rerun the model once per chip-year: the jobs waiting meanwhile read what
+    that rerun wrote, or fail with its error.
 
     Parameters
     ----------
     rerun : ChipRerun
         The month's tile-year.
     name : str
-        The chip file as the run listed it: ``s3://bucket/key`` or a local path.
+        The chip file as the run listed it, ``s3://bucket/key``.
+    listed_mtime : float
+        Its modification time when the run listed it.
     local : str
-        Where the month's job reads an S3 chip file (where Snakemake would have put it).
+        Where the month's job reads it (where Snakemake would have put it).
     scratch : str
         A folder of this machine, for the lock of each chip-year's rerun.
 
     Returns
     -------
-    tuple of str
-        The file's name (as ``name``) and identity (:attr:`etm.listing.StoredObject.identity`).
+    StoredObject
+        The file read (its ``path`` is ``bucket/key``).
 
     Raises
     ------
@@ -136,52 +143,79 @@ def restore(rerun: ChipRerun, name: str, local: str, scratch: str) -> tuple[str,
     """
     chip, year, file_name = name.split("/")[-3:]
     written = f"{rerun.prefix.rstrip('/')}/{chip}/{year}/{file_name}"
-    places = list(dict.fromkeys([written, name]))
-    with _one_rerun(scratch, rerun, chip):
-        found = _found(places, local)
+    places = [p.removeprefix("s3://") for p in dict.fromkeys([written, name])]
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    with _one_rerun(scratch, rerun, chip) as failure:
+        found = _newer(places, local, listed_mtime)
         if found is None:
-            log.warning("chip %s: was deleted since this run listed it; rerun the model", name)
-            _run(rerun.command(chip), tile=rerun.tile, chip=chip, year=year)
-            found = _found(places, local)
+            log.warning(
+                "chip %s: gone or rewritten since this run listed it; rerun the model", name
+            )
+            try:
+                _run(rerun.command(chip), tile=rerun.tile, chip=chip, year=year)
+            except RerunError as error:
+                failure.write(str(error))
+                raise
+            found = _newer(places, local, listed_mtime)
     if found is None:
         raise ChipReadError(
             name,
             "was deleted since this run listed it, and the model's rerun did not write it "
             "again; see this month's job log under logs/, then run again to rerun it",
         )
-    log.info("chip %s: read as %s (%s)", name, *found)
+    log.info("chip %s: read s3://%s (etag %s)", name, found.path, found.etag)
     return found
 
 
-def _found(places: Sequence[str], local: str) -> tuple[str, str] | None:
-    """The first of the places holding the file (fetched to ``local`` from S3), and its
-    identity."""
+def _newer(places: Sequence[str], local: str, than: float) -> StoredObject | None:
+    """The first of the places (``bucket/key``) holding a file newer than ``than``,
+    downloaded to ``local``."""
     for place in places:
-        if place.startswith("s3://"):
-            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-            etag = s3.download_to(place.removeprefix("s3://"), local)
-            if etag is not None:
-                return place, f"etag:{etag}"
-        elif os.path.isfile(place):
-            return place, local_identity(os.stat(place))
+        found = s3.download_to(place, local)
+        if found is not None and found.mtime > than:
+            return found
     return None
 
 
 @contextlib.contextmanager
-def _one_rerun(scratch: str, rerun: ChipRerun, chip: str) -> Iterator[None]:
+def _one_rerun(scratch: str, rerun: ChipRerun, chip: str) -> Iterator[IO[str]]:
     """Hold this machine's lock on the rerun of a chip-year: an flock (the system releases
-    it when a job dies) on a file the holder removes, so that none is left behind; a job
-    that waited on a removed file locks the next one."""
+    it when a job dies) on a file the holder removes, so that none is left behind. The
+    holder writes a failed rerun's error into it: the jobs that waited on that file raise
+    it too, and the next job locks a new file.
+
+    Raises
+    ------
+    RerunError
+        The error of the rerun this job waited for.
+    """
     path = os.path.join(scratch, f"etm-rerun-{rerun.tile}-{chip}-{rerun.year}.lock")
     while True:
-        lock = open(path, "a")
+        lock = open(path, "a+")
         fcntl.flock(lock, fcntl.LOCK_EX)
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
                 break
+        lock.seek(0)
+        failed = lock.read()
         lock.close()
+        if failed:
+            raise RerunError(failed)
     try:
-        yield
+        yield lock
     finally:
         os.unlink(path)
         lock.close()
+
+
+def record_reruns(markers: Sequence[str], record: str) -> None:
+    """Collect the markers of a tile-year's reruns into one record (reruns/<tile>/<year>.json)."""
+    reruns = []
+    for marker in markers:
+        with open(marker) as stream:
+            reruns.append(json.load(stream))
+    with open(record, "w") as stream:
+        json.dump(sorted(reruns, key=lambda rerun: rerun["chip"]), stream, indent=1)
+    log.info(
+        "the model was rerun for %d chips: %s", len(reruns), ", ".join(r["chip"] for r in reruns)
+    )

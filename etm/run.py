@@ -237,7 +237,7 @@ class Process:
         if tile and period.is_month:
             at = (tile, product, period.year, period.month)
             chips, missing = self.month_chips(*at, after_reruns)
-            sources = [plan.Source(self.named(chip.path), chip.identity) for chip in chips]
+            sources = [plan.Source(self.named(c.path), c.identity, c.mtime) for c in chips]
             if self.settings.missing_chips == "rerun":  # a chip deleted mid-run, too
                 chip_rerun = self.chip_rerun(tile, period.year)
         tiles = [tile] if tile else list(self.settings.tiles)

@@ -193,9 +193,9 @@ def download(path: str, folder: str) -> str:
     return local
 
 
-def download_to(path: str, local: str) -> str | None:
-    """Download ``bucket/key`` to a local file with one GET; its ETag, or None if S3 answers
-    that it is gone (404).
+def download_to(path: str, local: str) -> StoredObject | None:
+    """Download ``bucket/key`` to a local file with one GET; the object it was, or None if
+    S3 answers that it is gone (404).
 
     Raises
     ------
@@ -205,9 +205,34 @@ def download_to(path: str, local: str) -> str | None:
         Naming the object, after botocore's retries.
     """
     bucket, key = split(path)
+    answer = _answer(path, lambda s3: s3.get_object(Bucket=bucket, Key=key))
+    if answer is None:
+        return None
+    with storage_errors("read", path), open(local, "wb") as stream:
+        shutil.copyfileobj(answer["Body"], stream, 1 << 20)
+    return _answered(path, answer)
+
+
+def stat(path: str) -> StoredObject | None:
+    """What ``bucket/key`` is now (one HEAD), or None if S3 answers that it is gone (404).
+
+    Raises
+    ------
+    ObjectRefusedError
+        If S3 refuses the role access to it (403).
+    StorageError
+        Naming the object, after botocore's retries.
+    """
+    bucket, key = split(path)
+    answer = _answer(path, lambda s3: s3.head_object(Bucket=bucket, Key=key))
+    return None if answer is None else _answered(path, answer)
+
+
+def _answer(path: str, request) -> dict | None:
+    """S3's answer to ``request(client)`` about ``bucket/key``; None if it is gone (404)."""
     with storage_errors("read", path):
         try:
-            answer = client().get_object(Bucket=bucket, Key=key)
+            return request(client())
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in GONE:
@@ -218,9 +243,12 @@ def download_to(path: str, local: str) -> str | None:
                     "s3:GetObject on it"
                 ) from None
             raise
-        with open(local, "wb") as stream:
-            shutil.copyfileobj(answer["Body"], stream, 1 << 20)
-    return answer["ETag"].strip('"')
+
+
+def _answered(path: str, answer: dict) -> StoredObject:
+    """The object a GET's or HEAD's answer describes."""
+    etag = answer["ETag"].strip('"')
+    return StoredObject(path, answer["ContentLength"], answer["LastModified"].timestamp(), etag)
 
 
 def as_folder(prefix: str) -> str:

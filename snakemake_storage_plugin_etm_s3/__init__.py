@@ -11,7 +11,8 @@ A thin subclass of snakemake-storage-plugin-s3:
   output folder (``s3.FolderListings``), not about ten requests a job.
 - Chips (objects under a listed input prefix) are read-only for the whole run: their
   existence, size and time come from the listing, and each is fetched with one GET, of the
-  listed version only (``If-Match`` its listed ETag, which its month records).
+  listed version only (``If-Match`` its listed ETag, which its month records); one gone or
+  rewritten since is left to its month's job.
 - Nothing is ever written or deleted under a protected (input) prefix, no bucket is
   created, and removing an output never deletes its bucket.
 
@@ -60,6 +61,10 @@ class StorageProvider(S3StorageProvider):
         )
 
 
+#: S3's answers to a GET of a chip's listed version when it is gone, or was rewritten.
+CHANGED = (*s3.GONE, "PreconditionFailed")
+
+
 class StorageObject(S3StorageObject):
     def _path(self) -> str:
         return f"{self.bucket}/{self.key}"
@@ -79,21 +84,6 @@ class StorageObject(S3StorageObject):
                 f"{needed} (docs/aws.md: 3. Roles, and docs/aws/*.json)"
             )
             # Snakemake wraps the error in its own lines; this one says it all.
-            say([problem], prefix="etm error: ")
-            raise WorkflowError(problem) from None
-
-    @contextlib.contextmanager
-    def _as_listed(self):
-        """A chip rewritten since the run listed it fails its month with one line."""
-        try:
-            yield
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
-                raise
-            problem = (
-                f"chip s3://{self._path()}: was rewritten since this run listed it; its month "
-                "was not built: run again to build it from the new file"
-            )
             say([problem], prefix="etm error: ")
             raise WorkflowError(problem) from None
 
@@ -162,14 +152,15 @@ class StorageObject(S3StorageObject):
                 return super().retrieve_object()
         # One GET, without the HEAD that boto3's managed download sends first, of the
         # listed version only: the month records that version as what it was built from.
-        with self._permission("s3:GetObject on it"), self._as_listed():
+        with self._permission("s3:GetObject on it"):
             try:
                 body = self.s3obj().get(IfMatch=f'"{chip.etag}"')["Body"]
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in s3.GONE:
+                if error.response.get("Error", {}).get("Code") not in CHANGED:
                     raise
-                # Deleted since the run listed it: no local copy, and its month's job, not
-                # the whole run (as a failed retrieval would), fails naming it.
+                # Gone or rewritten since the run listed it: no local copy, and its month's
+                # job, not the whole run (as a failed retrieval would), says what then
+                # (etm.publish.chips_present).
                 return
         with open(self.local_path(), "wb") as local:
             shutil.copyfileobj(body, local, 1 << 20)

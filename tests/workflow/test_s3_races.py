@@ -4,10 +4,11 @@ reaching the loopback S3 server through tests/faultproxy.py."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
-from conftest import JULY, REPO, TILE5, TILE6, assert_chip_in_cog
+from conftest import JULY, REPO, TILE5, TILE6, assert_chip_in_cog, rewrite_chip
 from faultproxy import FaultProxy
 from s3workspace import OUTPUT
 
@@ -53,6 +54,42 @@ def test_a_chip_deleted_after_the_listing_is_one_line_and_only_its_month_is_not_
     assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
 
 
+def test_a_chip_rewritten_after_the_listing_is_one_line_and_only_its_month_is_not_built(
+    s3ws, tmp_path
+):
+    """The chip is really rewritten on the S3 server (other values) as the run's first read
+    of it (its tile's baseline) arrives: the whole run went on (it used to stop)."""
+    key = s3ws.chip_key(*CHIP)
+    rewritten = tmp_path / key.split("/")[-1]
+    s3ws.s3.download_file("ws-out", key, str(rewritten))
+    rewrite_chip(rewritten, scale=1.01)
+    done = []
+
+    def rewrite_on_first_read(method: str, path: str) -> bool:
+        if method == "GET" and path.split("?")[0] == f"/ws-out/{key}" and not done:
+            s3ws.s3.upload_file(str(rewritten), "ws-out", key)  # straight to the server
+            done.append(path)
+        return False
+
+    proxy = FaultProxy(s3ws.server.endpoint, gone=rewrite_on_first_read)
+    s3ws.endpoint = proxy.endpoint
+    s3ws.config.update(products=["etasw"], start_year=2020, end_year=2020)
+    command, environment = s3ws.command()
+    try:
+        result = subprocess.run(
+            command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
+        )
+    finally:
+        proxy.stop()
+    assert done and result.returncode == 1
+    assert etm_errors(result) == {
+        f"etm error: chip s3://ws-out/{key}: was rewritten since this run listed it; its month "
+        "was not built: run again to build it from the new file"
+    }, result.stderr
+    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
+    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+
+
 def test_a_baseline_reference_chip_refused_leaves_out_that_reference_only(s3ws):
     """The chip's 2020 file is one its tile's baseline reads; a run of 2021 needs no other."""
     result, chip = run_with(s3ws, 2021, deny=True)
@@ -64,48 +101,65 @@ def test_a_baseline_reference_chip_refused_leaves_out_that_reference_only(s3ws):
     } | {"mosaic/etasw/2021/etasw_202107.tif"}
 
 
-def test_with_missing_chips_rerun_a_chip_deleted_after_the_listing_is_rerun_and_its_month_built(
+def test_with_missing_chips_rerun_a_chip_year_deleted_after_the_listing_is_rerun_once(
     s3ws, tmp_path
 ):
-    """The chip is really deleted from the S3 server as the run's first read of it (its
-    tile's baseline) arrives; the fake model writes it back from a stash."""
-    tile, chip, product, year, month = CHIP
-    key = s3ws.chip_key(*CHIP)
-    stashed = tmp_path / "stash" / tile / chip / str(year) / key.split("/")[-1]
-    stashed.parent.mkdir(parents=True)
-    s3ws.s3.download_file("ws-out", key, str(stashed))
+    """The chip's folder of the year (two products) is really deleted from the S3 server as
+    the run's first read of it (its tile's baseline) arrives; the fake model writes new
+    files (other values, so other ETags) back from a stash, once for both months."""
+    tile, chip, _, year, month = CHIP
+    products = ["etasw", "netet"]
+    keys = [s3ws.chip_key(tile, chip, product, year, month) for product in products]
+    stash = tmp_path / "stash" / tile / chip / str(year)
+    stash.mkdir(parents=True)
+    for key in keys:
+        s3ws.s3.download_file("ws-out", key, str(stash / key.split("/")[-1]))
+        rewrite_chip(stash / key.split("/")[-1], scale=1.01)
     deleted = []
 
     def delete_on_first_read(method: str, path: str) -> bool:
-        if method == "GET" and path.split("?")[0] == f"/ws-out/{key}" and not deleted:
-            s3ws.s3.delete_object(Bucket="ws-out", Key=key)  # straight to the server
+        if method == "GET" and path.split("?")[0] == f"/ws-out/{keys[0]}" and not deleted:
+            for key in keys:  # straight to the server
+                s3ws.s3.delete_object(Bucket="ws-out", Key=key)
             deleted.append(path)
         return False
 
     proxy = FaultProxy(s3ws.server.endpoint, gone=delete_on_first_read)
     s3ws.endpoint = proxy.endpoint
     s3ws.config.update(
-        products=[product], start_year=year, end_year=year, missing_chips="rerun",
+        products=products, start_year=year, end_year=year, missing_chips="rerun",
         chip_rerun_command=f"{sys.executable} {REPO / 'tests' / 'fake_model.py'} --stash "
         f"{tmp_path / 'stash'} --tile {{tile}} --chip {{chip}} --year {{year}} --prefix {{prefix}}",
     )  # fmt: skip
+    command, environment = s3ws.command()
     try:
-        result, _ = s3ws.snakemake()
+        result = subprocess.run(
+            command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
+        )
     finally:
         proxy.stop()
     assert deleted
     assert result.returncode == 0, result.stderr
     assert "etm error" not in result.stderr and "Traceback" not in result.stderr
     assert s3ws.published() == {
-        f"tiles/{t}/{product}/{year}/{product}_{year}07.tif" for t in (TILE5, TILE6)
-    } | {f"mosaic/{product}/{year}/{product}_{year}07.tif"}
-    (log,) = [
-        text for name, text in s3ws.job_logs().items()
-        if name.endswith(f"mosaic_tile/{tile}/{year}/{product}_{year}07.log")
-    ]  # fmt: skip
-    assert f"chip s3://ws-out/{key}: was deleted since this run listed it; rerun the model" in log
-    assert f"model: model: tile {tile} {chip} {year}" in log
-    cog = s3ws.download(
-        "ws-enduser", f"{OUTPUT}/tiles/{tile}/{product}/{year}/{product}_{year}07.tif"
+        f"tiles/{t}/{product}/{year}/{product}_{year}07.tif"
+        for t in (TILE5, TILE6) for product in products
+    } | {f"mosaic/{product}/{year}/{product}_{year}07.tif" for product in products}  # fmt: skip
+    logs = s3ws.job_logs()
+    assert (
+        sum(text.count(f"model: model: tile {tile} {chip} {year}") for text in logs.values()) == 1
     )
-    assert_chip_in_cog(stashed, cog)
+    for key, product in zip(keys, products, strict=True):
+        (log,) = [
+            text for name, text in logs.items()
+            if name.endswith(f"mosaic_tile/{tile}/{year}/{product}_{year}07.log")
+        ]  # fmt: skip
+        assert f"chip s3://ws-out/{key}: read s3://ws-out/{key}" in log
+        cog = s3ws.download(
+            "ws-enduser", f"{OUTPUT}/tiles/{tile}/{product}/{year}/{product}_{year}07.tif"
+        )
+        assert_chip_in_cog(stash / key.split("/")[-1], cog)
+    s3ws.endpoint = s3ws.server.endpoint
+    again = s3ws.command("-n")
+    dry = subprocess.run(again[0], cwd=s3ws.root, env=again[1], capture_output=True, text=True)
+    assert "0 missing" in dry.stderr and "mosaic_tile" not in dry.stdout, dry.stderr
