@@ -409,8 +409,8 @@ class PeriodPlan:
     checks: ChipChecks | None = None
     #: Chips still missing after the model was rerun for them.
     missing: tuple[str, ...] = ()
-    #: With missing_chips: rerun, how the job reruns the model for a chip deleted since the
-    #: run listed it (:func:`etm.rerun.restore`).
+    #: With missing_chips: rerun, how the job reruns the model for a chip gone from S3 since
+    #: the run listed it (:func:`etm.rerun.restore`).
     rerun: ChipRerun | None = None
     #: On S3, where a region period's job keeps its Items and its tiles' for the catalog.
     kept_items: str | None = None
@@ -438,7 +438,7 @@ def period_plan(
 ) -> PeriodPlan:
     """The plan of one tile or region period. With ``kept`` (:data:`KEPT_ITEMS`, on S3), a
     region period's job keeps its tiles' Items and its own for the catalog; with ``rerun``, a
-    tile-month's job reruns the model for a chip deleted since the run listed it."""
+    tile-month's job reruns the model for a chip gone from S3 since the run listed it."""
     tile, product, period = publication.tile, publication.product, publication.period
     item = item_options(settings, publication)
     keeps = kept is not None and tile is None

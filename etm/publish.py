@@ -108,10 +108,10 @@ def _checked_build(
 
 
 def chips_present(plan: PeriodPlan, sources: Sequence[str], scratch: str) -> PeriodPlan:
-    """A tile-month's plan once every chip is there. A chip on S3 gone or
-    rewritten since the run listed it (the storage plugin then leaves no local copy) fails
-    the month; with missing_chips: rerun, the model is rerun for it
-    (:func:`etm.rerun.restore`), and the month is built from the file it wrote.
+    """A tile-month's plan once every chip is there. A chip on S3 gone or rewritten since
+    the run listed it (the storage plugin then leaves no local copy) fails the month; with
+    missing_chips: rerun, the model is rerun for it (:func:`etm.rerun.restore`), and the
+    month is built from the file it wrote.
 
     Raises
     ------
@@ -126,22 +126,26 @@ def chips_present(plan: PeriodPlan, sources: Sequence[str], scratch: str) -> Per
     for index, (source, path) in enumerate(zip(plan.sources, sources, strict=True)):
         if os.path.exists(path):
             continue
-        on_s3 = source.name.startswith("s3://")
-        if plan.rerun is None or not on_s3:
-            if on_s3 and s3.stat(source.name.removeprefix("s3://")):
-                raise ChipChangedError(
-                    source.name,
-                    "was rewritten since this run listed it; its month was not built: run "
-                    "again to build it from the new file",
-                )
-            raise ChipReadError(
-                source.name,
-                "was deleted since this run listed it; its month was not built: the next run "
-                "finds it missing, and missing_chips says what then",
-            )
+        if not (plan.rerun and source.name.startswith("s3://")):
+            raise _changed(source)
         found = rerun.restore(plan.rerun, source.name, source.mtime, path, scratch)
         present[index] = Source(f"s3://{found.path}", found.identity, found.mtime)
     return replace(plan, sources=tuple(present))
+
+
+def _changed(source: Source) -> ChipError:
+    """Why a chip listed by the run is not there: deleted, or (on S3) rewritten."""
+    if source.name.startswith("s3://") and s3.stat(source.name.removeprefix("s3://")):
+        return ChipChangedError(
+            source.name,
+            "was rewritten since this run listed it; its month was not built: run again to "
+            "build it from the new file",
+        )
+    return ChipReadError(
+        source.name,
+        "was deleted since this run listed it; its month was not built: the next run finds "
+        "it missing, and missing_chips says what then",
+    )
 
 
 def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:

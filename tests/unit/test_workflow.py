@@ -46,6 +46,15 @@ def test_only_the_batch_executor_has_a_queue():
     assert batch_queue(workflow(1, 1, executor="cluster-generic")) is None
 
 
+def test_a_profile_drops_snakemakes_records_only_where_no_rerun_trigger_reads_them():
+    # Every trigger but mtime compares a job with the record of its outputs' last run.
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    for path in (REPO / "profiles").glob("*/config.yaml"):
+        profile = {**default, **yaml.safe_load(path.read_text())}
+        if profile.get("drop-metadata"):
+            assert profile["rerun-triggers"] == ["mtime"], path
+
+
 def test_the_aws_profile_weighs_at_least_the_containers_it_starts_at_once():
     # Fewer would leave containers unstarted until the next job ends.
     profile = yaml.safe_load((REPO / "profiles" / "aws" / "config.yaml").read_text())

@@ -33,6 +33,21 @@ def run_with(s3ws, year: int, **faults):
     return result, f"s3://ws-out/{s3ws.chip_key(*CHIP)}"
 
 
+def run_changing_inputs(s3ws, on_request) -> subprocess.CompletedProcess:
+    """A run whose clients' requests go through a proxy that first calls
+    ``on_request(method, path)``, which may change the input bucket on the server itself."""
+    proxy = FaultProxy(s3ws.server.endpoint, gone=on_request)
+    s3ws.endpoint = proxy.endpoint
+    command, environment = s3ws.command()
+    try:
+        return subprocess.run(
+            command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
+        )
+    finally:
+        proxy.stop()
+        s3ws.endpoint = s3ws.server.endpoint
+
+
 def etm_errors(result) -> set[str]:
     return {line for line in result.stderr.splitlines() if line.startswith("etm error:")}
 
@@ -71,16 +86,8 @@ def test_a_chip_rewritten_after_the_listing_is_one_line_and_only_its_month_is_no
             done.append(path)
         return False
 
-    proxy = FaultProxy(s3ws.server.endpoint, gone=rewrite_on_first_read)
-    s3ws.endpoint = proxy.endpoint
     s3ws.config.update(products=["etasw"], start_year=2020, end_year=2020)
-    command, environment = s3ws.command()
-    try:
-        result = subprocess.run(
-            command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
-        )
-    finally:
-        proxy.stop()
+    result = run_changing_inputs(s3ws, rewrite_on_first_read)
     assert done and result.returncode == 1
     assert etm_errors(result) == {
         f"etm error: chip s3://ws-out/{key}: was rewritten since this run listed it; its month "
@@ -124,20 +131,12 @@ def test_with_missing_chips_rerun_a_chip_year_deleted_after_the_listing_is_rerun
             deleted.append(path)
         return False
 
-    proxy = FaultProxy(s3ws.server.endpoint, gone=delete_on_first_read)
-    s3ws.endpoint = proxy.endpoint
     s3ws.config.update(
         products=products, start_year=year, end_year=year, missing_chips="rerun",
         chip_rerun_command=f"{sys.executable} {REPO / 'tests' / 'fake_model.py'} --stash "
         f"{tmp_path / 'stash'} --tile {{tile}} --chip {{chip}} --year {{year}} --prefix {{prefix}}",
     )  # fmt: skip
-    command, environment = s3ws.command()
-    try:
-        result = subprocess.run(
-            command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
-        )
-    finally:
-        proxy.stop()
+    result = run_changing_inputs(s3ws, delete_on_first_read)
     assert deleted
     assert result.returncode == 0, result.stderr
     assert "etm error" not in result.stderr and "Traceback" not in result.stderr
@@ -159,7 +158,6 @@ def test_with_missing_chips_rerun_a_chip_year_deleted_after_the_listing_is_rerun
             "ws-enduser", f"{OUTPUT}/tiles/{tile}/{product}/{year}/{product}_{year}07.tif"
         )
         assert_chip_in_cog(stash / key.split("/")[-1], cog)
-    s3ws.endpoint = s3ws.server.endpoint
     again = s3ws.command("-n")
     dry = subprocess.run(again[0], cwd=s3ws.root, env=again[1], capture_output=True, text=True)
     assert "0 missing" in dry.stderr and "mosaic_tile" not in dry.stdout, dry.stderr
