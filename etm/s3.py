@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -411,13 +411,9 @@ def storage_errors(doing: str, path: str):
 
 
 def listed_prefix(path: str) -> str | None:
-    """The listed prefix ``bucket/key`` lies under, if any (one look-up per folder level)."""
-    folder = path.rstrip("/")
-    while "/" in folder:
-        folder = folder.rsplit("/", 1)[0]
-        if folder in SNAPSHOTS:
-            return folder
-    return None
+    """The listed prefix ``bucket/key`` lies under, if any."""
+    folder, _, _name = path.rstrip("/").rpartition("/")
+    return _nearest(folder, SNAPSHOTS) if folder else None
 
 
 def listed_input(path: str) -> tuple[bool, StoredObject | None]:
@@ -437,10 +433,15 @@ def protect(prefixes) -> None:
 
 
 def protected_prefix(path: str) -> str | None:
-    """The protected prefix ``bucket/key`` is or lies under, if any (one look-up per folder
-    level: the scheduler asks about every ready job's chips each round)."""
+    """The protected prefix ``bucket/key`` is or lies under, if any."""
+    return _nearest(path, PROTECTED)
+
+
+def _nearest(path: str, prefixes: Collection[str]) -> str | None:
+    """The deepest of the prefixes that ``path`` is or lies under, if any: one look-up per
+    folder level, as the scheduler asks about every ready job's chips each round."""
     folder = path.rstrip("/")
-    while folder not in PROTECTED:
+    while folder not in prefixes:
         if "/" not in folder:
             return None
         folder = folder.rsplit("/", 1)[0]

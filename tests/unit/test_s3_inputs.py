@@ -33,3 +33,10 @@ def test_a_chip_is_answered_by_its_prefix_listing_present_or_missing(listed):
         False,
         None,
     )
+
+
+def test_a_listed_prefix_holds_what_lies_under_it_not_itself(listed):
+    assert s3.listed_prefix(CHIP) == TILE
+    assert s3.listed_prefix(f"{TILE}/") is None  # the prefix itself is a folder, not an object
+    assert s3.listed_prefix(f"{TILE}0/chip47.4N-106.8E/2020/etasw_202001.tif") is None
+    assert s3.listed_prefix("in") is None
