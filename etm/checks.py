@@ -749,7 +749,8 @@ def write_baseline(
     from etm.listing import LocalListing
 
     on_s3 = prefixes[0].startswith("s3://")
-    listing = s3.S3Listing() if on_s3 else LocalListing()
+    # A job's listings are its own: the run's storage plugin answers from the run's.
+    listing = s3.S3Listing(record=False) if on_s3 else LocalListing()
     listed = [prefix.removeprefix("s3://") for prefix in prefixes]
     files = reference_files(listing, listed, product, chips)
     with tempfile.TemporaryDirectory() as scratch:

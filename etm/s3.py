@@ -267,11 +267,14 @@ def listed_object(bucket: str, item: dict) -> StoredObject:
 class S3Listing:
     """Listings of ``bucket/prefix`` paths with paginated ListObjectsV2.
 
-    Every full listing is recorded in :data:`SNAPSHOTS`, for the storage plugin.
+    Every full listing is recorded in :data:`SNAPSHOTS`, for the storage plugin, but with
+    ``record=False``: a job's own listings (a baseline's, in a thread of the main process)
+    must not change what the plugin answers about the chips the run listed.
     """
 
-    def __init__(self, s3=None):
+    def __init__(self, s3=None, *, record: bool = True):
         self.s3 = s3 or client()
+        self.record = record
 
     def walk(self, prefix: str) -> Iterator[StoredObject]:
         """Every object under a prefix, at any depth, as ``bucket/key`` paths.
@@ -294,7 +297,8 @@ class S3Listing:
                     found = listed_object(bucket, item)
                     objects[found.path] = found
                     yield found
-        SNAPSHOTS[prefix.rstrip("/")] = objects
+        if self.record:
+            SNAPSHOTS[prefix.rstrip("/")] = objects
 
     def snapshot(self, prefix: str) -> int:
         """List a prefix only to record it in :data:`SNAPSHOTS`; returns how many objects."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from urllib.parse import quote
 
 import pytest
 from conftest import JULY, REPO, TILE5, TILE6, assert_chip_in_cog, rewrite_chip
@@ -66,6 +67,30 @@ def test_a_chip_deleted_after_the_listing_is_one_line_and_only_its_month_is_not_
     }, result.stderr
     assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
     assert f"chip {chip}: left out of the baseline: {chip} is gone (404)" in baseline_log(s3ws)
+    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+
+
+def test_a_chip_deleted_before_its_baseline_lists_it_is_one_line_and_only_its_month_fails(s3ws):
+    """Deleted on the server as the baseline (a job in the main process's threads) lists the
+    chip's folder: the run's own listing, not the baseline's, says what the run reads."""
+    key = s3ws.chip_key(*CHIP)
+    folder = quote(key.rsplit("/", 1)[0] + "/", safe="")
+    deleted = []
+
+    def delete_on_the_baselines_listing(method: str, path: str) -> bool:
+        if method == "GET" and f"prefix={folder}" in path and not deleted:
+            s3ws.s3.delete_object(Bucket="ws-out", Key=key)  # straight to the server
+            deleted.append(path)
+        return False
+
+    s3ws.config.update(products=["etasw"], start_year=2020, end_year=2020)
+    result = run_changing_inputs(s3ws, delete_on_the_baselines_listing)
+    assert deleted and result.returncode == 1
+    assert etm_errors(result) == {
+        f"etm error: chip s3://ws-out/{key}: was deleted since this run listed it; its month "
+        "was not built: the next run finds it missing, and missing_chips says what then"
+    }, result.stderr
+    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
     assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
 
 
