@@ -206,7 +206,10 @@ def _yaml_document(path: str | os.PathLike, text: str) -> object:
     """A YAML document, built only once measured (:func:`_check_expanded`)."""
     stream = io.StringIO(text)
     stream.name = str(path)  # named in YAML's error messages
-    loader = yaml.FullLoader(stream)  # Snakemake's (through yte)
+    try:
+        loader = yaml.FullLoader(stream)  # Snakemake's (through yte); a control character fails
+    except yaml.YAMLError as error:
+        raise _not_yaml(path, error) from None
     try:
         document = loader.get_single_node()
         if document is None:
@@ -214,15 +217,17 @@ def _yaml_document(path: str | os.PathLike, text: str) -> object:
         _check_expanded(path, document, _node_children)
         return loader.construct_document(document)  # a 5,000-digit integer: ValueError
     except (yaml.YAMLError, ValueError) as error:
-        raise ConfigError(
-            f"config file {path}: cannot be read as YAML ({one_line(error)})"
-        ) from None
+        raise _not_yaml(path, error) from None
     except RecursionError:
         raise ConfigError(
             f"config file {path}: nested deeper than {MAX_CONFIG_DEPTH} lists or mappings"
         ) from None
     finally:
         loader.dispose()
+
+
+def _not_yaml(path: str | os.PathLike, error: Exception) -> ConfigError:
+    return ConfigError(f"config file {path}: cannot be read as YAML ({one_line(error)})")
 
 
 def _utf8_text(path: str | os.PathLike, data: bytes) -> str:

@@ -72,6 +72,17 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path, encoding, problem)
     ]
 
 
+def test_a_config_file_with_a_control_character_is_one_line(tmp_path):
+    bell = "\x07"
+    text = with_lines(f"# a bell {bell} in a comment")
+    status, lines, _ = dry_run(tmp_path, text)
+    assert status == 1
+    assert lines == [
+        "etm error: config file my.yaml: cannot be read as YAML (unacceptable character "
+        f'#x0007: special characters are not allowed in "my.yaml", position {text.index(bell)})'
+    ]
+
+
 def alias_bomb(key: str, depth: int, mappings: bool) -> str:
     """A valid key holding nine aliases of nine aliases ... of nine values: 9**depth."""
     names = "abcdefghi"
