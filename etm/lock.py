@@ -65,7 +65,7 @@ class Holder:
             return False
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):  # beyond every pid: no process
             return True
         except PermissionError:
             return False
@@ -150,18 +150,26 @@ class OutputLock:
                 found = s3.client().get_object(Bucket=bucket, Key=key)
                 text, version = found["Body"].read().decode(errors="replace"), found["ETag"]
             else:
-                with open(self._path()) as stream:
+                with open(self._path(), errors="replace") as stream:
                     text = version = stream.read()
         except FileNotFoundError:
             return None
+        except OSError as error:  # a folder where the lock would be, or under a file
+            raise OutputLockedError(
+                f"cannot read the lock {self._path()} ({error.strerror}): the output prefix "
+                "must be a folder, and its lock a file; remove what is in the way"
+            ) from None
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 return None
             raise
         try:
-            return Holder(**json.loads(text)), version
+            holder = Holder(**json.loads(text))
         except (ValueError, TypeError):
-            return Holder("?", "?", 0, "?", "?"), version  # unreadable: shown as unknown
+            holder = None
+        if holder is None or type(holder.pid) is not int or holder.pid <= 0:
+            holder = Holder("?", "?", 0, "?", "?")  # unreadable: shown as unknown
+        return holder, version
 
     def holder(self) -> Holder | None:
         """The run holding the lock, or None."""

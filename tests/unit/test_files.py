@@ -4,7 +4,7 @@ import pytest
 from conftest import unwritable
 
 from etm.errors import OutputError
-from etm.files import check_output_folders, copy_whole, whole, write_whole
+from etm.files import check_output_folders, copy_whole, remove_leftovers, whole, write_whole
 
 
 def test_a_file_is_renamed_into_place_only_once_written(tmp_path):
@@ -46,3 +46,9 @@ def test_output_folders_are_folders_this_user_can_write(tmp_path):
     year.mkdir(parents=True)
     with unwritable(year), pytest.raises(OutputError, match=f"^output folder {year} cannot be"):
         check_output_folders([str(out), str(year)])
+
+
+def test_a_scratch_folder_named_after_no_possible_process_is_kept_without_an_error(tmp_path):
+    (tmp_path / "etm-99999999999999999999-x").mkdir()
+    assert remove_leftovers(str(tmp_path / "out"), str(tmp_path)) == (0, 0)
+    assert (tmp_path / "etm-99999999999999999999-x").is_dir()

@@ -126,3 +126,31 @@ def test_a_run_releases_only_its_own_lock(tmp_path):
     second.acquire()
     first.release()
     assert OutputLock(str(tmp_path), on_s3=False, label="out").holder() == second.held[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"run": "r", "host": "HOST", "pid": "abc", "directory": "/x", "started": "t"}',
+        b'{"run": "r", "host": "HOST", "pid": -1, "directory": "/x", "started": "t"}',
+        b'{"run": "r\xe9", "host": "HOST", "pid": 1, "directory": "/x", "started": "t"}',
+        b"not json",
+    ],
+    ids=["pid-text", "pid-negative", "not-utf8", "not-json"],
+)
+def test_an_unreadable_lock_refuses_a_run_with_an_etm_error(tmp_path, text):
+    (tmp_path / LOCK_NAME).write_bytes(text.replace(b"HOST", socket.gethostname().encode()))
+    with pytest.raises(OutputLockedError, match="^output prefix out is being written by "):
+        OutputLock(str(tmp_path), on_s3=False, label="out").acquire()
+
+
+def test_a_lock_of_a_pid_beyond_every_process_on_this_machine_is_taken_over(tmp_path):
+    holder = dict(run="r", host=socket.gethostname(), pid=10**20, directory="/x", started="t")
+    (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
+    assert "took over" in OutputLock(str(tmp_path), on_s3=False, label="out").acquire()
+
+
+def test_a_lock_where_a_folder_stands_is_one_error_naming_it(tmp_path):
+    (tmp_path / LOCK_NAME).mkdir()
+    with pytest.raises(OutputLockedError, match=rf"cannot read the lock {tmp_path}/{LOCK_NAME} "):
+        OutputLock(str(tmp_path), on_s3=False, label="out").acquire()
