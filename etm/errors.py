@@ -11,6 +11,9 @@ from etm.urls import SCHEME, masked_url
 
 #: A URL in a text: from its scheme to the next whitespace.
 _URL = re.compile(SCHEME.pattern + r"\S*")
+#: A user and password written without a scheme (``user:pass@host``, ``//user:pass@host``):
+#: from the start, a space, a quote or a slash to the last ``@`` before the next space.
+_USERINFO = re.compile(r"(?<![^\s'\"(=/])[^\s/@:'\"]+:(?!//)[^\s'\"]*@")
 
 
 def one_line(error: BaseException) -> str:
@@ -21,8 +24,9 @@ def one_line(error: BaseException) -> str:
 def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced by ``***``
     (:func:`etm.urls.masked_url`): an endpoint URL can carry them, and botocore quotes the
-    endpoint in its errors. A URL runs from its scheme to the next whitespace."""
-    return _URL.sub(lambda url: masked_url(url[0]), text)
+    endpoint in its errors. A URL runs from its scheme to the next whitespace; one written
+    without a scheme loses what lies before its last ``@``, if a ``:`` is in it."""
+    return _USERINFO.sub("***@", _URL.sub(lambda url: masked_url(url[0]), text))
 
 
 #: Snakemake's logger. Its terminal handler writes a message, then its newline: between the

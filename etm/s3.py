@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from etm.errors import ConfigError, ObjectRefusedError, StorageError, one_line
 from etm.listing import StoredObject
-from etm.urls import without_userinfo
+from etm.urls import masked_url, without_userinfo
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
@@ -114,8 +114,27 @@ _MAKING_CLIENTS = threading.Lock()
 
 def client():
     """An S3 client honouring AWS_ENDPOINT_URL and the credential chain, with retries."""
+    check_endpoint()
     with _MAKING_CLIENTS:
         return boto3.client("s3", config=client_config())
+
+
+def check_endpoint() -> None:
+    """Refuse an endpoint URL (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``) that is not
+    ``http://`` or ``https://``: botocore's error would quote it whole, password included.
+
+    Raises
+    ------
+    ConfigError
+        Naming the variable and the URL without its user and password.
+    """
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        endpoint = os.environ.get(name, "")
+        if endpoint and not endpoint.lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{name} {masked_url(endpoint)}: is not an http:// or https:// URL; write it "
+                "as http(s)://host:port"
+            )
 
 
 #: Content types of what etm publishes, so that browsers and static hosts (S3 website

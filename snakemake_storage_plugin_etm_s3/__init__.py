@@ -37,7 +37,7 @@ from snakemake_storage_plugin_s3 import StorageProvider as S3StorageProvider
 
 from etm import s3
 from etm.config import check_snakemake_config_files
-from etm.errors import say, without_passwords
+from etm.errors import ConfigError, say, without_passwords
 
 check_snakemake_config_files()
 
@@ -54,6 +54,11 @@ class StorageProviderSettings(StorageProviderSettingsBase):
 class StorageProvider(S3StorageProvider):
     def __post_init__(self):
         # Endpoint (AWS_ENDPOINT_URL) and credentials come from boto3's own chain.
+        try:
+            s3.check_endpoint()
+        except ConfigError as error:
+            say([str(error)], prefix="etm error: ")
+            raise WorkflowError(str(error)) from None
         self.s3c = boto3.resource(
             "s3",
             region_name=self.settings.region,

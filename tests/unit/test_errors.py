@@ -84,3 +84,17 @@ def test_a_line_said_while_snakemake_writes_one_starts_a_line_of_its_own(monkeyp
         "Select jobs to execute...",
         "etm error: chip x: is int16",
     ]
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("etm error: bob:S3CRET@example.invalid/pub: x", "etm error: ***@example.invalid/pub: x"),
+        ("No such file: 'bob:S3C/RET#x@host:9/x'", "No such file: '***@host:9/x'"),
+        ("//bob:S3CRET@host/x", "//***@host/x"),
+        ("http://u:p/q@h/x and bob:pw@h", "http://***@h/x and ***@h"),
+        ("at 12:30, mail me@x.org; s3://b/chip43.4N-102.8E/x", None),
+    ],
+)
+def test_a_user_and_password_without_a_scheme_are_masked_too(text, shown):
+    assert without_passwords(text) == (shown or text)
