@@ -44,16 +44,16 @@ def whole(destination: str) -> Iterator[str]:
             os.remove(partial)
 
 
-def _unwritable(folder: str, error: OSError) -> str:
+def _unwritable(folder: str, error: OSError, key: str = "enduser_cog_output") -> str:
     """The line saying that an output folder cannot be written, and what to do."""
     reason = error.strerror or type(error).__name__
     return (
         f"output folder {folder} cannot be written ({reason}); make it writable, or choose "
-        "another enduser_cog_output"
+        f"another {key}"
     )
 
 
-def check_output_folders(folders: Iterable[str]) -> None:
+def check_output_folders(folders: Iterable[str], key: str = "enduser_cog_output") -> None:
     """Refuse output folders the run could not write into, before any job: each must be a
     folder, or not exist yet under a folder, that this user can write.
 
@@ -61,6 +61,8 @@ def check_output_folders(folders: Iterable[str]) -> None:
     ----------
     folders : iterable of str
         Local folders the run writes files into.
+    key : str
+        The config key that chooses them.
 
     Raises
     ------
@@ -79,10 +81,11 @@ def check_output_folders(folders: Iterable[str]) -> None:
         if not os.path.isdir(path):
             raise OutputError(
                 f"output {path} is a file, where the run needs a folder; move the file away, "
-                "or choose another enduser_cog_output"
+                f"or choose another {key}"
             )
         if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputError(_unwritable(path, PermissionError(errno.EACCES, "permission denied")))
+            denied = PermissionError(errno.EACCES, "permission denied")
+            raise OutputError(_unwritable(path, denied, key))
 
 
 def write_whole(text: str, path: str) -> None:

@@ -339,6 +339,7 @@ class MainProcess(Process):
         self.publications = plan.publications(self.settings, self.policy.skipped)
         if not self.on_s3:  # before Snakemake looks into them
             check_output_folders(self._output_folders())
+        check_output_folders([self.settings.reports_dir], key="reports_dir")
         missing_csv = write_reports(verification)
         lines = [moved] * bool(moved) + summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))

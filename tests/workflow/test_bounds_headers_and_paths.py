@@ -157,3 +157,12 @@ def test_a_chip_declaring_too_many_pixels_is_refused_before_any_is_read(workspac
         baseline_log.read_text()
     )
     assert workspace.published() == {f"tiles/{TILE5}/etasw/2020/etasw_202007.tif"}
+
+
+def test_a_reports_dir_that_is_a_file_is_named_before_any_job(workspace):
+    (workspace.root / "reports.txt").write_text("")
+    workspace.config["reports_dir"] = "reports.txt"
+    assert refused(workspace, "-n") == (
+        "etm error: output reports.txt is a file, where the run needs a folder; move the file "
+        "away, or choose another reports_dir"
+    )
