@@ -21,7 +21,7 @@ import boto3
 
 from etm.plan import REGION_LOG, TILE_LOG, Period
 from etm.s3 import client_config
-from etm.urls import credentials, request, split_userinfo, without_userinfo
+from etm.urls import basic_token, credentials, request, split_userinfo, without_userinfo
 
 #: Seconds to wait for a webhook to answer.
 WEBHOOK_TIMEOUT_S = 10
@@ -233,10 +233,12 @@ def failure(error: Exception, url: str) -> str:
 
 
 def redacted(text: str, url: str) -> str:
-    """``text`` without the URL's user, password, path or query, should it quote them."""
+    """``text`` without the URL's user, password (also as the basic authentication token a
+    server may echo), path or query, should it quote them."""
     _, userinfo, _ = split_userinfo(url)
     parts = urlsplit(without_userinfo(url))
-    for secret in (url, userinfo, *(credentials(url) or ()), parts.path, parts.query):
+    secrets = (url, userinfo, *(credentials(url) or ()), basic_token(url), parts.path, parts.query)
+    for secret in secrets:
         if secret and len(secret) > 1:
             text = text.replace(secret, "***")
     return text

@@ -74,12 +74,17 @@ def request(url: str, **options) -> urllib.request.Request:
     """
     import urllib.request
 
-    found = credentials(url)
     prepared = urllib.request.Request(without_userinfo(url), **options)
-    if found:
-        pair = base64.b64encode(":".join(found).encode()).decode()
-        prepared.add_header("Authorization", f"Basic {pair}")
+    if token := basic_token(url):
+        prepared.add_header("Authorization", f"Basic {token}")
     return prepared
+
+
+def basic_token(url: str) -> str | None:
+    """The basic authentication token of a URL's user and password (base64); None without
+    them."""
+    found = credentials(url)
+    return base64.b64encode(":".join(found).encode()).decode() if found else None
 
 
 def gdal_options(url: str) -> dict[str, str]:

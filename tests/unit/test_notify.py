@@ -81,3 +81,11 @@ def test_a_webhook_answering_2xx_is_sent_and_any_other_answer_is_a_failure():
         sent.stop()
         refused.stop()
     assert sent.bodies[0]["published_cogs"] == 3
+
+
+def test_a_failure_reason_echoing_the_authorization_token_does_not_show_it():
+    from etm.notify import redacted
+
+    url = "https://bob:S3C/RE#T@hooks.example.com/x"
+    token = base64.b64encode(b"bob:S3C/RE#T").decode()
+    assert redacted(f"Unauthorized for Basic {token}", url) == "Unauthorized for Basic ***"
