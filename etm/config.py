@@ -518,7 +518,8 @@ def resolved(path: str, local: bool) -> str:
 
 
 def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool) -> None:
-    """Refuse braces in a prefix, a prefix listed twice, and writing where chips are.
+    """Refuse braces in a prefix (and on S3 ``?`` and ``#``), a prefix listed twice, and
+    writing where chips are.
 
     Paths are compared resolved: an absolute output path inside a relative input prefix,
     or a symbolic link to it, is inside it.
@@ -536,6 +537,11 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool
             raise ConfigError(
                 f"config key '{key}': {path} has a brace; Snakemake would read it as a "
                 "wildcard: rename the folder"
+            )
+        if not local and ("?" in path or "#" in path):
+            raise ConfigError(
+                f"config key '{key}': {path} has a '?' or '#'; Snakemake would read an S3 "
+                "path's query or fragment there: rename the folder"
             )
     seen: dict[str, str] = {}
     for prefix in inputs:

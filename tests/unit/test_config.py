@@ -626,3 +626,13 @@ def test_snakemake_checks_each_config_file_first_once_etm_is_imported(tmp_path, 
     assert capsys.readouterr().err.startswith(
         f"etm error: config file {tmp_path / 'my.yaml'}: holds more than 100,000 values"
     )
+
+
+@pytest.mark.parametrize("output", ["ws-enduser/USA/TBD?x=1", "ws-enduser/USA/TBD#frag"])
+def test_an_s3_prefix_with_a_query_or_fragment_sign_is_refused(output):
+    with pytest.raises(ConfigError) as error:
+        load_settings({**team_config(), "enduser_cog_output": output}, SCHEMA, local=False)
+    assert str(error.value) == (
+        f"config key 'enduser_cog_output': {output} has a '?' or '#'; Snakemake would read an "
+        "S3 path's query or fragment there: rename the folder"
+    )
