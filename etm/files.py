@@ -44,16 +44,17 @@ def whole(destination: str) -> Iterator[str]:
             os.remove(partial)
 
 
-def _unwritable(folder: str, error: OSError, key: str = "enduser_cog_output") -> str:
+#: What to do about an output folder the run cannot write, by default.
+OTHER_OUTPUT = "choose another enduser_cog_output"
+
+
+def _unwritable(folder: str, error: OSError, remedy: str = OTHER_OUTPUT) -> str:
     """The line saying that an output folder cannot be written, and what to do."""
     reason = error.strerror or type(error).__name__
-    return (
-        f"output folder {folder} cannot be written ({reason}); make it writable, or choose "
-        f"another {key}"
-    )
+    return f"output folder {folder} cannot be written ({reason}); make it writable, or {remedy}"
 
 
-def check_output_folders(folders: Iterable[str], key: str = "enduser_cog_output") -> None:
+def check_output_folders(folders: Iterable[str], remedy: str = OTHER_OUTPUT) -> None:
     """Refuse output folders the run could not write into, before any job: each must be a
     folder, or not exist yet under a folder, that this user can write.
 
@@ -61,8 +62,8 @@ def check_output_folders(folders: Iterable[str], key: str = "enduser_cog_output"
     ----------
     folders : iterable of str
         Local folders the run writes files into.
-    key : str
-        The config key that chooses them.
+    remedy : str
+        What else to do than move a file away or make a folder writable.
 
     Raises
     ------
@@ -81,11 +82,11 @@ def check_output_folders(folders: Iterable[str], key: str = "enduser_cog_output"
         if not os.path.isdir(path):
             raise OutputError(
                 f"output {path} is a file, where the run needs a folder; move the file away, "
-                f"or choose another {key}"
+                f"or {remedy}"
             )
         if not os.access(path, os.W_OK | os.X_OK):
             denied = PermissionError(errno.EACCES, "permission denied")
-            raise OutputError(_unwritable(path, denied, key))
+            raise OutputError(_unwritable(path, denied, remedy))
 
 
 def write_whole(text: str, path: str) -> None:

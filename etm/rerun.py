@@ -148,9 +148,7 @@ def restore(
     with _one_rerun(scratch, rerun, chip) as failure:
         found = _newer(places, local, listed_mtime)
         if found is None:
-            log.warning(
-                "chip %s: gone or rewritten since this run listed it; rerun the model", name
-            )
+            log.warning("chip %s: gone since this run listed it; rerun the model", name)
             try:
                 _run(rerun.command(chip), tile=rerun.tile, chip=chip, year=year)
             except RerunError as error:

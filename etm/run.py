@@ -339,7 +339,8 @@ class MainProcess(Process):
         self.publications = plan.publications(self.settings, self.policy.skipped)
         if not self.on_s3:  # before Snakemake looks into them
             check_output_folders(self._output_folders())
-        check_output_folders([self.settings.reports_dir], key="reports_dir")
+            check_output_folders([plan.kept(self.settings, "")], "run from another folder")
+        check_output_folders([self.settings.reports_dir], "choose another reports_dir")
         missing_csv = write_reports(verification)
         lines = [moved] * bool(moved) + summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))

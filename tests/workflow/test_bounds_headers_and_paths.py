@@ -166,3 +166,11 @@ def test_a_reports_dir_that_is_a_file_is_named_before_any_job(workspace):
         "etm error: output reports.txt is a file, where the run needs a folder; move the file "
         "away, or choose another reports_dir"
     )
+
+
+def test_a_file_where_the_logs_folder_goes_is_named_before_any_job(workspace):
+    (workspace.root / "logs").write_text("")
+    assert refused(workspace, "-n") == (
+        "etm error: output logs is a file, where the run needs a folder; move the file away, "
+        "or run from another folder"
+    )
