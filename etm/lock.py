@@ -154,7 +154,7 @@ class OutputLock:
                     text = version = stream.read()
         except FileNotFoundError:
             return None
-        except OSError as error:  # a folder where the lock would be, or under a file
+        except (IsADirectoryError, NotADirectoryError) as error:  # a folder there, or a file above
             raise OutputLockedError(
                 f"cannot read the lock {self._path()} ({error.strerror}): the output prefix "
                 "must be a folder, and its lock a file; remove what is in the way"
