@@ -52,6 +52,8 @@ MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
 EDGE_SLACK_PX = 1.0
 #: Slack on that tolerance, for rounding in the stored geotransform.
 CORNER_SLACK_PX = 1e-6
+#: A block may exceed a small chip up to this many pixels (GDAL's default tiles are 256²).
+MAX_BLOCK_PIXELS = 1024 * 1024
 #: Pixels with a value (in either chip) that a pair must share for it to count: corners
 #: (at most 2 x 2 pixels) and edges NaN on both sides but for a handful of pixels are no
 #: evidence either way. A chip's edge is 961 pixels (97 in the sample).
@@ -136,6 +138,7 @@ def check_header(
     height: int,
     expected: ChipExpectation,
     *,
+    block: tuple[int, int],
     scale: float = 1.0,
     offset: float = 0.0,
     unit: str = "",
@@ -154,6 +157,8 @@ def check_header(
         Its size in pixels.
     expected : ChipExpectation
         The chip its folder names.
+    block : tuple of int
+        Its band's block (rows, columns): GDAL reads a whole block at a time.
     scale, offset, unit : float, float, str
         Its band's scale, offset and unit tags (GDAL's defaults when untagged).
 
@@ -174,6 +179,15 @@ def check_header(
         )
     if unit.strip().lower() not in MM_UNITS:
         raise ChipContentError(name, f"is tagged in {unit!r}; every product is in mm")
+    rows, columns = block
+    if rows * columns > max(width * height, MAX_BLOCK_PIXELS):
+        raise ChipContentError(
+            name,
+            f"declares blocks of {columns} x {rows} pixels, larger than the chip itself "
+            f"({width} x {height}): GDAL would take "
+            f"{rows * columns * np.dtype(dtype).itemsize / 2**20:,.0f} MiB to "
+            "read one; rewrite it with blocks of at most its size, or rerun the chip",
+        )
     coefficients = tuple(transform)[:6]
     if not all(math.isfinite(value) for value in coefficients):
         raise ChipContentError(name, f"has a geotransform that is not finite: {coefficients}")
@@ -602,8 +616,8 @@ def chip_header(path: str, name: str, expected: ChipExpectation) -> GridKey | st
         with rasterio.open(path) as source:
             check_header(
                 name, source.dtypes[0], source.transform, source.crs, source.width,
-                source.height, expected, scale=source.scales[0], offset=source.offsets[0],
-                unit=source.units[0] or "",
+                source.height, expected, block=source.block_shapes[0], scale=source.scales[0],
+                offset=source.offsets[0], unit=source.units[0] or "",
             )  # fmt: skip
             return grid_key(source.crs, source.transform)
     except ChipError as error:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from etm.errors import EtmError, one_line, say
+from etm.errors import EtmError, hide, one_line, say, without_passwords
 from etm.lock import OutputLock
 
 
@@ -156,11 +157,18 @@ def timeseries(args: argparse.Namespace) -> str:
     return series.as_csv(readings).rstrip("\n")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Its usage errors, which quote a wrong argument, hide passwords as etm's lines do."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(without_passwords(message))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     from importlib.metadata import version
 
-    parser = argparse.ArgumentParser(prog="etm", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="etm", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"etm {version('etm')}")
     commands = parser.add_subparsers(dest="command", required=True)
     unlocking = commands.add_parser("unlock", help="remove the lock a run left on a prefix")
@@ -183,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     series.add_argument("--start", help="first month, YYYY-MM")
     series.add_argument("--end", help="last month, YYYY-MM")
     commands.add_parser("check-image", help="check that this environment runs every job")
+    for argument in sys.argv[1:] if argv is None else argv:
+        hide(argument)
     args = parser.parse_args(argv)
     run = {
         "unlock": lambda: unlock(args.prefix, args.force),

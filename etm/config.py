@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import reprlib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,6 +49,9 @@ MAX_TILE_CHIP_MONTHS = 200_000
 MAX_CONFIG_VALUES = 100_000
 #: Deepest nesting of lists and mappings a config file may have (the schema's is 4).
 MAX_CONFIG_DEPTH = 20
+#: Largest config file, in bytes: the team's is under 2 KB, and a 50 MB value kept the
+#: checks busy for minutes.
+MAX_CONFIG_BYTES = 1 << 20
 #: The old orchestrator's keys: accepted, with what replaces each.
 OBSOLETE_KEYS = {
     "max_cpu_percent": "--cores N caps the cores in flight (the profiles set it)",
@@ -184,12 +188,17 @@ def read_config_file(path: str | os.PathLike) -> dict:
     """
     try:
         with open(path, "rb") as stream:
-            data = stream.read()
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path}: is larger than {MAX_CONFIG_BYTES // 2**20} MiB; a config "
+            "names products, years and prefixes: is it the file you meant?"
+        )
     text = _utf8_text(path, data)
     try:
-        config = json.loads(text)
+        config = json.loads(text, object_pairs_hook=lambda pairs: _unique(path, pairs))
     except (ValueError, RecursionError):
         config = _yaml_document(path, text)
     else:
@@ -215,6 +224,7 @@ def _yaml_document(path: str | os.PathLike, text: str) -> object:
         if document is None:
             return None
         _check_expanded(path, document, _node_children)
+        _check_unique_keys(path, document)
         return loader.construct_document(document)  # a 5,000-digit integer: ValueError
     except (yaml.YAMLError, ValueError) as error:
         raise _not_yaml(path, error) from None
@@ -224,6 +234,39 @@ def _yaml_document(path: str | os.PathLike, text: str) -> object:
         ) from None
     finally:
         loader.dispose()
+
+
+def _check_unique_keys(path: str | os.PathLike, document: yaml.Node) -> None:
+    """Refuse a mapping that gives a key twice: YAML keeps the last silently, and a reader
+    sees the first."""
+    seen: set[int] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, _value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    line = key.start_mark.line + 1
+                    if key.value in lines:
+                        raise ConfigError(
+                            f"config file {path}: key {key.value!r} is given twice (lines "
+                            f"{lines[key.value]} and {line}); keep one"
+                        )
+                    lines[key.value] = line
+        stack.extend(_node_children(node))
+
+
+def _unique(path: str | os.PathLike, pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refused if it gives a key twice (:func:`_check_unique_keys`)."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = next(key for key in found if sum(k == key for k, _ in pairs) > 1)
+        raise ConfigError(f"config file {path}: key {twice!r} is given twice; keep one")
+    return found
 
 
 def _not_yaml(path: str | os.PathLike, error: Exception) -> ConfigError:
@@ -443,6 +486,13 @@ def _folder_problem(folder: str) -> str | None:
         return f"has {'an empty folder name' if not folder else f'a folder named {folder!r}'}"
     if folder != folder.strip():
         return f"has a folder name that begins or ends in whitespace ({folder!r})"
+    for character in folder:
+        kind = unicodedata.category(character)
+        if kind[0] == "C" or kind in ("Zl", "Zp") or (kind == "Zs" and character != " "):
+            return (
+                f"has a folder name holding U+{ord(character):04X}, a control, invisible or "
+                f"unusual space character ({folder!r})"
+            )
     return None
 
 

@@ -6,14 +6,18 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
-from etm.urls import SCHEME, masked_url
+from etm.urls import SCHEME, masked_url, split_userinfo
 
 #: A URL in a text: from its scheme to the next whitespace.
 _URL = re.compile(SCHEME.pattern + r"\S*")
 #: A user and password written without a scheme (``user:pass@host``, ``//user:pass@host``):
 #: from the start, a space, a quote or a slash to the last ``@`` before the next space.
 _USERINFO = re.compile(r"(?<![^\s'\"(=/])[^\s/@:'\"]+:(?!//)[^\s'\"]*@")
+#: Users and passwords of the URLs this process was given (:func:`hide`), as written and
+#: percent-encoded: said as ``***`` wherever a message quotes them.
+_HIDDEN: set[str] = set()
 
 
 def one_line(error: BaseException) -> str:
@@ -25,8 +29,19 @@ def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced by ``***``
     (:func:`etm.urls.masked_url`): an endpoint URL can carry them, and botocore quotes the
     endpoint in its errors. A URL runs from its scheme to the next whitespace; one written
-    without a scheme loses what lies before its last ``@``, if a ``:`` is in it."""
+    without a scheme loses what lies before its last ``@``, if a ``:`` is in it; and the
+    users and passwords given to :func:`hide` are hidden wherever they are."""
+    for secret in sorted(_HIDDEN, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return _USERINFO.sub("***@", _URL.sub(lambda url: masked_url(url[0]), text))
+
+
+def hide(url: str) -> None:
+    """Say ``url``'s user and password as ``***`` in every line from now on, wherever a
+    message quotes them: a URL holding whitespace cannot be told from the text around it."""
+    head, userinfo, _ = split_userinfo(url)
+    if userinfo and head:
+        _HIDDEN.update({userinfo, quote(userinfo, safe=":")})
 
 
 #: Snakemake's logger. Its terminal handler writes a message, then its newline: between the

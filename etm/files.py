@@ -117,10 +117,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_leftovers(folder: str, tmpdir: str) -> tuple[int, int]:
+def remove_leftovers(folder: str, tmpdir: str, lock_name: str) -> tuple[int, int]:
     """Remove the partial files a killed run left under ``folder`` (only its own run writes
-    there: call it under the output's lock) and the scratch folders of processes that are
-    gone under ``tmpdir``.
+    there: call it under the output's lock), but not in the folders in it that hold a
+    ``lock_name`` (other runs' output prefixes), and the scratch folders of processes that
+    are gone under ``tmpdir``.
 
     Returns
     -------
@@ -128,7 +129,10 @@ def remove_leftovers(folder: str, tmpdir: str) -> tuple[int, int]:
         Partial files and scratch folders removed.
     """
     partials = 0
-    for root, _folders, files in os.walk(folder):
+    for root, folders, files in os.walk(folder):
+        if root != folder and lock_name in files:
+            folders.clear()
+            continue
         for name in files:
             if PARTIAL.match(name):
                 os.remove(os.path.join(root, name))

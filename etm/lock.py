@@ -13,10 +13,12 @@ lock, one wins. Release is conditional the same way. Any other lock is cleared w
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -150,11 +152,10 @@ class OutputLock:
                 found = s3.client().get_object(Bucket=bucket, Key=key)
                 text, version = found["Body"].read().decode(errors="replace"), found["ETag"]
             else:
-                with open(self._path(), errors="replace") as stream:
-                    text = version = stream.read()
+                text = version = self._read_file()
         except FileNotFoundError:
             return None
-        except (IsADirectoryError, NotADirectoryError) as error:  # a folder there, or a file above
+        except (IsADirectoryError, NotADirectoryError) as error:  # a file above the lock
             raise OutputLockedError(
                 f"cannot read the lock {self._path()} ({error.strerror}): the output prefix "
                 "must be a folder, and its lock a file; remove what is in the way"
@@ -170,6 +171,26 @@ class OutputLock:
         if holder is None or type(holder.pid) is not int or holder.pid <= 0:
             holder = Holder("?", "?", 0, "?", "?")  # unreadable: shown as unknown
         return holder, version
+
+    def _read_file(self) -> str:
+        """The local lock's text. Neither a link nor a pipe is followed or waited on: only
+        a regular file is a lock etm wrote."""
+        try:
+            descriptor = os.open(self._path(), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            kind = "a symbolic link"
+        else:
+            with os.fdopen(descriptor, errors="replace") as stream:
+                mode = os.fstat(descriptor).st_mode
+                if stat.S_ISREG(mode):
+                    return stream.read()
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise OutputLockedError(
+            f"cannot read the lock {self._path()} ({kind}): the output prefix must be a "
+            "folder, and its lock a file; remove what is in the way"
+        )
 
     def holder(self) -> Holder | None:
         """The run holding the lock, or None."""
@@ -239,7 +260,45 @@ class OutputLock:
         OutputLockedError
             Naming the run that holds it, and how to clear it if that run is gone.
         """
-        me = me or Holder.this_run()
+        note = self._take(me or Holder.this_run(), unended)
+        try:
+            overlapping = None if self.on_s3 else self._overlapping()
+        except OSError as error:
+            self.release()
+            raise OutputLockedError(
+                f"cannot lock the output prefix {self.label}: {one_line(error)}"
+            ) from None
+        except OutputLockedError:
+            self.release()
+            raise
+        if overlapping is not None:
+            self.release()
+            folder, other = overlapping
+            raise OutputLockedError(
+                f"output prefix {self.label} overlaps {folder}, which is being written by "
+                f"{other.describe()}; one run at a time writes a folder and the folders in "
+                f"it: wait for it, or, if that run is gone, remove its lock: etm unlock {folder}"
+            )
+        return note
+
+    def _overlapping(self) -> tuple[str, Holder] | None:
+        """Locally, a folder holding this prefix, or inside it, that a run not gone from
+        this machine is writing (its lock is there), and that run."""
+        here = os.path.abspath(self.prefix)
+        above, folder = [], here
+        while (parent := os.path.dirname(folder)) != folder:
+            above.append(parent)
+            folder = parent
+        below = (root for root, _, files in os.walk(here) if root != here and LOCK_NAME in files)
+        for folder in (*above, *below):
+            if os.path.lexists(os.path.join(folder, LOCK_NAME)):
+                found = OutputLock(folder, on_s3=False, label=folder).holder()
+                if found is not None and not found.is_gone():
+                    return folder, found
+        return None
+
+    def _take(self, me: Holder, unended: Unended | None) -> str | None:
+        """Take the lock (:meth:`acquire`, but for overlapping prefixes)."""
         document = json.dumps(asdict(me))
         try:
             version = self._create(document)

@@ -540,7 +540,8 @@ def write_levels(
             for dataset, name, chip in zip(datasets, names, chips, strict=True):
                 check_header(
                     name, dataset.dtypes[0], dataset.transform, dataset.crs, dataset.width,
-                    dataset.height, chip, scale=dataset.scales[0], offset=dataset.offsets[0],
+                    dataset.height, chip, block=dataset.block_shapes[0],
+                    scale=dataset.scales[0], offset=dataset.offsets[0],
                     unit=dataset.units[0] or "",
                 )  # fmt: skip
         stats = tuple(ChipStats() for _ in datasets) if chips is not None else ()

@@ -26,7 +26,7 @@ from etm.errors import say
 from etm.files import check_output_folders, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
-from etm.lock import Holder, OutputLock
+from etm.lock import LOCK_NAME, Holder, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
@@ -495,7 +495,7 @@ class MainProcess(Process):
         if containers:
             me = replace(me, batch=dict(zip(("region", "queue"), containers, strict=True)))
         notes = [self.lock.acquire(me, unended=self._unended)]
-        partials, scratch = remove_leftovers(self.staged_output, tempfile.gettempdir())
+        partials, scratch = remove_leftovers(self.staged_output, tempfile.gettempdir(), LOCK_NAME)
         if partials or scratch:
             notes.append(
                 f"removed what a killed run left: {partials} partial files under "

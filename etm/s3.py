@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from etm.errors import ConfigError, ObjectRefusedError, StorageError, one_line
+from etm.errors import ConfigError, ObjectRefusedError, StorageError, hide, one_line
 from etm.listing import StoredObject
 from etm.urls import masked_url, without_userinfo
 
@@ -121,7 +121,9 @@ def client():
 
 def check_endpoint() -> None:
     """Refuse an endpoint URL (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``) that is not
-    ``http://`` or ``https://``: botocore's error would quote it whole, password included.
+    ``http://`` or ``https://``, or holds whitespace: botocore's error would quote it whole,
+    password included. A user and password in it are hidden in every line said
+    (:func:`etm.errors.hide`), wherever a message quotes them.
 
     Raises
     ------
@@ -130,11 +132,18 @@ def check_endpoint() -> None:
     """
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         endpoint = os.environ.get(name, "")
-        if endpoint and not endpoint.lower().startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{name} {masked_url(endpoint)}: is not an http:// or https:// URL; write it "
-                "as http(s)://host:port"
-            )
+        hide(endpoint)
+        if not endpoint:
+            continue
+        if not endpoint.lower().startswith(("http://", "https://")):
+            problem = "is not an http:// or https:// URL"
+        elif any(character.isspace() for character in endpoint):
+            problem = "holds whitespace"
+        else:
+            continue
+        raise ConfigError(
+            f"{name} {masked_url(endpoint)}: {problem}; write it as http(s)://host:port"
+        )
 
 
 #: Content types of what etm publishes, so that browsers and static hosts (S3 website

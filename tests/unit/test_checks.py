@@ -97,7 +97,7 @@ def test_an_edge_a_pixel_and_more_off_is_refused():
 )
 def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
     with pytest.raises(ChipContentError, match=message):
-        check_header("c.tif", dtype, transform, None, 961, 961, EXPECTED)
+        check_header("c.tif", dtype, transform, None, 961, 961, EXPECTED, block=(1, 961))
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,12 @@ def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
 )
 def test_values_stored_in_another_unit_or_packed_are_refused(tags, message):
     with pytest.raises(ChipContentError, match=message):
-        check_header("c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, **tags)
-    check_header("c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, unit="mm")
+        check_header(
+            "c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, block=(1, 961), **tags
+        )
+    check_header(
+        "c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, block=(1, 961), unit="mm"
+    )
 
 
 def test_a_nodata_tag_becomes_nan_and_infinities_are_refused():
@@ -407,3 +411,11 @@ def test_a_baseline_reads_headers_first_and_leaves_out_files_it_cannot_use(tmp_p
     assert {path.rsplit("/", 1)[1] for path in skipped} == set(starts)
     for path, reason in skipped.items():
         assert reason.startswith(starts[path.rsplit("/", 1)[1]]), reason
+
+
+def test_a_chip_whose_blocks_exceed_it_is_refused_but_default_tiles_are_not():
+    transform = footprint()[0]
+    check_header("c.tif", "float32", transform, None, 961, 961, EXPECTED, block=(1024, 1024))
+    with pytest.raises(ChipContentError, match=r"declares blocks of 2048 x 1024 pixels, .*"
+                       r"\(961 x 961\): GDAL would take 8 MiB"):  # fmt: skip
+        check_header("c.tif", "float32", transform, None, 961, 961, EXPECTED, block=(1024, 2048))

@@ -495,6 +495,30 @@ def test_prefixes_are_spelt_one_way(path, local, normalised):
         ("chips/./r50.0_tile6", True, "has a folder named '.'"),
         ("ws-out/./r50.0_tile6", False, "has a folder named '.'"),
         ("ws-out//r50.0_tile6", False, "has an empty folder name"),
+        (
+            "pu\nb/x",
+            True,
+            "has a folder name holding U+000A, a control, invisible or unusual "
+            "space character ('pu\\nb')",
+        ),
+        (
+            "ws-enduser/pub\u200b",
+            False,
+            "has a folder name holding U+200B, a control, "
+            "invisible or unusual space character ('pub\\u200b')",
+        ),
+        (
+            "t/\x7f",
+            True,
+            "has a folder name holding U+007F, a control, invisible or unusual "
+            "space character ('\\x7f')",
+        ),
+        (
+            "t/a\u00a0b",
+            True,
+            "has a folder name holding U+00A0, a control, invisible or "
+            "unusual space character ('a\\xa0b')",
+        ),
     ],
 )
 def test_prefixes_publishing_elsewhere_than_they_say_are_refused(path, local, problem):

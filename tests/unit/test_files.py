@@ -5,6 +5,7 @@ from conftest import unwritable
 
 from etm.errors import OutputError
 from etm.files import check_output_folders, copy_whole, remove_leftovers, whole, write_whole
+from etm.lock import LOCK_NAME
 
 
 def test_a_file_is_renamed_into_place_only_once_written(tmp_path):
@@ -50,5 +51,16 @@ def test_output_folders_are_folders_this_user_can_write(tmp_path):
 
 def test_a_scratch_folder_named_after_no_possible_process_is_kept_without_an_error(tmp_path):
     (tmp_path / "etm-99999999999999999999-x").mkdir()
-    assert remove_leftovers(str(tmp_path / "out"), str(tmp_path)) == (0, 0)
+    assert remove_leftovers(str(tmp_path / "out"), str(tmp_path), LOCK_NAME) == (0, 0)
     assert (tmp_path / "etm-99999999999999999999-x").is_dir()
+
+
+def test_partial_files_in_another_runs_output_prefix_inside_are_left_to_it(tmp_path):
+    mine = tmp_path / "out" / "tiles" / "t" / "etasw" / "2020"
+    theirs = tmp_path / "out" / "sub" / "tiles" / "t" / "etasw" / "2020"
+    for folder in (mine, theirs):
+        folder.mkdir(parents=True)
+        (folder / ".etasw_202007.tif.0123456789ab.partial").write_text("")
+    (tmp_path / "out" / "sub" / LOCK_NAME).write_text("{}")
+    assert remove_leftovers(str(tmp_path / "out"), str(tmp_path), LOCK_NAME) == (1, 0)
+    assert (theirs / ".etasw_202007.tif.0123456789ab.partial").exists()

@@ -154,3 +154,53 @@ def test_a_lock_where_a_folder_stands_is_one_error_naming_it(tmp_path):
     (tmp_path / LOCK_NAME).mkdir()
     with pytest.raises(OutputLockedError, match=rf"cannot read the lock {tmp_path}/{LOCK_NAME} "):
         OutputLock(str(tmp_path), on_s3=False, label="out").acquire()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling-link", "link"])
+def test_a_lock_that_is_not_a_regular_file_is_one_error_not_a_wait(tmp_path, kind):
+    lock = tmp_path / LOCK_NAME
+    if kind == "fifo":
+        os.mkfifo(lock)  # opening it for reading would wait for a writer forever
+    else:
+        target = tmp_path / "elsewhere.json"
+        if kind == "link":
+            target.write_text(
+                json.dumps(dict(run="r", host="h", pid=1, directory="/", started="t"))
+            )
+        lock.symlink_to(target)
+    expected = "a symbolic link" if "link" in kind else "not a regular file"
+    for attempt in (
+        lambda: OutputLock(str(tmp_path), on_s3=False, label="out").acquire(),
+        lambda: unlock(str(tmp_path)),
+    ):
+        with pytest.raises(OutputLockedError, match=rf"^cannot read the lock .*\({expected}\)"):
+            attempt()
+    assert os.path.lexists(lock)
+
+
+def test_a_run_is_refused_while_a_live_run_writes_a_folder_holding_or_inside_its_prefix(
+    tmp_path,
+):
+    outer = OutputLock(str(tmp_path / "pub"), on_s3=False, label="pub")
+    assert outer.acquire() is None
+    inner = OutputLock(str(tmp_path / "pub" / "sub"), on_s3=False, label="pub/sub")
+    with pytest.raises(
+        OutputLockedError, match=rf"^output prefix pub/sub overlaps {tmp_path}/pub,"
+    ):
+        inner.acquire()
+    assert not (tmp_path / "pub" / "sub" / LOCK_NAME).exists()
+    outer.release()
+    assert inner.acquire() is None
+    with pytest.raises(OutputLockedError, match=rf"overlaps {tmp_path}/pub/sub, .* etm unlock "):
+        outer.acquire()
+    assert not (tmp_path / "pub" / LOCK_NAME).exists()
+    inner.release()
+
+
+def test_the_lock_of_a_gone_run_in_a_folder_inside_does_not_refuse_a_run(tmp_path):
+    holder = dict(run="r", host=socket.gethostname(), pid=10**20, directory="/x", started="t")
+    (tmp_path / "pub" / "sub").mkdir(parents=True)
+    (tmp_path / "pub" / "sub" / LOCK_NAME).write_text(json.dumps(holder))
+    outer = OutputLock(str(tmp_path / "pub"), on_s3=False, label="pub")
+    assert outer.acquire() is None
+    outer.release()

@@ -34,6 +34,17 @@ def test_an_output_prefix_ending_in_whitespace_is_refused(workspace):
     assert not (workspace.root / "out").exists()
 
 
+@pytest.mark.parametrize("odd", ["\u200b", "\n", "\x7f"], ids=["zero-width", "newline", "del"])
+def test_an_output_prefix_holding_an_invisible_or_control_character_is_refused(workspace, odd):
+    workspace.config["enduser_cog_output"] = f"ou{odd}t/"
+    assert refused(workspace) == (
+        f"etm error: config key 'enduser_cog_output': {f'ou{odd}t/'!r} has a folder name "
+        f"holding U+{ord(odd):04X}, a control, invisible or unusual space character "
+        f"({f'ou{odd}t'!r}); write the prefix without it, or rename the folder"
+    )
+    assert [path.name for path in workspace.root.iterdir() if path.name.startswith("ou")] == []
+
+
 @pytest.mark.parametrize("tail", ["..", "."])
 def test_an_input_prefix_ending_in_a_dot_folder_is_refused(workspace, tail):
     prefix = workspace.prefix(TILE6) + tail
@@ -156,6 +167,31 @@ def test_a_chip_declaring_too_many_pixels_is_refused_before_any_is_read(workspac
     assert f"chip {name}: left out of the baseline: is 60000 x 60000 pixels" in (
         baseline_log.read_text()
     )
+    assert workspace.published() == {f"tiles/{TILE5}/etasw/2020/etasw_202007.tif"}
+
+
+def test_a_chip_declaring_blocks_larger_than_itself_is_refused_before_any_is_read(workspace):
+    """GDAL reads a whole block at a time: blocks of 4,096 x 4,096 float64 pixels take 128
+    MiB a read, however small the chip."""
+    workspace.config.update(products=["etasw"], end_year=2020)
+    chip = workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
+    with rasterio.open(chip) as source:
+        profile, values = source.profile, source.read()
+    profile.update(tiled=True, blockxsize=4096, blockysize=4096, compress="deflate")
+    with rasterio.open(chip, "w", **profile) as rewritten:
+        rewritten.write(values)
+    result = workspace.snakemake()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    name = str(chip.relative_to(workspace.root))
+    size = f"{values.shape[2]} x {values.shape[1]}"
+    assert error_lines(result) == [
+        f"etm error: chip {name}: declares blocks of 4096 x 4096 pixels, larger than the chip "
+        f"itself ({size}): GDAL would take 128 MiB to read one; rewrite it with blocks of at "
+        "most its size, or rerun the chip"
+    ]
+    baseline_log = workspace.logs / "chip_baseline" / f"{TILE6}.log"
+    assert f"chip {name}: left out of the baseline: declares blocks" in baseline_log.read_text()
     assert workspace.published() == {f"tiles/{TILE5}/etasw/2020/etasw_202007.tif"}
 
 

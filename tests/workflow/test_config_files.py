@@ -83,6 +83,32 @@ def test_a_config_file_with_a_control_character_is_one_line(tmp_path):
     ]
 
 
+def test_a_key_given_twice_is_one_line(tmp_path):
+    # YAML keeps the last silently: a run published where the second line said.
+    text = with_lines("enduser_cog_output: elsewhere/")
+    line = 1 + text.splitlines().index("enduser_cog_output: out/")
+    status, lines, _ = dry_run(tmp_path, text)
+    assert status == 1
+    assert lines == [
+        "etm error: config file my.yaml: key 'enduser_cog_output' is given twice (lines "
+        f"{line} and {len(text.splitlines())}); keep one"
+    ]
+    status, lines, _ = dry_run(tmp_path, '{"products": ["etasw"], "products": ["netet"]}')
+    assert (status, lines) == (
+        1, ["etm error: config file my.yaml: key 'products' is given twice; keep one"]
+    )  # fmt: skip
+
+
+def test_a_config_file_larger_than_a_config_is_one_line_without_reading_it(tmp_path):
+    # A 50 MB value kept the checks busy for minutes.
+    status, lines, _ = dry_run(tmp_path, with_lines(f"license_url: '{'x' * (50 << 20)}'"))
+    assert status == 1
+    assert lines == [
+        "etm error: config file my.yaml: is larger than 1 MiB; a config names products, years "
+        "and prefixes: is it the file you meant?"
+    ]
+
+
 def alias_bomb(key: str, depth: int, mappings: bool) -> str:
     """A valid key holding nine aliases of nine aliases ... of nine values: 9**depth."""
     names = "abcdefghi"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import time
 
@@ -169,3 +171,52 @@ def test_a_run_removes_what_a_killed_run_left_and_says_so(workspace, tmp_path_fa
     ) in run.stderr.splitlines(), run.stderr
     assert sorted(p.name for p in tmp.iterdir()) == [f"etm-{os.getpid()}-alive"]
     assert workspace.published() == workspace.expected_cogs()
+
+
+@pytest.mark.parametrize("nested", ["inside", "around"])
+def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_prefix(
+    workspace, nested
+):
+    # The other run's lock names a live process of this machine (this test's); its partial
+    # file is a COG it is writing. A run of out/ removed it as a killed run's.
+    other = workspace.output / "sub" if nested == "inside" else workspace.root
+    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
+                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
+    other.mkdir(parents=True, exist_ok=True)
+    (other / LOCK_NAME).write_text(json.dumps(holder))
+    writing = other / "tiles" / "r50.0_tile6" / "etasw" / "2020"
+    writing.mkdir(parents=True)
+    (writing / ".etasw_202007.tif.0123456789ab.partial").write_bytes(b"half a COG")
+    refused = workspace.snakemake()
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error:")]
+    assert errors == [
+        f"etm error: output prefix out overlaps {other}, which is being written by the run "
+        f"started 2026-12-07T10:00:00+00:00 on host {socket.gethostname()} (process "
+        f"{os.getpid()}, in /w); one run at a time writes a folder and the folders in it: "
+        f"wait for it, or, if that run is gone, remove its lock: etm unlock {other}"
+    ], refused.stderr
+    assert (writing / ".etasw_202007.tif.0123456789ab.partial").exists()
+    assert not (workspace.output / LOCK_NAME).exists()
+    assert {path for path in workspace.published() if not path.startswith("sub/")} == set()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling-link"])
+def test_a_lock_that_is_not_a_file_is_one_line_for_the_run_and_for_etm_unlock(workspace, kind):
+    # A FIFO: both waited forever for a writer. A dangling link: the run said another run
+    # took the lock, and etm unlock that there was none.
+    workspace.output.mkdir()
+    lock = workspace.output / LOCK_NAME
+    os.mkfifo(lock) if kind == "fifo" else lock.symlink_to(workspace.root / "nowhere")
+    what = "not a regular file" if kind == "fifo" else "a symbolic link"
+    line = (
+        f"etm error: cannot read the lock out/{LOCK_NAME} ({what}): the output prefix must be "
+        "a folder, and its lock a file; remove what is in the way"
+    )
+    refused = workspace.snakemake(timeout=120)
+    assert refused.returncode == 1
+    assert [e for e in refused.stderr.splitlines() if e.startswith("etm error:")] == [line]
+    etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
+    unlocked = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True, timeout=60)
+    assert (unlocked.returncode, unlocked.stderr) == (1, line + "\n")
+    assert os.path.lexists(lock) and workspace.published() == set()

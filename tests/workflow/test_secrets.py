@@ -18,7 +18,7 @@ CONFIG = {
     "unmosaicked_inputs": ["ws-out/USA/r50.0_tile6/"],
     "enduser_cog_output": "ws-enduser/USA/TBD/",
 }
-PASSWORDS = ["EP/SECRET2", "EP#SECRET2", "EP@SECRET2"]
+PASSWORDS = ["EP/SECRET2", "EP#SECRET2", "EP@SECRET2", "EP SECRET2"]
 #: With a scheme, and without one (botocore's error quoted it whole, in a traceback).
 ENDPOINTS = [f"http://etm:{p}@127.0.0.1:9" for p in PASSWORDS] + [
     f"etm:{p}@127.0.0.1:9" for p in PASSWORDS[:2]
