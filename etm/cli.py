@@ -16,7 +16,7 @@ from typing import NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from etm.errors import EtmError, hide, one_line, say, without_passwords
-from etm.lock import OutputLock
+from etm.lock import LOCK_NAME, OutputLock
 
 
 def _lock(prefix: str) -> OutputLock:
@@ -41,6 +41,16 @@ def unlock(prefix: str, force: bool = False) -> str:
         Without ``force``, if the run holding it is alive here, or its AWS Batch jobs
         have not all ended.
     """
+    try:
+        return _unlock(prefix, force)
+    except (BotoCoreError, ClientError, OSError) as error:
+        raise EtmError(
+            f"cannot remove the lock of {prefix}: {one_line(error)}; check that you may read and "
+            f"delete {prefix}/{LOCK_NAME}"
+        ) from None
+
+
+def _unlock(prefix: str, force: bool) -> str:
     from etm.run import MainProcess
 
     lock = _lock(prefix)

@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import reprlib
+import stat
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from etm.errors import ConfigError, one_line, or_exit
+from etm.errors import ConfigError, one_line, or_exit, without_passwords
 from etm.grid import Chip, chips_in_bounds, to_tenths
-from etm.urls import masked_url, split_userinfo
+from etm.urls import SCHEME, masked_url, split_userinfo
 
 if TYPE_CHECKING:  # jsonschema is imported where a config is validated: not in mosaic jobs
     import jsonschema
@@ -187,6 +188,8 @@ def read_config_file(path: str | os.PathLike) -> dict:
         One line naming the file and what is wrong.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe: Snakemake reads it once more
+            raise ConfigError(f"config file {path}: is not a regular file; write it to a file")
         with open(path, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
@@ -547,8 +550,14 @@ def without_scheme(key: str, path: str, local: bool) -> str:
     Raises
     ------
     ConfigError
-        For an ``s3://`` prefix in a local run (no default storage provider).
+        For an ``s3://`` prefix in a local run (no default storage provider), or a URL of
+        another scheme (``https://``), shown without its user and password.
     """
+    if (scheme := SCHEME.match(path)) and scheme[0].lower() != "s3://":
+        raise ConfigError(
+            f"config key '{key}': {masked_url(path)} is a {scheme[0]} URL; a prefix is a local "
+            "folder or s3://bucket/prefix"
+        )
     if not path.startswith("s3://"):
         return path
     if local:
@@ -823,6 +832,11 @@ def check_rerun_command(config: dict) -> None:
         raise ConfigError(
             "config key 'chip_rerun_command': missing_chips: rerun needs the command that "
             "reruns the model for one chip and year"
+        )
+    if command and (shown := without_passwords(command)) != command:
+        raise ConfigError(
+            f"config key 'chip_rerun_command': {shown!r} holds a user or password, which the "
+            "job logs and Snakemake's records would keep; pass it in the environment"
         )
     if command:
         try:

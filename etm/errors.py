@@ -15,6 +15,12 @@ _URL = re.compile(SCHEME.pattern + r"\S*")
 #: A user and password written without a scheme (``user:pass@host``, ``//user:pass@host``):
 #: from the start, a space, a quote or a slash to the last ``@`` before the next space.
 _USERINFO = re.compile(r"(?<![^\s'\"(=/])[^\s/@:'\"]+:(?!//)[^\s'\"]*@")
+#: A query parameter that carries a secret (``?token=``, ``X-Amz-Signature=``,
+#: ``x-amz-security-token=``): its value, to the next ``&``, ``#``, quote or whitespace.
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&][^=&#\s'\"]*(?:token|signature|secret|passw|pwd|credential|auth|sig|key)"
+    r"[^=&#\s'\"]*=)[^&#\s'\"]+"
+)
 #: Users and passwords of the URLs this process was given (:func:`hide`), as written and
 #: percent-encoded: said as ``***`` wherever a message quotes them.
 _HIDDEN: set[str] = set()
@@ -29,10 +35,12 @@ def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced by ``***``
     (:func:`etm.urls.masked_url`): an endpoint URL can carry them, and botocore quotes the
     endpoint in its errors. A URL runs from its scheme to the next whitespace; one written
-    without a scheme loses what lies before its last ``@``, if a ``:`` is in it; and the
-    users and passwords given to :func:`hide` are hidden wherever they are."""
+    without a scheme loses what lies before its last ``@``, if a ``:`` is in it; the value
+    of a query parameter named for a secret (``?token=``, ``X-Amz-Signature=``) is hidden,
+    and so are the users and passwords given to :func:`hide`, wherever they are."""
     for secret in sorted(_HIDDEN, key=len, reverse=True):
         text = text.replace(secret, "***")
+    text = _QUERY_SECRET.sub(r"\1***", text)
     return _USERINFO.sub("***@", _URL.sub(lambda url: masked_url(url[0]), text))
 
 

@@ -30,6 +30,8 @@ from etm import s3
 from etm.errors import EtmError, one_line
 
 LOCK_NAME = ".etm-lock.json"
+#: What is read of a lock: etm's are under 1 KB; a larger file is an unknown holder's.
+MAX_LOCK_BYTES = 64 * 1024
 
 
 class OutputLockedError(EtmError):
@@ -150,7 +152,8 @@ class OutputLock:
             if self.on_s3:
                 bucket, key = self._key()
                 found = s3.client().get_object(Bucket=bucket, Key=key)
-                text, version = found["Body"].read().decode(errors="replace"), found["ETag"]
+                text = found["Body"].read(MAX_LOCK_BYTES).decode(errors="replace")
+                version = found["ETag"]
             else:
                 text = version = self._read_file()
         except FileNotFoundError:
@@ -185,7 +188,7 @@ class OutputLock:
             with os.fdopen(descriptor, errors="replace") as stream:
                 mode = os.fstat(descriptor).st_mode
                 if stat.S_ISREG(mode):
-                    return stream.read()
+                    return stream.read(MAX_LOCK_BYTES)
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
         raise OutputLockedError(
             f"cannot read the lock {self._path()} ({kind}): the output prefix must be a "
@@ -216,9 +219,13 @@ class OutputLock:
             if found is None or found[1] != version:
                 return None
             partial = f"{self._path()}.{uuid.uuid4().hex[:12]}.partial"
-            with open(partial, "w") as stream:
-                stream.write(document)
-            os.replace(partial, self._path())
+            try:
+                with open(partial, "w") as stream:
+                    stream.write(document)
+                os.replace(partial, self._path())
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
         return document
 
     def _remove(self, version: str) -> bool:
@@ -262,8 +269,8 @@ class OutputLock:
         """
         note = self._take(me or Holder.this_run(), unended)
         try:
-            overlapping = None if self.on_s3 else self._overlapping()
-        except OSError as error:
+            overlapping = self._overlapping()
+        except (BotoCoreError, ClientError, OSError) as error:
             self.release()
             raise OutputLockedError(
                 f"cannot lock the output prefix {self.label}: {one_line(error)}"
@@ -282,19 +289,44 @@ class OutputLock:
         return note
 
     def _overlapping(self) -> tuple[str, Holder] | None:
-        """Locally, a folder holding this prefix, or inside it, that a run not gone from
-        this machine is writing (its lock is there), and that run."""
-        here = os.path.abspath(self.prefix)
-        above, folder = [], here
-        while (parent := os.path.dirname(folder)) != folder:
-            above.append(parent)
-            folder = parent
-        below = (root for root, _, files in os.walk(here) if root != here and LOCK_NAME in files)
+        """A folder holding this prefix, or inside it, that a run not gone from this
+        machine is writing (its lock is there), and that run. Locally, links are followed."""
+        if self.on_s3:
+            bucket, key = s3.split(self.prefix)
+            here, lock = f"{bucket}/{key}", f"/{LOCK_NAME}"
+            pages = (
+                s3.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=bucket, Prefix=f"{key}/")
+            )
+            below = (
+                f"{bucket}/{found['Key'].removesuffix(lock)}"
+                for page in pages
+                for found in page.get("Contents", ())
+                if found["Key"].endswith(lock) and found["Key"] != f"{key}{lock}"
+            )
+            above = [f"{bucket}/{'/'.join(key.split('/')[:n])}".rstrip("/") for n in
+                     range(len(key.split("/")) - 1, -1, -1)]  # fmt: skip
+        else:
+            here = os.path.realpath(self.prefix)
+            above, folder = [], here
+            while (parent := os.path.dirname(folder)) != folder:
+                above.append(parent)
+                folder = parent
+            below = (
+                root for root, _, files in os.walk(here) if root != here and LOCK_NAME in files
+            )
         for folder in (*above, *below):
-            if os.path.lexists(os.path.join(folder, LOCK_NAME)):
-                found = OutputLock(folder, on_s3=False, label=folder).holder()
+            other = OutputLock(folder, on_s3=self.on_s3, label=folder)
+            if self.on_s3 or os.path.lexists(other._path()):
+                try:
+                    found = other.holder()
+                except ClientError as error:  # a grant for this prefix only: not ours to check
+                    if error.response["Error"]["Code"] not in ("AccessDenied", "403"):
+                        raise
+                    continue
                 if found is not None and not found.is_gone():
-                    return folder, found
+                    return (f"s3://{folder}" if self.on_s3 else folder), found
         return None
 
     def _take(self, me: Holder, unended: Unended | None) -> str | None:

@@ -121,21 +121,27 @@ def chips_present(plan: PeriodPlan, sources: Sequence[str], scratch: str) -> Per
         Naming the first chip rewritten.
     RerunError
         If the model's rerun command fails.
+    ObjectRefusedError
+        If S3 refuses a chip (403).
     """
     present = list(plan.sources)
     for index, (source, path) in enumerate(zip(plan.sources, sources, strict=True)):
         if os.path.exists(path):
             continue
-        if not (plan.rerun and source.name.startswith("s3://")):
-            raise _changed(source)
+        on_s3 = source.name.startswith("s3://")
+        # A chip S3 refuses (403) is this one line, never a rerun (ObjectRefusedError).
+        now = s3.stat(source.name.removeprefix("s3://")) if on_s3 else None
+        if not (plan.rerun and on_s3):
+            raise _changed(source, now)
         found = rerun.restore(plan.rerun, source.name, source.mtime, path, scratch)
         present[index] = Source(f"s3://{found.path}", found.identity, found.mtime)
     return replace(plan, sources=tuple(present))
 
 
-def _changed(source: Source) -> ChipError:
-    """Why a chip listed by the run is not there: deleted, or (on S3) rewritten."""
-    if source.name.startswith("s3://") and s3.stat(source.name.removeprefix("s3://")):
+def _changed(source: Source, now: s3.StoredObject | None) -> ChipError:
+    """Why a chip listed by the run is not there: deleted, or (on S3) rewritten (``now``:
+    the object there now)."""
+    if now is not None:
         return ChipChangedError(
             source.name,
             "was rewritten since this run listed it; its month was not built: run again to "

@@ -46,28 +46,44 @@ def output_prefix(source: str) -> str:
     return source.rstrip("/")
 
 
-def read_bytes(url: str) -> bytes:
+def read_bytes(url: str, most: int, hint: str = "is it an etm output prefix?") -> bytes:
     """A small file from a local path, ``s3://`` or ``http(s)://``.
+
+    Parameters
+    ----------
+    most : int
+        Bytes it may hold: what is larger is refused unread (``/dev/zero``, a huge file).
+    hint : str
+        What the error line suggests.
 
     Raises
     ------
     EtmError
-        Naming the file, if it cannot be read.
+        Naming the file, if it cannot be read or is larger.
     """
     try:
         if url.startswith("s3://"):
             bucket, key = s3.split(url.removeprefix("s3://"))
-            return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-        if url.startswith(("http://", "https://")):
+            data = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read(most + 1)
+        elif url.startswith(("http://", "https://")):
             with urllib.request.urlopen(urls.request(url), timeout=60) as response:
-                return response.read()
-        with open(url, "rb") as stream:
-            return stream.read()
+                data = response.read(most + 1)
+        else:
+            with open(url, "rb") as stream:
+                data = stream.read(most + 1)
     except EtmError:
         raise
     except Exception as error:
-        raise EtmError(f"{url}: cannot be read ({error}); is it an etm output prefix?") from None
+        raise EtmError(f"{url}: cannot be read ({error}); {hint}") from None
+    if len(data) > most:
+        raise EtmError(f"{url}: is larger than {most / 2**20:g} MiB; {hint}")
+    return data
 
+
+#: Largest product index read (GeoParquet): the team's 20 years are 42 KB a product.
+MAX_INDEX_BYTES = 256 << 20
+#: Largest polygon file read: a county's boundary is a few MB of GeoJSON.
+MAX_POLYGON_BYTES = 64 << 20
 
 MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -90,11 +106,6 @@ def month_span(start: str | None, end: str | None) -> tuple[str, str]:
     if bounds[0] > bounds[1]:
         raise EtmError(f"--start {start} is after --end {end}: give the first month first")
     return bounds[0], bounds[1]
-
-
-def read_text(url: str) -> str:
-    """A small text file from a local path, ``s3://`` or ``http(s)://`` (:func:`read_bytes`)."""
-    return read_bytes(url).decode()
 
 
 def resolve(folder: str, href: str) -> str:
@@ -128,7 +139,7 @@ def index_items(source: str, collection: str) -> list[dict]:
 
     index = f"{output_prefix(source)}/{index_hrefs(collection)[1]}"
     try:
-        table = pyarrow.parquet.read_table(pyarrow.BufferReader(read_bytes(index)))
+        table = pyarrow.parquet.read_table(pyarrow.BufferReader(read_bytes(index, MAX_INDEX_BYTES)))
     except pyarrow.ArrowInvalid as error:
         raise EtmError(f"{index}: not a GeoParquet index ({error})") from None
     items = list(stac_geoparquet.arrow.stac_table_to_items(table))
@@ -351,8 +362,8 @@ def polygon_from(path: str) -> dict:
         If the file cannot be read or is not GeoJSON.
     """
     try:
-        found = json.loads(read_text(path))
-    except json.JSONDecodeError as error:
+        found = json.loads(read_bytes(path, MAX_POLYGON_BYTES, "give a GeoJSON file").decode())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EtmError(f"{path}: not GeoJSON ({error})") from None
     if isinstance(found, dict) and found.get("type") == "FeatureCollection":
         found = (found.get("features") or [{}])[0]

@@ -66,8 +66,9 @@ class StorageProvider(S3StorageProvider):
         )
 
 
-#: S3's answers to a GET of a chip's listed version when it is gone, or was rewritten.
-CHANGED = (*s3.GONE, "PreconditionFailed")
+#: S3's answers to a GET of a chip's listed version when it is gone, was rewritten, or is
+#: refused: its month's job says which (etm.publish.chips_present).
+CHANGED = (*s3.GONE, "PreconditionFailed", *s3.DENIED)
 
 
 class StorageObject(S3StorageObject):
@@ -163,9 +164,9 @@ class StorageObject(S3StorageObject):
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in CHANGED:
                     raise
-                # Gone or rewritten since the run listed it: no local copy, and its month's
-                # job, not the whole run (as a failed retrieval would), says what then
-                # (etm.publish.chips_present).
+                # Gone, rewritten or refused since the run listed it: no local copy, and its
+                # month's job, not the whole run (as a failed retrieval would), says what
+                # then (etm.publish.chips_present).
                 return
         with open(self.local_path(), "wb") as local:
             shutil.copyfileobj(body, local, 1 << 20)

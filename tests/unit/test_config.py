@@ -452,6 +452,11 @@ def test_every_number_in_the_config_is_finite(key, value):
             "config key 'chip_rerun_command': unknown or malformed placeholder 'day'",
         ),
         (
+            {"chip_rerun_command": "m.sh {chip} https://u:RRSECRET9@h.example/x"},
+            "config key 'chip_rerun_command': 'm.sh {chip} https://\\*\\*\\*@h.example/x' holds a "
+            "user or password, which the job logs",
+        ),
+        (
             {"notify": {"sns_topic_arn": "etm-runs"}},
             "config key 'notify.sns_topic_arn': 'etm-runs' does not match",
         ),

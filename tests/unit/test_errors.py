@@ -27,6 +27,11 @@ from etm.errors import StorageError, one_line, say, without_passwords
          "https://***@h/out/items.ndjson: cannot be read"),
         ('"http://u:p#w@h/x?y=1#z", "http://u:p@w@h"', '"http://***@h/x?y=1#z", "http://***@h"'),
         ("s3://KEY:SE/CRET@ws-out/USA/", "s3://***@ws-out/USA/"),
+        # A signed URL's or an endpoint's secrets in its query.
+        ("'https://h/x?token=PWSECRET9/series/a.zarr' http://h/?x-amz-security-token=SE&a=1",
+         "'https://h/x?token=***' http://h/?x-amz-security-token=***&a=1"),
+        ("https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ab12#f",
+         "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***#f"),
     ],
 )  # fmt: skip
 def test_passwords_in_urls_are_hidden_and_nothing_else(text, shown):

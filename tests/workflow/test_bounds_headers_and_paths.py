@@ -45,6 +45,17 @@ def test_an_output_prefix_holding_an_invisible_or_control_character_is_refused(w
     assert [path.name for path in workspace.root.iterdir() if path.name.startswith("ou")] == []
 
 
+def test_an_output_prefix_that_is_a_url_is_refused_without_its_password(workspace):
+    # It was a local folder `https:/user:PWSECRET9@...`, printed 29 times.
+    workspace.config["enduser_cog_output"] = "https://user:PWSECRET9@hooks.example.com/x"
+    result = workspace.snakemake("-n")
+    assert result.returncode == 1 and "PWSECRET9" not in result.stdout + result.stderr
+    assert error_lines(result) == [
+        "etm error: config key 'enduser_cog_output': https://***@hooks.example.com/x is a "
+        "https:// URL; a prefix is a local folder or s3://bucket/prefix"
+    ]
+
+
 @pytest.mark.parametrize("tail", ["..", "."])
 def test_an_input_prefix_ending_in_a_dot_folder_is_refused(workspace, tail):
     prefix = workspace.prefix(TILE6) + tail

@@ -8,6 +8,7 @@ expanding their aliases); etm checks the file first, from its storage plugin's i
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 from pathlib import Path
@@ -97,6 +98,30 @@ def test_a_key_given_twice_is_one_line(tmp_path):
     assert (status, lines) == (
         1, ["etm error: config file my.yaml: key 'products' is given twice; keep one"]
     )  # fmt: skip
+
+
+def test_a_rerun_command_holding_a_password_is_refused_before_any_log_keeps_it(tmp_path):
+    text = with_lines("chip_rerun_command: m.sh {chip} https://u:RRSECRET9@h.example/x")
+    status, lines, printed = dry_run(tmp_path, text)
+    assert status == 1 and "RRSECRET9" not in printed
+    assert lines == [
+        "etm error: config key 'chip_rerun_command': 'm.sh {chip} https://***@h.example/x' "
+        "holds a user or password, which the job logs and Snakemake's records would keep; "
+        "pass it in the environment"
+    ]
+
+
+def test_a_config_file_that_is_a_pipe_is_one_line_without_waiting_for_it(tmp_path):
+    # A named pipe waited forever for a writer; `--configfile <(cat my.yaml)` was a traceback.
+    os.mkfifo(tmp_path / "my.yaml")
+    result = subprocess.run(
+        snakemake_command("-n", configfile="my.yaml"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("etm")] == [
+        "etm error: config file my.yaml: is not a regular file; write it to a file"
+    ]
 
 
 def test_a_config_file_larger_than_a_config_is_one_line_without_reading_it(tmp_path):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import yaml
-from conftest import SNAKEMAKE, Workspace, kept_folder, snakemake_command
+from conftest import SNAKEMAKE, Workspace, kept_folder, snakemake_command, unwritable
 from rio_cogeo.cogeo import cog_validate
 
 from etm.lock import LOCK_NAME
@@ -173,13 +173,20 @@ def test_a_run_removes_what_a_killed_run_left_and_says_so(workspace, tmp_path_fa
     assert workspace.published() == workspace.expected_cogs()
 
 
-@pytest.mark.parametrize("nested", ["inside", "around"])
+@pytest.mark.parametrize("nested", ["inside", "around", "linked"])
 def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_prefix(
     workspace, nested
 ):
     # The other run's lock names a live process of this machine (this test's); its partial
-    # file is a COG it is writing. A run of out/ removed it as a killed run's.
-    other = workspace.output / "sub" if nested == "inside" else workspace.root
+    # file is a COG it is writing. A run of out/ removed it as a killed run's. "linked":
+    # out is a link to a folder inside the other run's.
+    other = {
+        "inside": workspace.output / "sub", "around": workspace.root,
+        "linked": workspace.root / "pubn",
+    }[nested]  # fmt: skip
+    if nested == "linked":
+        (other / "sub").mkdir(parents=True)
+        workspace.output.symlink_to(other / "sub")
     holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
                   started="2026-12-07T10:00:00+00:00")  # fmt: skip
     other.mkdir(parents=True, exist_ok=True)
@@ -220,3 +227,21 @@ def test_a_lock_that_is_not_a_file_is_one_line_for_the_run_and_for_etm_unlock(wo
     unlocked = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True, timeout=60)
     assert (unlocked.returncode, unlocked.stderr) == (1, line + "\n")
     assert os.path.lexists(lock) and workspace.published() == set()
+
+
+def test_etm_unlock_of_a_lock_it_cannot_remove_is_one_line(workspace):
+    workspace.output.mkdir()
+    (workspace.output / LOCK_NAME).write_text(
+        '{"run": "r", "host": "batch-head-7", "pid": 1, "directory": "/w", '
+        '"started": "2026-11-29T10:00:00+00:00"}'
+    )
+    etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
+    with unwritable(workspace.output):
+        refused = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("etm error: cannot remove the lock of out: [Errno "), (
+        refused.stderr
+    )
+    assert refused.stderr.endswith(f"check that you may read and delete out/{LOCK_NAME}\n")
+    assert len(refused.stderr.splitlines()) == 1
+    assert (workspace.output / LOCK_NAME).exists()

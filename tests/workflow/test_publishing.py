@@ -1132,6 +1132,22 @@ def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, pol
     assert result.stderr.splitlines() == [f"etm error: {message}"]
 
 
+@pytest.mark.parametrize(
+    ("polygon", "problem"),
+    [
+        ("/dev/zero", "is larger than 64 MiB"),  # took 1.2 GB of memory a second
+        ("/nowhere/field.geojson", "cannot be read ([Errno 2] No such file or directory: "
+         "'/nowhere/field.geojson')"),
+    ],
+)  # fmt: skip
+def test_timeseries_reads_no_polygon_file_larger_than_a_polygon(demo, polygon, problem):
+    result = etm_command(
+        "timeseries", "--product", "etasw", "--polygon", polygon, str(OUTPUT), cwd=demo
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [f"etm error: {polygon}: {problem}; give a GeoJSON file"]
+
+
 @pytest.mark.parametrize("password", ["TS/PW9SECRET", "TS PW9SECRET"])
 def test_timeseries_with_a_password_in_the_url_sends_it_as_basic_authentication_only(
     demo, tmp_path, password
@@ -1164,3 +1180,13 @@ def test_timeseries_with_a_password_in_the_url_sends_it_as_basic_authentication_
     for result in (*remote, missing):
         for secret in ("PW9SECRET", password[:3], "etm-user"):
             assert secret not in result.stdout + result.stderr
+
+
+def test_a_token_in_a_catalog_urls_query_is_never_printed(tmp_path):
+    url = "https://127.0.0.1:9/out?token=PWSECRET9"
+    result = etm_command(
+        "timeseries", "--product", "etasw", "--lon", "-106", "--lat", "42", url, cwd=tmp_path
+    )
+    assert result.returncode == 1 and "PWSECRET9" not in result.stdout + result.stderr
+    assert result.stderr.startswith("etm error: https://127.0.0.1:9/out?token=*** "), result.stderr
+    assert len(result.stderr.splitlines()) == 1

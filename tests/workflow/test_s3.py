@@ -391,3 +391,28 @@ def test_the_series_store_on_s3_is_published_then_updated_for_a_month_redone(s3w
     series = s3_series(s3ws, *point)
     assert series[-1] == ["2021-07", cog_value(), href] and series[-1][1] != before
     assert_no_credentials(*s3ws.logs())
+
+
+@pytest.mark.parametrize("other", ["USA", f"{OUTPUT}/sub"], ids=["around", "inside"])
+def test_a_run_on_s3_is_refused_while_a_live_run_writes_a_prefix_around_or_inside(s3ws, other):
+    import os
+    import socket
+
+    from etm.lock import LOCK_NAME
+
+    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
+                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
+    s3ws.server.client().put_object(
+        Bucket="ws-enduser", Key=f"{other}/{LOCK_NAME}", Body=json.dumps(holder).encode()
+    )
+    result, _ = s3ws.snakemake()
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert errors == [
+        f"etm error: output prefix s3://ws-enduser/{OUTPUT} overlaps s3://ws-enduser/{other}, "
+        f"which is being written by the run started 2026-12-07T10:00:00+00:00 on host "
+        f"{socket.gethostname()} (process {os.getpid()}, in /w); one run at a time writes a "
+        "folder and the folders in it: wait for it, or, if that run is gone, remove its lock: "
+        f"etm unlock s3://ws-enduser/{other}"
+    ], result.stderr
+    assert set(s3ws.objects("ws-enduser")) == {f"{other}/{LOCK_NAME}"}

@@ -122,6 +122,18 @@ def test_a_chip_rewritten_after_the_listing_is_one_line_and_only_its_month_is_no
     assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
 
 
+def test_a_chip_refused_by_s3_is_one_line_and_only_its_month_is_not_built(s3ws):
+    """A 403 on a chip a month reads stopped the whole run (a failed retrieval)."""
+    result, chip = run_with(s3ws, 2020, deny=True)
+    assert result.returncode == 1
+    assert etm_errors(result) == {
+        f"etm error: S3 refused access (403) to {chip}: the role running etm needs "
+        "s3:GetObject on it"
+    }, result.stderr
+    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
+    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+
+
 def test_a_baseline_reference_chip_refused_leaves_out_that_reference_only(s3ws):
     """The chip's 2020 file is one its tile's baseline reads; a run of 2021 needs no other."""
     result, chip = run_with(s3ws, 2021, deny=True)
