@@ -278,7 +278,9 @@ def _not_yaml(path: str | os.PathLike, error: Exception) -> ConfigError:
 
 def _utf8_text(path: str | os.PathLike, data: bytes) -> str:
     """A config file's text; a file that is not UTF-8 is refused, saying where."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        problem = "it starts with UTF-32's byte-order mark"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         problem = "it starts with UTF-16's byte-order mark"
     else:
         bad = data.find(b"\0")  # UTF-16 of ASCII text: UTF-8 with a NUL every other byte
@@ -618,6 +620,15 @@ def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool
                 raise ConfigError(
                     f"config key '{key}': {path} overlaps the input prefix {prefix}; the "
                     "workflow never writes where chips are, choose another folder"
+                )
+    if local:  # what a run keeps beside what it publishes: its reports and (etm.plan.LOGS) logs
+        published = resolved(output, local)
+        for what, path in (("the reports_dir", reports_dir), ("the log folder", "logs")):
+            kept = resolved(path, local)
+            if published.startswith(kept) or kept.startswith(published):
+                raise ConfigError(
+                    f"config key 'enduser_cog_output': {output} overlaps {what} {path}; what "
+                    "is published is kept apart from reports and logs, choose another folder"
                 )
 
 

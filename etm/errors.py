@@ -49,13 +49,24 @@ def hide(url: str) -> None:
     message quotes them: a URL holding whitespace cannot be told from the text around it."""
     head, userinfo, _ = split_userinfo(url)
     if userinfo and head:
-        _HIDDEN.update({userinfo, quote(userinfo, safe=":")})
+        # A parser quotes what it took for the host: the part before a / ? or # in it.
+        pieces = {userinfo, quote(userinfo, safe=":"), re.split(r"[/?#]", userinfo)[0]}
+        _HIDDEN.update(p for p in pieces if ":" in p or len(p) >= 8)  # never a plain word
 
 
 #: Snakemake's logger. Its terminal handler writes a message, then its newline: between the
 #: two, a line from a job's thread would be glued to Snakemake's line ("Select jobs to
 #: execute...etm error: chip ...").
 _SNAKEMAKE_LOG = logging.getLogger("snakemake.logging")
+
+
+#: A line break or other control character a name may hold (a folder named "x\netm: ok").
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(line: str) -> str:
+    """A line with its control characters escaped, as Python writes them (``\\n``)."""
+    return _CONTROL.sub(lambda found: repr(found[0])[1:-1], line)
 
 
 def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
@@ -71,7 +82,7 @@ def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
     prefix : str
         ``etm: ``, ``etm warning: `` or ``etm error: ``.
     """
-    text = "".join(f"{prefix}{without_passwords(line)}\n" for line in lines)
+    text = "".join(f"{prefix}{_one_line(without_passwords(line))}\n" for line in lines)
     with contextlib.ExitStack() as held:
         for handler in _SNAKEMAKE_LOG.handlers:
             handler.acquire()

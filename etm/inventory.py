@@ -20,8 +20,9 @@ from etm.grid import Chip, chip_order, learn_squares, off_lattice, square_chips,
 from etm.listing import Listing, StoredObject, join
 
 # No "^": matched from where a prefix ends (re's match() anchors there; "^" would not).
+# "\Z", not "$": "$" also matches before a final newline (a file "etasw_202007.tif\n").
 CHIP_FILE = re.compile(
-    r"(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif$"
+    r"(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif\Z"
 )
 
 #: (chip, product, year, month): one chip file's identity within a tile.

@@ -288,12 +288,15 @@ class OutputLock:
             )
         return note
 
-    def _overlapping(self) -> tuple[str, Holder] | None:
+    def _overlapping(self, inside: bool = True) -> tuple[str, Holder] | None:
         """A folder holding this prefix, or inside it, that a run not gone from this
-        machine is writing (its lock is there), and that run. Locally, links are followed."""
+        machine is writing (its lock is there), and that run. Locally, links are followed.
+        Without ``inside``: a folder holding it, or itself (a folder another run writes)."""
         if self.on_s3:
             bucket, key = s3.split(self.prefix)
-            here, lock = f"{bucket}/{key}", f"/{LOCK_NAME}"
+            lock, levels = f"/{LOCK_NAME}", key.split("/")
+            above = [f"{bucket}/{'/'.join(levels[:n])}".rstrip("/") for n in
+                     range(len(levels) - inside, -1, -1)]  # fmt: skip
             pages = (
                 s3.client()
                 .get_paginator("list_objects_v2")
@@ -305,18 +308,16 @@ class OutputLock:
                 for found in page.get("Contents", ())
                 if found["Key"].endswith(lock) and found["Key"] != f"{key}{lock}"
             )
-            above = [f"{bucket}/{'/'.join(key.split('/')[:n])}".rstrip("/") for n in
-                     range(len(key.split("/")) - 1, -1, -1)]  # fmt: skip
         else:
             here = os.path.realpath(self.prefix)
-            above, folder = [], here
+            above, folder = ([] if inside else [here]), here
             while (parent := os.path.dirname(folder)) != folder:
                 above.append(parent)
                 folder = parent
             below = (
                 root for root, _, files in os.walk(here) if root != here and LOCK_NAME in files
             )
-        for folder in (*above, *below):
+        for folder in (*above, *(below if inside else ())):
             other = OutputLock(folder, on_s3=self.on_s3, label=folder)
             if self.on_s3 or os.path.lexists(other._path()):
                 try:
@@ -328,6 +329,36 @@ class OutputLock:
                 if found is not None and not found.is_gone():
                     return (f"s3://{folder}" if self.on_s3 else folder), found
         return None
+
+    def check_apart(self, folders: list[tuple[str, str, bool]]) -> None:
+        """Refuse, releasing this lock, while a run not gone writes an output prefix that
+        holds one of the folders this run keeps (its reports, logs, work area on S3).
+
+        Parameters
+        ----------
+        folders : list of tuple
+            What each is (``reports_dir``), the folder (``bucket/prefix`` on S3), and
+            whether it is on S3.
+
+        Raises
+        ------
+        OutputLockedError
+        """
+        for what, folder, on_s3 in folders:
+            try:
+                found = OutputLock(folder, on_s3=on_s3, label=folder)._overlapping(inside=False)
+            except (BotoCoreError, ClientError, OSError) as error:
+                self.release()
+                raise OutputLockedError(
+                    f"cannot check the {what} {folder}: {one_line(error)}"
+                ) from None
+            if found is not None:
+                self.release()
+                other, holder = found
+                raise OutputLockedError(
+                    f"the {what} {folder} is inside the output prefix {other}, which is being "
+                    f"written by {holder.describe()}; keep it apart from every output prefix"
+                )
 
     def _take(self, me: Holder, unended: Unended | None) -> str | None:
         """Take the lock (:meth:`acquire`, but for overlapping prefixes)."""

@@ -22,7 +22,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
-from etm.errors import say
+from etm.errors import ConfigError, say
 from etm.files import check_output_folders, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
@@ -341,6 +341,7 @@ class MainProcess(Process):
             check_output_folders(self._output_folders())
             check_output_folders([plan.kept(self.settings, "")], "run from another folder")
         check_output_folders([self.settings.reports_dir], "choose another reports_dir")
+        self.lock.check_apart([("reports_dir", self.settings.reports_dir, False)])
         missing_csv = write_reports(verification)
         lines = [moved] * bool(moved) + summary_lines(verification)
         lines = terminal_lines(lines, TERMINAL_LINES, str(self.reports / "verifier.txt"))
@@ -494,7 +495,15 @@ class MainProcess(Process):
         me = self.holder
         if containers:
             me = replace(me, batch=dict(zip(("region", "queue"), containers, strict=True)))
+        logs = self.kept_path("").rstrip("/")
+        if self.on_s3 and (chips := s3.protected_prefix(logs)):
+            raise ConfigError(
+                f"the work area s3://{self.work_prefix} (--default-storage-prefix) is inside "
+                f"the input prefix s3://{chips}; the workflow never writes where chips are: "
+                "choose another"
+            )
         notes = [self.lock.acquire(me, unended=self._unended)]
+        self.lock.check_apart([("log folder", logs, self.on_s3)])
         partials, scratch = remove_leftovers(self.staged_output, tempfile.gettempdir(), LOCK_NAME)
         if partials or scratch:
             notes.append(

@@ -119,17 +119,24 @@ def client():
         return boto3.client("s3", config=client_config())
 
 
+#: The proxies botocore and urllib read: their user and password are hidden too.
+PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
 def check_endpoint() -> None:
     """Refuse an endpoint URL (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``) that is not
     ``http://`` or ``https://``, or holds whitespace: botocore's error would quote it whole,
-    password included. A user and password in it are hidden in every line said
-    (:func:`etm.errors.hide`), wherever a message quotes them.
+    password included. A user and password in it, or in a proxy's URL (:data:`PROXIES`),
+    are hidden in every line said (:func:`etm.errors.hide`), wherever a message quotes
+    them.
 
     Raises
     ------
     ConfigError
         Naming the variable and the URL without its user and password.
     """
+    for name in PROXIES:
+        hide(os.environ.get(name, ""))
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         endpoint = os.environ.get(name, "")
         hide(endpoint)

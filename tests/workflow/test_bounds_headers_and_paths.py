@@ -5,6 +5,7 @@ chip's header is read before its pixels. Through the real snakemake CLI."""
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 
 import pytest
@@ -221,3 +222,24 @@ def test_a_file_where_the_logs_folder_goes_is_named_before_any_job(workspace):
         "etm error: output logs is a file, where the run needs a folder; move the file away, "
         "or run from another folder"
     )
+
+
+def test_a_chip_file_whose_name_ends_in_a_newline_is_not_the_chip(workspace):
+    # "$" matched before the final newline: it was read, and published, as the chip.
+    workspace.config.update(products=["etasw"], end_year=2020)
+    chip = workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
+    chip.rename(chip.with_name(chip.name + "\n"))
+    result = workspace.snakemake("-n")
+    assert result.returncode == 1, result.stderr
+    assert "1 missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_chip_folder_name_holding_a_newline_is_said_on_one_line(workspace):
+    workspace.config.update(products=["etasw"], end_year=2020)
+    chip = workspace.chip(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
+    odd = chip.parents[1].with_name("chip43.4N-102.8E\netm: all fine")
+    shutil.copytree(chip.parents[1], odd)
+    result = workspace.snakemake("-n")
+    assert result.returncode == 1 and "\netm: all fine" not in result.stderr, result.stderr
+    (line,) = error_lines(result)
+    assert "chip43.4N-102.8E\\netm: all fine" in line

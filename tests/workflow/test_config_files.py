@@ -61,6 +61,7 @@ def with_lines(*lines: str) -> str:
     "encoding, problem",
     [
         ("utf-16", "it starts with UTF-16's byte-order mark"),
+        ("utf-32", "it starts with UTF-32's byte-order mark"),
         ("latin-1", "byte 0xe9 on line 1: Latin-1 or UTF-16?"),
     ],
 )

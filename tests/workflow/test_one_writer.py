@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -245,3 +246,39 @@ def test_etm_unlock_of_a_lock_it_cannot_remove_is_one_line(workspace):
     assert refused.stderr.endswith(f"check that you may read and delete out/{LOCK_NAME}\n")
     assert len(refused.stderr.splitlines()) == 1
     assert (workspace.output / LOCK_NAME).exists()
+
+
+def test_reports_inside_a_live_runs_output_prefix_are_refused(workspace):
+    # They were written into the other run's prefix while it held its lock.
+    other = workspace.root / "pubL"
+    other.mkdir()
+    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
+                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
+    (other / LOCK_NAME).write_text(json.dumps(holder))
+    workspace.config["reports_dir"] = "pubL/rep"
+    refused = workspace.snakemake()
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error:")]
+    assert errors == [
+        f"etm error: the reports_dir pubL/rep is inside the output prefix {other}, which is "
+        f"being written by the run started 2026-12-07T10:00:00+00:00 on host "
+        f"{socket.gethostname()} (process {os.getpid()}, in /w); keep it apart from every "
+        "output prefix"
+    ], refused.stderr
+    assert sorted(p.name for p in other.iterdir()) == [LOCK_NAME]
+    assert not (workspace.output / LOCK_NAME).exists() and workspace.published() == set()
+
+
+@pytest.mark.parametrize("output", ["logs", "reports"])
+def test_an_output_prefix_holding_the_runs_logs_or_reports_is_refused(workspace, output):
+    # `logs` published the other prefixes' logs, and removed their partial files.
+    workspace.config["enduser_cog_output"] = output
+    refused = workspace.snakemake("-n")
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error:")]
+    kept = "the log folder logs" if output == "logs" else rf"the reports_dir reports/{output}-\w+"
+    assert len(errors) == 1 and re.fullmatch(
+        rf"etm error: config key 'enduser_cog_output': {output} overlaps {kept}; what is "
+        "published is kept apart from reports and logs, choose another folder",
+        errors[0],
+    ), refused.stderr

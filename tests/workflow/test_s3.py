@@ -416,3 +416,45 @@ def test_a_run_on_s3_is_refused_while_a_live_run_writes_a_prefix_around_or_insid
         f"etm unlock s3://ws-enduser/{other}"
     ], result.stderr
     assert set(s3ws.objects("ws-enduser")) == {f"{other}/{LOCK_NAME}"}
+
+
+def test_a_work_area_inside_a_live_runs_output_prefix_on_s3_is_refused(s3ws):
+    import os
+    import socket
+
+    from etm.lock import LOCK_NAME
+
+    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
+                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
+    s3ws.server.client().put_object(
+        Bucket="ws-work", Key=f"etm/{LOCK_NAME}", Body=json.dumps(holder).encode()
+    )
+    result, _ = s3ws.snakemake()
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert len(errors) == 1 and errors[0].startswith("etm error: the log folder ws-work/etm/logs/")
+    assert errors[0].endswith(
+        " is inside the output prefix s3://ws-work/etm, which is being written by the run "
+        f"started 2026-12-07T10:00:00+00:00 on host {socket.gethostname()} (process "
+        f"{os.getpid()}, in /w); keep it apart from every output prefix"
+    ), result.stderr
+    assert not [key for key in s3ws.objects("ws-work") if "/logs/" in key]
+    assert s3ws.objects("ws-enduser") == {}
+
+
+def test_a_work_area_inside_an_input_prefix_is_one_line_before_any_job(s3ws):
+    # Each job failed with Snakemake's nested lines (the plugin refused its writes).
+    command, environment = s3ws.command()
+    at = command.index("--default-storage-prefix")
+    tile = s3ws.prefix(TILE5).rstrip("/")
+    command[at + 1] = f"s3://{tile}/work"
+    result = subprocess.run(
+        command, cwd=s3ws.root, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"etm error: the work area s3://{tile}/work (--default-storage-prefix) is inside "
+        f"the input prefix s3://{tile}; "
+    ), result.stderr
+    assert not [key for key in s3ws.objects("ws-out") if "/work/" in key]

@@ -56,6 +56,24 @@ def test_an_endpoint_password_is_never_printed_by_the_workflow(tmp_path, endpoin
     assert_masked(result, endpoint)
 
 
+def test_a_proxy_password_is_never_printed_by_the_workflow(tmp_path):
+    # A / in the password: botocore's parser quoted "proxyuser:Prx9SECRET" as a host.
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(CONFIG))
+    command = snakemake_command(
+        "-n", "--default-storage-prefix", "s3://ws-work/etm", profile="ec2", configfile="my.yaml"
+    )
+    proxy = "http://proxyuser:Prx9SECRET/tail@127.0.0.1:9"
+    env = {**environment("http://127.0.0.1:9"), "HTTP_PROXY": proxy, "NO_PROXY": ""}
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert len(errors) == 1, result.stderr
+    for secret in ("Prx9SECRET", "proxyuser"):
+        assert secret not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_an_endpoint_password_is_never_printed_by_etm_unlock(tmp_path, endpoint):
     # botocore refuses the endpoint with an error quoting it: was a traceback.
