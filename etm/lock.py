@@ -102,7 +102,8 @@ class OutputLock:
     """
 
     def __init__(self, prefix: str, *, on_s3: bool, label: str):
-        self.prefix, self.on_s3, self.label = prefix.rstrip("/"), on_s3, label
+        # "/" stays "/": its lock is not the working directory's.
+        self.prefix, self.on_s3, self.label = prefix.rstrip("/") or prefix[:1], on_s3, label
         self.held: Read | None = None
 
     def _key(self) -> tuple[str, str]:
@@ -271,22 +272,29 @@ class OutputLock:
         try:
             overlapping = self._overlapping()
         except (BotoCoreError, ClientError, OSError) as error:
-            self.release()
-            raise OutputLockedError(
+            raise self._given_back(
                 f"cannot lock the output prefix {self.label}: {one_line(error)}"
             ) from None
-        except OutputLockedError:
-            self.release()
-            raise
+        except OutputLockedError as error:
+            raise self._given_back(str(error)) from None
         if overlapping is not None:
-            self.release()
             folder, other = overlapping
-            raise OutputLockedError(
+            raise self._given_back(
                 f"output prefix {self.label} overlaps {folder}, which is being written by "
                 f"{other.describe()}; one run at a time writes a folder and the folders in "
                 f"it: wait for it, or, if that run is gone, remove its lock: etm unlock {folder}"
             )
         return note
+
+    def _given_back(self, problem: str) -> OutputLockedError:
+        """Release the lock just taken, for a run refused after all: the error to raise,
+        saying how to remove the lock if it could not be."""
+        try:
+            self.release()
+        except (BotoCoreError, ClientError, OSError):
+            self.held = None
+            problem += f"; its lock was not removed: remove it with: etm unlock {self.label}"
+        return OutputLockedError(problem)
 
     def _overlapping(self, inside: bool = True) -> tuple[str, Holder] | None:
         """A folder holding this prefix, or inside it, that a run not gone from this
@@ -348,14 +356,12 @@ class OutputLock:
             try:
                 found = OutputLock(folder, on_s3=on_s3, label=folder)._overlapping(inside=False)
             except (BotoCoreError, ClientError, OSError) as error:
-                self.release()
-                raise OutputLockedError(
+                raise self._given_back(
                     f"cannot check the {what} {folder}: {one_line(error)}"
                 ) from None
             if found is not None:
-                self.release()
                 other, holder = found
-                raise OutputLockedError(
+                raise self._given_back(
                     f"the {what} {folder} is inside the output prefix {other}, which is being "
                     f"written by {holder.describe()}; keep it apart from every output prefix"
                 )

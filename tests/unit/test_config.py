@@ -572,7 +572,7 @@ TEAM_FILE = (REPO / "config" / "config.yaml").read_text()
     [
         ("utf-16", "it starts with UTF-16's byte-order mark"),
         ("utf-16-be", "byte 0x00 on line 1: Latin-1 or UTF-16?"),
-        ("utf-32", "it starts with UTF-16's byte-order mark"),  # UTF-32-LE's starts alike
+        ("utf-32", "it starts with UTF-32's byte-order mark"),
         ("latin-1", "byte 0xe9 on line 2: Latin-1 or UTF-16?"),
     ],
 )

@@ -204,3 +204,12 @@ def test_the_lock_of_a_gone_run_in_a_folder_inside_does_not_refuse_a_run(tmp_pat
     outer = OutputLock(str(tmp_path / "pub"), on_s3=False, label="pub")
     assert outer.acquire() is None
     outer.release()
+
+
+def test_the_lock_of_the_root_folder_is_not_the_working_directorys(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w", started="t")
+    (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
+    assert OutputLock("/", on_s3=False, label="/")._path() == f"/{LOCK_NAME}"
+    elsewhere = OutputLock(str(tmp_path.parent / "apart"), on_s3=False, label="apart")
+    elsewhere.check_apart([("reports_dir", str(tmp_path.parent / "reports"), False)])

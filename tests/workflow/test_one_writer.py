@@ -176,7 +176,7 @@ def test_a_run_removes_what_a_killed_run_left_and_says_so(workspace, tmp_path_fa
 
 @pytest.mark.parametrize("nested", ["inside", "around", "linked"])
 def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_prefix(
-    workspace, nested
+    workspace, nested, tmp_path_factory
 ):
     # The other run's lock names a live process of this machine (this test's); its partial
     # file is a COG it is writing. A run of out/ removed it as a killed run's. "linked":
@@ -188,6 +188,8 @@ def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_
     if nested == "linked":
         (other / "sub").mkdir(parents=True)
         workspace.output.symlink_to(other / "sub")
+    if nested == "around":  # the reports are kept apart from it (refused first otherwise)
+        workspace.config["reports_dir"] = str(tmp_path_factory.mktemp("reports"))
     holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
                   started="2026-12-07T10:00:00+00:00")  # fmt: skip
     other.mkdir(parents=True, exist_ok=True)
