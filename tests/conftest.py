@@ -6,9 +6,11 @@ import contextlib
 import copy
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +45,18 @@ def kept_folder(root: Path, top: str, readable: str) -> Path:
 YEARS, MONTHS = (2020, 2021), (7,)
 JULY = MONTHS[0]
 SCHEMA = read_schema(REPO)
+
+
+#: A lock of an output prefix held by this test's own process: a live run of this machine.
+LIVE_LOCK = json.dumps(
+    dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
+         started="2026-12-07T10:00:00+00:00")
+)  # fmt: skip
+#: How etm names that run.
+LIVE_RUN = (
+    f"the run started 2026-12-07T10:00:00+00:00 on host {socket.gethostname()} (process "
+    f"{os.getpid()}, in /w)"
+)
 
 
 def snakemake_command(

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 import yaml
-from conftest import SNAKEMAKE, Workspace, kept_folder, snakemake_command, unwritable
+from conftest import (
+    LIVE_LOCK,
+    LIVE_RUN,
+    SNAKEMAKE,
+    Workspace,
+    kept_folder,
+    snakemake_command,
+    unwritable,
+)
 from rio_cogeo.cogeo import cog_validate
 
 from etm.lock import LOCK_NAME
@@ -190,10 +196,8 @@ def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_
         workspace.output.symlink_to(other / "sub")
     if nested == "around":  # the reports are kept apart from it (refused first otherwise)
         workspace.config["reports_dir"] = str(tmp_path_factory.mktemp("reports"))
-    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
-                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
     other.mkdir(parents=True, exist_ok=True)
-    (other / LOCK_NAME).write_text(json.dumps(holder))
+    (other / LOCK_NAME).write_text(LIVE_LOCK)
     writing = other / "tiles" / "r50.0_tile6" / "etasw" / "2020"
     writing.mkdir(parents=True)
     (writing / ".etasw_202007.tif.0123456789ab.partial").write_bytes(b"half a COG")
@@ -201,10 +205,9 @@ def test_a_run_is_refused_while_a_live_run_writes_a_folder_inside_or_around_its_
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error:")]
     assert errors == [
-        f"etm error: output prefix out overlaps {other}, which is being written by the run "
-        f"started 2026-12-07T10:00:00+00:00 on host {socket.gethostname()} (process "
-        f"{os.getpid()}, in /w); one run at a time writes a folder and the folders in it: "
-        f"wait for it, or, if that run is gone, remove its lock: etm unlock {other}"
+        f"etm error: output prefix out overlaps {other}, which is being written by {LIVE_RUN}; "
+        "one run at a time writes a folder and the folders in it: wait for it, or, if that run "
+        f"is gone, remove its lock: etm unlock {other}"
     ], refused.stderr
     assert (writing / ".etasw_202007.tif.0123456789ab.partial").exists()
     assert not (workspace.output / LOCK_NAME).exists()
@@ -254,18 +257,14 @@ def test_reports_inside_a_live_runs_output_prefix_are_refused(workspace):
     # They were written into the other run's prefix while it held its lock.
     other = workspace.root / "pubL"
     other.mkdir()
-    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
-                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
-    (other / LOCK_NAME).write_text(json.dumps(holder))
+    (other / LOCK_NAME).write_text(LIVE_LOCK)
     workspace.config["reports_dir"] = "pubL/rep"
     refused = workspace.snakemake()
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith("etm error:")]
     assert errors == [
         f"etm error: the reports_dir pubL/rep is inside the output prefix {other}, which is "
-        f"being written by the run started 2026-12-07T10:00:00+00:00 on host "
-        f"{socket.gethostname()} (process {os.getpid()}, in /w); keep it apart from every "
-        "output prefix"
+        f"being written by {LIVE_RUN}; keep it apart from every output prefix"
     ], refused.stderr
     assert sorted(p.name for p in other.iterdir()) == [LOCK_NAME]
     assert not (workspace.output / LOCK_NAME).exists() and workspace.published() == set()

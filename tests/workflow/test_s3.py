@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JULY, REPO, TILE5, TILE6, assert_chip_in_cog, job_counts, rewrite_chip
+from conftest import (
+    JULY,
+    LIVE_LOCK,
+    LIVE_RUN,
+    REPO,
+    TILE5,
+    TILE6,
+    assert_chip_in_cog,
+    job_counts,
+    rewrite_chip,
+)
 from rio_cogeo.cogeo import cog_validate
 from s3server import assert_no_credentials
 from s3workspace import BUCKETS, FILLED_IN, OUTPUT
@@ -395,48 +405,36 @@ def test_the_series_store_on_s3_is_published_then_updated_for_a_month_redone(s3w
 
 @pytest.mark.parametrize("other", ["USA", f"{OUTPUT}/sub"], ids=["around", "inside"])
 def test_a_run_on_s3_is_refused_while_a_live_run_writes_a_prefix_around_or_inside(s3ws, other):
-    import os
-    import socket
-
     from etm.lock import LOCK_NAME
 
-    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
-                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
     s3ws.server.client().put_object(
-        Bucket="ws-enduser", Key=f"{other}/{LOCK_NAME}", Body=json.dumps(holder).encode()
+        Bucket="ws-enduser", Key=f"{other}/{LOCK_NAME}", Body=LIVE_LOCK.encode()
     )
     result, _ = s3ws.snakemake()
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
     assert errors == [
         f"etm error: output prefix s3://ws-enduser/{OUTPUT} overlaps s3://ws-enduser/{other}, "
-        f"which is being written by the run started 2026-12-07T10:00:00+00:00 on host "
-        f"{socket.gethostname()} (process {os.getpid()}, in /w); one run at a time writes a "
-        "folder and the folders in it: wait for it, or, if that run is gone, remove its lock: "
+        f"which is being written by {LIVE_RUN}; one run at a time writes a folder and the "
+        "folders in it: wait for it, or, if that run is gone, remove its lock: "
         f"etm unlock s3://ws-enduser/{other}"
     ], result.stderr
     assert set(s3ws.objects("ws-enduser")) == {f"{other}/{LOCK_NAME}"}
 
 
 def test_a_work_area_inside_a_live_runs_output_prefix_on_s3_is_refused(s3ws):
-    import os
-    import socket
-
     from etm.lock import LOCK_NAME
 
-    holder = dict(run="r", host=socket.gethostname(), pid=os.getpid(), directory="/w",
-                  started="2026-12-07T10:00:00+00:00")  # fmt: skip
     s3ws.server.client().put_object(
-        Bucket="ws-work", Key=f"etm/{LOCK_NAME}", Body=json.dumps(holder).encode()
+        Bucket="ws-work", Key=f"etm/{LOCK_NAME}", Body=LIVE_LOCK.encode()
     )
     result, _ = s3ws.snakemake()
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
     assert len(errors) == 1 and errors[0].startswith("etm error: the log folder ws-work/etm/logs/")
     assert errors[0].endswith(
-        " is inside the output prefix s3://ws-work/etm, which is being written by the run "
-        f"started 2026-12-07T10:00:00+00:00 on host {socket.gethostname()} (process "
-        f"{os.getpid()}, in /w); keep it apart from every output prefix"
+        f" is inside the output prefix s3://ws-work/etm, which is being written by {LIVE_RUN}; "
+        "keep it apart from every output prefix"
     ), result.stderr
     assert not [key for key in s3ws.objects("ws-work") if "/logs/" in key]
     assert s3ws.objects("ws-enduser") == {}
