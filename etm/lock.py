@@ -186,10 +186,11 @@ class OutputLock:
                 raise
             kind = "a symbolic link"
         else:
-            with os.fdopen(descriptor, errors="replace") as stream:
-                mode = os.fstat(descriptor).st_mode
-                if stat.S_ISREG(mode):
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISREG(mode):
+                with os.fdopen(descriptor, errors="replace") as stream:
                     return stream.read(MAX_LOCK_BYTES)
+            os.close(descriptor)
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
         raise OutputLockedError(
             f"cannot read the lock {self._path()} ({kind}): the output prefix must be a "
