@@ -53,6 +53,15 @@ def etm_errors(result) -> set[str]:
     return {line for line in result.stderr.splitlines() if line.startswith("etm error:")}
 
 
+def assert_only_its_month_failed(s3ws, result, line: str) -> None:
+    """The run failed with this one etm line, no retrieval error nor traceback, and only the
+    chip's own month (tile6's July 2020) was not built."""
+    assert result.returncode == 1
+    assert etm_errors(result) == {line}, result.stderr
+    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
+    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+
+
 def baseline_log(s3ws) -> str:
     (log,) = [text for key, text in s3ws.job_logs().items() if f"chip_baseline/{TILE6}" in key]
     return log
@@ -60,14 +69,12 @@ def baseline_log(s3ws) -> str:
 
 def test_a_chip_deleted_after_the_listing_is_one_line_and_only_its_month_is_not_built(s3ws):
     result, chip = run_with(s3ws, 2020, gone=True)
-    assert result.returncode == 1
-    assert etm_errors(result) == {
+    assert_only_its_month_failed(
+        s3ws, result,
         f"etm error: chip {chip}: was deleted since this run listed it; its month was not "
-        "built: the next run finds it missing, and missing_chips says what then"
-    }, result.stderr
-    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
+        "built: the next run finds it missing, and missing_chips says what then",
+    )  # fmt: skip
     assert f"chip {chip}: left out of the baseline: {chip} is gone (404)" in baseline_log(s3ws)
-    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
 
 
 def test_a_chip_deleted_before_its_baseline_lists_it_is_one_line_and_only_its_month_fails(s3ws):
@@ -85,13 +92,12 @@ def test_a_chip_deleted_before_its_baseline_lists_it_is_one_line_and_only_its_mo
 
     s3ws.config.update(products=["etasw"], start_year=2020, end_year=2020)
     result = run_changing_inputs(s3ws, delete_on_the_baselines_listing)
-    assert deleted and result.returncode == 1
-    assert etm_errors(result) == {
+    assert deleted
+    assert_only_its_month_failed(
+        s3ws, result,
         f"etm error: chip s3://ws-out/{key}: was deleted since this run listed it; its month "
-        "was not built: the next run finds it missing, and missing_chips says what then"
-    }, result.stderr
-    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
-    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+        "was not built: the next run finds it missing, and missing_chips says what then",
+    )  # fmt: skip
 
 
 def test_a_chip_rewritten_after_the_listing_is_one_line_and_only_its_month_is_not_built(
@@ -113,25 +119,22 @@ def test_a_chip_rewritten_after_the_listing_is_one_line_and_only_its_month_is_no
 
     s3ws.config.update(products=["etasw"], start_year=2020, end_year=2020)
     result = run_changing_inputs(s3ws, rewrite_on_first_read)
-    assert done and result.returncode == 1
-    assert etm_errors(result) == {
+    assert done
+    assert_only_its_month_failed(
+        s3ws, result,
         f"etm error: chip s3://ws-out/{key}: was rewritten since this run listed it; its month "
-        "was not built: run again to build it from the new file"
-    }, result.stderr
-    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
-    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+        "was not built: run again to build it from the new file",
+    )  # fmt: skip
 
 
 def test_a_chip_refused_by_s3_is_one_line_and_only_its_month_is_not_built(s3ws):
     """A 403 on a chip a month reads stopped the whole run (a failed retrieval)."""
     result, chip = run_with(s3ws, 2020, deny=True)
-    assert result.returncode == 1
-    assert etm_errors(result) == {
+    assert_only_its_month_failed(
+        s3ws, result,
         f"etm error: S3 refused access (403) to {chip}: the role running etm needs "
-        "s3:GetObject on it"
-    }, result.stderr
-    assert "Failed to retrieve" not in result.stderr and "Traceback" not in result.stderr
-    assert s3ws.published() == {"tiles/r50.0_tile5/etasw/2020/etasw_202007.tif"}
+        "s3:GetObject on it",
+    )  # fmt: skip
 
 
 def test_a_baseline_reference_chip_refused_leaves_out_that_reference_only(s3ws):
