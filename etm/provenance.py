@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from etm.errors import ChipChangedError
+from etm.errors import ChipChangedError, ChipReadError
 from etm.listing import StoredObject, local_identity
 
 #: The ledger of what each published tile-month was built from, under the output prefix.
@@ -68,9 +68,19 @@ def check_unchanged(names: Sequence[str], paths: Sequence[str], identities: Sequ
     ------
     ChipChangedError
         Naming the first chip that changed.
+    ChipReadError
+        Naming the first chip deleted.
     """
     for name, path, identity in zip(names, paths, identities, strict=True):
-        if local_identity(os.stat(path)) != identity:
+        try:
+            now = local_identity(os.stat(path))
+        except FileNotFoundError:
+            raise ChipReadError(
+                name,
+                "was deleted while its month was built; nothing was published: the next run "
+                "finds it missing, and missing_chips says what then",
+            ) from None
+        if now != identity:
             raise ChipChangedError(
                 name,
                 "was rewritten while its month was built; nothing was published: run again "

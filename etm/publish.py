@@ -99,6 +99,8 @@ def _checked_build(
     except ChipChangedError:
         raise
     except ChipError as error:
+        if local:  # a chip rewritten while it is read looks broken: name the rewrite
+            provenance.check_unchanged(*zip(*local, strict=True))
         if error.path not in findings.suspect:
             findings.refused[error.path] = error.problem
         raise

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from etm.errors import ChipChangedError
+from etm.errors import ChipChangedError, ChipReadError
 from etm.listing import LocalListing, StoredObject, local_identity
 from etm.provenance import (
     Ledger,
@@ -99,4 +99,13 @@ def test_a_local_chip_changed_in_any_way_is_no_longer_itself(tmp_path, change):
     else:
         os.utime(chip)
     with pytest.raises(ChipChangedError, match="^chip chip: was rewritten while its month"):
+        check_unchanged(["chip"], [str(chip)], [identity])
+
+
+def test_a_local_chip_deleted_while_its_month_is_built_is_one_line(tmp_path):
+    chip = tmp_path / "chip.tif"
+    chip.write_bytes(b"a" * 100)
+    identity = local_identity(os.stat(chip))
+    chip.unlink()
+    with pytest.raises(ChipReadError, match="^chip chip: was deleted while its month was built"):
         check_unchanged(["chip"], [str(chip)], [identity])
