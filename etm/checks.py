@@ -194,7 +194,11 @@ def check_header(
     if transform.b or transform.d or transform.a <= 0 or transform.e >= 0:
         raise ChipContentError(name, f"is not a north-up grid (transform {coefficients})")
     if crs is None or not crs.is_geographic:
-        return  # its CRS is named by the lattice check, against its neighbours'
+        raise ChipContentError(
+            name,
+            f"is in {crs.to_string() if crs else 'no CRS'}; chips are on longitude and "
+            "latitude (EPSG:4326): rerun the chip",
+        )
     check_footprint(name, transform, width, height, expected)
 
 
@@ -562,7 +566,7 @@ def nan_share(path: str) -> float:
     :data:`BASELINE_ROW_STEP`-th row."""
     import rasterio
 
-    with rasterio.open(path) as source:
+    with rasterio.open(path, driver="GTiff") as source:
         shape = (-(-source.height // BASELINE_ROW_STEP), source.width)
         values = source.read(1, out_shape=shape)
         mask = source.read_masks(1, out_shape=shape) if has_mask_band(source) else None
@@ -613,7 +617,7 @@ def chip_header(path: str, name: str, expected: ChipExpectation) -> GridKey | st
     from rasterio.errors import RasterioError
 
     try:
-        with rasterio.open(path) as source:
+        with rasterio.open(path, driver="GTiff") as source:  # never a VRT's other files
             check_header(
                 name, source.dtypes[0], source.transform, source.crs, source.width,
                 source.height, expected, block=source.block_shapes[0], scale=source.scales[0],

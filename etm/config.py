@@ -535,6 +535,11 @@ def normalised_prefix(key: str, path: str, local: bool) -> str:
     above = 0
     while local and not absolute and folders[above : above + 1] == [".."]:
         above += 1
+    if local and not absolute and folders[:1] and folders[0].startswith("~"):
+        raise ConfigError(
+            f"config key '{key}': {path!r} begins with '~', which only a shell expands; "
+            "write the folder's whole path"
+        )
     for folder in folders[above:]:
         if problem := _folder_problem(folder):
             raise ConfigError(
@@ -720,6 +725,22 @@ def license_notes(config: dict) -> tuple[str, ...]:
 PUBLIC_SCHEMES = ("https", "http", "s3")
 
 
+def check_published(key: str, url: str) -> str:
+    """A URL that every reader of the catalog sees, as it is.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, never quoting a password: for a user or password in it.
+    """
+    if split_userinfo(url)[1] is not None:
+        raise ConfigError(
+            f"config key '{key}': {masked_url(url)} holds a user or password, which every "
+            "reader of the catalog would see; give the address without them"
+        )
+    return url
+
+
 def check_public_url(url: str | None) -> str | None:
     """The ``public_url`` as the index's hrefs begin with it: without trailing slashes.
 
@@ -732,12 +753,7 @@ def check_public_url(url: str | None) -> str | None:
     """
     if url is None:
         return None
-    key, shown = "config key 'public_url'", masked_url(url)
-    if split_userinfo(url)[1] is not None:
-        raise ConfigError(
-            f"{key}: {shown} holds a user or password, which every reader of the index "
-            "would see; give the address without them"
-        )
+    key, shown = "config key 'public_url'", masked_url(check_published("public_url", url))
     scheme, separator, rest = url.partition("://")
     if not separator or scheme.lower() not in PUBLIC_SCHEMES:
         raise ConfigError(
@@ -958,7 +974,9 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             f"{config['start_year']}"
         )
     key = output_key(output, local)
-    check_prefixes(inputs, output, config["reports_dir"] or f"reports/{key}", local)
+    reports_dir = config["reports_dir"] or f"reports/{key}"  # reports are local files
+    reports_dir = normalised_prefix("reports_dir", reports_dir, local=True)
+    check_prefixes(inputs, output, reports_dir, local)
     if config["annual"] and len(set(config["months"])) < 12:
         raise ConfigError(
             "config key 'annual': a year is made from all 12 months; remove 'months' "
@@ -1002,7 +1020,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         key=key,
         missing_chips=config["missing_chips"],
         chip_size=chip_size,
-        reports_dir=(config["reports_dir"] or f"reports/{key}").rstrip("/"),
+        reports_dir=reports_dir,
         cog=dict(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],
@@ -1015,7 +1033,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
             **config["annual_aggregation"],
         },
         license=config["license"],
-        license_url=config["license_url"],
+        license_url=config["license_url"] and check_published("license_url", config["license_url"]),
         public_url=check_public_url(config["public_url"]),
         notify={target: value for target, value in config["notify"].items() if value},
         chip_rerun_command=config["chip_rerun_command"],

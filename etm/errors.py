@@ -206,5 +206,9 @@ class ObjectRefusedError(StorageError):
     problem, not the storage's."""
 
 
+class LedgerError(EtmError):
+    """The provenance ledger beside the COGs is not one etm wrote, or too large to read."""
+
+
 class PublishError(EtmError):
     """A written COG failed validation and was not published."""

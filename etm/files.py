@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -87,6 +88,22 @@ def check_output_folders(folders: Iterable[str], remedy: str = OTHER_OUTPUT) -> 
         if not os.access(path, os.W_OK | os.X_OK):
             denied = PermissionError(errno.EACCES, "permission denied")
             raise OutputError(_unwritable(path, denied, remedy))
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a local file, which must be a regular file: a pipe, whose
+    read would wait for a writer, or a device is never read.
+
+    Raises
+    ------
+    OSError
+        If it cannot be opened, or is not a regular file.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return stream.read(limit)
 
 
 def write_whole(text: str, path: str) -> None:

@@ -51,6 +51,26 @@ class Holder:
     batch: dict[str, str] | None = field(default=None)
 
     @classmethod
+    def parse(cls, text: str) -> Holder:
+        """The holder a lock's text names; an unknown one (``?``, process 0) if the text is
+        not what etm writes, as a hand-edited or half-written lock may be."""
+        try:
+            holder = cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return cls("?", "?", 0, "?", "?")
+        texts = (holder.run, holder.host, holder.directory, holder.started)
+        batch = holder.batch
+        if (
+            not all(type(value) is str for value in texts)
+            or type(holder.pid) is not int
+            or holder.pid <= 0
+            or not (batch is None or type(batch) is dict and set(batch) == {"region", "queue"}
+                    and all(type(value) is str for value in batch.values()))
+        ):  # fmt: skip
+            return cls("?", "?", 0, "?", "?")
+        return holder
+
+    @classmethod
     def this_run(cls) -> Holder:
         return cls(
             uuid.uuid4().hex, socket.gethostname(), os.getpid(), os.getcwd(),
@@ -168,13 +188,7 @@ class OutputLock:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 return None
             raise
-        try:
-            holder = Holder(**json.loads(text))
-        except (ValueError, TypeError):
-            holder = None
-        if holder is None or type(holder.pid) is not int or holder.pid <= 0:
-            holder = Holder("?", "?", 0, "?", "?")  # unreadable: shown as unknown
-        return holder, version
+        return Holder.parse(text), version
 
     def _read_file(self) -> str:
         """The local lock's text. Neither a link nor a pipe is followed or waited on: only

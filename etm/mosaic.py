@@ -175,7 +175,7 @@ def plan_layout(footprints: Sequence[Footprint]) -> Layout:
 
 def _open(path: str, name: str, stack: ExitStack):
     try:
-        dataset = stack.enter_context(rasterio.open(path))
+        dataset = stack.enter_context(rasterio.open(path, driver="GTiff"))  # never a VRT
     except RasterioIOError as error:
         raise ChipReadError(
             name,

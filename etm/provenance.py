@@ -26,15 +26,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from etm.errors import ChipChangedError, ChipReadError
+from etm.errors import ChipChangedError, ChipReadError, LedgerError, one_line
 from etm.listing import StoredObject, local_identity
 
 #: The ledger of what each published tile-month was built from, under the output prefix.
 LEDGER = ".etm-provenance.json.gz"
+#: The most a ledger unzips to (the team's 51,840 tile-months take 7 MB) and a record
+#: takes (about 150 bytes): beyond, neither is etm's, and is not read into memory.
+MAX_LEDGER_BYTES, MAX_RECORD_BYTES = 256 * 2**20, 64 * 2**10
 #: Raise when the mosaic's pixels change for the same chips: every month is built again.
 PIXELS_VERSION = 1
 
@@ -97,12 +102,38 @@ class Ledger:
     folded_until: float = 0.0
 
     @classmethod
-    def parse(cls, data: bytes | None) -> Ledger:
-        """A ledger from its stored bytes (gzipped JSON); an empty one if there are none."""
+    def parse(cls, data: bytes | None, name: str) -> Ledger:
+        """A ledger from its stored bytes (gzipped JSON); an empty one if there are none.
+
+        Raises
+        ------
+        LedgerError
+            Naming the ledger (``name``): for bytes etm did not write, or more than
+            :data:`MAX_LEDGER_BYTES` once unzipped.
+        """
         if not data:
             return cls()
-        found = json.loads(gzip.decompress(data))
-        return cls(found["periods"], found["folded_until"])
+        try:
+            unzipped = zlib.decompressobj(wbits=31)  # gzip
+            text = unzipped.decompress(data, MAX_LEDGER_BYTES + 1)
+            if len(text) > MAX_LEDGER_BYTES:
+                raise ValueError(f"over {MAX_LEDGER_BYTES // 2**20} MiB unzipped")
+            found = json.loads(text)
+            periods, folded_until = found["periods"], found["folded_until"]
+            if not (
+                isinstance(periods, dict)
+                and all(_is_record(values, 2) for values in periods.values())
+                and type(folded_until) in (int, float)
+                and math.isfinite(folded_until)
+            ):
+                raise ValueError("not the ledger etm writes")
+        except (zlib.error, ValueError, TypeError, KeyError) as error:
+            raise LedgerError(
+                f"the provenance ledger {name} cannot be read ({one_line(error)}): etm keeps "
+                "in it what each COG was built from; move it away, and the next run builds "
+                "again every month it no longer finds a record of"
+            ) from None
+        return cls(periods, float(folded_until))
 
     def dump(self) -> bytes:
         """The ledger's stored bytes."""
@@ -148,13 +179,27 @@ class Ledger:
             values = expected(name)
             if values is None or found.etag != expected_etag(name, *values):
                 reads += 1
+                if found.size > MAX_RECORD_BYTES:
+                    continue
                 try:
-                    name, *values = json.loads(read(found))
+                    values = json.loads(read(found))
                 except ValueError:  # a job that failed before its record (Snakemake's empty
                     continue  # log): its COG was removed, and is built again
+                if not _is_record(values, 3):  # not etm's: its month is built again
+                    continue
+                name, *values = values
             self.periods[name] = list(values)
         self.folded_until = latest
         return reads
+
+
+def _is_record(values: object, length: int) -> bool:
+    """Whether ``values`` is a list of ``length`` texts, as records and the ledger hold."""
+    return (
+        isinstance(values, list)
+        and len(values) == length
+        and all(isinstance(value, str) for value in values)
+    )
 
 
 def _record_name(path: str, folder: str) -> str:

@@ -22,8 +22,8 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from etm import batch, findings, plan, provenance, rerun, s3
 from etm.config import Settings
-from etm.errors import ConfigError, say
-from etm.files import check_output_folders, remove_leftovers, whole
+from etm.errors import ConfigError, LedgerError, say
+from etm.files import check_output_folders, read_regular, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
 from etm.lock import LOCK_NAME, Holder, OutputLock
@@ -398,12 +398,20 @@ class MainProcess(Process):
     def _read_ledger(self) -> provenance.Ledger:
         """The ledger, with the records written since it was last folded (a run killed before
         its end leaves them)."""
+        name = self.named(self._ledger_path())
         if self.on_s3:
             data = s3.read(self._ledger_path(), missing_ok=True)
         else:
-            path = Path(self._ledger_path())
-            data = path.read_bytes() if path.exists() else None
-        ledger = provenance.Ledger.parse(data)
+            try:  # zipped, it is never larger than unzipped
+                data = read_regular(self._ledger_path(), provenance.MAX_LEDGER_BYTES)
+            except FileNotFoundError:
+                data = None
+            except OSError as error:
+                raise LedgerError(
+                    f"the provenance ledger {name} cannot be read ({error.strerror}): move "
+                    "what is in its place away"
+                ) from None
+        ledger = provenance.Ledger.parse(data, name)
         self._fold(ledger)
         return ledger
 

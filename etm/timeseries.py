@@ -25,6 +25,7 @@ import rasterio.windows
 
 from etm import s3, series, urls
 from etm.errors import EtmError
+from etm.files import read_regular
 from etm.plan import Period, collection_id, index_hrefs
 
 
@@ -69,8 +70,7 @@ def read_bytes(url: str, most: int, hint: str = "is it an etm output prefix?") -
             with urllib.request.urlopen(urls.request(url), timeout=60) as response:
                 data = response.read(most + 1)
         else:
-            with open(url, "rb") as stream:
-                data = stream.read(most + 1)
+            data = read_regular(url, most + 1)
     except EtmError:
         raise
     except Exception as error:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from affine import Affine
+from rasterio.crs import CRS
 
 from etm.checks import (
     EDGE_MIN_PIXELS,
@@ -31,6 +32,7 @@ from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chi
 
 CHIP = Chip(434, -1028)
 EXPECTED = ChipExpectation(CHIP, 20)
+WGS84 = CRS.from_epsg(4326)
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)
@@ -97,7 +99,16 @@ def test_an_edge_a_pixel_and_more_off_is_refused():
 )
 def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
     with pytest.raises(ChipContentError, match=message):
-        check_header("c.tif", dtype, transform, None, 961, 961, EXPECTED, block=(1, 961))
+        check_header("c.tif", dtype, transform, WGS84, 961, 961, EXPECTED, block=(1, 961))
+
+
+@pytest.mark.parametrize(
+    "crs, message", [(CRS.from_epsg(32613), "is in EPSG:32613; chips are on longitude"),
+                     (None, "is in no CRS; chips are on longitude")],
+)  # fmt: skip
+def test_a_chip_not_on_longitude_and_latitude_is_refused_though_all_its_month_agree(crs, message):
+    with pytest.raises(ChipContentError, match=message):
+        check_header("c.tif", "float64", footprint()[0], crs, 961, 961, EXPECTED, block=(1, 961))
 
 
 @pytest.mark.parametrize(
@@ -111,10 +122,10 @@ def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
 def test_values_stored_in_another_unit_or_packed_are_refused(tags, message):
     with pytest.raises(ChipContentError, match=message):
         check_header(
-            "c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, block=(1, 961), **tags
+            "c.tif", "float64", footprint()[0], WGS84, 961, 961, EXPECTED, block=(1, 961), **tags
         )
     check_header(
-        "c.tif", "float64", footprint()[0], None, 961, 961, EXPECTED, block=(1, 961), unit="mm"
+        "c.tif", "float64", footprint()[0], WGS84, 961, 961, EXPECTED, block=(1, 961), unit="mm"
     )
 
 
@@ -415,7 +426,7 @@ def test_a_baseline_reads_headers_first_and_leaves_out_files_it_cannot_use(tmp_p
 
 def test_a_chip_whose_blocks_exceed_it_is_refused_but_default_tiles_are_not():
     transform = footprint()[0]
-    check_header("c.tif", "float32", transform, None, 961, 961, EXPECTED, block=(1024, 1024))
+    check_header("c.tif", "float32", transform, WGS84, 961, 961, EXPECTED, block=(1024, 1024))
     with pytest.raises(ChipContentError, match=r"declares blocks of 2048 x 1024 pixels, .*"
                        r"\(961 x 961\): GDAL would take 8 MiB"):  # fmt: skip
-        check_header("c.tif", "float32", transform, None, 961, 961, EXPECTED, block=(1024, 2048))
+        check_header("c.tif", "float32", transform, WGS84, 961, 961, EXPECTED, block=(1024, 2048))

@@ -175,7 +175,7 @@ def test_a_public_url_is_an_address_users_read_the_output_prefix_under():
         (
             "https://reader:s3cr3t@cdn.example.org/USA",
             "https://***@cdn.example.org/USA holds a user or password, which every reader of "
-            "the index would see; give the address without them",
+            "the catalog would see; give the address without them",
         ),
         ("https://reader:s3/cr3t@cdn.example.org/USA", "https://***@cdn.example.org/USA holds"),
         ("reader:s3cr3t@cdn.example.org", "***@cdn.example.org holds a user or password"),
@@ -203,6 +203,15 @@ def test_a_malformed_public_url_is_one_line_naming_the_key_without_its_password(
     message = str(refused.value)
     assert message.startswith("config key 'public_url': ") and problem in message
     assert "s3cr3t" not in message and "cr3t" not in message and "\n" not in message
+
+
+def test_a_license_url_with_a_password_is_refused_as_every_collection_links_it():
+    config = {**team_config(), "license": "other"}
+    with pytest.raises(ConfigError, match=r"^config key 'license_url': https://\*\*\*@x.org/l "
+                       "holds a user or password"):  # fmt: skip
+        load_settings({**config, "license_url": "https://user:LICSECRET@x.org/l"}, SCHEMA)
+    url = "https://x.org/terms"
+    assert load_settings({**config, "license_url": url}, SCHEMA).license_url == url
 
 
 def test_tiles_by_bounds_or_by_chip_list():
@@ -260,6 +269,13 @@ def test_the_tile_grid_is_given_by_its_origin_or_learned_with_its_size(tile_grid
         ({"annual_aggregation": {"etasw": "median"}}, "config key 'annual_aggregation.etasw'"),
         ({"annual_aggregation": {"et": "sum"}}, "config: unknown key 'annual_aggregation.et'"),
         ({"unmosaicked_inputs": ["/"]}, "config key 'unmosaicked_inputs': '/' names no folder"),
+        (
+            {"enduser_cog_output": "~/pub"},
+            "config key 'enduser_cog_output': '~/pub' begins with '~', which only a shell "
+            "expands; write the folder's whole path",
+        ),
+        ({"reports_dir": "/"}, "config key 'reports_dir': '/' names no folder"),
+        ({"reports_dir": " "}, "config key 'reports_dir': ' ' has a folder name that begins"),
         (
             {"enduser_cog_output": "ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/cogs"},
             "config key 'enduser_cog_output': ws-out/USA/Run08_18_2021/run_r50.0_tile5/"

@@ -135,8 +135,21 @@ def test_a_run_releases_only_its_own_lock(tmp_path):
         b'{"run": "r", "host": "HOST", "pid": -1, "directory": "/x", "started": "t"}',
         b'{"run": "r\xe9", "host": "HOST", "pid": 1, "directory": "/x", "started": "t"}',
         b"not json",
+        b'{"run": "r", "host": "HOST", "pid": 999999999, "directory": "/x", "started": "t", '
+        b'"batch": "notadict"}',
+        b'{"run": "r", "host": "HOST", "pid": 999999999, "directory": "/x", "started": "t", '
+        b'"batch": {"queue": "q"}}',
+        b'{"run": 5, "host": "HOST", "pid": 1, "directory": "/x", "started": "t"}',
     ],
-    ids=["pid-text", "pid-negative", "not-utf8", "not-json"],
+    ids=[
+        "pid-text",
+        "pid-negative",
+        "not-utf8",
+        "not-json",
+        "batch-text",
+        "batch-no-region",
+        "run-number",
+    ],  # fmt: skip
 )
 def test_an_unreadable_lock_refuses_a_run_with_an_etm_error(tmp_path, text):
     (tmp_path / LOCK_NAME).write_bytes(text.replace(b"HOST", socket.gethostname().encode()))

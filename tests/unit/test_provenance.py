@@ -1,15 +1,18 @@
 """What each tile-month was built from: digests, records, the ledger, outdated months."""
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 
 import pytest
 
-from etm.errors import ChipChangedError, ChipReadError
+from etm.errors import ChipChangedError, ChipReadError, LedgerError
 from etm.listing import LocalListing, StoredObject, local_identity
 from etm.provenance import (
+    MAX_LEDGER_BYTES,
     Ledger,
     Outdated,
     build,
@@ -62,9 +65,47 @@ def test_the_ledger_folds_records_it_can_tell_from_their_etag_without_reading_th
         "tiles/t/e/2020/e_202008": [BUILD, "then"],
     }
     assert ledger.folded_until == 101.0
-    again = Ledger.parse(ledger.dump())
+    again = Ledger.parse(ledger.dump(), "L")
     assert (again.periods, again.folded_until) == (ledger.periods, ledger.folded_until)
-    assert Ledger.parse(None).periods == {}
+    assert Ledger.parse(None, "L").periods == {}
+
+
+def test_records_that_are_not_etms_are_skipped_and_their_months_built_again():
+    folder = "logs/k/provenance"
+    texts = {"a": b"5", "b": b'["tiles/b", 1, 2]', "c": b"[]", "d": b"x" * 100_000}
+    listed = [
+        StoredObject(f"{folder}/{name}.json", len(t), 100.0, "?") for name, t in texts.items()
+    ]
+    ledger = Ledger()
+    ledger.fold(listed, folder, {}.get, lambda found: texts[found.path[len(folder) + 1 : -5]])
+    assert ledger.periods == {}
+
+
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        (b"not gzip", "Error -3 while decompressing"),
+        (gzip.compress(b'{"periods": {}'), "Expecting"),
+        (gzip.compress(b"[1, 2, 3]"), "list indices"),
+        (gzip.compress(b'{"periods": {"a": 5}, "folded_until": 0}'), "not the ledger etm"),
+        (gzip.compress(b'{"periods": {}, "folded_until": "x"}'), "not the ledger etm"),
+    ],
+    ids=["not-gzip", "truncated", "list", "period-number", "time-text"],
+)
+def test_a_ledger_etm_did_not_write_is_one_line_naming_it(data, why):
+    with pytest.raises(LedgerError, match=r"^the provenance ledger out/L cannot be read \(.*"
+                       + why + r".*\): etm keeps in it what each COG"):  # fmt: skip
+        Ledger.parse(data, "out/L")
+
+
+def test_a_ledger_that_unzips_beyond_its_bound_is_refused_unread():
+    zipped = io.BytesIO()
+    with gzip.GzipFile(fileobj=zipped, mode="wb") as stream:
+        for _ in range(MAX_LEDGER_BYTES // 2**20 + 1):
+            stream.write(b" " * 2**20)
+        stream.write(b'{"periods": {}, "folded_until": 0}')
+    with pytest.raises(LedgerError, match=r"\(over 256 MiB unzipped\)"):
+        Ledger.parse(zipped.getvalue(), "out/L")
 
 
 def test_months_whose_record_differs_or_is_missing_are_outdated():

@@ -26,6 +26,7 @@ from conftest import (
     snakemake_command,
 )
 
+from etm.provenance import LEDGER
 from etm.sample import tile_prefix
 
 LATER = "Run08_19_2021"
@@ -203,3 +204,21 @@ def test_configs_sharing_tile_names_each_build_everything_in_one_directory(tmp_p
         assert result.returncode == 0, (config, result.stderr)
         assert len(list((tmp_path / output).rglob("*.tif"))) == cogs
     assert "Nothing to be done" in result.stdout + result.stderr  # the demo again: up to date
+
+
+@pytest.mark.parametrize("kind", ["garbage", "fifo"])
+def test_a_ledger_etm_did_not_write_stops_the_dry_run_in_one_line(workspace, kind):
+    ledger = workspace.output / LEDGER
+    ledger.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(ledger)  # a read would wait for a writer forever
+    else:
+        ledger.write_bytes(b"not gzip")
+    result = workspace.snakemake("-n", timeout=120)
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "etm error" in line]
+    why = "not a regular file): move what is in its place away" if kind == "fifo" else (
+        "Error -3 while decompressing data: incorrect header check): etm keeps in it"
+    )  # fmt: skip
+    assert error.startswith(f"etm error: the provenance ledger out/{LEDGER} cannot be read ({why}")
+    assert "Traceback" not in result.stderr
