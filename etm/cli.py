@@ -10,6 +10,7 @@ etm --version         the version of etm (its package's), which the image and ev
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -156,6 +157,8 @@ def timeseries(args: argparse.Namespace) -> str:
     """The CSV of ``etm timeseries``."""
     from etm import timeseries as series
 
+    if not args.catalog.strip():
+        raise EtmError("give the output prefix, or its catalog.json: the catalog is ''")
     span = dict(start=args.start, end=args.end)
     if args.polygon:
         geometry = series.polygon_from(args.polygon)
@@ -213,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         print(run.get(args.command, check_image)())
+        sys.stdout.flush()
+    except BrokenPipeError:  # its reader (`head`) stopped: end as `cat` would, untold
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except EtmError as error:
         say([str(error)], prefix="etm error: ")
         return 1

@@ -161,11 +161,10 @@ def _metadata(data: bytes | None) -> dict | None:
     """A group's ``zarr.json`` if it is an etm store's, else None."""
     try:
         metadata = json.loads(data) if data is not None else None
-    except ValueError:
+        is_etms = metadata["attributes"]["etm"]["format"] == FORMAT
+    except (ValueError, TypeError, KeyError):
         return None
-    if not metadata or metadata.get("attributes", {}).get("etm", {}).get("format") != FORMAT:
-        return None
-    return metadata
+    return metadata if is_etms else None
 
 
 def kept_months(old: dict | None, sources: dict[str, list], grid: Grid) -> dict[str, int]:

@@ -15,6 +15,7 @@ import math
 import os
 import posixpath
 import re
+import struct
 import urllib.request
 from dataclasses import dataclass
 
@@ -228,7 +229,13 @@ def stored_series(
     EtmError
         If the point is outside the store's region, or it has no such months.
     """
-    point = series.read_point(prefix, product, lon, lat)
+    try:
+        point = series.read_point(prefix, product, lon, lat)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, struct.error) as error:
+        raise EtmError(
+            f"the series store of {product} under {prefix} is not as etm writes it "
+            f"({type(error).__name__}: {error}); publish it again, or remove it"
+        ) from None
     if point is None:
         return None
     if error := outside(lon, lat, point.bbox):
@@ -365,8 +372,11 @@ def polygon_from(path: str) -> dict:
         found = json.loads(read_bytes(path, MAX_POLYGON_BYTES, "give a GeoJSON file").decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EtmError(f"{path}: not GeoJSON ({error})") from None
+    except RecursionError:
+        raise EtmError(f"{path}: not GeoJSON (nested beyond any geometry)") from None
     if isinstance(found, dict) and found.get("type") == "FeatureCollection":
-        found = (found.get("features") or [{}])[0]
+        features = found.get("features")
+        found = features[0] if isinstance(features, list) and features else {}
     if isinstance(found, dict) and found.get("type") == "Feature":
         found = found.get("geometry") or {}
     return found
@@ -386,10 +396,34 @@ def polygon_bounds(geometry: dict) -> tuple[float, float, float, float]:
             f"the polygon's geometry is {kind or 'missing'}: give a GeoJSON Polygon or "
             "MultiPolygon (a geometry, a Feature or a FeatureCollection whose first has one)"
         )
-    try:
-        return rasterio.features.bounds(geometry)
-    except (TypeError, ValueError, IndexError) as error:
-        raise EtmError(f"the polygon's coordinates cannot be read ({error})") from None
+    # Checked here: GDAL reads other values as garbage, or crashes on them.
+    if not (rings := _rings(kind, geometry["coordinates"])):
+        raise EtmError(
+            f"the polygon's coordinates are not those of a {kind}: lists of rings of at least "
+            "4 positions"
+        )
+    positions = [position for ring in rings for position in ring]
+    for position in positions:
+        if not (
+            isinstance(position, list)
+            and len(position) in (2, 3)
+            and all(type(value) in (int, float) and math.isfinite(value) for value in position)
+        ):
+            raise EtmError(
+                f"the polygon's coordinates cannot be read: {str(position)[:40]} is not a "
+                "position of 2 or 3 finite numbers"
+            )
+    lons, lats = [p[0] for p in positions], [p[1] for p in positions]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+def _rings(kind: str, coordinates: object) -> list[list]:
+    """A Polygon's or MultiPolygon's rings; none if they are not lists of at least 4."""
+    polygons = [coordinates] if kind == "Polygon" else coordinates
+    if not isinstance(polygons, list) or not all(isinstance(p, list) and p for p in polygons):
+        return []
+    rings = [ring for polygon in polygons for ring in polygon]
+    return rings if all(isinstance(ring, list) and len(ring) >= 4 for ring in rings) else []
 
 
 def check_within(bounds: tuple[float, float, float, float], region: list[float]) -> None:

@@ -11,7 +11,7 @@ from rangeserver import serving
 from rasterio.transform import from_origin
 
 from etm.errors import EtmError
-from etm.series import STORE, SourceCog, fetch, read_point, update_store
+from etm.series import STORE, SourceCog, fetch, open_metadata, read_point, update_store
 
 RES = 0.01
 WEST, NORTH = -110.0, 45.0
@@ -294,3 +294,10 @@ def test_a_failed_update_leaves_the_previous_store_readable(tmp_path, s3_out, mo
     monkeypatch.setattr(Folder, "put", put)
     update_store(store, "etasw", region(tmp_path, [1, 2, 3]))
     assert read_point(prefix, "etasw", *lonlat(3, 4)).values[2] == float(month_values(3)[4, 3])
+
+
+@pytest.mark.parametrize(
+    "text", [b'{"attributes": {"etm": 5}}', b"[1]", b'{"attributes": []}', b"null", b"{"]
+)
+def test_a_store_whose_metadata_is_not_etms_is_no_store(text):
+    assert open_metadata("out", "etasw", lambda url, span: text) is None

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -1118,6 +1119,20 @@ def square(west: float, south: float, east: float, north: float) -> dict:
         ([], {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-106, 42]}},
          "the polygon's geometry is Point: give a GeoJSON Polygon or MultiPolygon (a geometry, a "
          "Feature or a FeatureCollection whose first has one)"),
+        # GDAL took NaN for an integer, and crashed on a text (exit 139)
+        ([], {"type": "Polygon", "coordinates": [[[-106, 42], [-105, 42], [-105, math.nan],
+                                                  [-106, 42]]]},
+         "the polygon's coordinates cannot be read: [-105, nan] is not a position of 2 or 3 "
+         "finite numbers"),
+        ([], {"type": "Polygon", "coordinates": [[[-106, 42], "a", [-105, 43], [-106, 42]]]},
+         "the polygon's coordinates cannot be read: a is not a position of 2 or 3 finite "
+         "numbers"),
+        ([], {"type": "MultiPolygon", "coordinates": [[[-106, 42], [-105, 42]]]},
+         "the polygon's coordinates are not those of a MultiPolygon: lists of rings of at least "
+         "4 positions"),
+        ([], {"type": "FeatureCollection", "features": 5},
+         "the polygon's geometry is missing: give a GeoJSON Polygon or MultiPolygon (a geometry, "
+         "a Feature or a FeatureCollection whose first has one)"),
     ],
 )  # fmt: skip
 def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, polygon, message):
@@ -1135,12 +1150,20 @@ def test_timeseries_refuses_bad_input_in_one_line(demo, tmp_path, arguments, pol
 @pytest.mark.parametrize(
     ("polygon", "problem"),
     [
-        ("/dev/zero", "is larger than 64 MiB"),  # took 1.2 GB of memory a second
+        ("/dev/zero", "cannot be read ([Errno 22] not a regular file: '/dev/zero')"),
+        ("{tmp}/fifo", "cannot be read ([Errno 22] not a regular file: '{tmp}/fifo')"),
+        ("{tmp}/big", "is larger than 64 MiB"),
         ("/nowhere/field.geojson", "cannot be read ([Errno 2] No such file or directory: "
          "'/nowhere/field.geojson')"),
     ],
 )  # fmt: skip
-def test_timeseries_reads_no_polygon_file_larger_than_a_polygon(demo, polygon, problem):
+def test_timeseries_reads_no_polygon_file_larger_than_a_polygon(demo, tmp_path, polygon, problem):
+    polygon, problem = polygon.format(tmp=tmp_path), problem.format(tmp=tmp_path)
+    if polygon.endswith("fifo"):
+        os.mkfifo(polygon)  # a read waited for a writer forever
+    elif polygon.endswith("big"):
+        with open(polygon, "wb") as stream:
+            stream.truncate(64 * 2**20 + 1)  # sparse: no disk taken
     result = etm_command(
         "timeseries", "--product", "etasw", "--polygon", polygon, str(OUTPUT), cwd=demo
     )
@@ -1190,3 +1213,21 @@ def test_a_token_in_a_catalog_urls_query_is_never_printed(tmp_path):
     assert result.returncode == 1 and "PWSECRET9" not in result.stdout + result.stderr
     assert result.stderr.startswith("etm error: https://127.0.0.1:9/out?token=*** "), result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_timeseries_whose_reader_stops_reading_ends_without_a_traceback(demo):
+    etm = Path(SNAKEMAKE).parent / "etm"
+    command = f"{etm} timeseries --product etasw --lon -106.7 --lat 42.1 {OUTPUT} | true"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], cwd=demo, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (1, "")  # as `cat` would: no line, not 0
+
+
+def test_timeseries_of_an_empty_catalog_reads_nothing(demo):
+    result = etm_command("timeseries", "--product", "etasw", "--lon", "-106.7", "--lat", "42",
+                         "", cwd=demo)  # fmt: skip
+    assert result.stderr == (
+        "etm error: give the output prefix, or its catalog.json: the catalog is ''\n"
+    )
