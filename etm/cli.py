@@ -62,7 +62,8 @@ def _unlock(prefix: str, force: bool) -> str:
     if not force and holder.is_alive_here():
         raise EtmError(
             f"the lock of {prefix} is held by {holder.describe()}, which is running (see "
-            f"`ps -p {holder.pid}`): wait for it, or stop it; `etm unlock --force` removes "
+            f"`ps -p {','.join(map(str, holder.processes_here()))}`: its main process or its "
+            "jobs): wait for it, or stop it; `etm unlock --force` removes "
             "the lock of a run that is still writing"
         )
     unended = MainProcess._unended(holder) if holder.batch and not force else None

@@ -83,21 +83,45 @@ class Holder:
             f"{self.directory})"
         )
 
-    def is_gone(self) -> bool:
-        """Whether the holder was on this machine and its process no longer exists."""
+    def processes_here(self) -> list[int]:
+        """The holder's processes on this machine: its main process, and its run's jobs (a
+        kill -9 of the main process leaves them writing), which :data:`RUN_VARIABLE` in
+        their environment names."""
         if self.host != socket.gethostname():
-            return False
+            return []
         try:
             os.kill(self.pid, 0)
+            found = [self.pid]
         except (ProcessLookupError, OverflowError):  # beyond every pid: no process
-            return True
+            found = []
         except PermissionError:
-            return False
-        return False
+            found = [self.pid]
+        return found + [pid for pid in processes_of_run(self.run) if pid != self.pid]
+
+    def is_gone(self) -> bool:
+        """Whether the holder was on this machine and none of its processes exists."""
+        return self.host == socket.gethostname() and not self.processes_here()
 
     def is_alive_here(self) -> bool:
-        """Whether the holder's process runs on this machine."""
-        return self.host == socket.gethostname() and not self.is_gone()
+        """Whether a process of the holder runs on this machine."""
+        return bool(self.processes_here())
+
+
+#: The variable the main process sets to its run's id, which its jobs inherit.
+RUN_VARIABLE = "ETM_RUN"
+
+
+def processes_of_run(run: str) -> list[int]:
+    """The processes on this machine whose environment says they belong to a run (none
+    where there is no ``/proc`` to tell)."""
+    marker, found = f"{RUN_VARIABLE}={run}".encode(), []
+    with contextlib.suppress(OSError), os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError), open(f"{entry.path}/environ", "rb") as stream:
+                    if marker in stream.read().split(b"\0"):
+                        found.append(int(entry.name))
+    return found
 
 
 #: What a lock holds: its holder and the version it was read at (S3 ETag, or local text).

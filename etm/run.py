@@ -26,7 +26,7 @@ from etm.errors import ConfigError, LedgerError, say
 from etm.files import check_output_folders, read_regular, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
-from etm.lock import LOCK_NAME, Holder, OutputLock
+from etm.lock import LOCK_NAME, RUN_VARIABLE, Holder, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
@@ -312,6 +312,7 @@ class MainProcess(Process):
         #: This run, as its lock and its AWS Batch jobs' names will say.
         self.holder = Holder.this_run()
         batch.use_run(self.holder.run)
+        os.environ[RUN_VARIABLE] = self.holder.run  # its jobs inherit it
 
     @property
     def reports(self) -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -20,7 +23,7 @@ from conftest import (
 )
 from rio_cogeo.cogeo import cog_validate
 
-from etm.lock import LOCK_NAME
+from etm.lock import LOCK_NAME, processes_of_run
 
 pytestmark = pytest.mark.slow  # end-to-end runs on S3 or several runs each (make test-fast)
 
@@ -152,8 +155,42 @@ def test_etm_unlock_refuses_the_lock_of_a_run_still_writing(workspace):
     _, stderr = first.communicate(timeout=600)
     assert refused.returncode == 1
     assert refused.stderr.startswith("etm error: the lock of out is held by the run started ")
-    assert f"which is running (see `ps -p {first.pid}`)" in refused.stderr
+    assert f"which is running (see `ps -p {first.pid}" in refused.stderr
     assert first.returncode == 0, stderr
+    assert workspace.published() == workspace.expected_cogs()
+
+
+def test_a_run_whose_main_process_was_killed_holds_its_lock_while_its_jobs_write(workspace):
+    workspace.config["end_year"] = 2020
+    workspace.write_config()
+    first = subprocess.Popen(snakemake_command(cores=1), cwd=workspace.root,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    lock, jobs, deadline = workspace.output / LOCK_NAME, [], time.monotonic() + 300
+    while not jobs and time.monotonic() < deadline:
+        time.sleep(0.01)
+        with contextlib.suppress(OSError, ValueError):
+            jobs = [p for p in processes_of_run(json.loads(lock.read_text())["run"])
+                    if p != first.pid]  # fmt: skip
+    assert jobs, "no job of the first run was seen"
+    os.kill(jobs[0], signal.SIGSTOP)  # a job that writes on, as a slow one does
+    first.kill()
+    first.wait()
+    try:
+        assert workspace.snakemake("--unlock").returncode == 0  # Snakemake's own lock
+        second = workspace.snakemake(timeout=300)
+        etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
+        refused = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True)
+    finally:
+        os.kill(jobs[0], signal.SIGKILL)
+    assert second.returncode == 1
+    assert "is being written by the run started " in second.stderr, second.stderr
+    assert f"(process {first.pid}, in {workspace.root})" in second.stderr
+    assert refused.returncode == 1
+    assert f"which is running (see `ps -p {jobs[0]}" in refused.stderr, refused.stderr
+    time.sleep(0.5)  # the stopped job, killed, is gone: the lock is taken over
+    third = workspace.snakemake("--rerun-incomplete", timeout=600)
+    assert third.returncode == 0, third.stderr
+    assert "took over the lock of out" in third.stderr
     assert workspace.published() == workspace.expected_cogs()
 
 
