@@ -112,7 +112,8 @@ def test_etm_unlock_refuses_the_lock_of_a_run_alive_on_this_machine(tmp_path):
     lock.acquire()
     with pytest.raises(
         EtmError,
-        match=rf"held by the run .* which is running \(see `ps -p {os.getpid()}`: its main process or its jobs\)",
+        match=rf"held by the run .* which is running \(see `ps -p {os.getpid()}`: its main "
+        r"process or its jobs\)",
     ):
         unlock(str(tmp_path))
     assert (tmp_path / LOCK_NAME).exists()
