@@ -34,6 +34,10 @@ LOCK_NAME = ".etm-lock.json"
 MAX_LOCK_BYTES = 64 * 1024
 
 
+class LockLostError(EtmError):
+    """The lock a run held was removed or replaced before the run gave it back."""
+
+
 class OutputLockedError(EtmError):
     """Another run is writing the same output prefix."""
 
@@ -330,8 +334,9 @@ class OutputLock:
         saying how to remove the lock if it could not be."""
         try:
             self.release()
+        except LockLostError:  # another run's now: not ours to remove
+            pass
         except (BotoCoreError, ClientError, OSError):
-            self.held = None
             problem += f"; its lock was not removed: remove it with: etm unlock {self.label}"
         return OutputLockedError(problem)
 
@@ -450,8 +455,20 @@ class OutputLock:
         return f"took over the lock of {self.label} left by {other.describe()}"
 
     def release(self) -> None:
-        """Give the lock back, if this run still holds it (safe to call more than once)."""
+        """Give the lock back, if this run still holds it (safe to call more than once).
+
+        Raises
+        ------
+        LockLostError
+            If the lock is no longer the one this run took: removed or taken meanwhile.
+        """
         if self.held is None:
             return
-        self._remove(self.held[1])
-        self.held = None
+        held, self.held = self.held, None
+        if not self._remove(held[1]):
+            raise LockLostError(
+                f"the lock of {self.label} was removed or replaced while this run wrote (etm "
+                "unlock --force, or from another host): another run may have written there "
+                "too; check that no other run is writing, then run again to redo what it "
+                "changed"
+            )

@@ -26,7 +26,7 @@ from etm.errors import ConfigError, LedgerError, say
 from etm.files import check_output_folders, read_regular, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
 from etm.listing import LocalListing, StoredObject
-from etm.lock import LOCK_NAME, RUN_VARIABLE, Holder, OutputLock
+from etm.lock import LOCK_NAME, RUN_VARIABLE, Holder, LockLostError, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
 from etm.report import (
     FINDINGS_CSV,
@@ -536,6 +536,8 @@ class MainProcess(Process):
     def _release_lock(self) -> list[str]:
         try:
             self.lock.release()
+        except LockLostError as error:
+            return [str(error)]
         except Exception as error:  # the run's outcome stands; the lock can be removed
             return [
                 f"the lock of {self.lock.label} was not removed ({error}); remove it with: "

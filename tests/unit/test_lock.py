@@ -11,7 +11,7 @@ import pytest
 
 from etm.cli import unlock
 from etm.errors import EtmError
-from etm.lock import LOCK_NAME, OutputLock, OutputLockedError
+from etm.lock import LOCK_NAME, LockLostError, OutputLock, OutputLockedError
 
 
 def test_a_second_run_is_refused_naming_the_first_until_it_releases(tmp_path):
@@ -126,7 +126,10 @@ def test_a_run_releases_only_its_own_lock(tmp_path):
     (tmp_path / LOCK_NAME).unlink()  # etm unlock --force, then another run takes it
     second = OutputLock(str(tmp_path), on_s3=False, label="out")
     second.acquire()
-    first.release()
+    with pytest.raises(LockLostError, match="^the lock of out was removed or replaced while "
+                       "this run wrote"):  # fmt: skip
+        first.release()
+    first.release()  # once said, not again
     assert OutputLock(str(tmp_path), on_s3=False, label="out").holder() == second.held[0]
 
 

@@ -320,3 +320,23 @@ def test_an_output_prefix_holding_the_runs_logs_or_reports_is_refused(workspace,
         "published is kept apart from reports and logs, choose another folder",
         errors[0],
     ), refused.stderr
+
+
+def test_a_run_whose_lock_was_removed_while_it_wrote_says_so_at_its_end(workspace):
+    workspace.config["end_year"] = 2020
+    workspace.write_config()
+    first = subprocess.Popen(
+        snakemake_command(cores=1), cwd=workspace.root, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "--force", "out"]
+    assert subprocess.run(etm, cwd=workspace.root, capture_output=True).returncode == 0
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr
+    assert (
+        "etm warning: the lock of out was removed or replaced while this run wrote (etm unlock "
+        "--force, or from another host): another run may have written there too"
+    ) in stderr, stderr
