@@ -64,7 +64,7 @@ _SNAKEMAKE_LOG = logging.getLogger("snakemake.logging")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _one_line(line: str) -> str:
+def escaped(line: str) -> str:
     """A line with its control characters escaped, as Python writes them (``\\n``)."""
     return _CONTROL.sub(lambda found: repr(found[0])[1:-1], line)
 
@@ -82,7 +82,7 @@ def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
     prefix : str
         ``etm: ``, ``etm warning: `` or ``etm error: ``.
     """
-    text = "".join(f"{prefix}{_one_line(without_passwords(line))}\n" for line in lines)
+    text = "".join(f"{prefix}{escaped(without_passwords(line))}\n" for line in lines)
     with contextlib.ExitStack() as held:
         for handler in _SNAKEMAKE_LOG.handlers:
             handler.acquire()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from etm import s3
-from etm.errors import EtmError, one_line
+from etm.errors import EtmError, escaped, one_line
 
 LOCK_NAME = ".etm-lock.json"
 #: What is read of a lock: etm's are under 1 KB; a larger file is an unknown holder's.
@@ -82,7 +82,8 @@ class Holder:
         )  # fmt: skip
 
     def describe(self) -> str:
-        return (
+        """The run, as messages name it (its fields escaped: a lock may be edited by hand)."""
+        return escaped(
             f"the run started {self.started} on host {self.host} (process {self.pid}, in "
             f"{self.directory})"
         )

@@ -231,3 +231,12 @@ def test_the_lock_of_the_root_folder_is_not_the_working_directorys(tmp_path, mon
     assert OutputLock("/", on_s3=False, label="/")._path() == f"/{LOCK_NAME}"
     elsewhere = OutputLock(str(tmp_path.parent / "apart"), on_s3=False, label="apart")
     elsewhere.check_apart([("reports_dir", str(tmp_path.parent / "reports"), False)])
+
+
+def test_etm_unlock_prints_a_hand_edited_locks_fields_escaped(tmp_path):
+    holder = dict(run="r", host="otherhost\netm: lock removed, all good\x1b[31m", pid=1,
+                  directory="/x", started="t")  # fmt: skip
+    (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
+    said = unlock(str(tmp_path))
+    assert "\n" not in said and "\x1b" not in said
+    assert "on host otherhost\\netm: lock removed, all good\\x1b[31m (process 1" in said
