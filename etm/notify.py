@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -23,8 +24,9 @@ from etm.plan import REGION_LOG, TILE_LOG, Period
 from etm.s3 import client_config
 from etm.urls import basic_token, credentials, request, split_userinfo, without_userinfo
 
-#: Seconds to wait for a webhook to answer.
-WEBHOOK_TIMEOUT_S = 10
+#: Seconds to wait for each read of a webhook's answer, and for the whole of it (a server
+#: that sends a byte at a time would otherwise hold the run's end for hours).
+WEBHOOK_TIMEOUT_S, WEBHOOK_DEADLINE_S = 10, 30
 #: SNS subjects are at most 100 characters.
 SUBJECT_LENGTH = 100
 
@@ -215,8 +217,22 @@ def post_json(url: str, document: dict) -> None:
     """
     headers = {"Content-Type": "application/json"}
     posted = request(url, data=json.dumps(document).encode(), headers=headers, method="POST")
-    with _WEBHOOKS.open(posted, timeout=WEBHOOK_TIMEOUT_S):
-        pass
+    failed: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            with _WEBHOOKS.open(posted, timeout=WEBHOOK_TIMEOUT_S):
+                pass
+        except BaseException as error:  # raised below, in the caller's thread
+            failed.append(error)
+
+    sending = threading.Thread(target=post, name="etm-webhook", daemon=True)
+    sending.start()
+    sending.join(WEBHOOK_DEADLINE_S)
+    if sending.is_alive():  # left behind: a daemon thread ends with the process
+        raise TimeoutError(f"no whole answer within {WEBHOOK_DEADLINE_S} s")
+    if failed:
+        raise failed[0]
 
 
 def failure(error: Exception, url: str) -> str:

@@ -1,6 +1,7 @@
 """A webhook receiver on loopback: records what each request brought (the JSON body POSTed,
 or None for another method, and the ``Authorization`` header), answering ``status``, with
-a ``Location`` header when given one (a redirect)."""
+a ``Location`` header when given one (a redirect); or, with ``drip``, a header line every
+``drip`` seconds and never the end of the headers (a server too slow to wait for)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class WebhookReceiver:
     """``url`` holds ``credentials`` (``user:password``) when given, and a token in its path."""
 
-    def __init__(self, status: int = 200, credentials: str = "", location: str | None = None):
+    def __init__(
+        self,
+        status: int = 200,
+        credentials: str = "",
+        location: str | None = None,
+        drip: float | None = None,
+    ):
         self.bodies: list[dict | None] = []
+        self.stopped = threading.Event()
         self.authorizations: list[str | None] = []
         receiver = self
 
@@ -32,6 +40,11 @@ class WebhookReceiver:
                 receiver.bodies.append(body)
                 receiver.authorizations.append(self.headers.get("Authorization"))
                 self.send_response(status)
+                if drip:
+                    self.flush_headers()  # the status line now, then a header at a time
+                while drip and not receiver.stopped.wait(drip):
+                    self.wfile.write(b"X-Drip: 1\r\n")
+                    self.wfile.flush()
                 if location:
                     self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
@@ -45,5 +58,6 @@ class WebhookReceiver:
         self.url = f"http://{user}{host}:{port}/hooks/T000/SECRET-TOKEN"
 
     def stop(self):
+        self.stopped.set()
         self._server.shutdown()
         self._server.server_close()

@@ -4,6 +4,7 @@ from http import HTTPStatus
 import pytest
 from webhookserver import WebhookReceiver
 
+from etm import notify
 from etm.notify import FailedJob, error_message, failed_jobs, send, success_message
 
 SNAKEMAKE_LOG = """\
@@ -89,3 +90,13 @@ def test_a_failure_reason_echoing_the_authorization_token_does_not_show_it():
     url = "https://bob:S3C/RE#T@hooks.example.com/x"
     token = base64.b64encode(b"bob:S3C/RE#T").decode()
     assert redacted(f"Unauthorized for Basic {token}", url) == "Unauthorized for Basic ***"
+
+
+def test_a_webhook_that_answers_too_slowly_is_a_failure_once_its_deadline_passes(monkeypatch):
+    monkeypatch.setattr(notify, "WEBHOOK_DEADLINE_S", 2)  # 30 s in use
+    hook = WebhookReceiver(drip=0.5)  # each read answered well within its 10 s
+    try:
+        problems = send(success_message("out", 3, [], 0), None, hook.url)
+    finally:
+        hook.stop()
+    assert problems == [f"webhook {hook.host}: no whole answer within 2 s"]
