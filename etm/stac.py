@@ -404,9 +404,18 @@ def _kept_lines(texts: dict[str, str], etags: dict[str, str] | None = None) -> b
 
 
 def _kept_texts(data: bytes | None) -> dict[str, tuple[str, str | None]]:
-    """What :func:`_kept_lines` wrote: (text, ETag) by href."""
-    entries = map(json.loads, (data or b"").splitlines())
-    return {entry["href"]: (entry["text"], entry.get("etag")) for entry in entries}
+    """What :func:`_kept_lines` wrote: (text, ETag) by href. A line that is not theirs is
+    left out: its Item is read from where it is published."""
+    kept = {}
+    for line in (data or b"").splitlines():
+        try:
+            entry = json.loads(line)
+            href, text, etag = entry["href"], entry["text"], entry.get("etag")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if isinstance(href, str) and isinstance(text, str) and isinstance(etag, str | None):
+            kept[href] = (text, etag)
+    return kept
 
 
 def is_published(text: str, etag: str | None, kept_etag: str | None) -> bool:

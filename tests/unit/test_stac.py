@@ -186,3 +186,11 @@ def test_items_made_in_threads_at_once_are_all_migrated():
             [sys.executable, "-c", MIGRATING_THREADS], capture_output=True, text=True
         )
         assert result.stdout.strip() == "0", result.stderr
+
+
+def test_kept_item_texts_that_are_not_etms_are_left_out_and_read_where_published():
+    from etm.stac import _kept_lines, _kept_texts
+
+    good = _kept_lines({"mosaic/a.json": "{}"}, {"x/mosaic/a.json": "e1"})
+    data = b"\n".join([b"not json", b"5", b'{"href": 1, "text": "t"}', b'{"text": "t"}', good])
+    assert _kept_texts(data) == _kept_texts(good) and len(_kept_texts(good)) == 1
