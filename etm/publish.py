@@ -21,6 +21,7 @@ from etm.errors import (
     ChipNeighbourError,
     ChipReadError,
     EmptyMosaicError,
+    EtmError,
     MissingChipsError,
     OverlapsError,
 )
@@ -35,10 +36,28 @@ log = logging.getLogger(__name__)
 
 
 def _usual_nan_shares(baseline: str | None) -> dict[str, float]:
+    """A tile's baseline (rule chip_baseline): each chip's usual NaN share.
+
+    Raises
+    ------
+    EtmError
+        If the file is not one etm wrote.
+    """
     if not baseline:
         return {}
-    with open(baseline) as stream:
-        return json.load(stream)
+    try:
+        with open(baseline) as stream:
+            shares = json.load(stream)
+    except ValueError:
+        shares = None
+    if not isinstance(shares, dict) or not all(
+        type(share) in (int, float) for share in shares.values()
+    ):
+        raise EtmError(
+            f"the baseline {baseline} is not one etm wrote: remove it, and the next run "
+            "computes it again"
+        )
+    return shares
 
 
 def _write_findings(path: str, findings: Findings) -> None:

@@ -222,3 +222,19 @@ def test_a_ledger_etm_did_not_write_stops_the_dry_run_in_one_line(workspace, kin
     )  # fmt: skip
     assert error.startswith(f"etm error: the provenance ledger out/{LEDGER} cannot be read ({why}")
     assert "Traceback" not in result.stderr
+
+
+def test_a_baseline_etm_did_not_write_fails_its_months_in_one_line(workspace):
+    workspace.config["end_year"] = 2020
+    assert workspace.snakemake().returncode == 0
+    (baseline,) = (workspace.root / "logs").rglob(f"baselines/{TILE6}.json")
+    baseline.write_text("[]")
+    workspace.tile_cog(TILE6, "etasw", 2020, JULY).unlink()
+    result = workspace.snakemake()
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error")]
+    assert errors == [
+        f"etm error: the baseline {baseline.relative_to(workspace.root)} is not one etm wrote: "
+        "remove it, and the next run computes it again"
+    ], result.stderr
+    assert "Traceback" not in result.stderr
