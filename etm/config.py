@@ -772,6 +772,22 @@ def check_public_url(url: str | None) -> str | None:
     return url.rstrip("/")
 
 
+def check_cog(cog: dict) -> dict:
+    """The COG encoding, its level within its codec's (the schema allows ZSTD's 1-22).
+
+    Raises
+    ------
+    ConfigError
+        For a DEFLATE level above 12.
+    """
+    if cog["compress"] == "DEFLATE" and cog["level"] > 12:
+        raise ConfigError(
+            f"config key 'cog.level': {cog['level']} is beyond DEFLATE's levels 1-12; give "
+            "one of them, or compress: ZSTD"
+        )
+    return dict(cog)
+
+
 def check_plan_size(tiles: int, products: int, years: int, periods: int) -> None:
     """Refuse a plan too large to hold in memory, before it is built.
 
@@ -1021,7 +1037,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         missing_chips=config["missing_chips"],
         chip_size=chip_size,
         reports_dir=reports_dir,
-        cog=dict(config["cog"]),
+        cog=check_cog(config["cog"]),
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],
         jobs_per_container=config["jobs_per_container"],

@@ -275,6 +275,10 @@ def test_the_tile_grid_is_given_by_its_origin_or_learned_with_its_size(tile_grid
             "expands; write the folder's whole path",
         ),
         ({"reports_dir": "/"}, "config key 'reports_dir': '/' names no folder"),
+        (
+            {"cog": {"compress": "DEFLATE", "level": 22}},
+            "config key 'cog.level': 22 is beyond DEFLATE's levels 1-12",
+        ),
         ({"reports_dir": " "}, "config key 'reports_dir': ' ' has a folder name that begins"),
         (
             {"enduser_cog_output": "ws-out/USA/Run08_18_2021/run_r50.0_tile5/r50.0_tile5/cogs"},
