@@ -861,6 +861,12 @@ def check_chip_count(tiles: dict[str, int], products: int, months: int) -> None:
 
 #: What a chip_rerun_command may refer to.
 RERUN_PLACEHOLDERS = ("tile", "chip", "year", "prefix")
+#: A variable or option of a command named for a secret, given a value there
+#: (``API_TOKEN=…``, ``--password …``; not ``--token-file …``).
+SECRET_ARGUMENT = re.compile(
+    r"(?i)(?<![^\s;&|])((?:--?)?[\w-]*(?:token|secret|passw|pwd|credential|api[_-]?key)[\w-]*)"
+    r"(?<![-_]file)(?<![-_]path)(?:=|\s+(?!-))\S"
+)
 
 
 def check_rerun_command(config: dict) -> None:
@@ -880,6 +886,11 @@ def check_rerun_command(config: dict) -> None:
         raise ConfigError(
             f"config key 'chip_rerun_command': {shown!r} holds a user or password, which the "
             "job logs and Snakemake's records would keep; pass it in the environment"
+        )
+    if command and (secret := SECRET_ARGUMENT.search(command)):
+        raise ConfigError(
+            f"config key 'chip_rerun_command': it gives {secret[1]} a value, which the job "
+            "logs and Snakemake's records would keep; export it in the environment etm runs in"
         )
     if command:
         try:

@@ -477,6 +477,15 @@ def test_every_number_in_the_config_is_finite(key, value):
             "user or password, which the job logs",
         ),
         (
+            {"chip_rerun_command": "MODEL_API_TOKEN=SECRETBEARER9 m.sh {chip} {year}"},
+            "config key 'chip_rerun_command': it gives MODEL_API_TOKEN a value, which the job "
+            "logs and Snakemake's records would keep; export it in the environment etm runs in",
+        ),
+        (
+            {"chip_rerun_command": "m.sh --password hunter2 {chip}"},
+            "config key 'chip_rerun_command': it gives --password a value",
+        ),
+        (
             {"notify": {"sns_topic_arn": "etm-runs"}},
             "config key 'notify.sns_topic_arn': 'etm-runs' does not match",
         ),
@@ -485,6 +494,11 @@ def test_every_number_in_the_config_is_finite(key, value):
 def test_rerun_and_notify_settings_are_checked(change, message):
     with pytest.raises(ConfigError, match=f"^{message}"):
         load_settings({**team_config(), **change}, SCHEMA)
+
+
+def test_a_rerun_command_reading_its_secret_from_a_file_is_accepted():
+    command = "m.sh --token-file /etc/model/token {chip} {year}"
+    load_settings({**team_config(), "chip_rerun_command": command}, SCHEMA)
 
 
 def test_rerun_command_placeholders_are_filled_shell_quoted():
