@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from etm.config import Settings, TileSpec
-from etm.errors import ChipNameError, MissingChipsError
+from etm.errors import ChipNameError, MissingChipsError, TileGridError
 from etm.grid import Chip, chip_order, learn_squares, off_lattice, square_chips, tile_frame
 from etm.listing import Listing, StoredObject, join
 
@@ -352,9 +352,30 @@ def verify(settings: Settings, listing: Listing) -> Verification:
         left_out.extend(
             ChipMonth(name, *key) for key in inventory.files if key[0] in settings.unproduced
         )
+    check_one_tile_per_chip(expected)
     return Verification(
         settings, expected, inventories, missing, unexpected, truncated, left_out=left_out
     )
+
+
+def check_one_tile_per_chip(expected: dict[str, tuple[Chip, ...]]) -> None:
+    """Refuse tiles that share a chip: the region would take one tile's pixels there,
+    silently.
+
+    Raises
+    ------
+    TileGridError
+        Naming the two tiles and the first chip they share.
+    """
+    owners: dict[Chip, str] = {}
+    for tile, chips in expected.items():
+        for chip in chips:
+            if (other := owners.setdefault(chip, tile)) != tile:
+                raise TileGridError(
+                    f"tiles {other} and {tile} both hold chip {chip.name}: a chip is of one "
+                    "tile, and the region would take one tile's pixels there; leave one of "
+                    "them out of unmosaicked_inputs, or give their bounds under 'tiles'"
+                )
 
 
 class JobInventories:

@@ -239,3 +239,14 @@ def test_a_symbolic_link_loop_is_named_not_followed_forever(tmp_path):
     os.symlink("..", f"{prefix}/{TILE6[0].name}/loop")
     with pytest.raises(StorageError, match="is a symbolic link loop"):
         verify(settings(tiles, months=(3,)), LISTING)
+
+
+def test_two_tiles_holding_the_same_chips_are_refused(tmp_path):
+    _, tiles = discovered(tmp_path, TILE6)
+    copy = tmp_path / "alt" / "r50.0_tile7"  # tile6's chips under another tile's name
+    for chip in TILE6:
+        touch(f"{copy}/{chip.name}/2008/etasw_200803.tif")
+    tiles["r50.0_tile7"] = TileSpec("r50.0_tile7", (str(copy),), None)
+    with pytest.raises(TileGridError, match=r"^tiles r50.0_tile6 and r50.0_tile7 both hold "
+                       r"chip chip47.4N-106.8E: a chip is of one tile"):  # fmt: skip
+        verify(settings(tiles, months=(3,)), LISTING)
