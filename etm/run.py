@@ -488,7 +488,8 @@ class MainProcess(Process):
         leave (:data:`FULL_COLLECTIONS_AFTER`).
 
         Snakemake ends a run without ``onerror`` when the storage fails while it schedules
-        jobs; the lock is then released, or its removal asked for, at the process's exit.
+        jobs: the process's exit then says so, releases the lock (or asks for its removal)
+        and notifies (:meth:`_end_at_exit`).
 
         Parameters
         ----------
@@ -520,7 +521,7 @@ class MainProcess(Process):
                 f"{self.staged_output}, {scratch} scratch folders under {tempfile.gettempdir()}"
             )
         gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTIONS_AFTER)
-        atexit.register(self._release_at_exit)
+        atexit.register(self._end_at_exit)
         return [note for note in notes if note]
 
     @staticmethod
@@ -545,8 +546,17 @@ class MainProcess(Process):
             ]
         return []
 
-    def _release_at_exit(self) -> None:
-        say(self._release_lock(), prefix="etm warning: ")
+    def _end_at_exit(self) -> None:
+        """The process exits without Snakemake's ``onsuccess`` or ``onerror``: say so,
+        release the lock and notify a failed run."""
+        say(
+            [
+                "the run stopped before its end, on Snakemake's error above (the storage not "
+                "answering, an interrupt); run again once it is fixed: what was published is kept"
+            ],
+            prefix="etm error: ",
+        )
+        say(self._release_lock() + self._notify(False, []), prefix="etm warning: ")
 
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify,
@@ -557,7 +567,7 @@ class MainProcess(Process):
         list of str
             Warnings for the terminal (suspect chips used, failed notifications).
         """
-        atexit.unregister(self._release_at_exit)
+        atexit.unregister(self._end_at_exit)
         try:
             self._save_ledger()
             lines = []

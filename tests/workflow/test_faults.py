@@ -23,6 +23,7 @@ from faultproxy import FAULTS, FaultProxy
 from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, assert_no_credentials
 from s3workspace import OUTPUT
+from webhookserver import WebhookReceiver
 
 from etm.lock import LOCK_NAME
 from etm.s3 import client_config
@@ -167,6 +168,35 @@ def cog_puts(requests) -> int:
 def partial_cogs(root) -> list:
     """COGs being written: hidden partial files in Snakemake's local copy of the storage."""
     return list((root / ".snakemake" / "storage").rglob(".*.partial"))
+
+
+def test_the_storage_failing_once_jobs_run_is_one_line_and_a_notification(s3ws):
+    # Snakemake then ends without its onerror: etm says so, and notifies, at the exit.
+    s3ws.environment["AWS_MAX_ATTEMPTS"] = "1"
+    webhook = WebhookReceiver()
+    s3ws.config["notify"] = {"webhook_url": webhook.url}
+    proxy = proxied(s3ws)
+    proxy.hold(is_chip_get)  # the first chip download: the lock is taken, jobs start
+    command, environment = s3ws.command()
+    run = subprocess.Popen(command, cwd=s3ws.root, env=environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proxy.held.wait(300), "no chip was downloaded"
+        proxy.after, proxy.every, proxy.cycle = len(proxy.seen), 1, ("internal",)
+        proxy.release(drop=True)  # S3 stops answering
+        _, stderr = run.communicate(timeout=600)
+    finally:
+        proxy.stop()
+        webhook.stop()
+    assert run.returncode == 1
+    errors = [line for line in stderr.splitlines() if line.startswith("etm error")]
+    assert errors[-1] == (
+        "etm error: the run stopped before its end, on Snakemake's error above (the storage not "
+        "answering, an interrupt); run again once it is fixed: what was published is kept"
+    ), stderr
+    [notified] = webhook.bodies
+    assert notified["status"] == "error"
+    assert "etm: notifications of how the run ended: 1 sent, 0 failed" in stderr
 
 
 @pytest.mark.parametrize("point", ["download", "cog_write", "upload"])
