@@ -37,7 +37,7 @@ from etm.listing import StoredObject, local_identity
 
 #: The ledger of what each published tile-month was built from, under the output prefix.
 LEDGER = ".etm-provenance.json.gz"
-#: The most a ledger unzips to (the team's 51,840 tile-months take 7 MB) and a record
+#: The most a ledger unzips to (the team's 51,840 tile-months take 5.1 MB) and a record
 #: takes (about 150 bytes): beyond, neither is etm's, and is not read into memory.
 MAX_LEDGER_BYTES, MAX_RECORD_BYTES = 256 * 2**20, 64 * 2**10
 #: Raise when the mosaic's pixels change for the same chips: every month is built again.
