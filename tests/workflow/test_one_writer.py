@@ -140,16 +140,22 @@ def test_a_config_of_ones_own_is_never_completed_from_the_teams(workspace):
     assert not (workspace.root / "reports").exists()
 
 
-def test_etm_unlock_refuses_the_lock_of_a_run_still_writing(workspace):
+def run_holding_the_lock(workspace: Workspace) -> subprocess.Popen:
+    """A run of 2020's month, once it holds its output prefix's lock."""
     workspace.config["end_year"] = 2020
     workspace.write_config()
-    first = subprocess.Popen(
+    run = subprocess.Popen(
         snakemake_command(cores=1), cwd=workspace.root, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return run
+
+
+def test_etm_unlock_refuses_the_lock_of_a_run_still_writing(workspace):
+    first = run_holding_the_lock(workspace)
     etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "out"]
     refused = subprocess.run(etm, cwd=workspace.root, capture_output=True, text=True)
     _, stderr = first.communicate(timeout=600)
@@ -323,15 +329,7 @@ def test_an_output_prefix_holding_the_runs_logs_or_reports_is_refused(workspace,
 
 
 def test_a_run_whose_lock_was_removed_while_it_wrote_says_so_at_its_end(workspace):
-    workspace.config["end_year"] = 2020
-    workspace.write_config()
-    first = subprocess.Popen(
-        snakemake_command(cores=1), cwd=workspace.root, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (workspace.output / LOCK_NAME).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    first = run_holding_the_lock(workspace)
     etm = [str(SNAKEMAKE.with_name("etm")), "unlock", "--force", "out"]
     assert subprocess.run(etm, cwd=workspace.root, capture_output=True).returncode == 0
     _, stderr = first.communicate(timeout=600)
