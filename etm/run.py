@@ -11,6 +11,7 @@ import atexit
 import gc
 import logging
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -272,6 +273,21 @@ def exit_promptly() -> None:
             thread.cancel()
 
 
+def terminate_without_deadlock() -> None:
+    """Run Snakemake's SIGTERM handler in a thread of its own.
+
+    The handler (snakemake 9.27, ``JobScheduler.exit_gracefully``) takes the scheduler's
+    lock, which the main thread holds while it uploads a job's outputs to S3: run in the
+    main thread then, it waited for itself for good.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler):
+        signal.signal(
+            signal.SIGTERM,
+            lambda *args: threading.Thread(target=handler, args=args, daemon=True).start(),
+        )
+
+
 class MainProcess(Process):
     """The run as the main process sees it.
 
@@ -489,7 +505,8 @@ class MainProcess(Process):
 
         Snakemake ends a run without ``onerror`` when the storage fails while it schedules
         jobs: the process's exit then says so, releases the lock (or asks for its removal)
-        and notifies (:meth:`_end_at_exit`).
+        and notifies (:meth:`_end_at_exit`). A SIGTERM ends the run gracefully whenever it
+        comes (:func:`terminate_without_deadlock`).
 
         Parameters
         ----------
@@ -522,6 +539,7 @@ class MainProcess(Process):
             )
         gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTIONS_AFTER)
         atexit.register(self._end_at_exit)
+        terminate_without_deadlock()
         return [note for note in notes if note]
 
     @staticmethod

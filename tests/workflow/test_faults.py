@@ -199,6 +199,27 @@ def test_the_storage_failing_once_jobs_run_is_one_line_and_a_notification(s3ws):
     assert "etm: notifications of how the run ended: 1 sent, 0 failed" in stderr
 
 
+def test_sigterm_while_a_cog_uploads_ends_the_run_gracefully(s3ws):
+    # Snakemake's handler took the lock its main thread held while uploading: a hang.
+    proxy = proxied(s3ws)
+    proxy.hold(is_cog_put)
+    command, environment = s3ws.command()
+    run = subprocess.Popen(command, cwd=s3ws.root, env=environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proxy.held.wait(300), "no COG was uploaded"
+        run.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the handler runs while the upload waits
+        proxy.release()
+        _, stderr = run.communicate(timeout=300)
+    finally:
+        run.kill()
+        proxy.stop()
+    assert run.returncode != 0
+    assert "Will exit after finishing currently running jobs" in stderr, stderr
+    assert not [key for key in s3ws.objects("ws-enduser") if key.endswith(LOCK_NAME)]
+
+
 @pytest.mark.parametrize("point", ["download", "cog_write", "upload"])
 def test_kill_9_then_rerun_incomplete_finishes_only_the_interrupted_months(s3ws, point):
     proxy = proxied(s3ws)
