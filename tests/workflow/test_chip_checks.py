@@ -151,15 +151,15 @@ def test_each_wrong_chip_is_refused_with_one_line_and_only_right_months_are_publ
 MASKED_ROWS = slice(40, 50)  # inside the chip: its edge rows overlap its neighbours'
 NOT_CHIPS = {
     1: (mutations.two_bands, "has 2 bands; chips have one"),
-    2: (mutations.web_mercator, "has CRS EPSG:3857, not EPSG:4326 like"),
+    2: (mutations.web_mercator, "is in EPSG:3857; chips are on longitude and latitude"),
     3: (lambda c: mutations.masked_rows(c, MASKED_ROWS), None),
     4: (mutations.empty, "it is not a whole GeoTIFF: re-upload it"),
     5: (mutations.error_document, "it is not a whole GeoTIFF: re-upload it"),
     6: (mutations.tiled_deflate, None),
-    7: (mutations.without_crs, "has no CRS"),
+    7: (mutations.without_crs, "is in no CRS; chips are on longitude and latitude"),
     8: (mutations.coarser, "has pixel size"),
     9: (mutations.complex_values, "is complex64; chips are float32 or float64"),
-    10: (mutations.png, "is uint8; chips are float32 or float64"),
+    10: (mutations.png, "it is not a whole GeoTIFF: re-upload it"),  # GTiff's reader only
     11: (mutations.big_endian, None),
     12: (mutations.as_float32, None),
 }
