@@ -561,12 +561,19 @@ def _disagreements(edges: list[EdgeStats], chips: Sequence[Chip], index: int) ->
 BASELINE_ROW_STEP = 4
 
 
+#: How GDAL reads a chip: with its GeoTIFF driver alone (a VRT would read other files),
+#: without looking for files beside it (.ovr, .msk, .aux.xml: a pipe there waited forever),
+#: and never writing one there (chips are read-only).
+CHIP_DRIVER = "GTiff"
+CHIP_READING = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO"}
+
+
 def nan_share(path: str) -> float:
     """Share of a chip file's pixels that are NaN (or its nodata value), in every
     :data:`BASELINE_ROW_STEP`-th row."""
     import rasterio
 
-    with rasterio.open(path, driver="GTiff") as source:
+    with rasterio.Env(**CHIP_READING), rasterio.open(path, driver=CHIP_DRIVER) as source:
         shape = (-(-source.height // BASELINE_ROW_STEP), source.width)
         values = source.read(1, out_shape=shape)
         mask = source.read_masks(1, out_shape=shape) if has_mask_band(source) else None
@@ -617,7 +624,7 @@ def chip_header(path: str, name: str, expected: ChipExpectation) -> GridKey | st
     from rasterio.errors import RasterioError
 
     try:
-        with rasterio.open(path, driver="GTiff") as source:  # never a VRT's other files
+        with rasterio.Env(**CHIP_READING), rasterio.open(path, driver=CHIP_DRIVER) as source:
             check_header(
                 name, source.dtypes[0], source.transform, source.crs, source.width,
                 source.height, expected, block=source.block_shapes[0], scale=source.scales[0],

@@ -24,7 +24,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioError
 
-from etm.checks import ChipExpectation
+from etm.checks import CHIP_READING, ChipExpectation
 from etm.errors import ChipError, PublishError
 from etm.files import scratch_folder, whole
 from etm.mosaic import Mosaic, write_levels
@@ -286,7 +286,8 @@ def build_cog(
         scratch_folder(tmpdir) as scratch,
     ):
         try:
-            with rasterio.Env(GDAL_CACHEMAX=cache_bytes(min(gdal_cache_mb, READ_CACHE_MB))):
+            cache = cache_bytes(min(gdal_cache_mb, READ_CACHE_MB))
+            with rasterio.Env(GDAL_CACHEMAX=cache, **CHIP_READING):
                 mosaic = write_levels(
                     sources, scratch, dtype=dtype, blocksize=blocksize, names=names,
                     combine=combine, chips=chips, edge_tolerance_mm=edge_tolerance_mm,

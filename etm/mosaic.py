@@ -31,6 +31,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from etm.checks import (
+    CHIP_DRIVER,
     EDGE_MIN_PIXELS,
     ChipExpectation,
     ChipStats,
@@ -175,7 +176,7 @@ def plan_layout(footprints: Sequence[Footprint]) -> Layout:
 
 def _open(path: str, name: str, stack: ExitStack):
     try:
-        dataset = stack.enter_context(rasterio.open(path, driver="GTiff"))  # never a VRT
+        dataset = stack.enter_context(rasterio.open(path, driver=CHIP_DRIVER))
     except RasterioIOError as error:
         raise ChipReadError(
             name,

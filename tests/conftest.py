@@ -81,13 +81,6 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
-@pytest.fixture(autouse=True)
-def gdal_quiet(monkeypatch):
-    """Tests read rasters without GDAL's sidecar files or directory scans."""
-    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-    monkeypatch.setenv("GDAL_PAM_ENABLED", "NO")
-
-
 def checksums(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under a folder, by relative path."""
     return {

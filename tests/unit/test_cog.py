@@ -181,3 +181,27 @@ def test_threads_share_one_heap(tmp_path):
 
     assert heaps("default") >= 2
     assert heaps("fixed") == 1
+
+
+def test_files_beside_a_chip_are_never_read_as_its_sidecars(tmp_path):
+    # GDAL looked for a file's overviews, mask and metadata beside it: a pipe there waited
+    # for a writer forever, in the baseline, the header check and the mosaic.
+    from etm.checks import ChipExpectation, chip_header, nan_share
+    from etm.grid import Chip
+
+    sources = quadrants(tmp_path, size=32)
+    for source in sources:
+        for suffix in (".ovr", ".msk", ".aux.xml"):
+            os.mkfifo(f"{source}{suffix}")
+    done = []
+
+    def read_them() -> None:
+        nan_share(sources[0])
+        chip_header(sources[0], "c", ChipExpectation(Chip(434, -1028), 20))
+        build_cog(sources, str(tmp_path / "out.tif"), dtype="float32", **COG)
+        done.append(True)
+
+    reading = threading.Thread(target=read_them, daemon=True)
+    reading.start()
+    reading.join(120)
+    assert done, "a read waited on a pipe beside a chip"
