@@ -193,7 +193,7 @@ def check_header(
         raise ChipContentError(name, f"has a geotransform that is not finite: {coefficients}")
     if transform.b or transform.d or transform.a <= 0 or transform.e >= 0:
         raise ChipContentError(name, f"is not a north-up grid (transform {coefficients})")
-    if crs is None or not crs.is_geographic:
+    if crs is None or crs.to_epsg() != 4326:  # a grad unit, another datum or body: not ours
         raise ChipContentError(
             name,
             f"is in {crs.to_string() if crs else 'no CRS'}; chips are on longitude and "

@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import reprlib
+import shlex
 import stat
 import unicodedata
 from collections.abc import Callable
@@ -861,12 +862,36 @@ def check_chip_count(tiles: dict[str, int], products: int, months: int) -> None:
 
 #: What a chip_rerun_command may refer to.
 RERUN_PLACEHOLDERS = ("tile", "chip", "year", "prefix")
-#: A variable or option of a command named for a secret, given a value there
-#: (``API_TOKEN=…``, ``--password …``; not ``--token-file …``).
-SECRET_ARGUMENT = re.compile(
-    r"(?i)(?<![^\s;&|])((?:--?)?[\w-]*(?:token|secret|passw|pwd|credential|api[_-]?key)[\w-]*)"
-    r"(?<![-_]file)(?<![-_]path)(?:=|\s+(?!-))\S"
-)
+#: Words of a variable's or option's name that say it holds a secret, and last words that
+#: say it only names one (``--token-file``, ``--secret-id``, ``--password-stdin``).
+SECRET_WORDS = {"token", "secret", "password", "passwd", "pwd", "credential", "credentials"}
+POINTER_WORDS = {"file", "path", "dir", "id", "arn", "name", "provider", "stdin", "prompt"}
+
+
+def _names_a_secret(name: str) -> bool:
+    words = [word for word in re.split(r"[-_]+", name.lower()) if word]
+    secret = any(word in SECRET_WORDS for word in words) or "apikey" in "".join(words)
+    return secret and words[-1] not in POINTER_WORDS and words[0] != "no"
+
+
+def secret_given(command: str) -> str | None:
+    """The variable or option of a shell command that is given a secret's value there
+    (``API_TOKEN=…``, ``--password …``), or None. A value from a variable (``$TOKEN``) or
+    a name passed on (``-e API_TOKEN``) is none.
+
+    Raises
+    ------
+    ValueError
+        If the shell could not read the command (an unbalanced quote).
+    """
+    words = [word.lstrip("(`") for word in shlex.split(command)]
+    for word, following in zip(words, [*words[1:], ""], strict=True):
+        name, equals, value = word.partition("=")
+        given = value if equals else following if word.startswith("-") else ""
+        if _names_a_secret(name) and given and not given.startswith(("-", "$")):
+            if equals or "=" not in given:  # not `--secret id=…`: a key=value spec
+                return name
+    return None
 
 
 def check_rerun_command(config: dict) -> None:
@@ -887,9 +912,15 @@ def check_rerun_command(config: dict) -> None:
             f"config key 'chip_rerun_command': {shown!r} holds a user or password, which the "
             "job logs and Snakemake's records would keep; pass it in the environment"
         )
-    if command and (secret := SECRET_ARGUMENT.search(command)):
+    try:
+        secret = secret_given(command) if command else None
+    except ValueError as error:
         raise ConfigError(
-            f"config key 'chip_rerun_command': it gives {secret[1]} a value, which the job "
+            f"config key 'chip_rerun_command': the shell cannot read it ({error})"
+        ) from None
+    if secret:
+        raise ConfigError(
+            f"config key 'chip_rerun_command': it gives {secret} a value, which the job "
             "logs and Snakemake's records would keep; export it in the environment etm runs in"
         )
     if command:

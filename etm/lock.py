@@ -60,7 +60,7 @@ class Holder:
         not what etm writes, as a hand-edited or half-written lock may be."""
         try:
             holder = cls(**json.loads(text))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             return cls("?", "?", 0, "?", "?")
         texts = (holder.run, holder.host, holder.directory, holder.started)
         batch = holder.batch

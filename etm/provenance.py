@@ -127,7 +127,7 @@ class Ledger:
                 and math.isfinite(folded_until)
             ):
                 raise ValueError("not the ledger etm writes")
-        except (zlib.error, ValueError, TypeError, KeyError) as error:
+        except (zlib.error, ValueError, TypeError, KeyError, RecursionError) as error:
             raise LedgerError(
                 f"the provenance ledger {name} cannot be read ({one_line(error)}): etm keeps "
                 "in it what each COG was built from; move it away, and the next run builds "
@@ -183,8 +183,8 @@ class Ledger:
                     continue
                 try:
                     values = json.loads(read(found))
-                except ValueError:  # a job that failed before its record (Snakemake's empty
-                    continue  # log): its COG was removed, and is built again
+                except (ValueError, RecursionError):  # a job that failed before its record
+                    continue  # (Snakemake's empty log): its COG was removed, built again
                 if not _is_record(values, 3):  # not etm's: its month is built again
                     continue
                 name, *values = values

@@ -25,7 +25,7 @@ from etm.errors import (
     MissingChipsError,
     OverlapsError,
 )
-from etm.files import write_whole
+from etm.files import read_regular, write_whole
 from etm.grid import Chip
 from etm.listing import local_identity
 from etm.mosaic import Mosaic
@@ -33,6 +33,10 @@ from etm.plan import PeriodPlan, Source
 from etm.products import PRODUCTS
 
 log = logging.getLogger(__name__)
+
+
+#: The most a tile's baseline takes (its 25 chips take 1 KB).
+MAX_BASELINE_BYTES = 2**20
 
 
 def _usual_nan_shares(baseline: str | None) -> dict[str, float]:
@@ -45,10 +49,9 @@ def _usual_nan_shares(baseline: str | None) -> dict[str, float]:
     """
     if not baseline:
         return {}
-    try:
-        with open(baseline) as stream:
-            shares = json.load(stream)
-    except ValueError:
+    try:  # what is larger, or a pipe, is not etm's
+        shares = json.loads(read_regular(baseline, MAX_BASELINE_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
         shares = None
     if not isinstance(shares, dict) or not all(
         type(share) in (int, float) for share in shares.values()

@@ -162,7 +162,7 @@ def _metadata(data: bytes | None) -> dict | None:
     try:
         metadata = json.loads(data) if data is not None else None
         is_etms = metadata["attributes"]["etm"]["format"] == FORMAT
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     return metadata if is_etms else None
 

@@ -411,7 +411,7 @@ def _kept_texts(data: bytes | None) -> dict[str, tuple[str, str | None]]:
         try:
             entry = json.loads(line)
             href, text, etag = entry["href"], entry["text"], entry.get("etag")
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             continue
         if isinstance(href, str) and isinstance(text, str) and isinstance(etag, str | None):
             kept[href] = (text, etag)

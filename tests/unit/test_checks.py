@@ -33,6 +33,11 @@ from etm.sample import MODEL_PIXEL, ROUNDINGS, TILE_CORNERS, chip_grid, tile_chi
 CHIP = Chip(434, -1028)
 EXPECTED = ChipExpectation(CHIP, 20)
 WGS84 = CRS.from_epsg(4326)
+#: WGS 84 in grads: geographic, yet its numbers are not degrees.
+GRADS = (
+    'GEOGCS["WGS 84 (grads)",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["grad",0.015707963267949]]'
+)
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)
@@ -104,6 +109,8 @@ def test_headers_that_cannot_be_a_chips_are_refused(dtype, transform, message):
 
 @pytest.mark.parametrize(
     "crs, message", [(CRS.from_epsg(32613), "is in EPSG:32613; chips are on longitude"),
+                     (CRS.from_epsg(4269), "is in EPSG:4269; chips are on longitude"),
+                     (CRS.from_wkt(GRADS), "is in .*grad.*; chips are on longitude"),
                      (None, "is in no CRS; chips are on longitude")],
 )  # fmt: skip
 def test_a_chip_not_on_longitude_and_latitude_is_refused_though_all_its_month_agree(crs, message):

@@ -15,6 +15,7 @@ from etm.config import (
     output_key,
     read_config_file,
     read_schema,
+    secret_given,
 )
 from etm.errors import ConfigError
 from etm.grid import Chip
@@ -496,9 +497,32 @@ def test_rerun_and_notify_settings_are_checked(change, message):
         load_settings({**team_config(), **change}, SCHEMA)
 
 
-def test_a_rerun_command_reading_its_secret_from_a_file_is_accepted():
-    command = "m.sh --token-file /etc/model/token {chip} {year}"
-    load_settings({**team_config(), "chip_rerun_command": command}, SCHEMA)
+@pytest.mark.parametrize(
+    "command, secret",
+    [
+        ("MODEL_API_TOKEN=SECRETBEARER9 m.sh {chip} {year}", "MODEL_API_TOKEN"),
+        ("m.sh --api-key=x {chip}", "--api-key"),
+        ("m.sh '--token=abc' {chip}", "--token"),
+        ('m.sh "--password" hunter2 {chip}', "--password"),
+        ("(TOKEN=abc m.sh {chip})", "TOKEN"),
+        ("docker run -e API_TOKEN=abc img {chip}", "API_TOKEN"),
+        ("m.sh --token-file /etc/model/token {chip} {year}", None),
+        ("docker run -e API_TOKEN img {chip}", None),  # passed on by name
+        ('m.sh --password "$DB_PASSWORD" {chip}', None),
+        ("ssh -o PasswordAuthentication=no host m.sh {chip}", None),
+        ("aws ecr get-login-password | docker login --username AWS --password-stdin x", None),
+        ("m.sh --secret-id model/key --no-password-prompt --max-tokens 4 {chip}", None),
+        ("docker run --secret id=model,src=/run/key img {chip}", None),
+    ],
+)
+def test_a_rerun_command_giving_a_secret_its_value_is_told_from_one_naming_it(command, secret):
+    assert secret_given(command) == secret
+
+
+def test_a_rerun_command_the_shell_cannot_read_is_one_line():
+    with pytest.raises(ConfigError, match="^config key 'chip_rerun_command': the shell cannot "
+                       "read it \\(No closing quotation\\)"):  # fmt: skip
+        load_settings({**team_config(), "chip_rerun_command": "m.sh '{chip}"}, SCHEMA)
 
 
 def test_rerun_command_placeholders_are_filled_shell_quoted():

@@ -145,6 +145,7 @@ def test_a_run_releases_only_its_own_lock(tmp_path):
         b'{"run": "r", "host": "HOST", "pid": 999999999, "directory": "/x", "started": "t", '
         b'"batch": {"queue": "q"}}',
         b'{"run": 5, "host": "HOST", "pid": 1, "directory": "/x", "started": "t"}',
+        b"[" * 60_000,
     ],
     ids=[
         "pid-text",
@@ -154,6 +155,7 @@ def test_a_run_releases_only_its_own_lock(tmp_path):
         "batch-text",
         "batch-no-region",
         "run-number",
+        "nested",
     ],  # fmt: skip
 )
 def test_an_unreadable_lock_refuses_a_run_with_an_etm_error(tmp_path, text):

@@ -72,7 +72,8 @@ def test_the_ledger_folds_records_it_can_tell_from_their_etag_without_reading_th
 
 def test_records_that_are_not_etms_are_skipped_and_their_months_built_again():
     folder = "logs/k/provenance"
-    texts = {"a": b"5", "b": b'["tiles/b", 1, 2]', "c": b"[]", "d": b"x" * 100_000}
+    texts = {"a": b"5", "b": b'["tiles/b", 1, 2]', "c": b"[]", "d": b"x" * 100_000,
+             "e": b"[" * 60_000}  # fmt: skip
     listed = [
         StoredObject(f"{folder}/{name}.json", len(t), 100.0, "?") for name, t in texts.items()
     ]
@@ -89,8 +90,9 @@ def test_records_that_are_not_etms_are_skipped_and_their_months_built_again():
         (gzip.compress(b"[1, 2, 3]"), "list indices"),
         (gzip.compress(b'{"periods": {"a": 5}, "folded_until": 0}'), "not the ledger etm"),
         (gzip.compress(b'{"periods": {}, "folded_until": "x"}'), "not the ledger etm"),
+        (gzip.compress(b"[" * 300_000), ""),
     ],
-    ids=["not-gzip", "truncated", "list", "period-number", "time-text"],
+    ids=["not-gzip", "truncated", "list", "period-number", "time-text", "nested"],
 )
 def test_a_ledger_etm_did_not_write_is_one_line_naming_it(data, why):
     with pytest.raises(LedgerError, match=r"^the provenance ledger out/L cannot be read \(.*"
