@@ -536,10 +536,10 @@ def normalised_prefix(key: str, path: str, local: bool) -> str:
     above = 0
     while local and not absolute and folders[above : above + 1] == [".."]:
         above += 1
-    if local and not absolute and folders[:1] and folders[0].startswith("~"):
+    if local and not absolute and folders[:1] and folders[0].startswith(("~", "$")):
         raise ConfigError(
-            f"config key '{key}': {path!r} begins with '~', which only a shell expands; "
-            "write the folder's whole path"
+            f"config key '{key}': {path!r} begins with {folders[0][0]!r}, which only a shell "
+            "expands; write the folder's whole path"
         )
     for folder in folders[above:]:
         if problem := _folder_problem(folder):
@@ -734,10 +734,11 @@ def check_published(key: str, url: str) -> str:
     ConfigError
         Naming the key, never quoting a password: for a user or password in it.
     """
-    if split_userinfo(url)[1] is not None:
+    if split_userinfo(url)[1] is not None or without_passwords(url) != url:
         raise ConfigError(
-            f"config key '{key}': {masked_url(url)} holds a user or password, which every "
-            "reader of the catalog would see; give the address without them"
+            f"config key '{key}': {without_passwords(masked_url(url))} holds a user, password "
+            "or token, which every reader of the catalog would see; give the address without "
+            "them"
         )
     return url
 

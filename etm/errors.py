@@ -60,8 +60,9 @@ def hide(url: str) -> None:
 _SNAKEMAKE_LOG = logging.getLogger("snakemake.logging")
 
 
-#: A line break or other control character a name may hold (a folder named "x\netm: ok").
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: A line break or other control character a name may hold (a folder named "x\netm: ok"),
+#: and the invisible and bidirectional ones (U+202E turns the rest of a line around).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def escaped(line: str) -> str:

@@ -372,7 +372,7 @@ def check_one_tile_per_chip(expected: dict[str, tuple[Chip, ...]]) -> None:
         for chip in chips:
             if (other := owners.setdefault(chip, tile)) != tile:
                 raise TileGridError(
-                    f"tiles {other} and {tile} both hold chip {chip.name}: a chip is of one "
+                    f"tiles {other} and {tile} both hold {chip.name}: a chip is of one "
                     "tile, and the region would take one tile's pixels there; leave one of "
                     "them out of unmosaicked_inputs, or give their bounds under 'tiles'"
                 )

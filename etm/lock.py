@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from etm import s3
 from etm.errors import EtmError, escaped, one_line
+from etm.files import partial_path
 
 LOCK_NAME = ".etm-lock.json"
 #: What is read of a lock: etm's are under 1 KB; a larger file is an unknown holder's.
@@ -188,12 +189,17 @@ class OutputLock:
                 raise
             return put["ETag"]
         os.makedirs(self.prefix, exist_ok=True)
+        # Written aside, then linked into place: an interrupt never leaves an empty lock.
+        written = partial_path(self._path())
         try:
-            descriptor = os.open(self._path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with open(written, "x") as stream:
+                stream.write(document)
+            os.link(written, self._path())
         except FileExistsError:
             return None
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(document)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(written)
         return document
 
     def read(self) -> Read | None:

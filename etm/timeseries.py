@@ -397,33 +397,34 @@ def polygon_bounds(geometry: dict) -> tuple[float, float, float, float]:
             "MultiPolygon (a geometry, a Feature or a FeatureCollection whose first has one)"
         )
     # Checked here: GDAL reads other values as garbage, or crashes on them.
-    if not (rings := _rings(kind, geometry["coordinates"])):
+    if not (polygons := _polygons(kind, geometry["coordinates"])):
         raise EtmError(
             f"the polygon's coordinates are not those of a {kind}: lists of rings of at least "
             "4 positions"
         )
-    positions = [position for ring in rings for position in ring]
-    for position in positions:
+    for position in (position for rings in polygons for ring in rings for position in ring):
         if not (
             isinstance(position, list)
             and len(position) in (2, 3)
-            and all(type(value) in (int, float) and math.isfinite(value) for value in position)
+            and all(type(value) in (int, float) and -1e6 < value < 1e6 for value in position)
         ):
             raise EtmError(
                 f"the polygon's coordinates cannot be read: {str(position)[:40]} is not a "
-                "position of 2 or 3 finite numbers"
+                "position of 2 or 3 finite numbers of degrees"
             )
-    lons, lats = [p[0] for p in positions], [p[1] for p in positions]
+    shells = [position for rings in polygons for position in rings[0]]  # holes lie inside
+    lons, lats = [p[0] for p in shells], [p[1] for p in shells]
     return min(lons), min(lats), max(lons), max(lats)
 
 
-def _rings(kind: str, coordinates: object) -> list[list]:
-    """A Polygon's or MultiPolygon's rings; none if they are not lists of at least 4."""
+def _polygons(kind: str, coordinates: object) -> list[list[list]]:
+    """A Polygon's or MultiPolygon's polygons, each its rings (its shell first); none if
+    they are not lists of rings of at least 4 positions."""
     polygons = [coordinates] if kind == "Polygon" else coordinates
     if not isinstance(polygons, list) or not all(isinstance(p, list) and p for p in polygons):
         return []
     rings = [ring for polygon in polygons for ring in polygon]
-    return rings if all(isinstance(ring, list) and len(ring) >= 4 for ring in rings) else []
+    return polygons if all(isinstance(ring, list) and len(ring) >= 4 for ring in rings) else []
 
 
 def check_within(bounds: tuple[float, float, float, float], region: list[float]) -> None:

@@ -175,11 +175,11 @@ def test_a_public_url_is_an_address_users_read_the_output_prefix_under():
     [
         (
             "https://reader:s3cr3t@cdn.example.org/USA",
-            "https://***@cdn.example.org/USA holds a user or password, which every reader of "
-            "the catalog would see; give the address without them",
+            "https://***@cdn.example.org/USA holds a user, password or token, which every "
+            "reader of the catalog would see; give the address without them",
         ),
         ("https://reader:s3/cr3t@cdn.example.org/USA", "https://***@cdn.example.org/USA holds"),
-        ("reader:s3cr3t@cdn.example.org", "***@cdn.example.org holds a user or password"),
+        ("reader:s3cr3t@cdn.example.org", "***@cdn.example.org holds a user, password or"),
         (
             "cdn.example.org/USA",
             "'cdn.example.org/USA' is no http://, https:// or s3:// address; give the address "
@@ -209,9 +209,12 @@ def test_a_malformed_public_url_is_one_line_naming_the_key_without_its_password(
 def test_a_license_url_with_a_password_is_refused_as_every_collection_links_it():
     config = {**team_config(), "license": "other"}
     with pytest.raises(ConfigError, match=r"^config key 'license_url': https://\*\*\*@x.org/l "
-                       "holds a user or password"):  # fmt: skip
+                       "holds a user, password or token"):  # fmt: skip
         load_settings({**config, "license_url": "https://user:LICSECRET@x.org/l"}, SCHEMA)
-    url = "https://x.org/terms"
+    with pytest.raises(ConfigError, match=r"^config key 'license_url': https://x.org/l\?token="
+                       r"\*\*\* holds a user, password or token"):  # fmt: skip
+        load_settings({**config, "license_url": "https://x.org/l?token=LICTOKEN"}, SCHEMA)
+    url = "https://x.org/terms?lang=en"
     assert load_settings({**config, "license_url": url}, SCHEMA).license_url == url
 
 
@@ -276,6 +279,11 @@ def test_the_tile_grid_is_given_by_its_origin_or_learned_with_its_size(tile_grid
             "expands; write the folder's whole path",
         ),
         ({"reports_dir": "/"}, "config key 'reports_dir': '/' names no folder"),
+        (
+            {"enduser_cog_output": "$HOME/out"},
+            "config key 'enduser_cog_output': '$HOME/out' begins with '$', which only a shell "
+            "expands",
+        ),
         (
             {"cog": {"compress": "DEFLATE", "level": 22}},
             "config key 'cog.level': 22 is beyond DEFLATE's levels 1-12",

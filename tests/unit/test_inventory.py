@@ -248,5 +248,5 @@ def test_two_tiles_holding_the_same_chips_are_refused(tmp_path):
         touch(f"{copy}/{chip.name}/2008/etasw_200803.tif")
     tiles["r50.0_tile7"] = TileSpec("r50.0_tile7", (str(copy),), None)
     with pytest.raises(TileGridError, match=r"^tiles r50.0_tile6 and r50.0_tile7 both hold "
-                       r"chip chip47.4N-106.8E: a chip is of one tile"):  # fmt: skip
+                       r"chip47.4N-106.8E: a chip is of one tile"):  # fmt: skip
         verify(settings(tiles, months=(3,)), LISTING)

@@ -237,8 +237,19 @@ def test_the_lock_of_the_root_folder_is_not_the_working_directorys(tmp_path, mon
 
 def test_etm_unlock_prints_a_hand_edited_locks_fields_escaped(tmp_path):
     holder = dict(run="r", host="otherhost\netm: lock removed, all good\x1b[31m", pid=1,
-                  directory="/x", started="t")  # fmt: skip
+                  directory="/x\u202eevil", started="t")  # fmt: skip
     (tmp_path / LOCK_NAME).write_text(json.dumps(holder))
     said = unlock(str(tmp_path))
     assert "\n" not in said and "\x1b" not in said
     assert "on host otherhost\\netm: lock removed, all good\\x1b[31m (process 1" in said
+    assert "in /x\\u202eevil)" in said  # U+202E would turn the rest of the line around
+
+
+def test_an_interrupt_while_the_lock_is_taken_leaves_no_lock_nor_its_draft(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt  # Ctrl-C once the lock is written aside
+
+    monkeypatch.setattr(os, "link", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        OutputLock(str(tmp_path), on_s3=False, label="out").acquire()
+    assert list(tmp_path.iterdir()) == []  # an empty lock refused every later run

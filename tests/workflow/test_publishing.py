@@ -1123,10 +1123,14 @@ def square(west: float, south: float, east: float, north: float) -> dict:
         ([], {"type": "Polygon", "coordinates": [[[-106, 42], [-105, 42], [-105, math.nan],
                                                   [-106, 42]]]},
          "the polygon's coordinates cannot be read: [-105, nan] is not a position of 2 or 3 "
-         "finite numbers"),
+         "finite numbers of degrees"),
         ([], {"type": "Polygon", "coordinates": [[[-106, 42], "a", [-105, 43], [-106, 42]]]},
          "the polygon's coordinates cannot be read: a is not a position of 2 or 3 finite "
-         "numbers"),
+         "numbers of degrees"),
+        ([], {"type": "Polygon", "coordinates": [[[-106, 42], [10**400, 42], [-105, 43],
+                                                  [-106, 42]]]},
+         f"the polygon's coordinates cannot be read: [1{'0' * 38} is not a position of 2 or 3 "
+         "finite numbers of degrees"),
         ([], {"type": "MultiPolygon", "coordinates": [[[-106, 42], [-105, 42]]]},
          "the polygon's coordinates are not those of a MultiPolygon: lists of rings of at least "
          "4 positions"),
