@@ -117,7 +117,11 @@ BAD_CHIP = (TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
     [
         ("truncated", "cannot be read in full, truncated or corrupt"),
         # The fast loop keeps one damage through the CLI; make test runs all three.
-        pytest.param("other_crs", "has CRS EPSG:4269, not EPSG:4326", marks=pytest.mark.slow),
+        pytest.param(
+            "other_crs",
+            "is in EPSG:4269; chips are on longitude and latitude",
+            marks=pytest.mark.slow,
+        ),
         pytest.param("half_pixel", "is 0.50 pixel off the pixel lattice", marks=pytest.mark.slow),
     ],
 )
