@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from etm.errors import EtmError, escaped
+
 #: Batch's limit on job and job definition names.
 NAME_LENGTH = 128
 #: Characters Batch accepts in names, after the first (a letter or digit).
@@ -113,6 +115,28 @@ class RunJob:
     name: str
     status: str
     definition: str | None = None
+
+
+#: An AWS region's name as botocore checks it (``botocore.utils.validate_region_name``), but
+#: whole: its ``$`` lets a final newline through, into the endpoint's host name.
+REGION_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
+def client(region: str):
+    """A Batch client of ``region`` (``etm batch``, and a run checking a gone run's jobs).
+
+    Raises
+    ------
+    EtmError
+        If ``region`` is not a region's name.
+    """
+    import boto3
+
+    from etm import s3
+
+    if not REGION_NAME.fullmatch(region):
+        raise EtmError(f"'{escaped(region)}' is not an AWS region's name (us-west-2, say)")
+    return boto3.client("batch", region_name=region, config=s3.client_config())
 
 
 def run_jobs(client, queue: str, run: str) -> list[RunJob]:

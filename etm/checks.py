@@ -744,7 +744,8 @@ def reference_files(
 
     files: dict[str, list[str]] = {}
     for chip in chips:
-        years = sorted({y for p in prefixes for y in listing.folders(join(p, chip)) if y.isdigit()})
+        found = {y for p in prefixes for y in listing.folders(join(p, chip))}
+        years = sorted(y for y in found if y.isascii() and y.isdigit())
         monthly = sorted(
             (match["year"], match["month"], obj.path)
             for year in spread(years)

@@ -84,9 +84,7 @@ def batch_jobs(prefix: str | None, run: str | None, queue: str | None, region: s
     EtmError
         If neither a locked prefix nor a run, queue and region say which jobs.
     """
-    import boto3
-
-    from etm import batch, s3
+    from etm import batch
 
     if prefix:
         holder = _lock(prefix).holder()
@@ -97,7 +95,7 @@ def batch_jobs(prefix: str | None, run: str | None, queue: str | None, region: s
         run, queue, region = holder.run, holder.batch["queue"], holder.batch["region"]
     if not (run and queue and region):
         raise EtmError("give an output prefix, or --run, --queue and --region")
-    client = boto3.client("batch", region_name=region, config=s3.client_config())
+    client = batch.client(region)
     if cancel:
         ended, definitions = batch.cancel(client, queue, run, reason="etm batch cancel")
         return f"ended {ended} jobs of run {run} and deregistered {definitions} job definitions"
@@ -221,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # its reader (`head`) stopped: end as `cat` would, untold
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        say(["interrupted (Ctrl-C)"], prefix="etm: ")
+        return 130
     except EtmError as error:
         say([str(error)], prefix="etm error: ")
         return 1

@@ -116,6 +116,7 @@ class Settings:
     gdal_cache_mb: int
     mosaic_threads: int
     jobs_per_container: int
+    years_per_container: int
     max_concurrent_containers: int
     annual: bool
     #: Publish each product's months as a Zarr store for time series (:mod:`etm.series`).
@@ -419,10 +420,16 @@ _QUOTED = _Quoted()
 _QUOTED.maxstring, _QUOTED.maxlevel = 80, 2
 
 
-def check_finite(value: object, key: str = "") -> None:
-    """Refuse NaN and infinities anywhere in a config: YAML reads ``.nan`` and ``.inf`` as
-    numbers, which pass a schema's bounds (every comparison with NaN is false) and would turn
-    a check off.
+#: What YAML makes of a key that is not text (``1:``, ``~:``, ``true:``, ``2020-01-01:``).
+_YAML_KINDS = {"int": "a number", "float": "a number", "bool": "a boolean", "NoneType": "null",
+               "date": "a date", "datetime": "a date"}  # fmt: skip
+
+
+def check_plain(value: object, key: str = "") -> None:
+    """Refuse NaN and infinities anywhere in a config, and keys that are not text: YAML
+    reads ``.nan`` and ``.inf`` as numbers, which pass a schema's bounds (every comparison
+    with NaN is false) and would turn a check off, and ``1:``, ``~:`` or ``true:`` as keys
+    that are a number, null or a boolean.
 
     Raises
     ------
@@ -431,10 +438,18 @@ def check_finite(value: object, key: str = "") -> None:
     """
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"config key '{key}': {value} is not a finite number; write a number")
+    if isinstance(value, dict):
+        for name in value:
+            if not isinstance(name, str):
+                kind = _YAML_KINDS.get(type(name).__name__, "not text")
+                raise ConfigError(
+                    f"config key {_QUOTED.repr(name)} under '{key or '(top level)'}': YAML "
+                    f"reads it as {kind}, not a name; quote it or remove it"
+                )
     if isinstance(value, dict | list):
         children = value.items() if isinstance(value, dict) else enumerate(value)
         for name, child in children:
-            check_finite(child, f"{key}.{name}" if key else str(name))
+            check_plain(child, f"{key}.{name}" if key else str(name))
 
 
 def validate(config: dict, schema: dict) -> None:
@@ -454,7 +469,7 @@ def validate(config: dict, schema: dict) -> None:
     """
     import jsonschema
 
-    check_finite(config)
+    check_plain(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -463,7 +478,7 @@ def validate(config: dict, schema: dict) -> None:
 
 #: A tile's folder name as etm takes it: a folder, an S3 key, a URL and a Snakemake wildcard
 #: all spell it as it is.
-PLAIN_NAME = re.compile(r"\w[\w.+-]*")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
 def tile_name(prefix: str) -> str:
@@ -1084,6 +1099,7 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         gdal_cache_mb=config["gdal_cache_mb"],
         mosaic_threads=config["mosaic_threads"],
         jobs_per_container=config["jobs_per_container"],
+        years_per_container=config["years_per_container"],
         max_concurrent_containers=config["max_concurrent_containers"],
         annual=config["annual"],
         series_store=config["series_store"],

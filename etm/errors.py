@@ -92,13 +92,21 @@ def say(lines: Iterable[str], prefix: str = "etm: ") -> None:
         sys.stderr.flush()
 
 
+#: What an interrupt (Ctrl-C) before any job says; the exit status is a shell's for SIGINT.
+INTERRUPTED, INTERRUPTED_STATUS = "interrupted (Ctrl-C) before any job ran; nothing changed", 130
+
+
 def or_exit(step: Callable, *arguments, **options):
-    """Run a step of the workflow's setup; an etm error becomes one line and exit status 1."""
+    """Run a step of the workflow's setup; an etm error becomes one line and exit status 1,
+    an interrupt one line and status 130."""
     try:
         return step(*arguments, **options)
     except EtmError as error:
         say([str(error)], prefix="etm error: ")
         sys.exit(1)
+    except KeyboardInterrupt:
+        say([INTERRUPTED], prefix="etm: ")
+        sys.exit(INTERRUPTED_STATUS)
 
 
 class EtmError(Exception):

@@ -12,13 +12,14 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from etm.errors import OutputError
 
 #: What :func:`partial_path` names, and what is left of it after a killed write.
 PARTIAL = re.compile(r"^\..+\.[0-9a-f]{12}\.partial$")
 #: A job's scratch folder (etm.cog.build_cog), named after its process.
-SCRATCH = re.compile(r"^etm-(?P<pid>\d+)-")
+SCRATCH = re.compile(r"^etm-(?P<pid>[0-9]+)-")
 
 
 def partial_path(destination: str) -> str:
@@ -90,9 +91,9 @@ def check_output_folders(folders: Iterable[str], remedy: str = OTHER_OUTPUT) -> 
             raise OutputError(_unwritable(path, denied, remedy))
 
 
-def read_regular(path: str, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a local file, which must be a regular file: a pipe, whose
-    read would wait for a writer, or a device is never read.
+def open_regular(path: str) -> BinaryIO:
+    """A local file opened for reading, which must be a regular file: a pipe, whose read
+    would wait for a writer, or a device is never read.
 
     Raises
     ------
@@ -103,7 +104,12 @@ def read_regular(path: str, limit: int) -> bytes:
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise OSError(errno.EINVAL, "not a regular file", path)
-    with os.fdopen(descriptor, "rb") as stream:
+    return os.fdopen(descriptor, "rb")
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a local regular file (:func:`open_regular`)."""
+    with open_regular(path) as stream:
         return stream.read(limit)
 
 

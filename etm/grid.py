@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from etm.errors import ConfigError, TileGridError
 
-CHIP_NAME = re.compile(r"^chip(?P<north>-?\d+\.\d)N(?P<west>-?\d+\.\d)E\Z")
+CHIP_NAME = re.compile(r"^chip(?P<north>-?[0-9]+\.[0-9])N(?P<west>-?[0-9]+\.[0-9])E\Z")
 
 
 def to_tenths(degrees: float, what: str) -> int:

@@ -21,8 +21,10 @@ from etm.listing import Listing, StoredObject, join
 
 # No "^": matched from where a prefix ends (re's match() anchors there; "^" would not).
 # "\Z", not "$": "$" also matches before a final newline (a file "etasw_202007.tif\n").
+# [0-9], not \d: \d matches any script's digits ("２０２０", "٠٢").
 CHIP_FILE = re.compile(
-    r"(?P<chip>chip[^/]*)/(?P<year>\d{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)(?P<month>\d{2})\.tif\Z"
+    r"(?P<chip>chip[^/]*)/(?P<year>[0-9]{4})/(?P<product>[A-Za-z0-9]+)_(?P=year)"
+    r"(?P<month>0[1-9]|1[0-2])\.tif\Z"
 )
 
 #: (chip, product, year, month): one chip file's identity within a tile.

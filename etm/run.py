@@ -273,19 +273,30 @@ def exit_promptly() -> None:
             thread.cancel()
 
 
-def terminate_without_deadlock() -> None:
-    """Run Snakemake's SIGTERM handler in a thread of its own.
+def watch_stops(noted: Callable[[str], None]) -> None:
+    """Tell ``noted`` of a SIGTERM or an interrupt (Ctrl-C), for the run's end to say it was
+    stopped; and run Snakemake's SIGTERM handler in a thread of its own.
 
     The handler (snakemake 9.27, ``JobScheduler.exit_gracefully``) takes the scheduler's
     lock, which the main thread holds while it uploads a job's outputs to S3: run in the
     main thread then, it waited for itself for good.
     """
-    handler = signal.getsignal(signal.SIGTERM)
-    if callable(handler):
-        signal.signal(
-            signal.SIGTERM,
-            lambda *args: threading.Thread(target=handler, args=args, daemon=True).start(),
-        )
+    terminate, interrupt = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    def on_terminate(*args) -> None:
+        noted("SIGTERM")
+        if callable(terminate):
+            threading.Thread(target=terminate, args=args, daemon=True).start()
+
+    def on_interrupt(*args) -> None:
+        noted("an interrupt (Ctrl-C)")
+        if callable(interrupt):
+            interrupt(*args)
+
+    if callable(terminate):
+        signal.signal(signal.SIGTERM, on_terminate)
+    if callable(interrupt):
+        signal.signal(signal.SIGINT, on_interrupt)
 
 
 class MainProcess(Process):
@@ -320,6 +331,8 @@ class MainProcess(Process):
         atexit.register(gc.freeze)
         self.started = time.time()
         self.verification: Verification | None = None
+        #: What stopped the run before its end (:func:`watch_stops`), if anything did.
+        self.stopped_by: str | None = None
         #: Each published tile-month's (build, digest) from the verifier's listing, and the
         #: ledger of what each was built from (:mod:`etm.provenance`).
         self.current: dict[str, tuple[str, str]] = {}
@@ -451,7 +464,9 @@ class MainProcess(Process):
 
         Their list is written in the reports, and beside the run's logs (:attr:`outdated`):
         written now, newer than their COGs, it is an input of those months only, which
-        Snakemake then builds again whatever their chips' times say.
+        Snakemake then builds again whatever their chips' times say. Its first line names
+        this run: Snakemake takes an input whose content it has seen before (the checksums
+        of its metadata) as unchanged, however new.
         """
         self.current = self._current()
         self.ledger = self._read_ledger()
@@ -461,13 +476,13 @@ class MainProcess(Process):
         (self.reports / OUTDATED_CSV).write_text(text)
         if not found:
             return []
-        marker = self.kept_path(OUTDATED_CSV)
+        marker, marked = self.kept_path(OUTDATED_CSV), f"# run {self.holder.run}\n{text}"
         if self.on_s3:
-            s3.write(marker, text.encode())
+            s3.write(marker, marked.encode())
         else:
             Path(marker).parent.mkdir(parents=True, exist_ok=True)
             with whole(marker) as partial:
-                Path(partial).write_text(text)
+                Path(partial).write_text(marked)
         first = f"{'e.g. ' if len(found) > 1 else ''}{found[0].name}: {found[0].reason}"
         counted = "tile-month is" if len(found) == 1 else "tile-months are"
         return [
@@ -506,7 +521,7 @@ class MainProcess(Process):
         Snakemake ends a run without ``onerror`` when the storage fails while it schedules
         jobs: the process's exit then says so, releases the lock (or asks for its removal)
         and notifies (:meth:`_end_at_exit`). A SIGTERM ends the run gracefully whenever it
-        comes (:func:`terminate_without_deadlock`).
+        comes (:func:`watch_stops`).
 
         Parameters
         ----------
@@ -539,17 +554,14 @@ class MainProcess(Process):
             )
         gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTIONS_AFTER)
         atexit.register(self._end_at_exit)
-        terminate_without_deadlock()
+        watch_stops(self._stopped)
         return [note for note in notes if note]
 
     @staticmethod
     def _unended(holder: Holder) -> str | None:
         """The line saying which Batch jobs of a gone run have not ended, if any have."""
-        import boto3
-
         region, queue = holder.batch["region"], holder.batch["queue"]
-        client = boto3.client("batch", region_name=region, config=s3.client_config())
-        found = batch.unended(client, queue, holder.run)
+        found = batch.unended(batch.client(region), queue, holder.run)
         return batch.describe_unended(found, queue, holder.run, region) if found else None
 
     def _release_lock(self) -> list[str]:
@@ -576,6 +588,9 @@ class MainProcess(Process):
         )
         say(self._release_lock() + self._notify(False, []), prefix="etm warning: ")
 
+    def _stopped(self, by: str) -> None:
+        self.stopped_by = self.stopped_by or by
+
     def end(self, succeeded: bool, snakemake_logs: Sequence[str]) -> list[str]:
         """The run ended: release the lock, gather findings, redraw the reports, notify,
         then let the process exit at once (:func:`exit_promptly`).
@@ -586,17 +601,33 @@ class MainProcess(Process):
             Warnings for the terminal (suspect chips used, failed notifications).
         """
         atexit.unregister(self._end_at_exit)
+        if not succeeded and self.stopped_by:
+            say(
+                [
+                    f"the run was stopped by {self.stopped_by} before its end: what it "
+                    "published is kept, the months it was building are not; run again to "
+                    "build them"
+                ],
+                prefix="etm error: ",
+            )
+        lines: list[str] = []
         try:
-            self._save_ledger()
-            lines = []
-        except Exception as error:  # the next run folds this run's records
-            lines = [f"the provenance records were not folded into the ledger: {error}"]
-        lines += self._release_lock()
-        try:
-            lines += self._gather_findings()
-        except Exception as error:  # the run's outcome stands; its reports are only late
-            lines.append(f"the chip checks' findings were not gathered: {error}")
-        lines += self._notify(succeeded, snakemake_logs)
+            try:
+                self._save_ledger()
+            except Exception as error:  # the next run folds this run's records
+                lines.append(f"the provenance records were not folded into the ledger: {error}")
+            lines += self._release_lock()
+            try:
+                lines += self._gather_findings()
+            except Exception as error:  # the run's outcome stands; its reports are only late
+                lines.append(f"the chip checks' findings were not gathered: {error}")
+            lines += self._notify(succeeded, snakemake_logs)
+        except KeyboardInterrupt:
+            lines.append(
+                "interrupted (Ctrl-C) as the run ended: what it published stands; the next "
+                "run folds its records into the ledger and redraws the reports"
+            )
+            lines += self._release_lock()
         exit_promptly()
         return lines
 

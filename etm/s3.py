@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from etm.errors import ConfigError, ObjectRefusedError, StorageError, hide, one_line
 from etm.listing import StoredObject
-from etm.urls import masked_url, without_userinfo
+from etm.urls import masked_url, split_userinfo, without_userinfo
 
 #: Listings recorded in this process: ``bucket/prefix`` -> {``bucket/key``: object}.
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
@@ -73,9 +73,11 @@ def split(path: str) -> tuple[str, str]:
         written before the bucket (botocore's own error would).
     """
     bucket, _, key = path.lstrip("/").partition("/")
-    if "@" in bucket:
+    _head, userinfo, tail = split_userinfo(path.lstrip("/"))
+    # "user:pass/word@bucket/key": a password may hold "/", which ends the bucket's name.
+    if userinfo is not None and ("@" in bucket or ":" in userinfo):
         raise ConfigError(
-            f"***@{bucket.rpartition('@')[2]}/{key}: an S3 path holds no user or password; "
+            f"***@{tail}: an S3 path holds no user or password; "
             "etm takes credentials from the AWS chain only (environment, profile, IAM role)"
         )
     if not _BUCKET_NAME.fullmatch(bucket):

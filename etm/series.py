@@ -40,7 +40,7 @@ import rasterio.windows
 
 from etm import s3, urls
 from etm.errors import EtmError
-from etm.files import write_whole
+from etm.files import open_regular, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -535,6 +535,10 @@ def write_from_inputs(
 Fetch = Callable[[str, "tuple[int, int] | int | None"], "bytes | None"]
 
 
+#: The most a whole file's read takes (a store's zarr.json holds tens of kB).
+MAX_DOCUMENT_BYTES = 16 << 20
+
+
 def fetch(url: str, span: tuple[int, int] | int | None = None) -> bytes | None:
     """Bytes of a local file, ``s3://`` object or ``http(s)://`` resource: all of it, a
     range ``(start, length)``, or its last ``span`` bytes; None if it does not exist.
@@ -552,21 +556,26 @@ def fetch(url: str, span: tuple[int, int] | int | None = None) -> bytes | None:
         header = f"bytes={span[0]}-{span[0] + span[1] - 1}"
     try:
         if url.startswith("s3://"):
-            return _fetch_s3(url, header)
-        if url.startswith(("http://", "https://")):
-            return _fetch_http(url, header, span)
-        return _fetch_local(url, span)
+            data = _fetch_s3(url, header)
+        elif url.startswith(("http://", "https://")):
+            data = _fetch_http(url, header, span)
+        else:
+            data = _fetch_local(url, span)
     except EtmError:
         raise
     except Exception as error:
         raise EtmError(f"{url}: cannot be read ({error})") from None
+    if span is None and data is not None and len(data) > MAX_DOCUMENT_BYTES:
+        raise EtmError(f"{url}: larger than {MAX_DOCUMENT_BYTES >> 20} MiB, not a file etm writes")
+    return data
 
 
 def _fetch_http(url: str, header: str | None, span: tuple[int, int] | int | None) -> bytes | None:
     request = urls.request(url, headers={"Range": header} if header else {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            data, whole = response.read(), response.status == 200
+            limit = MAX_DOCUMENT_BYTES + 1 if span is None else None
+            data, whole = response.read(limit), response.status == 200
     except urllib.error.HTTPError as error:
         if error.code in (403, 404):  # a static host's answer for a missing file
             return None
@@ -583,7 +592,8 @@ def _fetch_s3(url: str, header: str | None) -> bytes | None:
     bucket, key = s3.split(url.removeprefix("s3://"))
     try:
         extra = {"Range": header} if header else {}
-        return s3.client().get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+        body = s3.client().get_object(Bucket=bucket, Key=key, **extra)["Body"]
+        return body.read(None if header else MAX_DOCUMENT_BYTES + 1)
     except ClientError as error:
         # Without s3:ListBucket, a missing key is AccessDenied.
         if error.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied", "403"):
@@ -593,14 +603,14 @@ def _fetch_s3(url: str, header: str | None) -> bytes | None:
 
 def _fetch_local(path: str, span: tuple[int, int] | int | None) -> bytes | None:
     try:
-        with open(path, "rb") as stream:
+        with open_regular(path) as stream:
             if isinstance(span, int):
                 stream.seek(max(0, os.fstat(stream.fileno()).st_size - span))
                 return stream.read()
             if span is not None:
                 stream.seek(span[0])
                 return stream.read(span[1])
-            return stream.read()
+            return stream.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         return None
 

@@ -86,7 +86,7 @@ MAX_INDEX_BYTES = 256 << 20
 #: Largest polygon file read: a county's boundary is a few MB of GeoJSON.
 MAX_POLYGON_BYTES = 64 << 20
 
-MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def month_span(start: str | None, end: str | None) -> tuple[str, str]:

@@ -122,6 +122,11 @@ def test_s3_urls_are_bucket_prefixes_on_s3_and_refused_locally():
         ),
         (
             "enduser_cog_output",
+            "s3://AKIAEXAMPLE:s3/cr3t@ws-enduser/USA/X",
+            r"^config key 'enduser_cog_output': \*\*\*@ws-enduser/USA/X: an S3 path holds",
+        ),
+        (
+            "enduser_cog_output",
             "ws enduser/USA/",
             "^config key 'enduser_cog_output': 'ws enduser/USA' is not a 'bucket/prefix' "
             "path: 'ws enduser' is no bucket name$",
@@ -137,7 +142,7 @@ def test_an_s3_prefix_that_is_no_bucket_is_refused_without_its_password(key, pre
         config[key] = prefix
     with pytest.raises(ConfigError, match=message) as refused:
         load_settings(config, SCHEMA, local=False)
-    assert "s3cr3t" not in str(refused.value)
+    assert "cr3t" not in str(refused.value) and "AKIA" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +150,7 @@ def test_an_s3_prefix_that_is_no_bucket_is_refused_without_its_password(key, pre
     [
         ("s3://FILL-IN-work-bucket/etm", "is still the placeholder"),
         ("s3://AKIAEXAMPLE:s3cr3t@ws-work/etm", r"\*\*\*@ws-work/etm: an S3 path holds no"),
+        ("s3://AKIAEXAMPLE:s3/cr3t@ws-work/etm", r"\*\*\*@ws-work/etm: an S3 path holds no"),
     ],
 )
 def test_a_work_prefix_to_fill_in_or_with_a_password_is_refused(prefix, message):
@@ -152,7 +158,7 @@ def test_a_work_prefix_to_fill_in_or_with_a_password_is_refused(prefix, message)
         ConfigError, match=f"^profile key 'default-storage-prefix'.*{message}"
     ) as refused:
         check_work_prefix(prefix)
-    assert "s3cr3t" not in str(refused.value)
+    assert "cr3t" not in str(refused.value) and "AKIA" not in str(refused.value)
     check_work_prefix("s3://ws-work/etm")
     check_work_prefix(None)  # local runs have no default storage
 

@@ -11,7 +11,15 @@ from rangeserver import serving
 from rasterio.transform import from_origin
 
 from etm.errors import EtmError
-from etm.series import STORE, SourceCog, fetch, open_metadata, read_point, update_store
+from etm.series import (
+    MAX_DOCUMENT_BYTES,
+    STORE,
+    SourceCog,
+    fetch,
+    open_metadata,
+    read_point,
+    update_store,
+)
 
 RES = 0.01
 WEST, NORTH = -110.0, 45.0
@@ -301,3 +309,16 @@ def test_a_failed_update_leaves_the_previous_store_readable(tmp_path, s3_out, mo
 )
 def test_a_store_whose_metadata_is_not_etms_is_no_store(text):
     assert open_metadata("out", "etasw", lambda url, span: text) is None
+
+
+def test_a_store_file_that_is_a_pipe_or_too_large_is_refused_without_reading_it(tmp_path):
+    # A FIFO's open() waited for a writer for good; a 300 MB zarr.json was read whole.
+    pipe, large = tmp_path / "zarr.json", tmp_path / "large.json"
+    os.mkfifo(pipe)
+    with pytest.raises(EtmError, match="zarr.json: cannot be read .*not a regular file"):
+        fetch(str(pipe))
+    with open(large, "wb") as stream:
+        stream.truncate(MAX_DOCUMENT_BYTES + 1)
+    with pytest.raises(EtmError, match="large.json: larger than 16 MiB, not a file etm writes"):
+        fetch(str(large))
+    assert fetch(str(large), (0, 4)) == b"\0" * 4  # a chunk's range is read as before

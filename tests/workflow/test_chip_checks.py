@@ -206,3 +206,26 @@ def test_suspect_chips_published_on_request_and_an_all_nan_month_is_refused(mont
     assert {p for p in months.published() if p.endswith(".tif")} == {
         f"tiles/{TILE6}/etasw/{YEAR}/etasw_{YEAR}11.tif", f"mosaic/etasw/{YEAR}/etasw_{YEAR}11.tif"
     }  # fmt: skip
+
+
+def test_only_ascii_digits_and_months_1_to_12_name_a_chip_file(workspace):
+    """Files beside a chip that only look like chips are not read: a newer copy under
+    "２０２０" or named "etasw_2020٠7" (other scripts' digits) is not published in its place,
+    and a "month 00" or "13" copy without its NaN does not become a reference month of the
+    chip's usual NaN share (which would make every month of it suspect)."""
+    name = "chip47.4N-116.8E"  # a third of its pixels are NaN
+    july = workspace.chip("r50.0_tile5", name, "etasw", 2020, 7)
+    original = read(july)
+    profile, values = mutations._read(july)
+    doubled = values * 2
+    odd_year = july.parent.parent / "２０２０" / "etasw_２０２０07.tif"
+    odd_year.parent.mkdir()
+    for path in (odd_year, july.parent / "etasw_2020٠7.tif"):
+        mutations._write(path, profile, doubled)
+    for month in ("00", "13"):
+        mutations._write(july.parent / f"etasw_2020{month}.tif", profile, np.nan_to_num(values))
+    result = workspace.snakemake()
+    assert result.returncode == 0, result.stderr
+    assert "etm error" not in result.stderr, result.stderr
+    cog = workspace.tile_cog("r50.0_tile5", "etasw", 2020, 7)
+    np.testing.assert_allclose(window_of(cog, original[1], original[0].shape), original[0])

@@ -214,3 +214,28 @@ def test_a_webhook_url_without_a_scheme_is_refused_without_its_password(tmp_path
         "match '^https?://'"
     ]
     assert "S3CRETPW" not in printed and "etm-user" not in printed
+
+
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ("1: 2", "config key 1 under '(top level)': YAML reads it as a number"),
+        ("cog: {~: 2}", "config key None under 'cog': YAML reads it as null"),
+        ("notify: {true: 1}", "config key True under 'notify': YAML reads it as a boolean"),
+        ("tiles: {2020-01-01: x}",
+         "config key datetime.date(2020, 1, 1) under 'tiles': YAML reads it as a date"),
+    ],
+)  # fmt: skip
+def test_a_key_that_is_not_text_is_one_line(tmp_path, line, error):
+    status, lines, _ = dry_run(tmp_path, with_lines(line))
+    assert status == 1
+    assert lines == [f"etm error: {error}, not a name; quote it or remove it"]
+
+
+@pytest.mark.parametrize("license", ["MIT, Apache-2.0", "Not a license", "CC-BY-4.0 ✓"])
+def test_a_license_stac_would_not_take_is_one_line(tmp_path, license):
+    status, lines, _ = dry_run(tmp_path, with_lines(f"license: '{license}'"))
+    assert status == 1
+    assert lines == [
+        f"etm error: config key 'license': '{license}' does not match '^[A-Za-z0-9_.+-]+$'"
+    ]

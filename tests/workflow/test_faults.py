@@ -26,6 +26,7 @@ from s3workspace import OUTPUT
 from webhookserver import WebhookReceiver
 
 from etm.lock import LOCK_NAME
+from etm.provenance import LEDGER
 from etm.s3 import client_config
 
 pytestmark = pytest.mark.slow
@@ -199,8 +200,13 @@ def test_the_storage_failing_once_jobs_run_is_one_line_and_a_notification(s3ws):
     assert "etm: notifications of how the run ended: 1 sent, 0 failed" in stderr
 
 
-def test_sigterm_while_a_cog_uploads_ends_the_run_gracefully(s3ws):
-    # Snakemake's handler took the lock its main thread held while uploading: a hang.
+@pytest.mark.parametrize(
+    "stop, said",
+    [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "an interrupt (Ctrl-C)")],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_stop_while_a_cog_uploads_ends_the_run_in_one_line(s3ws, stop, said):
+    # Snakemake's SIGTERM handler took the lock its main thread held while uploading: a hang.
     proxy = proxied(s3ws)
     proxy.hold(is_cog_put)
     command, environment = s3ws.command()
@@ -208,7 +214,7 @@ def test_sigterm_while_a_cog_uploads_ends_the_run_gracefully(s3ws):
                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proxy.held.wait(300), "no COG was uploaded"
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(stop)
         time.sleep(1)  # the handler runs while the upload waits
         proxy.release()
         _, stderr = run.communicate(timeout=300)
@@ -216,7 +222,34 @@ def test_sigterm_while_a_cog_uploads_ends_the_run_gracefully(s3ws):
         run.kill()
         proxy.stop()
     assert run.returncode != 0
-    assert "Will exit after finishing currently running jobs" in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("etm error")]
+    assert errors == [
+        f"etm error: the run was stopped by {said} before its end: what it published is kept, "
+        "the months it was building are not; run again to build them"
+    ], stderr
+    assert "Traceback" not in stderr
+    assert not [key for key in s3ws.objects("ws-enduser") if key.endswith(LOCK_NAME)]
+
+
+def test_an_interrupt_while_the_ledger_is_written_is_one_line_and_frees_the_lock(s3ws):
+    proxy = proxied(s3ws)
+    proxy.hold(lambda method, path: method == "PUT" and LEDGER in path)
+    command, environment = s3ws.command()
+    run = subprocess.Popen(command, cwd=s3ws.root, env=environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proxy.held.wait(300), "the ledger was not written"
+        run.send_signal(signal.SIGINT)
+        time.sleep(1)
+        proxy.release()
+        _, stderr = run.communicate(timeout=300)
+    finally:
+        run.kill()
+        proxy.stop()
+    assert "etm warning: interrupted (Ctrl-C) as the run ended: what it published stands; " in (
+        stderr
+    ), stderr
+    assert "Traceback" not in stderr
     assert not [key for key in s3ws.objects("ws-enduser") if key.endswith(LOCK_NAME)]
 
 

@@ -338,3 +338,17 @@ def test_a_run_whose_lock_was_removed_while_it_wrote_says_so_at_its_end(workspac
         "etm warning: the lock of out was removed or replaced while this run wrote (etm unlock "
         "--force, or from another host): another run may have written there too"
     ) in stderr, stderr
+
+
+@pytest.mark.parametrize("action", ["jobs", "cancel"])
+def test_etm_batch_refuses_a_region_that_is_not_a_name_in_one_line(tmp_path, action):
+    # botocore's own check lets a final newline through, into the endpoint's host name.
+    etm = [str(SNAKEMAKE.with_name("etm")), "batch", action, "--run", "x", "--queue", "q"]
+    result = subprocess.run(
+        [*etm, "--region", "us-east-1\n"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "etm error: 'us-east-1\\n' is not an AWS region's name (us-west-2, say)"
+    ]

@@ -92,6 +92,22 @@ def test_a_chip_rewritten_with_its_old_time_is_published_at_the_next_run(workspa
 
 
 @pytest.mark.slow
+def test_a_month_outdated_again_is_built_again(workspace):
+    """Each run writes its list of outdated months anew; with the same months listed as the
+    last time, Snakemake would take it, by its recorded checksum, as unchanged."""
+    assert workspace.snakemake().returncode == 0
+    chip, cog = (
+        workspace.chip(TILE6, CHIP, "etasw", 2020, JULY),
+        workspace.tile_cog(TILE6, "etasw", 2020, JULY),
+    )
+    for value in (150.0, 250.0):
+        rewrite_inside(chip, value)
+        result = workspace.snakemake()
+        assert result.returncode == 0, result.stderr
+        assert "1 published tile-month is outdated, built again" in result.stderr
+        assert holds(cog, value) > 1000, value
+
+
 def test_a_chip_rewritten_once_its_month_is_read_is_published_by_the_next_run(workspace):
     """The chip is rewritten (keeping its old time) once its month's levels are written:
     that month's COG holds the old values; the next run builds it again."""

@@ -84,3 +84,29 @@ def test_an_endpoint_password_is_never_printed_by_etm_unlock(tmp_path, endpoint)
     )  # fmt: skip
     assert result.returncode == 1
     assert_masked(result, endpoint)
+
+
+@pytest.mark.parametrize("key", ["enduser_cog_output", "unmosaicked_inputs", "work prefix"])
+def test_a_password_written_into_an_s3_prefix_is_never_printed(tmp_path, key):
+    # A / in the password ends what looks like the bucket's name, which was quoted.
+    prefix, work = "s3://AKIAKEYID:PWHEAD/PWTAIL@ws-enduser/USA/X/", "s3://ws-work/etm"
+    config = dict(CONFIG)
+    if key == "work prefix":
+        work = "s3://AKIAKEYID:PWHEAD/PWTAIL@ws-work/etm"
+    elif key == "unmosaicked_inputs":
+        config[key] = [prefix + "r50.0_tile6/"]
+    else:
+        config[key] = prefix
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(config))
+    command = snakemake_command(
+        "-n", "--default-storage-prefix", work, profile="ec2", configfile="my.yaml"
+    )
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=environment("http://127.0.0.1:9"),
+    )  # fmt: skip
+    printed = result.stdout.replace(" ".join(command), "") + result.stderr
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
+    assert len(errors) == 1 and "an S3 path holds no user or password" in errors[0], printed
+    assert "PWHEAD" not in errors[0] and "AKIAKEYID" not in errors[0]
