@@ -47,7 +47,7 @@ def main() -> None:
         str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
         "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
         "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
-        "--groups", *PROFILE["groups"], "--group-components", *PROFILE["group-components"],
+        "--group-components", *PROFILE["group-components"],
         "--configfile", "batch.yaml",
     ]  # fmt: skip
     start = time.perf_counter()
@@ -57,8 +57,8 @@ def main() -> None:
         sys.exit(result.stderr[-3000:])
     output = result.stdout + result.stderr
     groups = len(re.findall(r"Group job \S+ \(jobs in lexicogr. order\)", output))
-    alone = len(re.findall(r"^Job \d+: Read the usual NaN share", output, re.MULTILINE))
-    announced = re.search(r"^etm: (AWS Batch: .*)$", output, re.MULTILINE)[1]
+    alone = len(re.findall(r"^rule chip_baseline:$", output, re.MULTILINE))
+    announced = re.search(r"^etm: ([0-9,]+ containers to submit .*)$", output, re.MULTILINE)[1]
     print(f"layout: {chips:,} chips, {args.tiles} tiles, {len(PRODUCTS)} products, "
           f"{args.years} years{', annual COGs' if args.annual else ''}")  # fmt: skip
     print(f"dry run: {wall:.0f} s; Snakemake forms {groups:,} group jobs and submits {alone} "

@@ -363,6 +363,7 @@ def run(args) -> None:
         "products": products, "start_year": years.start, "end_year": years.stop - 1,
         "unmosaicked_inputs": tile_prefixes(args.tiles),
         "enduser_cog_output": OUTPUT, "jobs_per_container": args.jobs_per_container,
+        "years_per_container": args.years_per_container,
     }  # fmt: skip
     folder = checkout(root / "checkout", settings)
     origin = time.monotonic()
@@ -493,9 +494,9 @@ class Container:
 
 
 def dag_containers(
-    tiles: int, years: int, groups: list[str], reuse: bool = False
+    tiles: int, years: int, years_per_container: int, reuse: bool = False
 ) -> tuple[list[Container], str, float, float]:
-    """The containers Snakemake forms with profiles/aws's groups for the synthetic archive of
+    """The containers Snakemake forms as profiles/aws has it for the synthetic archive of
     benchmarks/dry_run_1m.py (empty local files), read from a dry run's job list; with the
     dry run's etm summary line, its wall seconds and peak resident MB. The executor is
     cluster-generic (etm-batch needs S3): Snakemake forms the same groups for any remote
@@ -509,17 +510,17 @@ def dag_containers(
     config = {
         "products": PRODUCTS, "start_year": span.start, "end_year": span.stop - 1,
         "unmosaicked_inputs": [f"{RUN}/run_{t}/{t}/" for t in tile_names(tiles)],
-        "enduser_cog_output": "ws-enduser/USA/bench/",
+        "enduser_cog_output": "ws-enduser/USA/bench/", "years_per_container": years_per_container,
     }  # fmt: skip
     (root / "batch.yaml").write_text(yaml.safe_dump(config))
     command = [
         str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
         "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
         "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
-        "--groups", *groups[:2], "--group-components", *groups[2:],
-        "--configfile", "batch.yaml",
+        "--group-components", *PROFILE["group-components"], "--configfile", "batch.yaml",
     ]  # fmt: skip
-    shape = hashlib.sha256(" ".join(groups).encode()).hexdigest()[:8]
+    shape = " ".join([*command[4:], str(years_per_container)])
+    shape = hashlib.sha256(shape.encode()).hexdigest()[:8]
     measured, listing = root / f"dry-run-{shape}.json", root / f"dry-run-{shape}.txt"
     if not (reuse and measured.exists()):
         start = time.perf_counter()
@@ -551,59 +552,37 @@ def dag_containers(
     return _containers(groups, alone), summary, wall, rss
 
 
-def _tile_group(name: str, tiles: list[str]) -> tuple[str, str | None, str]:
-    """Tile, product (None when the group holds every product) and year of a tile group
-    (``tile_{tile}_{product}_{year}`` or ``tile_{tile}_{year}``)."""
+def _tile_group(name: str, tiles: list[str]) -> tuple[str, list[str]]:
+    """Tile and years of a tile container's group (``tile_{tile}_{years}``, its years
+    ``2001-2002`` or ``2001``: etm.plan.container)."""
     tile = max((t for t in tiles if name.startswith(f"tile_{t}_")), key=len)
-    rest = name.removeprefix(f"tile_{tile}_")
-    return tile, (rest.rsplit("_", 1)[0] if "_" in rest else None), rest[-4:]
+    first, _, last = name.removeprefix(f"tile_{tile}_").partition("-")
+    return tile, [str(year) for year in range(int(first), int(last or first) + 1)]
 
 
 def _containers(groups: dict[str, Counter], alone: list[tuple[str, str]]) -> list[Container]:
     """Containers with their dependencies: a tile's after its baseline, a region's after its
-    product-year's tiles."""
+    year's tiles."""
     found = [
         Container(f"baseline_{tile}", "baseline", [BASELINE_S], megabytes=[0.0])
         for rule, tile in alone if rule == "chip_baseline"
     ]  # fmt: skip
     baselines = {c.name.removeprefix("baseline_"): i for i, c in enumerate(found)}
-    tiles_of: dict[tuple[str | None, str], list[int]] = defaultdict(list)
+    tiles_of: dict[str, list[int]] = defaultdict(list)
     for name, rules in groups.items():
         kind = "tile" if name.startswith("tile_") else "region"
         seconds = [job_seconds(rule) for rule, n in rules.items() for _ in range(n)]
         megabytes = [JOB_MB.get(rule, 0.0) for rule, n in rules.items() for _ in range(n)]
         found.append(Container(name, kind, seconds, megabytes=megabytes))
         if kind == "tile":
-            tile, product, year = _tile_group(name, list(baselines))
+            tile, years = _tile_group(name, list(baselines))
             found[-1].after = [baselines[tile]]
-            tiles_of[product, year].append(len(found) - 1)
+            for year in years:
+                tiles_of[year].append(len(found) - 1)
     for container in found:
         if container.kind == "region":
-            product, year = container.name.removeprefix("region_").rsplit("_", 1)
-            container.after = tiles_of[product, year] + tiles_of[None, year]
+            container.after = tiles_of[container.name.rsplit("_", 1)[1]]
     return found
-
-
-def tile_years(containers: list[Container]) -> list[Container]:
-    """One container per tile and year, every product's months in it (profiles/aws's groups
-    with `mosaic_tile=tile_{tile}_{year}`); the region's stay one per product and year."""
-    tiles = [c.name.removeprefix("baseline_") for c in containers if c.kind == "baseline"]
-    merged: dict[str, Container] = {}
-    name_of: dict[int, str] = {}
-    for index, c in enumerate(containers):
-        name = c.name
-        if c.kind == "tile":
-            tile, _product, year = _tile_group(name, tiles)
-            name = f"tile_{tile}_{year}"
-        target = merged.setdefault(name, Container(name, c.kind, []))
-        target.seconds += c.seconds
-        target.megabytes += c.megabytes
-        name_of[index] = name
-    position = {name: i for i, name in enumerate(merged)}
-    for index, c in enumerate(containers):
-        target = merged[name_of[index]]
-        target.after = sorted(set(target.after) | {position[name_of[b]] for b in c.after})
-    return list(merged.values())
 
 
 @dataclass
@@ -706,14 +685,11 @@ def simulate(containers: list[Container], slots: int, cores: int, nodes: int, or
 def model(args) -> None:
     """The model at full scale, for each jobs_per_container."""
     start = time.perf_counter()
-    from batch_containers import PROFILE
 
-    groups = args.groups or [*PROFILE["groups"], *PROFILE["group-components"]]
-    containers, summary, wall, rss = dag_containers(args.tiles, args.years, groups, args.reuse)
-    print(f"groups: {' '.join(groups)}")
-    if args.tile_years:
-        containers = tile_years(containers)
-        summary = "(regrouped: one container per tile-year with every product's months)"
+    containers, summary, wall, rss = dag_containers(
+        args.tiles, args.years, args.years_per_container, args.reuse
+    )
+    print(f"a tile's container holds {args.years_per_container} years")
     kinds = Counter(c.kind for c in containers)
     jobs = sum(len(c.seconds) for c in containers)
     print(f"dry run of the real workflow ({args.tiles} tiles, {len(PRODUCTS)} products, "
@@ -767,6 +743,7 @@ def main() -> None:
     one.add_argument("--products", type=int, default=1)
     one.add_argument("--years", type=int, default=1)
     one.add_argument("--jobs-per-container", type=int, default=4)
+    one.add_argument("--years-per-container", type=int, default=2)
     one.add_argument("--cores", type=int, default=220)
     one.add_argument("--jobs", type=int, default=60)
     one.add_argument("--scale", type=float, default=1.0)
@@ -785,11 +762,7 @@ def main() -> None:
     full.add_argument("--seeds", type=int, default=3)
     full.add_argument("--busy", action="store_true", help="print vCPUs held per minute")
     full.add_argument("--reuse", action="store_true", help="the last dry run's job list")
-    full.add_argument("--tile-years", action="store_true", help="a tile-year a container")
-    full.add_argument(
-        "--groups", nargs=4, metavar="GROUP", help="2 --groups, 2 --group-components values "
-        "(default: profiles/aws's)",
-    )  # fmt: skip
+    full.add_argument("--years-per-container", type=int, default=2, help="config's")
     full.add_argument("--mbps", type=float, default=0.0, help="S3 MB/s per job (0: none)")
     args = parser.parse_args()
     if args.part == "run":

@@ -73,7 +73,7 @@ class Period:
         ValueError
             If the text is neither.
         """
-        if not text.isdigit() or len(text) not in (4, 6):
+        if not (text.isascii() and text.isdigit()) or len(text) not in (4, 6):
             raise ValueError(f"{text!r} is not a period (YYYYMM or YYYY)")
         return cls(int(text[:4]), int(text[4:]) if len(text) == 6 else None)
 
@@ -284,6 +284,36 @@ class Containers:
             f"max_concurrent_containers), {self.cores} cores in flight (--cores): up to {busy} "
             "cores busy"
         )
+
+
+#: The groups of jobs a cluster or cloud runs, one container each, as profiles/aws's
+#: group-components name them: a tile's periods of ``years`` (``2001-2002``, or ``2001``),
+#: every product's; the region's of a product and year.
+TILE_CONTAINER, REGION_CONTAINER = "tile_{tile}_{years}", "region_{product}_{year}"
+
+
+def container(settings: Settings, tile: str | None, product: str, year: int) -> str:
+    """The group of jobs (one container on a cluster or cloud) a period's job is in: its
+    tile's (``tile`` None: the region's) of ``years_per_container`` years counted from the
+    first year."""
+    if tile is None:
+        return REGION_CONTAINER.format(product=product, year=year)
+    first, last = settings.years[0], settings.years[-1]
+    start = year - (year - first) % settings.years_per_container
+    end = min(start + settings.years_per_container - 1, last)
+    return TILE_CONTAINER.format(tile=tile, years=f"{start}-{end}" if end > start else start)
+
+
+def containers(settings: Settings) -> dict[str, str]:
+    """Every group of jobs of a run (:func:`container`), with the pattern it is one of."""
+    found = {
+        container(settings, tile, product, year): TILE_CONTAINER
+        for tile in settings.tiles for product in settings.products for year in settings.years
+    }  # fmt: skip
+    for product in settings.products:
+        for year in settings.years:
+            found[container(settings, None, product, year)] = REGION_CONTAINER
+    return found
 
 
 #: What a job run in a container holds: a container (max_concurrent_containers) and one of

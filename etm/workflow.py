@@ -14,7 +14,10 @@ from etm.config import Settings
 
 def cap_jobs_in_flight(workflow: Any, settings: Settings) -> bool:
     """Cap the jobs in flight: ``max_concurrent_containers``, and ``--cores`` on clusters
-    and clouds too, ``jobs_per_container`` jobs at a time per container.
+    and clouds too, ``jobs_per_container`` jobs at a time per container; and name each
+    container's group of jobs (:func:`etm.plan.containers`) after the pattern profiles/aws's
+    ``group-components`` gives (Snakemake knows the pattern of a group given as a string
+    only, not of one a function names).
 
     Parameters
     ----------
@@ -36,6 +39,7 @@ def cap_jobs_in_flight(workflow: Any, settings: Settings) -> bool:
         return False
     workflow.register_resource("_nodes", min(nodes, settings.max_concurrent_containers))
     workflow.register_resource("container_slots", settings.jobs_per_container)
+    workflow.parent_groupids.update(plan.containers(settings))
     # Snakemake stops counting cores once it submits jobs to a cluster or cloud;
     # `cpus` (each job's threads) keeps --cores a cap on the cores in flight.
     if workflow.resource_settings.cores:

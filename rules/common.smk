@@ -46,9 +46,9 @@ def kept(template):
 wildcard_constraints:
     tile="|".join(re.escape(tile) for tile in SETTINGS.tiles),
     product="|".join(SETTINGS.products),
-    year=r"\d{4}",
-    period=r"\d{4}(\d{2})?",
-    chip=r"chip-?\d+\.\dN-?\d+\.\dE",
+    year=r"[0-9]{4}",
+    period=r"[0-9]{4}([0-9]{2})?",
+    chip=r"chip-?[0-9]+\.[0-9]N-?[0-9]+\.[0-9]E",
 
 
 # Per container in a group of jobs (profiles/aws): jobs_per_container at once.
@@ -56,7 +56,9 @@ resource_scopes:
     container_slots="local",
 
 
-# Job processes parse this file again; only the main process lists the archive.
+# Job processes parse this file again; only the main process lists the archive, and forms
+# the groups of jobs a cluster or cloud runs in containers.
+ON_CLOUD = False
 if workflow.is_main_process:
     say(SETTINGS.notes)
     RUN = MainProcess(
@@ -68,11 +70,19 @@ if workflow.is_main_process:
     say(or_exit(RUN.verify))
     if RUN.refuses:
         sys.exit(1)
-    if cap_jobs_in_flight(workflow, SETTINGS):
+    ON_CLOUD = cap_jobs_in_flight(workflow, SETTINGS)
+    if ON_CLOUD:
         on_stats = OnJobStats(lambda: containers(workflow))
         logging.getLogger("snakemake.logging").addHandler(on_stats)
 else:
     RUN = Process(SETTINGS, on_s3=bool(PROVIDER), work_prefix=WORK_PREFIX)
+
+
+def container(wildcards):
+    """Group function: on a cluster or cloud, the container a period's job runs in."""
+    if ON_CLOUD:
+        year, tile = int(wildcards.year), wildcards.get("tile")
+        return plan.container(SETTINGS, tile, wildcards.product, year)
 
 
 def period_of(wildcards):

@@ -31,6 +31,8 @@ rule mosaic_tile:
         job=kept(plan.TILE_LOG),
         findings=kept(plan.FINDINGS_LOG),
         provenance=kept(plan.PROVENANCE_LOG),
+    group:
+        container
     threads: SETTINGS.mosaic_threads
     resources:
         **plan.mosaic_resources(SETTINGS),

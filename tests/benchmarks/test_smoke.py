@@ -97,7 +97,8 @@ def test_batch_rebuild_benchmark_runs_the_main_process_and_models_the_rebuild():
     # A tile baseline, the tile's year, the region's product-year.
     assert "containers: 3 (1 chip_baseline, 1 mosaic_tile, 1 mosaic_region)" in output
     assert "S3 requests of the main process" in output
-    output = run("batch_rebuild.py", "model", "--tiles", "1", "--years", "1", "--seeds", "1",
+    output = run("batch_rebuild.py", "model", "--tiles", "1", "--years", "2", "--seeds", "1",
                  "--jobs-per-container", "4", "--nodes", "60")  # fmt: skip
-    assert "289 jobs in 14 containers (1 baseline, 1 tile, 12 region)" in output
+    # The tile's two years in one container (years_per_container), a region's product-year.
+    assert "577 jobs in 26 containers (1 baseline, 1 tile, 24 region)" in output
     assert "  4 at once       60     dag" in output

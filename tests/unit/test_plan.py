@@ -1,6 +1,7 @@
 """What a run publishes, from what, and what the missing-chip policy makes of the chips."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -9,6 +10,8 @@ from etm.config import load_settings, read_schema
 from etm.grid import Chip
 from etm.inventory import ChipMonth, Verification
 from etm.plan import (
+    REGION_CONTAINER,
+    TILE_CONTAINER,
     Containers,
     Period,
     Publication,
@@ -16,6 +19,8 @@ from etm.plan import (
     aggregation,
     collection_kind,
     collections,
+    container,
+    containers,
     index_base,
     index_hrefs,
     missing_line,
@@ -212,3 +217,21 @@ def test_the_index_names_the_output_prefix_by_its_public_url_or_its_own_address(
     (tmp_path / "link").symlink_to(tmp_path / "real")
     assert index_base("link/my out", on_s3=False, public_url=None) == f"{tmp_path}/link/my out"
     assert index_base("/data/out", on_s3=False, public_url=None) == "/data/out"
+
+
+def test_a_container_holds_a_tiles_years_counted_from_the_first_and_a_regions_year():
+    settings = SimpleNamespace(years=tuple(range(2001, 2006)), years_per_container=2)
+    held = {year: container(settings, "r50.0_tile6", "etasw", year) for year in range(2001, 2006)}
+    assert held == {
+        2001: "tile_r50.0_tile6_2001-2002", 2002: "tile_r50.0_tile6_2001-2002",
+        2003: "tile_r50.0_tile6_2003-2004", 2004: "tile_r50.0_tile6_2003-2004",
+        2005: "tile_r50.0_tile6_2005",
+    }  # fmt: skip
+    assert container(settings, None, "etasw", 2003) == "region_etasw_2003"
+    settings = SimpleNamespace(
+        years=(2001, 2002), years_per_container=1, tiles={"t5": None}, products=("etasw",)
+    )
+    assert containers(settings) == {
+        "tile_t5_2001": TILE_CONTAINER, "tile_t5_2002": TILE_CONTAINER,
+        "region_etasw_2001": REGION_CONTAINER, "region_etasw_2002": REGION_CONTAINER,
+    }  # fmt: skip

@@ -23,16 +23,30 @@ def workflow(nodes, cores, executor="etm-batch"):
         resource_settings=SimpleNamespace(cores=cores),
         executor_plugin=SimpleNamespace(name=executor),
         executor_settings=SimpleNamespace(region="us-west-2", job_queue="etm"),
+        parent_groupids={},
     )
 
 
-SETTINGS = SimpleNamespace(max_concurrent_containers=60, jobs_per_container=4)
+SETTINGS = SimpleNamespace(
+    max_concurrent_containers=60, jobs_per_container=4, years_per_container=2,
+    years=(2020, 2021), tiles={"r50.0_tile6": None}, products=("etasw",),
+)  # fmt: skip
 
 
 def test_a_cloud_run_caps_containers_cores_and_jobs_per_container():
     cloud = workflow(nodes=1000, cores=220)
     assert cap_jobs_in_flight(cloud, SETTINGS)
     assert dict(cloud.global_resources) == {"_nodes": 60, "container_slots": 4, "cpus": 220}
+    # The groups the workflow names, as profiles/aws's group-components know them.
+    assert cloud.parent_groupids == {
+        "tile_r50.0_tile6_2020-2021": "tile_{tile}_{years}",
+        "region_etasw_2020": "region_{product}_{year}",
+        "region_etasw_2021": "region_{product}_{year}",
+    }
+    profile = yaml.safe_load((REPO / "profiles" / "aws" / "config.yaml").read_text())
+    assert {c.split("=")[0] for c in profile["group-components"]} == set(
+        cloud.parent_groupids.values()
+    )
 
 
 def test_a_local_run_caps_its_job_processes():
@@ -55,7 +69,9 @@ def test_a_profile_drops_snakemakes_records_only_where_no_rerun_trigger_reads_th
             assert profile["rerun-triggers"] == ["mtime"], path
 
 
-def test_the_aws_profile_weighs_at_least_the_containers_it_starts_at_once():
-    # Fewer would leave containers unstarted until the next job ends.
+def test_the_aws_profile_chooses_again_soon_when_it_weighs_fewer_than_it_starts():
+    # Weighing fewer jobs than containers at once leaves containers unstarted until the next
+    # choice: with max-jobs-per-timespan, a timespan later, not once the next job ends.
     profile = yaml.safe_load((REPO / "profiles" / "aws" / "config.yaml").read_text())
-    assert profile["scheduler-subsample"] >= profile["jobs"]
+    if profile["scheduler-subsample"] < profile["jobs"]:
+        assert profile["max-jobs-per-timespan"].endswith("/3s")
