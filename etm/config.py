@@ -599,6 +599,36 @@ def resolved(path: str, local: bool) -> str:
     return posixpath.normpath(path.lstrip("/")) + "/"
 
 
+#: The workflow's own folders (sources, the map page's, its environment, Snakemake's): a run
+#: publishing into one would overwrite them, and Snakemake removes a failed job's outputs.
+#: Not benchmarks/, whose runs publish under benchmarks/cache/.
+WORKFLOW_FOLDERS = (
+    ".git", ".snakemake", ".venv", "config", "docs", "envs", "etm", "examples", "profiles",
+    "rules", "scripts", "site", "tests", "web",
+)  # fmt: skip
+
+
+def check_apart_from_workflow(output: str, workflow_folder: str) -> None:
+    """Refuse a local output prefix that is, holds or lies inside one of the workflow's own
+    folders (:data:`WORKFLOW_FOLDERS`).
+
+    Raises
+    ------
+    ConfigError
+    """
+    published = resolved(output, local=True)
+    inside = [
+        name for name in WORKFLOW_FOLDERS
+        if published.startswith(resolved(os.path.join(workflow_folder, name), local=True))
+    ]  # fmt: skip
+    if inside or resolved(workflow_folder, local=True).startswith(published):
+        where = f"in the workflow's folder {inside[0]}" if inside else "the workflow's folder"
+        raise ConfigError(
+            f"config key 'enduser_cog_output': {output} is {where}; what is published is "
+            "kept apart from the workflow's own files, choose another folder"
+        )
+
+
 def check_prefixes(inputs: list[str], output: str, reports_dir: str, local: bool) -> None:
     """Refuse braces in a prefix (and on S3 ``?`` and ``#``), a prefix listed twice, and
     writing where chips are.
@@ -1009,7 +1039,9 @@ def _plausibility(config: dict, schema: dict) -> Plausibility:
     )
 
 
-def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings:
+def load_settings(
+    config: dict, schema: dict, *, local: bool = True, workflow_folder: str | None = None
+) -> Settings:
     """Validate a config and normalise it into :class:`Settings`.
 
     Parameters
@@ -1020,6 +1052,8 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
         The JSON schema.
     local : bool
         Whether prefixes are local folders (else ``bucket/prefix`` on S3).
+    workflow_folder : str, optional
+        The workflow's folder (the Snakefile's), which a local output must keep apart from.
 
     Returns
     -------
@@ -1051,6 +1085,8 @@ def load_settings(config: dict, schema: dict, *, local: bool = True) -> Settings
     reports_dir = config["reports_dir"] or f"reports/{key}"  # reports are local files
     reports_dir = normalised_prefix("reports_dir", reports_dir, local=True)
     check_prefixes(inputs, output, reports_dir, local)
+    if local and workflow_folder:
+        check_apart_from_workflow(output, workflow_folder)
     if config["annual"] and len(set(config["months"])) < 12:
         raise ConfigError(
             "config key 'annual': a year is made from all 12 months; remove 'months' "

@@ -19,7 +19,9 @@ tune_allocator()
 PROVIDER = workflow.storage_settings.default_storage_provider
 WORK_PREFIX = workflow.storage_settings.default_storage_prefix
 SCHEMA = read_schema(workflow.basedir)
-SETTINGS = or_exit(load_settings, config, SCHEMA, local=not PROVIDER)
+SETTINGS = or_exit(
+    load_settings, config, SCHEMA, local=not PROVIDER, workflow_folder=workflow.basedir
+)
 or_exit(check_work_prefix, WORK_PREFIX)
 
 

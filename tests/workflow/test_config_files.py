@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake_command
+from conftest import REPO, snakemake_command
 
 #: A valid config of one tile; the tests add to it or spoil it.
 VALID = {
@@ -238,4 +238,21 @@ def test_a_license_stac_would_not_take_is_one_line(tmp_path, license):
     assert status == 1
     assert lines == [
         f"etm error: config key 'license': '{license}' does not match '^[A-Za-z0-9_.+-]+$'"
+    ]
+
+
+@pytest.mark.parametrize(
+    "output, where",
+    [("web", "in the workflow's folder web"), ("web/dist", "in the workflow's folder web"),
+     ("etm", "in the workflow's folder etm"), (".", "the workflow's folder"),
+     ("..", "the workflow's folder")],
+)  # fmt: skip
+def test_an_output_in_the_workflows_own_folders_is_one_line(tmp_path, output, where):
+    # Snakemake removed a failed map page's outputs: web/index.html and web/map.js.
+    path = os.path.normpath(REPO / output)
+    status, lines, _ = dry_run(tmp_path, yaml.safe_dump({**VALID, "enduser_cog_output": path}))
+    assert status == 1
+    assert lines == [
+        f"etm error: config key 'enduser_cog_output': {path} is {where}; what is published is "
+        "kept apart from the workflow's own files, choose another folder"
     ]

@@ -235,17 +235,20 @@ def test_an_interrupt_while_the_ledger_is_written_is_one_line_and_frees_the_lock
     proxy = proxied(s3ws)
     proxy.hold(lambda method, path: method == "PUT" and LEDGER in path)
     command, environment = s3ws.command()
-    run = subprocess.Popen(command, cwd=s3ws.root, env=environment, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # A whole run's lines: in a file, as a pipe left unread until the end would fill up.
+    with open(s3ws.root / "stderr.txt", "w") as printed:
+        run = subprocess.Popen(command, cwd=s3ws.root, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=printed)  # fmt: skip
     try:
-        assert proxy.held.wait(300), "the ledger was not written"
+        assert proxy.held.wait(600), "the ledger was not written"
         run.send_signal(signal.SIGINT)
         time.sleep(1)
         proxy.release()
-        _, stderr = run.communicate(timeout=300)
+        run.wait(timeout=300)
     finally:
         run.kill()
         proxy.stop()
+    stderr = (s3ws.root / "stderr.txt").read_text()
     assert "etm warning: interrupted (Ctrl-C) as the run ended: what it published stands; " in (
         stderr
     ), stderr
