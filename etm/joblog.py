@@ -11,6 +11,7 @@ Beyond :data:`THREAD_JOBS` at once, a job runs in a process of its own (:func:`r
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -104,7 +105,25 @@ def _logged(log_path: str, step: Callable[..., object], arguments: dict) -> bool
         except EtmError as error:
             log.error("%s", error)
             return False
+        except OSError as error:
+            if error.errno not in FULL_OR_READ_ONLY:
+                raise
+            log.error("%s", full_or_read_only(error))
+            return False
     return True
+
+
+#: A write the disk refused: full, over quota, or read-only.
+FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def full_or_read_only(error: OSError) -> str:
+    """The line for a write the disk refused (:data:`FULL_OR_READ_ONLY`)."""
+    where = error.filename or "a file"
+    return (
+        f"{where}: cannot be written ({error.strerror}): free space on its disk, or make it "
+        "writable, then run again"
+    )
 
 
 #: Jobs that run at once in threads of one Snakemake process; any more each run in a

@@ -1,6 +1,7 @@
 """Jobs side by side in one process keep their own logs; an etm error fails only its job;
 beyond THREAD_JOBS at once, a job runs in a process of its own."""
 
+import errno
 import logging
 import os
 import threading
@@ -73,3 +74,18 @@ def test_with_every_thread_slot_taken_a_job_runs_in_a_process_of_its_own(tmp_pat
         "etm error: profile key 'etm-batch-region' is still the placeholder"
     ), errors
     assert "is still the placeholder" in (tmp_path / "bad.log").read_text()
+
+
+def full_disk(path: str) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def test_a_full_disk_fails_its_job_in_one_line_naming_the_file(tmp_path, capsys):
+    # The map page's write on a full disk was an OSError traceback.
+    failed = run_step(str(tmp_path / "page.log"), "test_joblog:full_disk", path="out/index.html")
+    assert isinstance(failed, JobFailed)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert errors == [
+        "etm error: out/index.html: cannot be written (No space left on device): free space "
+        "on its disk, or make it writable, then run again"
+    ]
