@@ -54,6 +54,10 @@ EDGE_SLACK_PX = 1.0
 CORNER_SLACK_PX = 1e-6
 #: A block may exceed a small chip up to this many pixels (GDAL's default tiles are 256²).
 MAX_BLOCK_PIXELS = 1024 * 1024
+#: The finest pixel a chip may have, in degrees: half the model's lattice step
+#: (0.0020810045). A finer one is no chip of the model's, and a header can declare any size:
+#: 20,000 x 20,000 pixels of 0.0001 degrees in a 13 kB sparse file fill a 2-degree square.
+FINEST_PIXEL_DEG = 0.001
 #: Pixels with a value (in either chip) that a pair must share for it to count: corners
 #: (at most 2 x 2 pixels) and edges NaN on both sides but for a handful of pixels are no
 #: evidence either way. A chip's edge is 961 pixels (97 in the sample).
@@ -198,6 +202,13 @@ def check_header(
             name,
             f"is in {crs.to_string() if crs else 'no CRS'}; chips are on longitude and "
             "latitude (EPSG:4326): rerun the chip",
+        )
+    if min(transform.a, -transform.e) < FINEST_PIXEL_DEG:
+        raise ChipContentError(
+            name,
+            f"has pixels of {transform.a:g} x {-transform.e:g} degrees ({width} x {height} of "
+            f"them), finer than any chip of the model's (at least {FINEST_PIXEL_DEG:g}; its "
+            "lattice's are 0.0020810045): it is not this chip's file, rerun the chip",
         )
     check_footprint(name, transform, width, height, expected)
 

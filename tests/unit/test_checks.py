@@ -437,3 +437,12 @@ def test_a_chip_whose_blocks_exceed_it_is_refused_but_default_tiles_are_not():
     with pytest.raises(ChipContentError, match=r"declares blocks of 2048 x 1024 pixels, .*"
                        r"\(961 x 961\): GDAL would take 8 MiB"):  # fmt: skip
         check_header("c.tif", "float32", transform, WGS84, 961, 961, EXPECTED, block=(1024, 2048))
+
+
+def test_a_header_declaring_pixels_finer_than_the_models_is_refused_before_any_read():
+    # 20,000 x 20,000 pixels of 0.0001 degrees fill the chip's square exactly: the mosaic
+    # would have asked GDAL for 40 GB.
+    fine = Affine(1e-4, 0, -102.8, 0, -1e-4, 43.4)
+    refused = r"has pixels of 0.0001 x 0.0001 degrees \(20000 x 20000 of them\), finer than"
+    with pytest.raises(ChipContentError, match=refused):
+        check_header("c.tif", "float64", fine, WGS84, 20000, 20000, EXPECTED, block=(1, 20000))
