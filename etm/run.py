@@ -604,9 +604,8 @@ class MainProcess(Process):
         if not succeeded and self.stopped_by:
             say(
                 [
-                    f"the run was stopped by {self.stopped_by} before its end: what it "
-                    "published is kept, the months it was building are not; run again to "
-                    "build them"
+                    f"the run was stopped by {self.stopped_by} before its end: the months it "
+                    "was building are not published; run again to build them"
                 ],
                 prefix="etm error: ",
             )
