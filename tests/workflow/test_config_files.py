@@ -244,8 +244,7 @@ def test_a_license_stac_would_not_take_is_one_line(tmp_path, license):
 @pytest.mark.parametrize(
     "output, where",
     [("web", "in the workflow's folder web"), ("web/dist", "in the workflow's folder web"),
-     ("etm", "in the workflow's folder etm"), (".", "the workflow's folder"),
-     ("..", "the workflow's folder")],
+     ("etm", "in the workflow's folder etm"), (".", "the workflow's folder")],
 )  # fmt: skip
 def test_an_output_in_the_workflows_own_folders_is_one_line(tmp_path, output, where):
     # Snakemake removed a failed map page's outputs: web/index.html and web/map.js.

@@ -286,10 +286,10 @@ def test_the_teams_own_file_runs_as_written(s3ws):
 def test_aws_profile_resolves_offline(s3ws):
     result, requests = s3ws.snakemake("-n", profile="aws")
     assert result.returncode == 0, result.stderr
-    # A tile's year (here July of 2 products: 2 jobs at once), the region's product-year (a
-    # month), a tile baseline.
+    # A tile's two years (here July of 2 products; 2 jobs at once, as --cores is 2), the
+    # region's product-year (a month), a tile baseline.
     assert (
-        "etm: 10 containers to submit (6 of 1 vCPU and 1,024 MiB, 4 of 2 vCPUs and 2,048 MiB), "
+        "etm: 8 containers to submit (6 of 1 vCPU and 1,024 MiB, 2 of 2 vCPUs and 2,048 MiB), "
         "each running as many of its jobs at once as it has vCPUs; at most 60 at once (--jobs, "
         "max_concurrent_containers), 2 cores in flight (--cores): up to 2 cores busy"
     ) in result.stderr.splitlines(), result.stderr
