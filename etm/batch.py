@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from etm.errors import EtmError, escaped
@@ -76,6 +76,13 @@ def run_prefix(run: str) -> str:
     return f"etm-{run[:RUN_DIGITS]}-"
 
 
+def what_runs(name: str, wildcards: Iterable[str] = ()) -> str:
+    """What a job runs, for its name: a group's id (``tile_r50.0_tile6_2001-2002``), or a
+    rule's name with its wildcards' values (``chip_baseline_r50.0_tile6``; Snakemake names
+    a job submitted alone after its rule only)."""
+    return "_".join([name, *wildcards])
+
+
 def job_name(run: str, what: str) -> str:
     """A Batch job (and job definition) name for what a job runs, unique to it.
 
@@ -84,8 +91,7 @@ def job_name(run: str, what: str) -> str:
     run : str
         The run's id (hex).
     what : str
-        What the job runs, as Snakemake names it: a group's id
-        (``tile_r50.0_tile6_etasw_2020``), or a rule and its wildcards.
+        What the job runs (:func:`what_runs`).
 
     Returns
     -------

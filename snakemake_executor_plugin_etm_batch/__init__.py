@@ -100,7 +100,8 @@ class JobBuilder(BatchJobBuilder):
 
     def __init__(self, *args, run: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.name = batch.job_name(run, self.job.name)
+        alone = () if self.job.is_group() else map(str, self.job.wildcards)
+        self.name = batch.job_name(run, batch.what_runs(self.job.name, alone))
         self.tags = {**(self.settings.tags or {}), batch.RUN_TAG: run}
 
     def _validate_resources(self, vcpu, mem):
