@@ -294,10 +294,16 @@ TILE_CONTAINER, REGION_CONTAINER = "tile_{tile}_{years}", "region_{product}_{yea
 
 def container(settings: Settings, tile: str | None, product: str, year: int) -> str:
     """The group of jobs (one container on a cluster or cloud) a period's job is in: its
-    tile's (``tile`` None: the region's) of ``years_per_container`` years counted from the
-    first year."""
+    tile's (:func:`tile_container`), or (``tile`` None) the region's of its product and
+    year."""
     if tile is None:
         return REGION_CONTAINER.format(product=product, year=year)
+    return tile_container(settings, tile, year)
+
+
+def tile_container(settings: Settings, tile: str, year: int) -> str:
+    """A tile's group of jobs of ``year``: every product's, of ``years_per_container``
+    years counted from the first year."""
     first, last = settings.years[0], settings.years[-1]
     start = year - (year - first) % settings.years_per_container
     end = min(start + settings.years_per_container - 1, last)
@@ -306,14 +312,12 @@ def container(settings: Settings, tile: str | None, product: str, year: int) -> 
 
 def containers(settings: Settings) -> dict[str, str]:
     """Every group of jobs of a run (:func:`container`), with the pattern it is one of."""
-    found = {
-        container(settings, tile, product, year): TILE_CONTAINER
-        for tile in settings.tiles for product in settings.products for year in settings.years
-    }  # fmt: skip
-    for product in settings.products:
-        for year in settings.years:
-            found[container(settings, None, product, year)] = REGION_CONTAINER
-    return found
+    years = settings.years
+    tiles = {tile_container(settings, t, y): TILE_CONTAINER for t in settings.tiles for y in years}
+    regions = {
+        container(settings, None, p, y): REGION_CONTAINER for p in settings.products for y in years
+    }
+    return {**tiles, **regions}
 
 
 #: What a job run in a container holds: a container (max_concurrent_containers) and one of
