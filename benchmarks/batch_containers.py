@@ -1,6 +1,6 @@
 """How many AWS Batch containers, and of what size, a rebuild of the team's archive takes.
 
-A dry run with profiles/aws's groups over the synthetic archive of benchmarks/dry_run_1m.py
+A dry run with profiles/aws's jobs and cores over the synthetic archive of benchmarks/dry_run_1m.py
 (empty local files; 18 tiles of 25 chips, 12 products, 20 years by default), counting the
 group jobs Snakemake forms and the jobs submitted alone, next to the containers etm's
 dry-run summary announces. The executor is cluster-generic, since etm-batch needs S3;
@@ -41,13 +41,12 @@ def main() -> None:
         "enduser_cog_output": "ws-enduser/USA/bench/", "annual": args.annual,
     }  # fmt: skip
     (root / "batch.yaml").write_text(yaml.safe_dump(config))
-    # profiles/aws's groups; a remote executor that works on local files (etm-batch needs
-    # S3): Snakemake forms the same group jobs whatever the executor.
+    # A remote executor that works on local files (etm-batch needs S3): the workflow forms
+    # the same group jobs whatever the executor.
     command = [
         str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
         "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
         "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
-        "--group-components", *PROFILE["group-components"],
         "--configfile", "batch.yaml",
     ]  # fmt: skip
     start = time.perf_counter()

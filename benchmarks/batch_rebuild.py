@@ -517,7 +517,7 @@ def dag_containers(
         str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
         "-n", "--executor", "cluster-generic", "--cluster-generic-submit-cmd", "true",
         "--jobs", str(PROFILE["jobs"]), "--cores", str(PROFILE["cores"]),
-        "--group-components", *PROFILE["group-components"], "--configfile", "batch.yaml",
+        "--configfile", "batch.yaml",
     ]  # fmt: skip
     shape = " ".join([*command[4:], str(years_per_container)])
     shape = hashlib.sha256(shape.encode()).hexdigest()[:8]

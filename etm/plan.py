@@ -286,10 +286,13 @@ class Containers:
         )
 
 
-#: The groups of jobs a cluster or cloud runs, one container each, as profiles/aws's
-#: group-components name them: a tile's periods of ``years`` (``2001-2002``, or ``2001``),
-#: every product's; the region's of a product and year.
+#: The groups of jobs a cluster or cloud runs, one container each: a tile's periods of
+#: ``years`` (``2001-2002``, or ``2001``), every product's; the region's of a product and
+#: year.
 TILE_CONTAINER, REGION_CONTAINER = "tile_{tile}_{years}", "region_{product}_{year}"
+#: Snakemake's group components of each: how many of its groups (one per period, as no
+#: job of one period needs another's) one container holds. All of them.
+CONTAINER_COMPONENTS = {TILE_CONTAINER: 100_000, REGION_CONTAINER: 100_000}
 
 
 def container(settings: Settings, tile: str | None, product: str, year: int) -> str:

@@ -78,6 +78,10 @@ class Process:
         Snakemake's default storage prefix (``s3://bucket/prefix``), where job logs go.
     """
 
+    #: Whether jobs run from the process's start: on S3, Snakemake's removals of published
+    #: objects then leave them in place (:func:`etm.s3.replace_only`).
+    runs_jobs = True
+
     def __init__(self, settings: Settings, *, on_s3: bool, work_prefix: str | None = None):
         self.settings, self.on_s3 = settings, on_s3
         self.work_prefix = (work_prefix or "").removeprefix("s3://").rstrip("/")
@@ -88,6 +92,8 @@ class Process:
         self.listing = s3.S3Listing() if on_s3 else LocalListing()
         if on_s3:  # the chips are read-only for every storage operation of the process
             s3.protect(p for tile in settings.tiles.values() for p in tile.prefixes)
+            if self.runs_jobs:
+                s3.replace_only(settings.output)
         self.policy = plan.Policy()
         #: What the run publishes; known in the main process only (after verify).
         self.publications: list[plan.Publication] = []
@@ -312,6 +318,9 @@ class MainProcess(Process):
     local_storage : str
         Where Snakemake keeps local copies of the default storage's objects.
     """
+
+    #: Jobs run from :meth:`start` on: until then, ``--delete-all-output`` removes.
+    runs_jobs = False
 
     def __init__(
         self,
@@ -545,6 +554,8 @@ class MainProcess(Process):
                 "choose another"
             )
         notes = [self.lock.acquire(me, unended=self._unended)]
+        if self.on_s3:
+            s3.replace_only(self.settings.output)
         self.lock.check_apart([("log folder", logs, self.on_s3)])
         partials, scratch = remove_leftovers(self.staged_output, tempfile.gettempdir(), LOCK_NAME)
         if partials or scratch:
@@ -605,7 +616,8 @@ class MainProcess(Process):
             say(
                 [
                     f"the run was stopped by {self.stopped_by} before its end: the months it "
-                    "was building are not published; run again to build them"
+                    "was building are not published (those published before keep their last "
+                    "version); run again to build them"
                 ],
                 prefix="etm error: ",
             )

@@ -32,6 +32,8 @@ from etm.urls import masked_url, split_userinfo, without_userinfo
 SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
 #: Prefixes nothing may write to, tag or delete (the chips' prefixes).
 PROTECTED: set[str] = set()
+#: Output prefixes whose objects Snakemake's removals leave in place (the jobs running).
+REPLACED: set[str] = set()
 #: Attempts per S3 request, the first one included, when AWS_MAX_ATTEMPTS is not set.
 MAX_ATTEMPTS = 10
 
@@ -471,6 +473,18 @@ def listed_input(path: str) -> tuple[bool, StoredObject | None]:
 def protect(prefixes) -> None:
     """Declare prefixes read-only for every storage operation in this process."""
     PROTECTED.update(p.rstrip("/") for p in prefixes)
+
+
+def replace_only(prefix: str) -> None:
+    """Leave the objects under an output prefix in place when Snakemake removes a job's
+    outputs, before the job and after it fails: each job replaces its outputs whole, with
+    one upload once it succeeds, so a rebuild that fails leaves the version before it."""
+    REPLACED.add(prefix.rstrip("/"))
+
+
+def replaced_prefix(path: str) -> str | None:
+    """The output prefix (:func:`replace_only`) ``bucket/key`` lies under, if any."""
+    return _nearest(path, REPLACED)
 
 
 def protected_prefix(path: str) -> str | None:

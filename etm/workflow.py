@@ -15,9 +15,8 @@ from etm.config import Settings
 def cap_jobs_in_flight(workflow: Any, settings: Settings) -> bool:
     """Cap the jobs in flight: ``max_concurrent_containers``, and ``--cores`` on clusters
     and clouds too, ``jobs_per_container`` jobs at a time per container; and name each
-    container's group of jobs (:func:`etm.plan.containers`) after the pattern profiles/aws's
-    ``group-components`` gives (Snakemake knows the pattern of a group given as a string
-    only, not of one a function names).
+    container's group of jobs (:func:`etm.plan.containers`) after its pattern (Snakemake
+    knows the pattern of a group given as a string only, not of one a function names).
 
     Parameters
     ----------
@@ -45,6 +44,24 @@ def cap_jobs_in_flight(workflow: Any, settings: Settings) -> bool:
     if workflow.resource_settings.cores:
         workflow.register_resource("cpus", workflow.resource_settings.cores)
     return True
+
+
+def keep_containers_whole(workflow: Any) -> None:
+    """Make each container's groups of jobs one group job: add the group components of
+    :data:`etm.plan.CONTAINER_COMPONENTS` to those ``--group-components`` gives, which
+    would otherwise replace them and make each period its own container.
+
+    Snakemake sets its group settings once the Snakefile is parsed, before it builds the
+    DAG: call this from the group function, which it calls while it builds the DAG.
+
+    Parameters
+    ----------
+    workflow : snakemake.workflow.Workflow
+        The running workflow.
+    """
+    given = workflow.group_settings.group_components
+    if not plan.CONTAINER_COMPONENTS.keys() <= given.keys():
+        workflow.group_settings.group_components = {**plan.CONTAINER_COMPONENTS, **given}
 
 
 def containers(workflow: Any) -> list[str]:

@@ -9,7 +9,12 @@ from etm.errors import or_exit, say
 from etm.joblog import baseline_job, publish_job
 from etm.plan import Period
 from etm.run import MainProcess, OnJobStats, Process
-from etm.workflow import batch_queue, cap_jobs_in_flight, containers
+from etm.workflow import (
+    batch_queue,
+    cap_jobs_in_flight,
+    containers,
+    keep_containers_whole,
+)
 
 # Before Snakemake starts the threads its jobs run in: a thread keeps the heap it has.
 tune_allocator()
@@ -37,6 +42,13 @@ def stored(path, retrieve=True):
 
 def published(name, suffix, retrieve=True):
     return stored(plan.published(SETTINGS, name, suffix), retrieve)
+
+
+def replaced(output):
+    """A published output: its job replaces it whole, so Snakemake's removals before the job
+    and after a failure leave it (update() locally, etm.s3.replace_only on S3), and a failed
+    rebuild leaves the version before it, which the catalog links."""
+    return output if PROVIDER else update(output)
 
 
 def kept(template):
@@ -83,6 +95,7 @@ else:
 def container(wildcards):
     """Group function: on a cluster or cloud, the container a period's job runs in."""
     if ON_CLOUD:
+        keep_containers_whole(workflow)
         year, tile = int(wildcards.year), wildcards.get("tile")
         return plan.container(SETTINGS, tile, wildcards.product, year)
 

@@ -157,7 +157,9 @@ class Executor(BatchExecutor):
         self.container_cores: int | None = None
 
     def additional_general_args(self) -> str:
-        return "--force-use-threads"  # one string: Snakemake joins it in as it is
+        # One string, joined in as it is. A container goes on with its other months after
+        # one fails: Snakemake passes no --keep-going to a job's Snakemake.
+        return "--force-use-threads --keep-going"
 
     @property
     def cores(self):

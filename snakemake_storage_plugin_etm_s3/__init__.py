@@ -15,6 +15,9 @@ A thin subclass of snakemake-storage-plugin-s3:
   rewritten since is left to its month's job.
 - Nothing is ever written or deleted under a protected (input) prefix, no bucket is
   created, and removing an output never deletes its bucket.
+- While jobs run, a published object is replaced by its job's upload, never removed
+  before the job or after it fails (``s3.replace_only``): a failed rebuild leaves the
+  version before it published, which the catalog links.
 
 Importing it also has Snakemake check each config file before loading it
 (:func:`etm.config.check_snakemake_config_files`): Snakemake imports every installed
@@ -200,10 +203,10 @@ class StorageObject(S3StorageObject):
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
         self._refuse_if_protected("delete")
+        if s3.replaced_prefix(self._path()):
+            return  # replaced by its job's upload (etm.s3.replace_only)
         s3.OUTPUT_FOLDERS.forget(self._path())
-        with self._permission(
-            "s3:DeleteObject on it (a month's old COG is removed before it is redone)"
-        ):
+        with self._permission("s3:DeleteObject on it"):
             if self.is_dir():
                 for item in self.get_subkeys():
                     item.delete()

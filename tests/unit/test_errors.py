@@ -8,7 +8,7 @@ import threading
 import pytest
 from snakemake.logging import ColorizingTextHandler
 
-from etm.errors import StorageError, one_line, say, without_passwords
+from etm.errors import MAX_LINE, StorageError, one_line, say, without_passwords
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,17 @@ def test_an_error_message_spanning_lines_is_said_on_one():
     assert one_line(ValueError("Parameter validation failed:\n  Invalid bucket name")) == (
         "Parameter validation failed: Invalid bucket name"
     )
+
+
+def test_a_line_too_long_to_read_keeps_its_start_and_end(capsys):
+    line = f"config key 'enduser_cog_output': '{'x' * 300_000}/' is too long"
+    say([line, "short"], prefix="etm error: ")
+    first, second = capsys.readouterr().err.splitlines()
+    assert len(first) < MAX_LINE + 100
+    assert first.startswith("etm error: config key 'enduser_cog_output': 'xxx")
+    assert first.endswith("xxx/' is too long")
+    assert f"...[{len(line) - MAX_LINE:,} characters left out]..." in first
+    assert second == "etm error: short"
 
 
 class Terminal(io.StringIO):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import yaml
 from conftest import REPO
 
-from etm.workflow import batch_queue, cap_jobs_in_flight
+from etm.workflow import batch_queue, cap_jobs_in_flight, keep_containers_whole
 
 
 class Resources(dict):
@@ -24,6 +24,7 @@ def workflow(nodes, cores, executor="etm-batch"):
         executor_plugin=SimpleNamespace(name=executor),
         executor_settings=SimpleNamespace(region="us-west-2", job_queue="etm"),
         parent_groupids={},
+        group_settings=SimpleNamespace(group_components={"region_{product}_{year}": 5, "other": 2}),
     )
 
 
@@ -43,10 +44,15 @@ def test_a_cloud_run_caps_containers_cores_and_jobs_per_container():
         "region_etasw_2020": "region_{product}_{year}",
         "region_etasw_2021": "region_{product}_{year}",
     }
-    profile = yaml.safe_load((REPO / "profiles" / "aws" / "config.yaml").read_text())
-    assert {c.split("=")[0] for c in profile["group-components"]} == set(
-        cloud.parent_groupids.values()
-    )
+
+
+def test_groups_given_on_the_command_line_add_to_the_containers():
+    cloud = workflow(nodes=1000, cores=220)
+    keep_containers_whole(cloud)
+    # Each pattern's groups in one container, whatever --group-components gives besides.
+    assert cloud.group_settings.group_components == {
+        "tile_{tile}_{years}": 100_000, "region_{product}_{year}": 5, "other": 2,
+    }  # fmt: skip
 
 
 def test_a_local_run_caps_its_job_processes():

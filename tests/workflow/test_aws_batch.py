@@ -22,7 +22,7 @@ import pytest
 import rasterio
 import yaml
 from batchserver import BatchServer
-from conftest import REPO, SNAKEMAKE, snakemake_command
+from conftest import REPO, SNAKEMAKE, rewrite_chip, snakemake_command
 from image import environment as podman_environment
 from image import job_image, podman
 from rio_cogeo.cogeo import cog_validate
@@ -155,6 +155,9 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
         "1,024 MiB, 1 of 4 vCPUs and 4,096 MiB), each running as many of its jobs at once as "
         "it has vCPUs"
     ) in dry.stderr, dry.stderr
+    # Groups of one's own on the command line add to the workflow's, which stay whole.
+    given = batch.snakemake("-n", "--group-components", "other=2")
+    assert f"etm: {CONTAINERS} containers to submit (" in given.stderr, given.stderr
     chips = batch.objects("ws-out")
     result = batch.snakemake()
     assert result.returncode == 0, result.stderr + "".join(
@@ -169,8 +172,10 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
         assert environment["AWS_ENDPOINT_URL"] == batch.server.endpoint
         assert environment["AWS_MAX_ATTEMPTS"] == "7"
         assert "AWS_SECRET_ACCESS_KEY" not in environment and "AWS_ACCESS_KEY_ID" not in environment
-        # A group's mosaics too run in its Snakemake's threads, not each in another Snakemake.
-        assert "--force-use-threads" in " ".join(definition["containerProperties"]["command"])
+        # A group's mosaics too run in its Snakemake's threads, not each in another Snakemake,
+        # and its other months go on when one fails.
+        command = " ".join(definition["containerProperties"]["command"])
+        assert "--force-use-threads" in command and "--keep-going" in command
     published = {
         key.removeprefix(f"{OUTPUT}/") for key in batch.objects("ws-enduser", f"{OUTPUT}/")
     }
@@ -208,12 +213,27 @@ def test_every_job_runs_in_the_image_and_publishes_the_local_runs_pixels(batch):
 
 def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_month(batch):
     s3 = batch.server.client()
-    key = "USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/chip43.4N-102.8E/2020/etasw_202007.tif"
+    chips = "USA/Run08_18_2021/run_r50.0_tile6/r50.0_tile6/chip43.4N-102.8E/2020"
+    key = f"{chips}/etasw_202007.tif"
     data = s3.get_object(Bucket="ws-out", Key=key)["Body"].read()
     s3.put_object(Bucket="ws-out", Key=key, Body=data[: len(data) // 2])  # cut short
+    # August's chip rewritten too: the same container rebuilds that month.
+    august = batch.folder / "etasw_202008.tif"
+    s3.download_file("ws-out", f"{chips}/etasw_202008.tif", str(august))
+    rewrite_chip(august, scale=1.01)
+    s3.upload_file(str(august), "ws-out", f"{chips}/etasw_202008.tif")
+    published = batch.objects("ws-enduser", f"{OUTPUT}/")
     before = len(batch.batch.jobs)
     result = batch.snakemake()
     assert result.returncode == 1
+    # July's COG and Item as they were; August's as its container rebuilt them, though the
+    # container failed: the main process removes neither (etm.s3.replace_only).
+    after = batch.objects("ws-enduser", f"{OUTPUT}/")
+    tile6 = f"{OUTPUT}/tiles/r50.0_tile6/etasw/2020/etasw_2020"
+    assert set(after) == set(published)
+    for suffix in ("tif", "json"):
+        assert after[f"{tile6}07.{suffix}"] == published[f"{tile6}07.{suffix}"]
+        assert after[f"{tile6}08.{suffix}"] != published[f"{tile6}08.{suffix}"]
     attempts = list(batch.batch.jobs.values())[before:]
     # A refused chip fails its container once: neither Snakemake nor Batch starts it again.
     assert [job.exit_code for job in attempts] == [1]

@@ -12,6 +12,8 @@ import pytest
 import rasterio
 from conftest import JULY, TILE5, TILE6, snakemake_command, unwritable
 
+from etm.errors import MAX_LINE
+
 
 def error_lines(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("etm error:")]
@@ -55,6 +57,13 @@ def test_an_output_prefix_that_is_a_url_is_refused_without_its_password(workspac
         "etm error: config key 'enduser_cog_output': https://***@hooks.example.com/x is a "
         "https:// URL; a prefix is a local folder or s3://bucket/prefix"
     ]
+
+
+def test_a_prefix_too_long_to_read_is_said_in_a_short_line(workspace):
+    workspace.config["enduser_cog_output"] = "o" * 300_000 + "/"
+    line = refused(workspace)
+    assert len(line) < MAX_LINE + 100 and "characters left out]..." in line, line[:300]
+    assert line.startswith("etm error: cannot list ooo") and line.endswith("File name too long")
 
 
 @pytest.mark.parametrize("tail", ["..", "."])

@@ -225,7 +225,8 @@ def test_a_stop_while_a_cog_uploads_ends_the_run_in_one_line(s3ws, stop, said):
     errors = [line for line in stderr.splitlines() if line.startswith("etm error")]
     assert errors == [
         f"etm error: the run was stopped by {said} before its end: the months it was building "
-        "are not published; run again to build them"
+        "are not published (those published before keep their last version); run again to "
+        "build them"
     ], stderr
     assert "Traceback" not in stderr
     assert not [key for key in s3ws.objects("ws-enduser") if key.endswith(LOCK_NAME)]
