@@ -183,6 +183,10 @@ class ChipContentError(ChipError):
     """A chip's header or values are not those of the chip its name says."""
 
 
+class ChipTimeError(ChipError):
+    """A local chip's modification time is ahead of this machine's clock."""
+
+
 class ChipChangedError(ChipError):
     """A chip was rewritten while its month was built, or since the run listed it."""
 

@@ -6,8 +6,10 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from importlib.metadata import version
 
 import rasterio
@@ -20,6 +22,7 @@ from etm.errors import (
     ChipError,
     ChipNeighbourError,
     ChipReadError,
+    ChipTimeError,
     EmptyMosaicError,
     EtmError,
     MissingChipsError,
@@ -178,6 +181,30 @@ def _changed(source: Source, now: s3.StoredObject | None) -> ChipError:
     )
 
 
+def check_not_ahead(name: str, mtime: float, now: float) -> None:
+    """Refuse a local chip whose modification time is ahead of this machine's clock.
+
+    Snakemake fails a job whose output is older than an input (a clock skew), in lines
+    of its own; a chip copied with its times from a machine whose clock runs ahead is.
+
+    Raises
+    ------
+    ChipTimeError
+        Naming the chip, its time and the clock's.
+    """
+    if mtime > now:
+        ahead, clock = (
+            datetime.fromtimestamp(t, UTC).isoformat(" ", "seconds") for t in (mtime, now)
+        )
+        raise ChipTimeError(
+            name,
+            f"its modification time, {ahead} UTC, is ahead of this machine's clock ({clock} "
+            "UTC), and Snakemake takes no COG built from it as newer; nothing was "
+            "published: fix the clock of the machine that wrote it, or touch the chip, then "
+            "run again",
+        )
+
+
 def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
     """What each source is as the job reads it: a local chip's identity now (it may have
     changed since the run listed it; :func:`etm.provenance.check_unchanged` checks that it
@@ -186,7 +213,9 @@ def source_identities(plan: PeriodPlan, sources: Sequence[str]) -> list[str]:
     identities = []
     for source, path in zip(plan.sources, sources, strict=True):
         if source.identity.startswith("stat:"):
-            identities.append(local_identity(os.stat(path)))
+            stat = os.stat(path)
+            check_not_ahead(source.name, stat.st_mtime, time.time())
+            identities.append(local_identity(stat))
         elif source.identity:
             identities.append(source.identity)
         else:
