@@ -82,10 +82,13 @@ def check_output_folders(folders: Iterable[str], remedy: str = OTHER_OUTPUT) -> 
             continue
         seen.add(path)
         if not os.path.isdir(path):
-            raise OutputError(
-                f"output {path} is a file, where the run needs a folder; move the file away, "
-                f"or {remedy}"
+            problem = (
+                "is a link that leads to no folder (its target is missing, or it loops); fix "
+                "or remove the link"
+                if os.path.islink(path)
+                else "is a file, where the run needs a folder; move the file away"
             )
+            raise OutputError(f"output {path} {problem}, or {remedy}")
         if not os.access(path, os.W_OK | os.X_OK):
             denied = PermissionError(errno.EACCES, "permission denied")
             raise OutputError(_unwritable(path, denied, remedy))

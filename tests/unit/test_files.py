@@ -43,6 +43,10 @@ def test_output_folders_are_folders_this_user_can_write(tmp_path):
     with pytest.raises(OutputError, match=f"^output {out}/tiles/t is a file, where the run"):
         check_output_folders([str(out), str(out / "tiles" / "t" / "etasw" / "2020")])
     (out / "tiles" / "t").unlink()
+    (out / "tiles" / "t").symlink_to(out / "tiles" / "t")  # a loop
+    with pytest.raises(OutputError, match=f"^output {out}/tiles/t is a link that leads to no"):
+        check_output_folders([str(out / "tiles" / "t" / "etasw" / "2020")])
+    (out / "tiles" / "t").unlink()
     year = out / "tiles" / "t" / "etasw" / "2020"
     year.mkdir(parents=True)
     with unwritable(year), pytest.raises(OutputError, match=f"^output folder {year} cannot be"):
