@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from etm.errors import EtmError, escaped
@@ -81,6 +81,13 @@ def what_runs(name: str, wildcards: Iterable[str] = ()) -> str:
     rule's name with its wildcards' values (``chip_baseline_r50.0_tile6``; Snakemake names
     a job submitted alone after its rule only)."""
     return "_".join([name, *wildcards])
+
+
+def first_period(wildcards: Iterable[Mapping[str, str]]) -> list[str]:
+    """A group's first period and product, of its jobs' wildcards: they tell apart the
+    containers of one group id that ``--group-components`` splits (``202001``, ``etasw``)."""
+    first = min((w.get("period", ""), w.get("product", "")) for w in wildcards)
+    return [part for part in first if part]
 
 
 def job_name(run: str, what: str) -> str:

@@ -30,7 +30,11 @@ WEBHOOK_TIMEOUT_S, WEBHOOK_DEADLINE_S = 10, 30
 #: SNS subjects are at most 100 characters.
 SUBJECT_LENGTH = 100
 
-ERROR_BLOCK = re.compile(r"^Error in rule (?P<rule>\w+):\n(?P<body>(?:[ \t]+.*\n?)*)", re.MULTILINE)
+#: A failed job in Snakemake's log; a group's (a Batch container's) are indented.
+ERROR_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)Error in rule (?P<rule>\w+):\n(?P<body>(?:(?P=indent)[ \t]+.*\n?)*)",
+    re.MULTILINE,
+)
 LOG_LINE = re.compile(r"^\s+log: (?P<logs>.*?)(?: \(check log file\(s\) for error details\))?$")
 
 

@@ -615,9 +615,10 @@ class MainProcess(Process):
         if not succeeded and self.stopped_by:
             say(
                 [
-                    f"the run was stopped by {self.stopped_by} before its end: the months it "
-                    "was building are not published (those published before keep their last "
-                    "version); run again to build them"
+                    f"the run was stopped by {self.stopped_by} before its end: the months "
+                    "whose jobs had not ended are not published"
+                    + (" (on S3, those published before keep their last version)" * self.on_s3)
+                    + "; run again to build them"
                 ],
                 prefix="etm error: ",
             )

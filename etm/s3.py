@@ -34,6 +34,8 @@ SNAPSHOTS: dict[str, dict[str, StoredObject]] = {}
 PROTECTED: set[str] = set()
 #: Output prefixes whose objects Snakemake's removals leave in place (the jobs running).
 REPLACED: set[str] = set()
+#: Objects under those prefixes this process uploaded (``bucket/key``).
+UPLOADED: set[str] = set()
 #: Attempts per S3 request, the first one included, when AWS_MAX_ATTEMPTS is not set.
 MAX_ATTEMPTS = 10
 
@@ -477,14 +479,24 @@ def protect(prefixes) -> None:
 
 def replace_only(prefix: str) -> None:
     """Leave the objects under an output prefix in place when Snakemake removes a job's
-    outputs, before the job and after it fails: each job replaces its outputs whole, with
-    one upload once it succeeds, so a rebuild that fails leaves the version before it."""
+    outputs, before the job and after it fails (:func:`kept_on_removal`): each job replaces
+    its outputs whole, one upload each once it succeeds, so that a rebuild that fails
+    leaves the version before it."""
     REPLACED.add(prefix.rstrip("/"))
 
 
-def replaced_prefix(path: str) -> str | None:
-    """The output prefix (:func:`replace_only`) ``bucket/key`` lies under, if any."""
-    return _nearest(path, REPLACED)
+def uploaded(path: str) -> None:
+    """Record that this process uploaded ``bucket/key``."""
+    if _nearest(path, REPLACED):
+        UPLOADED.add(path)
+
+
+def kept_on_removal(path: str) -> bool:
+    """Whether Snakemake's removal of ``bucket/key`` leaves it: it lies under an output
+    prefix (:func:`replace_only`), and this process did not upload it. A version a job of
+    this process uploaded is removed when the job then fails (its other output's upload
+    refused, say): the month is built again, rather than published half new."""
+    return _nearest(path, REPLACED) is not None and path not in UPLOADED
 
 
 def protected_prefix(path: str) -> str | None:

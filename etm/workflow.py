@@ -6,7 +6,10 @@ Snakemake gives no public API for these: each function names the attributes it u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from snakemake.resources import GroupResources
 
 from etm import plan
 from etm.config import Settings
@@ -64,6 +67,18 @@ def keep_containers_whole(workflow: Any) -> None:
         workflow.group_settings.group_components = {**plan.CONTAINER_COMPONENTS, **given}
 
 
+def submitted_resources(workflow: Any, unit: Any) -> Mapping[str, Any]:
+    """The resources a job or group job is submitted with: a dry run's own sizing of a
+    group sums its levels (a year after its months), as if it ran locally; a cluster's or
+    cloud's takes the largest level, as Snakemake's ``GroupJob.resources`` do then."""
+    if not (unit.is_group() and workflow.local_exec):
+        return unit.resources
+    return GroupResources.basic_layered(
+        toposorted_jobs=unit.toposorted, constraints=unit.global_resources, run_local=False,
+        additive_resources=["runtime"], sortby=["runtime"],
+    )  # fmt: skip
+
+
 def containers(workflow: Any) -> list[str]:
     """The line describing the run's containers as Snakemake formed them (each group of
     jobs, or job submitted alone), with their vCPUs and memory.
@@ -82,8 +97,8 @@ def containers(workflow: Any) -> list[str]:
     for job in dag.needrun_jobs():
         unit = dag.get_job_group(job) or job
         # plan.CONTAINER: not a local rule's job
-        if unit.resources.get("container_slots"):
-            units[id(unit)] = unit.resources
+        if unit.resources.get("container_slots") and id(unit) not in units:
+            units[id(unit)] = submitted_resources(workflow, unit)
     shapes = [(int(r["_cores"]), int(r.get("mem_mb", 0))) for r in units.values()]
     nodes = workflow.global_resources["_nodes"].value
     cores = workflow.resource_settings.cores

@@ -44,13 +44,6 @@ def published(name, suffix, retrieve=True):
     return stored(plan.published(SETTINGS, name, suffix), retrieve)
 
 
-def replaced(output):
-    """A published output: its job replaces it whole, so Snakemake's removals before the job
-    and after a failure leave it (update() locally, etm.s3.replace_only on S3), and a failed
-    rebuild leaves the version before it, which the catalog links."""
-    return output if PROVIDER else update(output)
-
-
 def kept(template):
     """What a run keeps for its output prefix (logs, records, baselines), apart from every
     other prefix's; in the work area with a default storage provider."""

@@ -25,8 +25,8 @@ rule mosaic_tile:
         baseline=baseline,
         outdated=outdated,
     output:
-        cog=replaced(published(plan.TILE, "tif")),
-        item=replaced(published(plan.TILE, "json")),
+        cog=published(plan.TILE, "tif"),
+        item=published(plan.TILE, "json"),
     log:
         job=kept(plan.TILE_LOG),
         findings=kept(plan.FINDINGS_LOG),
@@ -49,7 +49,7 @@ use rule mosaic_tile as mosaic_region with:
     input:
         sources=sources,
     output:
-        cog=replaced(published(plan.REGION, "tif")),
-        item=replaced(published(plan.REGION, "json")),
+        cog=published(plan.REGION, "tif"),
+        item=published(plan.REGION, "json"),
     log:
         job=kept(plan.REGION_LOG),

@@ -38,9 +38,9 @@ rule stac_catalog:
         # Read by the job from one listing, only those changed since the last catalog.
         stac_items=[published(p.name, "json", retrieve=False) for p in RUN.publications],
     output:
-        catalog=replaced(published("catalog", "json")),
-        collections=[replaced(stored(path)) for path in RUN.collection_files],
-        indexes=[replaced(stored(path)) for path in RUN.index_files],
+        catalog=published("catalog", "json"),
+        collections=[stored(path) for path in RUN.collection_files],
+        indexes=[stored(path) for path in RUN.index_files],
     log:
         kept("stac_catalog.log"),
     localrule: True
@@ -53,7 +53,8 @@ rule stac_catalog:
 
 
 # After every region COG: one colour scale per product and kind, fitted over the archive;
-# only the quicklooks whose scale or COG changed are drawn again (the others kept: replaced).
+# only the quicklooks whose scale or COG changed are drawn again (updated, not removed; on
+# S3, where Snakemake cannot update, the job reads the published ones itself).
 rule quicklooks:
     input:
         # Read by the job where they are, their coarsest overviews mostly.
@@ -61,7 +62,11 @@ rule quicklooks:
     output:
         pngs=[
             report(
-                replaced(published(p.name, "png")),
+                (
+                    published(p.name, "png")
+                    if PROVIDER
+                    else update(published(p.name, "png"))
+                ),
                 category="Quicklooks",
                 subcategory=p.product,
                 labels={"product": p.product, "period": str(p.period)},
@@ -85,7 +90,7 @@ rule map_page:
         # After the catalog; a new catalog does not redo the page.
         catalog=ancient(rules.stac_catalog.output.catalog),
     output:
-        page=[replaced(published(*name.rsplit(".", 1))) for name in MAP_PAGE],
+        page=[published(*name.rsplit(".", 1)) for name in MAP_PAGE],
     log:
         kept("map_page.log"),
     localrule: True

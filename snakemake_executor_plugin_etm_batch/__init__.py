@@ -100,8 +100,11 @@ class JobBuilder(BatchJobBuilder):
 
     def __init__(self, *args, run: str, **kwargs):
         super().__init__(*args, **kwargs)
-        alone = () if self.job.is_group() else map(str, self.job.wildcards)
-        self.name = batch.job_name(run, batch.what_runs(self.job.name, alone))
+        if self.job.is_group():
+            parts = batch.first_period(job.wildcards for job in self.job.jobs)
+        else:
+            parts = list(map(str, self.job.wildcards))
+        self.name = batch.job_name(run, batch.what_runs(self.job.name, parts))
         self.tags = {**(self.settings.tags or {}), batch.RUN_TAG: run}
 
     def _validate_resources(self, vcpu, mem):

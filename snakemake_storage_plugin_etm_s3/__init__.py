@@ -16,8 +16,9 @@ A thin subclass of snakemake-storage-plugin-s3:
 - Nothing is ever written or deleted under a protected (input) prefix, no bucket is
   created, and removing an output never deletes its bucket.
 - While jobs run, a published object is replaced by its job's upload, never removed
-  before the job or after it fails (``s3.replace_only``): a failed rebuild leaves the
-  version before it published, which the catalog links.
+  before the job or after it fails, unless this process uploaded it
+  (``s3.replace_only``): a failed rebuild leaves the version before it published, which
+  the catalog links.
 
 Importing it also has Snakemake check each config file before loading it
 (:func:`etm.config.check_snakemake_config_files`): Snakemake imports every installed
@@ -195,15 +196,28 @@ class StorageObject(S3StorageObject):
                             item, ExtraArgs={"ContentType": s3.content_type(item.name)}
                         )
             else:
-                self.s3obj().upload_file(
-                    self.local_path(),
-                    ExtraArgs={"ContentType": s3.content_type(self.local_path().name)},
-                )
+                try:
+                    self.s3obj().upload_file(
+                        self.local_path(),
+                        ExtraArgs={"ContentType": s3.content_type(self.local_path().name)},
+                    )
+                except Exception:
+                    self._remove_outdated()
+                    raise
+                s3.uploaded(self._path())
+
+    def _remove_outdated(self):
+        """After a failed upload of a published object, remove the version before it: the
+        job's record of what it built may be stored all the same (Snakemake stores a failed
+        job's logs), and the month must be built again, not taken as published."""
+        if s3.kept_on_removal(self._path()):
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self.s3obj().delete()
 
     def remove(self):
         # Unlike the S3 plugin, never deletes the bucket, even when it is left empty.
         self._refuse_if_protected("delete")
-        if s3.replaced_prefix(self._path()):
+        if s3.kept_on_removal(self._path()):
             return  # replaced by its job's upload (etm.s3.replace_only)
         s3.OUTPUT_FOLDERS.forget(self._path())
         with self._permission("s3:DeleteObject on it"):

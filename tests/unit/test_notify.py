@@ -28,6 +28,14 @@ Shutting down, this might take some time.
 """
 
 
+def test_the_failed_jobs_of_a_group_are_read_too():
+    # A Batch container's: Snakemake indents its jobs' blocks under the group's.
+    log = SNAKEMAKE_LOG.replace("\n", "\n    ").replace("\n    Error in group", "\nError in group")
+    assert failed_jobs("Error in group tile_r50.0_tile6_2020-2021:\n    " + log) == failed_jobs(
+        SNAKEMAKE_LOG
+    )
+
+
 def test_failed_jobs_are_read_once_each_from_snakemakes_log():
     jobs = failed_jobs(SNAKEMAKE_LOG)
     assert jobs == [

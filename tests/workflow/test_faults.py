@@ -6,19 +6,21 @@ tests check the buckets directly.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import boto3
 import numpy as np
 import pytest
 import rasterio
 from botocore.exceptions import ClientError
-from conftest import TILE5, Workspace
+from conftest import JULY, TILE5, TILE6, Workspace, rewrite_chip
 from faultproxy import FAULTS, FaultProxy
 from rio_cogeo.cogeo import cog_validate
 from s3server import FAKE_CREDENTIALS, assert_no_credentials
@@ -224,9 +226,9 @@ def test_a_stop_while_a_cog_uploads_ends_the_run_in_one_line(s3ws, stop, said):
     assert run.returncode != 0
     errors = [line for line in stderr.splitlines() if line.startswith("etm error")]
     assert errors == [
-        f"etm error: the run was stopped by {said} before its end: the months it was building "
-        "are not published (those published before keep their last version); run again to "
-        "build them"
+        f"etm error: the run was stopped by {said} before its end: the months whose jobs had "
+        "not ended are not published (on S3, those published before keep their last version); "
+        "run again to build them"
     ], stderr
     assert "Traceback" not in stderr
     assert not [key for key in s3ws.objects("ws-enduser") if key.endswith(LOCK_NAME)]
@@ -369,3 +371,37 @@ def test_a_narrower_grant_than_the_readmes_is_one_line_naming_the_object_and_per
     assert denied[0].startswith("etm error: S3 refused access (403) to s3://ws-enduser/USA/TBD/")
     assert "needs s3:GetObject on it and s3:ListBucket on bucket ws-enduser" in denied[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("refused", ["tif", "json"])
+def test_an_upload_refused_builds_the_month_again_at_the_next_run(s3ws, refused):
+    s3ws.config.update(end_year=2020)
+    first, _ = s3ws.snakemake()
+    assert first.returncode == 0, first.stderr
+    month = f"{OUTPUT}/tiles/{TILE6}/etasw/2020/etasw_202007"
+    before = s3ws.objects("ws-enduser", month)
+    key = s3ws.chip_key(TILE6, "chip43.4N-102.8E", "etasw", 2020, JULY)
+    chip = s3ws.download("ws-out", key)
+    rewrite_chip(Path(chip), scale=1.01)
+    s3ws.s3.upload_file(chip, "ws-out", key)
+    denied = ("PUT", f"/ws-enduser/{month}.{refused}")
+    proxy = proxied(s3ws, deny=lambda method, path: (method, path) == denied)
+    try:
+        failed, _ = s3ws.snakemake()
+    finally:
+        proxy.stop()
+    assert failed.returncode != 0
+    assert f"etm error: S3 refused access (403) to s3://ws-enduser/{month}.{refused}" in (
+        failed.stderr
+    )
+    # The job's record of what it built is stored all the same (Snakemake stores a failed
+    # job's logs): the month's COG, old or new, is removed, so that it is built again.
+    assert f"{month}.tif" not in s3ws.objects("ws-enduser", month)
+    s3ws.endpoint = s3ws.server.endpoint
+    rebuilt, _ = s3ws.snakemake()
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    after = s3ws.objects("ws-enduser", month)
+    assert after[f"{month}.tif"] != before[f"{month}.tif"]
+    item = json.loads(s3ws.s3.get_object(Bucket="ws-enduser", Key=f"{month}.json")["Body"].read())
+    cog = s3ws.s3.head_object(Bucket="ws-enduser", Key=f"{month}.tif")
+    assert item["assets"]["data"]["file:size"] == cog["ContentLength"]

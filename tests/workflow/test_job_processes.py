@@ -58,6 +58,8 @@ def test_cores_and_containers_cap_a_remote_executor(workspace, cores, containers
     result = workspace.snakemake(
         "--executor", "cluster-generic", "--cluster-generic-submit-cmd", f"bash {submit}",
         "--jobs", "10", "--cores", str(cores), "--seconds-between-status-checks", "1",
+        # Each period its own job, as one may ask: the workflow's containers hold several.
+        "--group-components", "tile_{tile}_{years}=1", "region_{product}_{year}=1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     events = sorted((float(t), int(step)) for t, step in map(str.split, submitted.open()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -158,51 +157,6 @@ def test_bad_chip_fails_its_month_with_one_line_naming_it(workspace, damage, rea
         "mosaic/etasw/2020/etasw_202007.tif",
     }
     assert workspace.published() == workspace.expected_cogs() - failed_month
-
-
-def dangling_links(output) -> list[str]:
-    """Every link or asset of a published STAC document whose file is not there."""
-    found = []
-    for path in output.rglob("*.json"):
-        document = json.loads(path.read_text())
-        if not isinstance(document, dict) or "links" not in document:
-            continue  # the map page's boundaries
-        hrefs = [link["href"] for link in document["links"]]
-        hrefs += [asset["href"] for asset in document.get("assets", {}).values()]
-        found += [f"{path}: {h}" for h in hrefs if not (path.parent / h).resolve().is_file()]
-    return found
-
-
-@pytest.mark.slow  # three runs
-def test_a_failed_rebuild_leaves_the_published_month_in_place(workspace):
-    workspace.config.update(end_year=2020)
-    assert workspace.snakemake().returncode == 0
-    cogs = [
-        workspace.tile_cog(TILE6, "etasw", 2020, JULY),
-        workspace.region_cog("etasw", 2020, JULY),
-    ]
-    month = {path: path.read_bytes() for cog in cogs for path in (cog, cog.with_suffix(".json"))}
-    chip = workspace.chip(*BAD_CHIP)
-    data = chip.read_bytes()
-    chip.write_bytes(data[: len(data) * 2 // 3])  # an interrupted upload over a published chip
-
-    failed = workspace.snakemake(profile="local")
-    assert failed.returncode != 0
-    relative = str(chip.relative_to(workspace.root))
-    assert error_lines(failed)[0].startswith(f"etm error: chip {relative}: cannot be read in full")
-    # Snakemake neither removed the month before its job nor after it failed: the version
-    # before is still published, and every link of the catalog still leads to a file.
-    assert {path: path.read_bytes() for path in month} == month
-    assert workspace.published() == workspace.expected_cogs()
-    assert dangling_links(workspace.output) == []
-    assert not list((workspace.root / ".snakemake").glob("backups/**/*.tif"))
-    # The month is still to be built, and is, once its chip is whole again.
-    assert job_counts(workspace.snakemake("-n").stdout)["mosaic_tile"] == 1
-    chip.write_bytes(data)
-    assert workspace.snakemake().returncode == 0
-    assert workspace.tile_cog(TILE6, "etasw", 2020, JULY).read_bytes() != month[cogs[0]]
-    done = workspace.snakemake("-n")
-    assert "Nothing to be done" in done.stdout + done.stderr
 
 
 def test_a_config_error_is_one_line_naming_the_key(workspace):
