@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -59,6 +60,15 @@ class _OneLine(logging.Handler):
 _JOB_LOGS = _JobLogs()
 log.addHandler(_JOB_LOGS)
 log.setLevel(logging.INFO)
+
+
+#: An error in a job's log file, as :func:`_logging_to` writes it.
+LOGGED_ERROR = re.compile(r"^\S+ \S+ ERROR [\w.]+: (?P<message>.*)$", re.MULTILINE)
+
+
+def logged_errors(text: str) -> list[str]:
+    """The errors a job's log file holds, one line each."""
+    return [found["message"] for found in LOGGED_ERROR.finditer(text)]
 
 
 @contextlib.contextmanager

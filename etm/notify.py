@@ -82,7 +82,11 @@ def failed_jobs(snakemake_log: str) -> list[FailedJob]:
         for line in block["body"].splitlines():
             match = LOG_LINE.match(line)
             if match:
-                paths = (path.strip() for path in match["logs"].split(","))
+                # A stored log is followed by " (send to storage)".
+                paths = (
+                    path.strip().removesuffix(" (send to storage)")
+                    for path in match["logs"].split(",")
+                )
                 logs = tuple(path for path in paths if path.endswith(".log"))
         jobs[FailedJob(block["rule"], logs)] = None
     return list(jobs)

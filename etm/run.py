@@ -26,6 +26,7 @@ from etm.config import Settings
 from etm.errors import ConfigError, LedgerError, say
 from etm.files import check_output_folders, read_regular, remove_leftovers, whole
 from etm.inventory import JobInventories, Verification, verify, year_inventory
+from etm.joblog import logged_errors
 from etm.listing import LocalListing, StoredObject
 from etm.lock import LOCK_NAME, RUN_VARIABLE, Holder, LockLostError, OutputLock
 from etm.notify import error_message, failed_jobs, send, success_message
@@ -265,6 +266,10 @@ FULL_COLLECTIONS_AFTER = 1000
 #: the same without them).
 FULL_COLLECTIONS_WHILE_PLANNING = 2**31 - 1
 
+#: Logs of failed container jobs a failed run reads for their errors, at most (one GET
+#: each; a run whose every job failed says the first ones).
+FAILED_LOGS_READ = 50
+
 
 def exit_promptly() -> None:
     """Once the run has ended, cancel the timers Snakemake's scheduler left waiting.
@@ -342,6 +347,8 @@ class MainProcess(Process):
         self.verification: Verification | None = None
         #: What stopped the run before its end (:func:`watch_stops`), if anything did.
         self.stopped_by: str | None = None
+        #: Whether jobs run in AWS Batch containers, whose errors the terminal never saw.
+        self.in_containers = False
         #: Each published tile-month's (build, digest) from the verifier's listing, and the
         #: ledger of what each was built from (:mod:`etm.provenance`).
         self.current: dict[str, tuple[str, str]] = {}
@@ -546,6 +553,7 @@ class MainProcess(Process):
         me = self.holder
         if containers:
             me = replace(me, batch=dict(zip(("region", "queue"), containers, strict=True)))
+            self.in_containers = True
         logs = self.kept_path("").rstrip("/")
         if self.on_s3 and (chips := s3.protected_prefix(logs)):
             raise ConfigError(
@@ -624,6 +632,11 @@ class MainProcess(Process):
             )
         lines: list[str] = []
         try:
+            if not succeeded and self.in_containers:
+                try:
+                    say(self._said_in_containers(snakemake_logs), prefix="etm error: ")
+                except Exception as error:  # the job logs hold them all the same
+                    lines.append(f"the failed jobs' logs were not read: {error}")
             try:
                 self._save_ledger()
             except Exception as error:  # the next run folds this run's records
@@ -642,6 +655,18 @@ class MainProcess(Process):
             lines += self._release_lock()
         exit_promptly()
         return lines
+
+    def _said_in_containers(self, snakemake_logs: Sequence[str]) -> list[str]:
+        """The errors of the jobs that failed in containers, from their logs in the work area
+        (the first :data:`FAILED_LOGS_READ`): each said its one line in its container's log
+        only."""
+        text = "".join(Path(path).read_text() for path in snakemake_logs)
+        logs = [path for job in failed_jobs(text) for path in job.logs][:FAILED_LOGS_READ]
+        client, said = s3.client(), {}
+        for path in logs:
+            data = s3.read(path.removeprefix("s3://"), missing_ok=True, using=client) or b""
+            said.update(dict.fromkeys(logged_errors(data.decode(errors="replace"))))
+        return list(said)
 
     def _save_ledger(self) -> None:
         """Fold this run's provenance records into the ledger beside the COGs."""

@@ -8,7 +8,7 @@ import threading
 
 from etm import joblog
 from etm.errors import ChipContentError
-from etm.joblog import THREAD_JOBS, JobFailed, run_step
+from etm.joblog import THREAD_JOBS, JobFailed, logged_errors, run_step
 
 log = logging.getLogger("etm.test")
 both_started = threading.Barrier(2)
@@ -88,4 +88,8 @@ def test_a_full_disk_fails_its_job_in_one_line_naming_the_file(tmp_path, capsys)
     assert errors == [
         "etm error: out/index.html: cannot be written (No space left on device): free space "
         "on its disk, or make it writable, then run again"
+    ]
+    # The same line in the job's log, where a failed run on AWS Batch reads it.
+    assert logged_errors((tmp_path / "page.log").read_text()) == [
+        errors[0].removeprefix("etm error: ")
     ]

@@ -28,6 +28,14 @@ Shutting down, this might take some time.
 """
 
 
+def test_a_stored_log_is_read_without_snakemakes_note():
+    log = (
+        "Error in rule mosaic_tile:\n    log: s3://w/logs/mosaic_tile/t6/2020/etasw_202007.log "
+        "(send to storage), s3://w/x.json (send to storage)\n"
+    )
+    assert failed_jobs(log)[0].logs == ("s3://w/logs/mosaic_tile/t6/2020/etasw_202007.log",)
+
+
 def test_the_failed_jobs_of_a_group_are_read_too():
     # A Batch container's: Snakemake indents its jobs' blocks under the group's.
     log = SNAKEMAKE_LOG.replace("\n", "\n    ").replace("\n    Error in group", "\nError in group")

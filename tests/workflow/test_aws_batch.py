@@ -248,6 +248,10 @@ def test_a_job_failing_in_its_container_is_resubmitted_and_reported_with_its_mon
     assert "Trying to restart job" not in result.stderr
     assert "Error in rule mosaic_tile" in result.stderr
     assert "tiles/r50.0_tile6/etasw/2020/etasw_202007.tif" in result.stderr
+    # Its line, said in its container's log, is said at the end of the run too.
+    said = [line for line in result.stderr.splitlines() if line.startswith("etm error: chip")]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith(f"etm error: chip s3://ws-out/{key}: cannot be read in full")
     refusals = [line for job in attempts for attempt in job.attempts
                 for line in attempt.log.read_text().splitlines()
                 if line.startswith("etm error:")]  # fmt: skip
