@@ -118,7 +118,7 @@ def _logged(log_path: str, step: Callable[..., object], arguments: dict) -> bool
         except OSError as error:
             if error.errno not in FULL_OR_READ_ONLY:
                 raise
-            log.error("%s", full_or_read_only(error))
+            log.error("%s", full_or_read_only(error, log_path))
             return False
     return True
 
@@ -127,9 +127,10 @@ def _logged(log_path: str, step: Callable[..., object], arguments: dict) -> bool
 FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
-def full_or_read_only(error: OSError) -> str:
-    """The line for a write the disk refused (:data:`FULL_OR_READ_ONLY`)."""
-    where = error.filename or "a file"
+def full_or_read_only(error: OSError, log_path: str) -> str:
+    """The line for a write the disk refused (:data:`FULL_OR_READ_ONLY`): the file, or,
+    when the error names none (a write to an open file), the job by its log."""
+    where = error.filename or f"a file of the job logging to {log_path}"
     return (
         f"{where}: cannot be written ({error.strerror}): free space on its disk, or make it "
         "writable, then run again"

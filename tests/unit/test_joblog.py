@@ -93,3 +93,17 @@ def test_a_full_disk_fails_its_job_in_one_line_naming_the_file(tmp_path, capsys)
     assert logged_errors((tmp_path / "page.log").read_text()) == [
         errors[0].removeprefix("etm error: ")
     ]
+
+
+def full_disk_in_a_stream() -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a write to an open file
+
+
+def test_a_full_disk_in_a_write_naming_no_file_names_the_job(tmp_path, capsys):
+    log = str(tmp_path / "stac_catalog.log")
+    assert isinstance(run_step(log, "test_joblog:full_disk_in_a_stream"), JobFailed)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert errors == [
+        f"etm error: a file of the job logging to {log}: cannot be written (No space left on "
+        "device): free space on its disk, or make it writable, then run again"
+    ]
